@@ -1,0 +1,746 @@
+//! Backup: read a source once and store what is new.
+//!
+//! ```text
+//! walker thread:  walk -> compare with parent -> read -> FastCDC -> keyed BLAKE3 -> dedup
+//!                    | new blobs (bounded channel: memory is bounded by its capacity)
+//! worker threads: zstd (when it pays) -> append to a data or tree pack -> age encrypt
+//!                    | sealed packs (bounded channel)
+//! uploader:       put packs (a few at a time) -> every N packs, an index object
+//! then:           last index object -> snapshot
+//! ```
+//!
+//! Order is what makes a kill at any instant safe: a pack is listed in an index object only after
+//! it is stored, and the snapshot is written only after the index objects that list every blob it
+//! references. An interrupted backup leaves at most packs that nothing references yet; the next
+//! backup reuses every blob an index object lists.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::blobs::BlobReader;
+use crate::chunker::ChunkerParams;
+use crate::compress::Compressor;
+use crate::crypto::RepoKey;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{self, Index, IndexPack};
+use crate::pack::{BlobKind, PackWriter, SealedPack};
+use crate::progress::{Counters, Ticker};
+use crate::repo::{Repository, hostname, pack_key};
+use crate::snapshot::{self, Catalog, Snapshot, SnapshotStats, Warning};
+use crate::tree::{Name, Node, NodeKind, Tree, Xattr};
+
+/// What to back up and how.
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    /// The share label recorded in the snapshot (`curriculum`).
+    pub source: String,
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    /// zstd level; `None` uses the repository's default.
+    pub compression: Option<i32>,
+    /// Threads that compress and encrypt.
+    pub workers: usize,
+    /// Pack uploads in flight at once.
+    pub uploads: usize,
+    /// New blobs waiting for a worker. With chunks of at most 8 MiB, this bounds the memory the
+    /// reader can run ahead by.
+    pub queue: usize,
+    /// Packs per index object.
+    pub index_every: usize,
+    /// Read every file even if the parent snapshot says it is unchanged.
+    pub force_read: bool,
+    /// Show a progress line on the terminal.
+    pub progress: bool,
+}
+
+impl BackupOptions {
+    pub fn new(source: impl Into<String>, paths: Vec<PathBuf>) -> BackupOptions {
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
+        BackupOptions {
+            source: source.into(),
+            paths,
+            tags: Vec::new(),
+            compression: None,
+            workers,
+            uploads: 4,
+            queue: 2 * workers + 2,
+            index_every: 64,
+            force_read: false,
+            progress: false,
+        }
+    }
+}
+
+/// A finished backup.
+#[derive(Debug)]
+pub struct BackupReport {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    /// Index objects that could not be read when the backup began (their data was stored again).
+    pub damaged_index: Vec<String>,
+}
+
+/// A new blob on its way to a worker.
+struct Blob {
+    kind: BlobKind,
+    id: Id,
+    data: Vec<u8>,
+}
+
+/// Backs up `options.paths` as one snapshot of `options.source`.
+pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<BackupReport> {
+    let start = Utc::now();
+    if options.source.trim().is_empty() {
+        return Err(Error::Usage(
+            "--source must name the share (for example curriculum)".into(),
+        ));
+    }
+    let roots = resolve_roots(&options.paths)?;
+    let compression = options.compression.unwrap_or(repo.config().compression);
+    if !(0..=22).contains(&compression) {
+        return Err(Error::Usage(
+            "the compression level must be 0 (off) to 22".into(),
+        ));
+    }
+
+    let loaded = Index::load(repo).await?;
+    let damaged_index: Vec<String> = loaded.damaged.iter().map(|(k, _)| k.clone()).collect();
+    let index = loaded.index;
+    let catalog = Catalog::load(repo).await?;
+    let parent = if options.force_read {
+        None
+    } else {
+        catalog.latest_complete(&options.source).cloned()
+    };
+    let parent_trees = match &parent {
+        Some(p) => load_trees(repo, &index, p.snapshot.tree)
+            .await
+            .unwrap_or_default(),
+        None => HashMap::new(),
+    };
+
+    let counters = Arc::new(Counters::default());
+    let ticker = options.progress.then(|| {
+        let c = Arc::clone(&counters);
+        Ticker::spinner(move || {
+            format!(
+                "{} files, {} read, {} uploaded",
+                c.files.load(Ordering::Relaxed),
+                bytesize::ByteSize(c.bytes.load(Ordering::Relaxed)),
+                bytesize::ByteSize(c.uploaded.load(Ordering::Relaxed)),
+            )
+        })
+    });
+
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
+    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<SealedPack>(options.workers.max(1));
+    let stored = Arc::new(AtomicU64::new(0));
+
+    let mut workers = Vec::new();
+    for _ in 0..options.workers.max(1) {
+        let rx = work_rx.clone();
+        let tx = pack_tx.clone();
+        let key = repo.shared_key();
+        let pack_size = repo.config().pack_size as u64;
+        let stored = Arc::clone(&stored);
+        workers.push(std::thread::spawn(move || {
+            pack_worker(rx, tx, &key, pack_size, compression, &stored)
+        }));
+    }
+    drop(work_rx);
+    drop(pack_tx);
+
+    let walker = {
+        let seen: HashSet<Id> = index.blob_ids().copied().collect();
+        let mut walk = Walk {
+            chunker: repo.config().chunker,
+            key: repo.shared_key(),
+            seen,
+            work: work_tx,
+            stats: SnapshotStats::default(),
+            warnings: Vec::new(),
+            counters: Arc::clone(&counters),
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            links: HashMap::new(),
+            buf: Vec::new(),
+        };
+        let parent_root = parent.as_ref().map(|p| p.snapshot.tree);
+        tokio::task::spawn_blocking(move || {
+            let root = walk.root(&roots, parent_root, &parent_trees);
+            root.map(|root| (root, walk.stats, walk.warnings))
+        })
+    };
+
+    let uploads = async move {
+        let mut pack_rx = pack_rx;
+        let mut pending: Vec<IndexPack> = Vec::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut packs_added = 0u64;
+        let mut finish =
+            |result: Result<IndexPack>, pending: &mut Vec<IndexPack>| -> Result<bool> {
+                let p = result?;
+                counters.uploaded.fetch_add(p.size, Ordering::Relaxed);
+                packs_added += 1;
+                pending.push(p);
+                Ok(pending.len() >= options.index_every.max(1))
+            };
+        while let Some(pack) = pack_rx.recv().await {
+            while in_flight.len() >= options.uploads.max(1) {
+                let done = in_flight.next().await.expect("uploads in flight");
+                if finish(done, &mut pending)? {
+                    index::save(repo, std::mem::take(&mut pending)).await?;
+                }
+            }
+            in_flight.push(upload(repo, pack));
+        }
+        while let Some(done) = in_flight.next().await {
+            if finish(done, &mut pending)? {
+                index::save(repo, std::mem::take(&mut pending)).await?;
+            }
+        }
+        if !pending.is_empty() {
+            index::save(repo, pending).await?;
+        }
+        Ok::<u64, Error>(packs_added)
+    };
+
+    // The uploader's error comes first: when an upload fails, the walker only sees its queue close.
+    let (walked, uploaded) = tokio::join!(walker, uploads);
+    let packs_added = uploaded?;
+    let walked = walked.expect("the walker does not panic")?;
+    for w in workers {
+        w.join().expect("a pack worker does not panic");
+    }
+    drop(ticker);
+    let (root, mut stats, warnings) = walked;
+    stats.packs_added = packs_added;
+    stats.bytes_stored = stored.load(Ordering::Relaxed);
+
+    let snap = Snapshot {
+        source: options.source.clone(),
+        host: hostname(),
+        paths: options
+            .paths
+            .iter()
+            .map(|p| absolute(p).display().to_string())
+            .collect(),
+        tags: options.tags.clone(),
+        start,
+        end: Utc::now(),
+        program_version: crate::VERSION.to_string(),
+        parent: parent.map(|p| p.id),
+        tree: root,
+        partial: !warnings.is_empty(),
+        warnings,
+        stats,
+    };
+    let id = snapshot::save(repo, &snap).await?;
+    Ok(BackupReport {
+        id,
+        snapshot: snap,
+        damaged_index,
+    })
+}
+
+async fn upload(repo: &Repository, pack: SealedPack) -> Result<IndexPack> {
+    let entry = IndexPack {
+        id: pack.id,
+        kind: pack.header.kind,
+        size: pack.bytes.len() as u64,
+        blobs: pack.header.blobs,
+    };
+    repo.target()
+        .put_new(&pack_key(&pack.id), Bytes::from(pack.bytes))
+        .await?;
+    Ok(entry)
+}
+
+/// Compresses and packs blobs until the channel closes; returns when its last packs are sent.
+fn pack_worker(
+    rx: crossbeam_channel::Receiver<Blob>,
+    tx: tokio::sync::mpsc::Sender<SealedPack>,
+    key: &RepoKey,
+    pack_size: u64,
+    level: i32,
+    stored: &AtomicU64,
+) {
+    let mut compressor = Compressor::new(level).expect("zstd level checked before");
+    let mut data: Option<PackWriter> = None;
+    let mut trees: Option<PackWriter> = None;
+    let capacity = pack_size as usize + pack_size as usize / 8;
+    for blob in rx {
+        let slot = match blob.kind {
+            BlobKind::Data => &mut data,
+            BlobKind::Tree => &mut trees,
+        };
+        let writer = slot.get_or_insert_with(|| PackWriter::new(key, blob.kind, capacity));
+        let raw = blob.data.len();
+        match compressor.compress(&blob.data) {
+            Some(z) => {
+                writer.add(blob.id, &z, raw, true);
+                stored.fetch_add(z.len() as u64, Ordering::Relaxed);
+            }
+            None => {
+                writer.add(blob.id, &blob.data, raw, false);
+                stored.fetch_add(raw as u64, Ordering::Relaxed);
+            }
+        }
+        if writer.len() >= pack_size {
+            let full = slot.take().expect("writer present").finish();
+            if tx.blocking_send(full).is_err() {
+                return; // the uploader stopped; its error is reported
+            }
+        }
+    }
+    for w in [data, trees].into_iter().flatten() {
+        if !w.is_empty() && tx.blocking_send(w.finish()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Checks the paths and names the root entries after their last components.
+fn resolve_roots(paths: &[PathBuf]) -> Result<Vec<(Name, PathBuf)>> {
+    if paths.is_empty() {
+        return Err(Error::Usage("give at least one path to back up".into()));
+    }
+    let mut roots: Vec<(Name, PathBuf)> = Vec::new();
+    for p in paths {
+        if let Err(e) = std::fs::symlink_metadata(p) {
+            return Err(Error::NotFound(format!(
+                "source path {} cannot be read ({}); check the path (is the share mounted?)",
+                p.display(),
+                io_reason(&e)
+            )));
+        }
+        let abs = absolute(p);
+        let name = match abs.file_name() {
+            Some(n) => Name::from_os(n),
+            None => Name(b"root".to_vec()),
+        };
+        if let Some((_, other)) = roots.iter().find(|(n, _)| *n == name) {
+            return Err(Error::Usage(format!(
+                "{} and {} would both appear as \"{}\" in the snapshot; back them up as separate sources",
+                other.display(),
+                abs.display(),
+                name.display()
+            )));
+        }
+        roots.push((name, abs));
+    }
+    Ok(roots)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "it does not exist".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Loads every tree under `root` (the parent snapshot's), for change detection.
+async fn load_trees(repo: &Repository, index: &Index, root: Id) -> Result<HashMap<Id, Tree>> {
+    let reader = BlobReader::new(repo, index, 64 << 20);
+    let mut trees = HashMap::new();
+    let mut todo = vec![root];
+    while let Some(id) = todo.pop() {
+        if trees.contains_key(&id) {
+            continue;
+        }
+        let tree = reader.tree(&id).await?;
+        todo.extend(tree.entries.iter().filter_map(|n| n.subtree));
+        trees.insert(id, tree);
+    }
+    Ok(trees)
+}
+
+/// The walker's state: everything it owns while it reads the source.
+struct Walk {
+    chunker: ChunkerParams,
+    key: Arc<RepoKey>,
+    /// Blobs in the index or already queued in this run.
+    seen: HashSet<Id>,
+    work: crossbeam_channel::Sender<Blob>,
+    stats: SnapshotStats,
+    warnings: Vec<Warning>,
+    counters: Arc<Counters>,
+    users: HashMap<u32, Option<String>>,
+    groups: HashMap<u32, Option<String>>,
+    /// Content of multiply-linked files already read in this run, by (device, inode).
+    links: HashMap<(u64, u64), (Vec<Id>, u64)>,
+    buf: Vec<u8>,
+}
+
+/// The pipeline behind the walker stopped (an upload failed); the uploader reports why.
+#[derive(Debug)]
+struct Stopped;
+
+impl Walk {
+    fn root(
+        &mut self,
+        roots: &[(Name, PathBuf)],
+        parent_root: Option<Id>,
+        parents: &HashMap<Id, Tree>,
+    ) -> Result<Id> {
+        let parent_tree = parent_root.and_then(|id| parents.get(&id));
+        let mut tree = Tree::default();
+        for (name, path) in roots {
+            let meta = match std::fs::symlink_metadata(path) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(path, format!("cannot be read: {}", io_reason(&e)));
+                    continue;
+                }
+            };
+            let prev = parent_tree.and_then(|t| t.find(&name.0));
+            if let Some(node) = self
+                .node(path, name.clone(), &meta, prev, parents)
+                .map_err(stopped)?
+            {
+                tree.entries.push(node);
+            }
+        }
+        self.store_tree(tree).map_err(stopped)
+    }
+
+    fn warn(&mut self, path: &Path, message: String) {
+        self.warnings.push(Warning {
+            path: path.display().to_string(),
+            message,
+        });
+    }
+
+    /// Records one entry; `None` when it vanished or could not be read (a warning is kept).
+    fn node(
+        &mut self,
+        path: &Path,
+        name: Name,
+        meta: &Metadata,
+        prev: Option<&Node>,
+        parents: &HashMap<Id, Tree>,
+    ) -> Result<Option<Node>, Stopped> {
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            NodeKind::Dir
+        } else if ft.is_file() {
+            NodeKind::File
+        } else if ft.is_symlink() {
+            NodeKind::Symlink
+        } else if ft.is_fifo() {
+            NodeKind::Fifo
+        } else if ft.is_socket() {
+            NodeKind::Socket
+        } else if ft.is_char_device() {
+            NodeKind::Chardev
+        } else {
+            NodeKind::Blockdev
+        };
+        let mut node = Node {
+            name,
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            user: self.user(meta.uid()),
+            group: self.group(meta.gid()),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec() as u32,
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec() as u32,
+            inode: meta.ino(),
+            device: meta.dev(),
+            links: meta.nlink(),
+            size: 0,
+            target: None,
+            rdev: None,
+            xattrs: read_xattrs(path),
+            content: Vec::new(),
+            subtree: None,
+        };
+        match kind {
+            NodeKind::Dir => {
+                self.stats.dirs += 1;
+                let prev_tree = prev
+                    .filter(|p| p.kind == NodeKind::Dir)
+                    .and_then(|p| p.subtree)
+                    .and_then(|id| parents.get(&id));
+                node.subtree = Some(self.dir(path, prev_tree, parents)?);
+            }
+            NodeKind::File => {
+                if !self.file(path, meta, prev, &mut node)? {
+                    return Ok(None);
+                }
+                self.stats.files += 1;
+                self.stats.bytes += node.size;
+                self.counters.files.fetch_add(1, Ordering::Relaxed);
+            }
+            NodeKind::Symlink => match std::fs::read_link(path) {
+                Ok(t) => {
+                    node.target = Some(Name::from_os(t.as_os_str()));
+                    self.stats.others += 1;
+                }
+                Err(e) => {
+                    self.warn(path, format!("symlink cannot be read: {}", io_reason(&e)));
+                    return Ok(None);
+                }
+            },
+            NodeKind::Chardev | NodeKind::Blockdev => {
+                node.rdev = Some(meta.rdev());
+                self.stats.others += 1;
+            }
+            NodeKind::Fifo | NodeKind::Socket => self.stats.others += 1,
+        }
+        Ok(Some(node))
+    }
+
+    fn dir(
+        &mut self,
+        path: &Path,
+        prev: Option<&Tree>,
+        parents: &HashMap<Id, Tree>,
+    ) -> Result<Id, Stopped> {
+        let mut tree = Tree::default();
+        let entries = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.warn(
+                    path,
+                    format!("directory cannot be listed: {}", io_reason(&e)),
+                );
+                return self.store_tree(tree);
+            }
+        };
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => {
+                    self.warn(
+                        path,
+                        format!("directory listing failed part-way: {}", io_reason(&e)),
+                    );
+                    break;
+                }
+            }
+        }
+        names.sort();
+        for os_name in names {
+            let child = path.join(&os_name);
+            let meta = match std::fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(&child, format!("cannot be read: {}", io_reason(&e)));
+                    continue;
+                }
+            };
+            let name = Name::from_os(&os_name);
+            let prev_node = prev.and_then(|t| t.find(&name.0));
+            if let Some(node) = self.node(&child, name, &meta, prev_node, parents)? {
+                tree.entries.push(node);
+            }
+        }
+        self.store_tree(tree)
+    }
+
+    /// Fills in a file's content. Returns false (with a warning) if it could not be read.
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        prev: Option<&Node>,
+        node: &mut Node,
+    ) -> Result<bool, Stopped> {
+        if let Some(p) = prev
+            && p.kind == NodeKind::File
+            && p.size == meta.len()
+            && p.mtime == node.mtime
+            && p.mtime_nsec == node.mtime_nsec
+            && p.ctime == node.ctime
+            && p.ctime_nsec == node.ctime_nsec
+            && p.inode == node.inode
+            && p.content.iter().all(|id| self.seen.contains(id))
+        {
+            node.content = p.content.clone();
+            node.size = p.size;
+            self.stats.files_unchanged += 1;
+            return Ok(true);
+        }
+        let link_key = (node.device, node.inode);
+        if node.links > 1
+            && let Some((content, size)) = self.links.get(&link_key)
+        {
+            node.content = content.clone();
+            node.size = *size;
+            self.stats.files_unchanged += 1;
+            return Ok(true);
+        }
+        match self.read_file(path, meta.len(), &mut node.content) {
+            Ok(size) => {
+                node.size = size;
+                if prev.is_some() {
+                    self.stats.files_changed += 1;
+                } else {
+                    self.stats.files_new += 1;
+                }
+                if node.links > 1 {
+                    self.links.insert(link_key, (node.content.clone(), size));
+                }
+                Ok(true)
+            }
+            Err(ReadError::Stopped) => Err(Stopped),
+            Err(ReadError::Io(e)) => {
+                self.warn(path, format!("file cannot be read: {}", io_reason(&e)));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Reads, chunks and queues a file; returns the bytes read.
+    fn read_file(
+        &mut self,
+        path: &Path,
+        size_hint: u64,
+        content: &mut Vec<Id>,
+    ) -> Result<u64, ReadError> {
+        let mut file = File::open(path).map_err(ReadError::Io)?;
+        let mut total = 0u64;
+        if size_hint <= self.chunker.max_size as u64 {
+            // Small enough to read whole: one read call, no streaming buffer.
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            let r = file.read_to_end(&mut buf);
+            let result = r.map_err(ReadError::Io).and_then(|_| {
+                for (off, len) in self.chunker.cut(&buf) {
+                    self.add_chunk(buf[off..off + len].to_vec(), content)?;
+                }
+                Ok(buf.len() as u64)
+            });
+            if buf.capacity() <= 2 * self.chunker.max_size as usize {
+                self.buf = buf;
+            }
+            total = result?;
+            self.counters.bytes.fetch_add(total, Ordering::Relaxed);
+            self.stats.bytes_read += total;
+            return Ok(total);
+        }
+        let mut failed = None;
+        let chunker = self.chunker;
+        let r = chunker.stream(&mut file, |chunk| {
+            total += chunk.len() as u64;
+            self.counters
+                .bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if let Err(e) = self.add_chunk(chunk, content) {
+                failed = Some(e);
+                return Err(std::io::Error::other("pipeline stopped"));
+            }
+            Ok(())
+        });
+        self.stats.bytes_read += total;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        r.map_err(ReadError::Io)?;
+        Ok(total)
+    }
+
+    fn add_chunk(&mut self, data: Vec<u8>, content: &mut Vec<Id>) -> Result<(), ReadError> {
+        let id = self.key.blob_id(&data);
+        content.push(id);
+        self.queue(BlobKind::Data, id, data)
+            .map_err(|_| ReadError::Stopped)
+    }
+
+    fn queue(&mut self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<(), Stopped> {
+        if self.seen.insert(id) {
+            self.stats.blobs_added += 1;
+            self.stats.bytes_added += data.len() as u64;
+            self.work
+                .send(Blob { kind, id, data })
+                .map_err(|_| Stopped)?;
+        }
+        Ok(())
+    }
+
+    fn store_tree(&mut self, mut tree: Tree) -> Result<Id, Stopped> {
+        let bytes = tree.encode();
+        let id = self.key.blob_id(&bytes);
+        self.queue(BlobKind::Tree, id, bytes)?;
+        Ok(id)
+    }
+
+    fn user(&mut self, uid: u32) -> Option<String> {
+        self.users
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .clone()
+    }
+
+    fn group(&mut self, gid: u32) -> Option<String> {
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
+            .clone()
+    }
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Stopped,
+}
+
+impl From<Stopped> for ReadError {
+    fn from(_: Stopped) -> Self {
+        ReadError::Stopped
+    }
+}
+
+fn stopped(_: Stopped) -> Error {
+    Error::Usage("the backup stopped because storing data failed".into())
+}
+
+fn read_xattrs(path: &Path) -> Vec<Xattr> {
+    let Ok(names) = xattr::list(path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Xattr> = names
+        .filter_map(|n| {
+            let value = xattr::get(path, &n).ok().flatten()?;
+            Some(Xattr {
+                name: Name::from_os(&n),
+                value: hex::encode(value),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

@@ -1,0 +1,303 @@
+//! Keys, sealing and key envelopes.
+//!
+//! # Threat model
+//!
+//! A target (a NAS, a bucket, a stolen USB disk) is assumed to be readable and writable by an
+//! attacker. What it holds must reveal nothing but sizes and counts, and any change to it must be
+//! detected:
+//!
+//! - every object except `config` and the envelopes' outer headers is an age file encrypted to the
+//!   repository's own X25519 identity (ChaCha20-Poly1305, authenticated in 64 KiB segments), so
+//!   contents, file names and metadata are confidential and tamper-evident;
+//! - blob ids are BLAKE3 keyed with a secret 32-byte key, so an attacker cannot confirm a guess
+//!   ("does this repository contain this known file?") by computing its id;
+//! - object names are plain BLAKE3 of the stored bytes, so damage is visible without the key;
+//! - the repository identity and the id key are kept only inside age envelopes, one per person or
+//!   host allowed in (an X25519 recipient or an scrypt passphrase). Removing an envelope stops that
+//!   key opening the repository from then on; it cannot take back secrets already read.
+//!
+//! Not covered: an attacker who deletes objects (that is detected by `check`, and answered by
+//! other copies), and the `config` object, which is plaintext and unauthenticated; a forged
+//! config can only change chunking and packing parameters, which affect efficiency, not secrecy.
+
+use std::io::{Read, Write};
+use std::iter;
+use std::str::FromStr;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::id::Id;
+
+/// The repository's secrets: the identity every object is encrypted to, and the key for blob ids.
+pub struct RepoKey {
+    identity: age::x25519::Identity,
+    recipient: age::x25519::Recipient,
+    chunk_key: [u8; 32],
+}
+
+/// Why a sealed object could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Not sealed to this key.
+    #[error("no key given opens it")]
+    WrongKey,
+    /// The bytes are not an intact age file.
+    #[error("{0}")]
+    Damaged(String),
+}
+
+impl From<age::DecryptError> for OpenError {
+    fn from(e: age::DecryptError) -> Self {
+        match e {
+            age::DecryptError::NoMatchingKeys => OpenError::WrongKey,
+            other => OpenError::Damaged(format!("age decryption failed ({other})")),
+        }
+    }
+}
+
+/// The plaintext of a key envelope, as stored (JSON).
+#[derive(Serialize, Deserialize)]
+struct Secrets {
+    /// `AGE-SECRET-KEY-1...`: the identity every object is encrypted to.
+    identity: String,
+    /// 64 hex digits: the BLAKE3 key for blob ids.
+    chunk_key: String,
+}
+
+impl RepoKey {
+    /// New random secrets, for `init`.
+    pub fn generate() -> RepoKey {
+        let identity = age::x25519::Identity::generate();
+        RepoKey {
+            recipient: identity.to_public(),
+            identity,
+            chunk_key: rand::random(),
+        }
+    }
+
+    /// The id of a blob: BLAKE3 keyed with the repository's id key.
+    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+        Id(*blake3::keyed_hash(&self.chunk_key, plaintext).as_bytes())
+    }
+
+    /// Encrypts a whole object in memory.
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut w = self.sealer(plaintext.len() + 1024);
+        w.write_all(plaintext).expect("writing to memory");
+        w.finish().expect("writing to memory")
+    }
+
+    /// A streaming encryptor writing into memory, for packs built blob by blob.
+    pub fn sealer(&self, capacity: usize) -> age::stream::StreamWriter<Vec<u8>> {
+        age::Encryptor::with_recipients(iter::once(&self.recipient as &dyn age::Recipient))
+            .expect("one X25519 recipient is always valid")
+            .wrap_output(Vec::with_capacity(capacity))
+            .expect("writing to memory")
+    }
+
+    /// Decrypts and authenticates a whole object.
+    pub fn open(&self, ciphertext: &[u8]) -> Result<Vec<u8>, OpenError> {
+        let decryptor = age::Decryptor::new_buffered(ciphertext)?;
+        let mut reader = decryptor.decrypt(iter::once(&self.identity as &dyn age::Identity))?;
+        let mut out = Vec::with_capacity(ciphertext.len());
+        reader
+            .read_to_end(&mut out)
+            .map_err(|e| OpenError::Damaged(format!("age payload does not authenticate ({e})")))?;
+        Ok(out)
+    }
+
+    /// The recipient every object is encrypted to (public).
+    pub fn recipient(&self) -> String {
+        self.recipient.to_string()
+    }
+
+    /// Wraps these secrets in an envelope that `who` can open.
+    pub fn wrap(&self, who: &Recipient) -> Vec<u8> {
+        let secrets = Secrets {
+            identity: self.identity.to_string().expose_secret().to_string(),
+            chunk_key: hex::encode(self.chunk_key),
+        };
+        let plaintext = serde_json::to_vec(&secrets).expect("serialising secrets");
+        let encryptor = match who {
+            Recipient::X25519(r) => {
+                age::Encryptor::with_recipients(iter::once(r as &dyn age::Recipient))
+                    .expect("one X25519 recipient is always valid")
+            }
+            Recipient::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+        };
+        let mut out = Vec::new();
+        let mut w = encryptor.wrap_output(&mut out).expect("writing to memory");
+        w.write_all(&plaintext).expect("writing to memory");
+        w.finish().expect("writing to memory");
+        out
+    }
+
+    /// Opens an envelope with `key`. `Ok(None)` means the envelope is for somebody else.
+    pub fn unwrap(envelope: &[u8], key: &Unlock) -> Result<Option<RepoKey>, OpenError> {
+        let decryptor = age::Decryptor::new_buffered(envelope)?;
+        let reader = match key {
+            Unlock::Identities(ids) => {
+                if decryptor.is_scrypt() {
+                    return Ok(None);
+                }
+                decryptor.decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+            }
+            Unlock::Passphrase(p) => {
+                if !decryptor.is_scrypt() {
+                    return Ok(None);
+                }
+                let identity = age::scrypt::Identity::new(p.clone());
+                decryptor.decrypt(iter::once(&identity as &dyn age::Identity))
+            }
+        };
+        let mut reader = match reader {
+            Ok(r) => r,
+            Err(age::DecryptError::NoMatchingKeys) => return Ok(None),
+            // A wrong passphrase fails to unwrap the scrypt stanza.
+            Err(age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed)
+                if matches!(key, Unlock::Passphrase(_)) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut plaintext = Vec::new();
+        reader
+            .read_to_end(&mut plaintext)
+            .map_err(|e| OpenError::Damaged(format!("envelope does not authenticate ({e})")))?;
+        let secrets: Secrets = serde_json::from_slice(&plaintext)
+            .map_err(|e| OpenError::Damaged(format!("envelope content is not valid ({e})")))?;
+        let identity = age::x25519::Identity::from_str(&secrets.identity)
+            .map_err(|e| OpenError::Damaged(format!("envelope identity is not valid ({e})")))?;
+        let mut chunk_key = [0u8; 32];
+        hex::decode_to_slice(&secrets.chunk_key, &mut chunk_key)
+            .map_err(|_| OpenError::Damaged("envelope id key is not 64 hex digits".into()))?;
+        Ok(Some(RepoKey {
+            recipient: identity.to_public(),
+            identity,
+            chunk_key,
+        }))
+    }
+}
+
+/// Whom a key envelope is for.
+pub enum Recipient {
+    X25519(age::x25519::Recipient),
+    Passphrase(SecretString),
+}
+
+impl Recipient {
+    pub fn parse_x25519(text: &str) -> Result<Recipient, String> {
+        age::x25519::Recipient::from_str(text.trim())
+            .map(Recipient::X25519)
+            .map_err(|e| {
+                format!(
+                    "\"{}\" is not an age X25519 recipient (age1...): {e}",
+                    text.trim()
+                )
+            })
+    }
+
+    /// "x25519" or "passphrase", as recorded in the key's info object.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Recipient::X25519(_) => "x25519",
+            Recipient::Passphrase(_) => "passphrase",
+        }
+    }
+
+    /// The public recipient, for X25519 keys.
+    pub fn public(&self) -> Option<String> {
+        match self {
+            Recipient::X25519(r) => Some(r.to_string()),
+            Recipient::Passphrase(_) => None,
+        }
+    }
+}
+
+/// What the user holds to open the repository.
+pub enum Unlock {
+    /// The identities of an age identity file.
+    Identities(Vec<age::x25519::Identity>),
+    Passphrase(SecretString),
+}
+
+impl Unlock {
+    /// Parses an age identity file: `AGE-SECRET-KEY-1...` lines; `#` comments and blank lines are
+    /// skipped.
+    pub fn parse_identity_file(text: &str) -> Result<Unlock, String> {
+        let mut ids = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id = age::x25519::Identity::from_str(line).map_err(|_| {
+                format!(
+                    "line {} is not an age X25519 identity (AGE-SECRET-KEY-1...)",
+                    n + 1
+                )
+            })?;
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return Err("it holds no age identity (AGE-SECRET-KEY-1...)".into());
+        }
+        Ok(Unlock::Identities(ids))
+    }
+
+    /// The recipients matching these identities (for `init` with an existing key file).
+    pub fn recipients(&self) -> Vec<Recipient> {
+        match self {
+            Unlock::Identities(ids) => ids
+                .iter()
+                .map(|i| Recipient::X25519(i.to_public()))
+                .collect(),
+            Unlock::Passphrase(p) => vec![Recipient::Passphrase(p.clone())],
+        }
+    }
+}
+
+/// A new identity file's text and its public recipient.
+pub fn generate_identity_file() -> (String, String) {
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public().to_string();
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let text = format!(
+        "# firesafe key, created {created}\n# public key: {public}\n{}\n",
+        id.to_string().expose_secret()
+    );
+    (text, public)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_tamper() {
+        let k = RepoKey::generate();
+        let sealed = k.seal(b"hello world");
+        assert_eq!(k.open(&sealed).unwrap(), b"hello world");
+        let mut bad = sealed.clone();
+        let n = bad.len() - 3;
+        bad[n] ^= 1;
+        assert!(matches!(k.open(&bad), Err(OpenError::Damaged(_))));
+        let other = RepoKey::generate();
+        assert!(matches!(other.open(&sealed), Err(OpenError::WrongKey)));
+    }
+
+    #[test]
+    fn envelope_round_trip() {
+        let k = RepoKey::generate();
+        let (text, public) = generate_identity_file();
+        let unlock = Unlock::parse_identity_file(&text).unwrap();
+        let env = k.wrap(&Recipient::parse_x25519(&public).unwrap());
+        let k2 = RepoKey::unwrap(&env, &unlock).unwrap().unwrap();
+        assert_eq!(k2.blob_id(b"x"), k.blob_id(b"x"));
+        let (other, _) = generate_identity_file();
+        let other = Unlock::parse_identity_file(&other).unwrap();
+        assert!(RepoKey::unwrap(&env, &other).unwrap().is_none());
+    }
+}

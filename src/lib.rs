@@ -1,0 +1,48 @@
+//! firesafe: encrypted, deduplicated backups for schools, with verification you can show governors.
+//!
+//! # Architecture
+//!
+//! ```text
+//! backup:  walk source -> change detection vs parent snapshot -> read -> FastCDC chunk
+//!          -> keyed BLAKE3 id -> dedup against index -> zstd -> pack -> age encrypt
+//!          -> upload (object_store: local path / S3) -> index -> snapshot
+//! restore: snapshot -> trees -> blobs -> packs -> decrypt -> decompress -> verify id -> files
+//! check:   every snapshot's trees and blobs are indexed, every pack exists; --read-data
+//!          downloads, decrypts, decompresses and re-hashes every blob
+//! ```
+//!
+//! The modules form layers, and imports point down only:
+//!
+//! | layer | modules | rule |
+//! |---|---|---|
+//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`] | no I/O, no async |
+//! | 1 storage and format | [`target`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
+//! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`] | each owns its `Options` and returns its `Stats` or `Report` |
+//! | 3 edges | `cli` (in the binary), [`progress`] | parses, calls, prints |
+//!
+//! The on-target format is specified in `docs/FORMAT.md`.
+
+pub mod backup;
+pub mod blobs;
+pub mod check;
+pub mod chunker;
+pub mod compress;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod ls;
+pub mod pack;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod snapshot;
+pub mod target;
+pub mod tree;
+
+pub use error::{Error, Result};
+pub use id::Id;
+
+/// The program version recorded in every snapshot.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

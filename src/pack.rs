@@ -1,0 +1,174 @@
+//! Packs: many blobs in one encrypted object.
+//!
+//! A pack's plaintext is its blobs one after another, then a header (JSON) listing them, then the
+//! header's length as a 4-byte little-endian integer. The whole plaintext is one age file. The
+//! header repeats what the index says, so a lost index can be rebuilt from the packs alone.
+//! Few large objects mean few requests to object storage; one kind of blob per pack means restoring
+//! or checking trees never downloads file data.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::RepoKey;
+use crate::id::Id;
+
+/// What a blob holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    /// A chunk of file content.
+    Data,
+    /// A directory listing (a [`crate::tree::Tree`]).
+    Tree,
+}
+
+impl BlobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobKind::Data => "data",
+            BlobKind::Tree => "tree",
+        }
+    }
+}
+
+/// One blob's place in a pack's plaintext.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackEntry {
+    pub id: Id,
+    /// Byte offset in the pack's plaintext.
+    pub offset: u32,
+    /// Stored length.
+    pub length: u32,
+    /// Length of the blob's plaintext.
+    pub raw_length: u32,
+    /// Whether the stored bytes are one zstd frame (otherwise they are the plaintext).
+    pub zstd: bool,
+}
+
+/// The header at the end of a pack's plaintext.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackHeader {
+    pub kind: BlobKind,
+    pub blobs: Vec<PackEntry>,
+}
+
+/// A pack being filled. Blobs are encrypted as they are added, so memory holds only ciphertext.
+pub struct PackWriter {
+    kind: BlobKind,
+    sealer: age::stream::StreamWriter<Vec<u8>>,
+    offset: u64,
+    blobs: Vec<PackEntry>,
+}
+
+/// A finished, encrypted pack, ready to upload.
+pub struct SealedPack {
+    /// BLAKE3 of `bytes`: the object's name.
+    pub id: Id,
+    pub bytes: Vec<u8>,
+    pub header: PackHeader,
+}
+
+impl PackWriter {
+    pub fn new(key: &RepoKey, kind: BlobKind, capacity: usize) -> PackWriter {
+        PackWriter {
+            kind,
+            sealer: key.sealer(capacity),
+            offset: 0,
+            blobs: Vec::new(),
+        }
+    }
+
+    /// Plaintext bytes so far.
+    pub fn len(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// Appends one blob's stored bytes.
+    pub fn add(&mut self, id: Id, stored: &[u8], raw_length: usize, zstd: bool) {
+        self.sealer.write_all(stored).expect("writing to memory");
+        self.blobs.push(PackEntry {
+            id,
+            offset: self.offset as u32,
+            length: stored.len() as u32,
+            raw_length: raw_length as u32,
+            zstd,
+        });
+        self.offset += stored.len() as u64;
+    }
+
+    /// Writes the header and trailer and finishes encryption.
+    pub fn finish(mut self) -> SealedPack {
+        let header = PackHeader {
+            kind: self.kind,
+            blobs: self.blobs,
+        };
+        let json = serde_json::to_vec(&header).expect("serialising a pack header");
+        self.sealer.write_all(&json).expect("writing to memory");
+        self.sealer
+            .write_all(&(json.len() as u32).to_le_bytes())
+            .expect("writing to memory");
+        let bytes = self.sealer.finish().expect("writing to memory");
+        SealedPack {
+            id: Id::of_object(&bytes),
+            bytes,
+            header,
+        }
+    }
+}
+
+/// Reads the header from a pack's decrypted plaintext, checking every entry lies inside it.
+pub fn read_header(plaintext: &[u8]) -> Result<PackHeader, String> {
+    let n = plaintext.len();
+    if n < 4 {
+        return Err("pack is shorter than its trailer".into());
+    }
+    let hlen = u32::from_le_bytes(plaintext[n - 4..].try_into().expect("4 bytes")) as usize;
+    if hlen > n - 4 {
+        return Err(format!("pack header length {hlen} exceeds the pack"));
+    }
+    let body = n - 4 - hlen;
+    let header: PackHeader = serde_json::from_slice(&plaintext[body..n - 4])
+        .map_err(|e| format!("pack header is not valid ({e})"))?;
+    for b in &header.blobs {
+        if b.offset as usize + b.length as usize > body {
+            return Err(format!("blob {} lies outside the pack", b.id.short()));
+        }
+    }
+    Ok(header)
+}
+
+/// The stored bytes of one blob inside a decrypted pack.
+pub fn blob_bytes<'a>(plaintext: &'a [u8], offset: u32, length: u32) -> Option<&'a [u8]> {
+    plaintext.get(offset as usize..offset as usize + length as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trip() {
+        let key = RepoKey::generate();
+        let mut w = PackWriter::new(&key, BlobKind::Data, 1024);
+        let a = key.blob_id(b"alpha");
+        let b = key.blob_id(b"beta!");
+        w.add(a, b"alpha", 5, false);
+        w.add(b, b"beta!", 5, false);
+        let sealed = w.finish();
+        assert_eq!(sealed.id, Id::of_object(&sealed.bytes));
+        let plain = key.open(&sealed.bytes).unwrap();
+        let h = read_header(&plain).unwrap();
+        assert_eq!(h.kind, BlobKind::Data);
+        assert_eq!(h.blobs.len(), 2);
+        assert_eq!(
+            blob_bytes(&plain, h.blobs[1].offset, h.blobs[1].length).unwrap(),
+            b"beta!"
+        );
+        assert!(read_header(&plain[..plain.len() - 1]).is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! Snapshots: what was backed up, from where, when, and how it went.
+//!
+//! A snapshot is the school policy's "clearly marked stating what they are and when they were
+//! taken": it names its source (the share label), the host and paths it read, the start and end
+//! of the run, tags, the program version and its parent, and carries the run's statistics and
+//! warnings. A snapshot is written only after every object it references is stored.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::repo::{Repository, SNAPSHOTS};
+
+/// A file or directory that could not be read during a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub path: String,
+    pub message: String,
+}
+
+/// Counts for one backup run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    /// Total size of the files in the snapshot.
+    pub bytes: u64,
+    /// Files read because they were new or changed since the parent.
+    pub files_new: u64,
+    pub files_changed: u64,
+    /// Files recorded from the parent without reading them.
+    pub files_unchanged: u64,
+    pub bytes_read: u64,
+    /// Blobs this run added to the repository.
+    pub blobs_added: u64,
+    /// Plaintext bytes of those blobs.
+    pub bytes_added: u64,
+    /// Bytes those blobs take in packs (after compression).
+    pub bytes_stored: u64,
+    pub packs_added: u64,
+}
+
+/// One snapshot, as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The share label (`curriculum`, `admin`, ...).
+    pub source: String,
+    pub host: String,
+    /// The paths read, as given (absolute).
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub program_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Id>,
+    /// The root tree: one entry per backed-up path, named by its last component.
+    pub tree: Id,
+    /// True when some files could not be read (see `warnings`).
+    pub partial: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+    pub stats: SnapshotStats,
+}
+
+/// A snapshot with its id.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub id: Id,
+    pub snapshot: Snapshot,
+}
+
+/// All readable snapshots, oldest first, and the keys of those that could not be read.
+pub struct Catalog {
+    pub snapshots: Vec<Listed>,
+    pub damaged: Vec<(String, Error)>,
+}
+
+impl Catalog {
+    pub async fn load(repo: &Repository) -> Result<Catalog> {
+        let keys: Vec<String> = repo
+            .target()
+            .list(SNAPSHOTS)
+            .await?
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        let results: Vec<(String, Result<Snapshot>)> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let r = repo.load_sealed::<Snapshot>("snapshot", &key).await;
+                (key, r)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut snapshots = Vec::new();
+        let mut damaged = Vec::new();
+        for (key, r) in results {
+            match r {
+                Ok(snapshot) => {
+                    let id = key
+                        .rsplit('/')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("a snapshot that opened is named by its hash");
+                    snapshots.push(Listed { id, snapshot });
+                }
+                Err(e @ Error::Target { .. }) => return Err(e),
+                Err(e) => damaged.push((key, e)),
+            }
+        }
+        snapshots.sort_by(|a, b| (a.snapshot.start, a.id).cmp(&(b.snapshot.start, b.id)));
+        Ok(Catalog { snapshots, damaged })
+    }
+
+    /// Finds a snapshot by id prefix, or `latest` (of `source`, when given).
+    pub fn resolve(&self, spec: &str, source: Option<&str>) -> Result<&Listed> {
+        let of_source = |l: &&Listed| source.is_none_or(|s| l.snapshot.source == s);
+        if spec == "latest" {
+            return self.snapshots.iter().rev().find(of_source).ok_or_else(|| {
+                Error::NotFound(match source {
+                    Some(s) => format!("no snapshot of source \"{s}\" in this repository; `firesafe snapshots` lists what there is"),
+                    None => "the repository has no snapshots yet; run `firesafe backup` first".into(),
+                })
+            });
+        }
+        if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Usage(format!(
+                "\"{spec}\" is not a snapshot id; give an id (or its first digits) from `firesafe snapshots`, or `latest`"
+            )));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let matches: Vec<&Listed> = self
+            .snapshots
+            .iter()
+            .filter(|l| l.id.to_hex().starts_with(&spec))
+            .filter(of_source)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::NotFound(format!(
+                "no snapshot with id {spec} in this repository; `firesafe snapshots` lists them"
+            ))),
+            many => Err(Error::Usage(format!(
+                "snapshot id {spec} is ambiguous ({} snapshots start with it); give more digits",
+                many.len()
+            ))),
+        }
+    }
+
+    /// The newest complete snapshot of `source` (the parent for the next backup).
+    pub fn latest_complete(&self, source: &str) -> Option<&Listed> {
+        self.snapshots
+            .iter()
+            .rev()
+            .find(|l| l.snapshot.source == source && !l.snapshot.partial)
+            .or_else(|| {
+                self.snapshots
+                    .iter()
+                    .rev()
+                    .find(|l| l.snapshot.source == source)
+            })
+    }
+}
+
+/// Stores a snapshot; returns its id.
+pub async fn save(repo: &Repository, snapshot: &Snapshot) -> Result<Id> {
+    repo.save_sealed(SNAPSHOTS, snapshot).await
+}

@@ -1,0 +1,353 @@
+//! Targets: where a repository's objects live. The only module that sees `object_store`.
+//!
+//! A target is a local directory (a mounted NAS share or disk) or an S3-compatible bucket and
+//! prefix. Keys are relative to the repository root (`config`, `data/ab/ab12...`). Writes of new
+//! objects ask the store to refuse an existing name (`If-None-Match: *` on S3, an atomic
+//! no-replace rename on a filesystem); every object but `config` is named by the hash of its
+//! bytes, so an existing object of the same name already holds the same bytes.
+//!
+//! Transient failures are retried with exponential backoff by `object_store` (S3); a target that
+//! stays down fails with an error that names it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, WriteMultipart,
+};
+
+use crate::error::{Error, Result};
+
+/// Objects larger than this go up to S3 as multipart uploads.
+const MULTIPART_FROM: usize = 8 * 1024 * 1024;
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Where a target is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A directory on a mounted filesystem.
+    Path(PathBuf),
+    /// An S3-compatible bucket, with an optional key prefix. Endpoint, region and credentials come
+    /// from the standard `AWS_*` environment variables.
+    S3 { bucket: String, prefix: String },
+}
+
+impl Location {
+    /// Parses `s3://bucket/prefix` or a filesystem path.
+    pub fn parse(text: &str) -> Result<Location> {
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Usage(format!(
+                    "repository \"{text}\" names no bucket; write it as s3://BUCKET/PREFIX"
+                )));
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        if text.contains("://") {
+            return Err(Error::Usage(format!(
+                "repository \"{text}\": only local paths and s3://BUCKET/PREFIX are supported"
+            )));
+        }
+        if text.is_empty() {
+            return Err(Error::Usage("the repository location is empty".into()));
+        }
+        Ok(Location::Path(PathBuf::from(text)))
+    }
+}
+
+/// How hard to try before a target counts as down.
+#[derive(Clone, Debug)]
+pub struct TargetOptions {
+    pub max_retries: usize,
+    pub retry_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions {
+            max_retries: 6,
+            retry_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// An object's name and size as listed.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// Key relative to the repository root.
+    pub key: String,
+    pub size: u64,
+    pub modified: DateTime<Utc>,
+}
+
+/// Whether a write created the object or found it already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    Existed,
+}
+
+/// One opened target.
+#[derive(Clone)]
+pub struct Target {
+    name: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    multipart: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({})", self.name)
+    }
+}
+
+impl Target {
+    /// Opens a target. `create` makes a missing local directory (for `init`).
+    pub fn open(
+        name: &str,
+        location: &Location,
+        options: &TargetOptions,
+        create: bool,
+    ) -> Result<Target> {
+        match location {
+            Location::Path(dir) => {
+                if create {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::local(dir, "cannot create the repository directory", e)
+                    })?;
+                } else if !dir.is_dir() {
+                    return Err(Error::NotFound(format!(
+                        "repository directory {} does not exist; check the path (is the NAS share mounted?)",
+                        dir.display()
+                    )));
+                }
+                let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| Error::Target {
+                    target: name.to_string(),
+                    op: "open",
+                    path: dir.display().to_string(),
+                    detail: e.to_string(),
+                    transient: false,
+                })?;
+                Ok(Target {
+                    name: name.to_string(),
+                    store: Arc::new(store),
+                    prefix: String::new(),
+                    multipart: false,
+                })
+            }
+            Location::S3 { bucket, prefix } => {
+                let retry = RetryConfig {
+                    backoff: BackoffConfig {
+                        init_backoff: Duration::from_millis(200),
+                        max_backoff: Duration::from_secs(15),
+                        base: 2.0,
+                    },
+                    max_retries: options.max_retries,
+                    retry_timeout: options.retry_timeout,
+                };
+                let client = ClientOptions::new()
+                    .with_connect_timeout(options.connect_timeout)
+                    .with_timeout(options.request_timeout);
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry)
+                    .with_client_options(client);
+                if std::env::var_os("AWS_REGION").is_none()
+                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+                {
+                    builder = builder.with_region("us-east-1");
+                }
+                let store = builder.build().map_err(|e| Error::Target {
+                    target: name.to_string(),
+                    op: "configure",
+                    path: format!("s3://{bucket}"),
+                    detail: format!("{e} (set AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"),
+                    transient: false,
+                })?;
+                Ok(Target {
+                    name: name.to_string(),
+                    store: Arc::new(store),
+                    prefix: prefix.clone(),
+                    multipart: true,
+                })
+            }
+        }
+    }
+
+    /// The name used in messages: the target's configured name or its location.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn path(&self, key: &str) -> StorePath {
+        if self.prefix.is_empty() {
+            StorePath::from(key)
+        } else {
+            StorePath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn fail(&self, op: &'static str, key: &str, e: object_store::Error) -> Error {
+        let transient = matches!(e, object_store::Error::Generic { .. });
+        let detail = match &e {
+            object_store::Error::Generic { source, .. } => describe_generic(source.as_ref()),
+            other => other.to_string(),
+        };
+        Error::Target {
+            target: self.name.clone(),
+            op,
+            path: key.to_string(),
+            detail,
+            transient,
+        }
+    }
+
+    /// Reads a whole object; `None` if it does not exist.
+    pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
+        let result = match self.store.get(&self.path(key)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail("read", key, e)),
+        };
+        match result.bytes().await {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail("read", key, e)),
+        }
+    }
+
+    /// Reads a whole object that must exist.
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        self.get_opt(key).await?.ok_or_else(|| Error::Corrupt {
+            what: "object",
+            id: key.to_string(),
+            target: self.name.clone(),
+            detail: "it is missing".into(),
+        })
+    }
+
+    /// Writes a new object, refusing to replace an existing one.
+    pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<Put> {
+        let path = self.path(key);
+        if self.multipart && bytes.len() > MULTIPART_FROM {
+            // A multipart upload cannot be conditional; only content-addressed objects are large,
+            // so an object already there holds these bytes.
+            if self.exists(key).await? {
+                return Ok(Put::Existed);
+            }
+            let upload = self
+                .store
+                .put_multipart(&path)
+                .await
+                .map_err(|e| self.fail("start upload of", key, e))?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            writer.put(bytes);
+            writer
+                .finish()
+                .await
+                .map_err(|e| self.fail("upload", key, e))?;
+            return Ok(Put::Created);
+        }
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(Put::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Existed),
+            Err(e) => Err(self.fail("write", key, e)),
+        }
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.store.head(&self.path(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.fail("look up", key, e)),
+        }
+    }
+
+    /// Lists every object under `dir` (recursively), with keys relative to the repository root.
+    pub async fn list(&self, dir: &str) -> Result<Vec<Listed>> {
+        let path = self.path(dir);
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&path))
+            .try_collect()
+            .await
+            .map_err(|e| self.fail("list", dir, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| Listed {
+                key: m.location.as_ref()[strip..].to_string(),
+                size: m.size,
+                modified: m.last_modified,
+            })
+            .collect())
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.fail("delete", key, e)),
+        }
+    }
+}
+
+/// Walks an error's sources for the most telling line (a refused connection, a DNS failure, an
+/// S3 error code), leaving out request URLs' query strings.
+fn describe_generic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    let joined = parts.join(": ");
+    let hint = if joined.contains("onnection refused")
+        || joined.contains("dns error")
+        || joined.contains("timed out")
+    {
+        " (the target is unreachable: check the endpoint, the network and that the server is running)"
+    } else if joined.contains("NoSuchBucket") {
+        " (the bucket does not exist: check the bucket name)"
+    } else if joined.contains("AccessDenied")
+        || joined.contains("InvalidAccessKeyId")
+        || joined.contains("SignatureDoesNotMatch")
+    {
+        " (the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    } else {
+        ""
+    };
+    format!("{joined}{hint}")
+}

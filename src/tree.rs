@@ -1,0 +1,246 @@
+//! Trees: one directory's listing, stored as a blob.
+//!
+//! A tree holds one [`Node`] per entry, sorted by name bytes, serialised as JSON. A directory's
+//! node names its own tree by blob id (`subtree`); a file's node lists its content blobs in order.
+//! Names live only here, inside encrypted packs.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::id::Id;
+
+/// A file name or symlink target: bytes, as Unix has them. Serialised as a JSON string when it is
+/// valid UTF-8, and as an array of byte values otherwise.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Name(pub Vec<u8>);
+
+impl Name {
+    pub fn from_os(s: &OsStr) -> Name {
+        Name(s.as_bytes().to_vec())
+    }
+
+    pub fn as_os(&self) -> &OsStr {
+        OsStr::from_bytes(&self.0)
+    }
+
+    /// For display: lossy UTF-8.
+    pub fn display(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+
+    /// Whether the name is safe as one path component: not empty, `.` or `..`, and without `/`
+    /// or NUL.
+    pub fn is_safe_component(&self) -> bool {
+        !self.0.is_empty()
+            && self.0 != b"."
+            && self.0 != b".."
+            && !self.0.contains(&b'/')
+            && !self.0.contains(&0)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.display())
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => self.0.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Text(t) => Name(t.into_bytes()),
+            Raw::Bytes(b) => Name(b),
+        })
+    }
+}
+
+/// What kind of entry a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    Chardev,
+    Blockdev,
+}
+
+/// One extended attribute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    pub name: Name,
+    /// The value as hex.
+    pub value: String,
+}
+
+/// One directory entry and its metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    /// Permission bits, including setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Modification time: seconds since 1970 (UTC) and nanoseconds.
+    pub mtime: i64,
+    pub mtime_nsec: u32,
+    /// Status change time, for change detection only.
+    pub ctime: i64,
+    pub ctime_nsec: u32,
+    pub inode: u64,
+    pub device: u64,
+    /// Hard link count at backup time; files with more than one link and the same device and
+    /// inode are restored as hard links to each other.
+    pub links: u64,
+    /// File size in bytes (files only; 0 otherwise).
+    #[serde(default)]
+    pub size: u64,
+    /// Symlink target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Name>,
+    /// Device number of a character or block device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+    /// File content, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<Id>,
+    /// A directory's own tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<Id>,
+}
+
+/// One directory's listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub entries: Vec<Node>,
+}
+
+impl Tree {
+    /// Sorts entries by name and serialises the tree.
+    pub fn encode(&mut self) -> Vec<u8> {
+        self.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        serde_json::to_vec(self).expect("serialising a tree")
+    }
+
+    /// Parses a tree and refuses names that could escape a restore directory.
+    pub fn decode(bytes: &[u8]) -> Result<Tree, String> {
+        let tree: Tree =
+            serde_json::from_slice(bytes).map_err(|e| format!("tree is not valid ({e})"))?;
+        let mut seen = HashSet::new();
+        for node in &tree.entries {
+            if !node.name.is_safe_component() {
+                return Err(format!(
+                    "tree holds an unsafe entry name {:?} (empty, '.', '..', or containing '/' or NUL)",
+                    node.name
+                ));
+            }
+            if !seen.insert(&node.name) {
+                return Err(format!("tree holds the name {:?} twice", node.name));
+            }
+            match node.kind {
+                NodeKind::Dir if node.subtree.is_none() => {
+                    return Err(format!("directory {:?} has no tree", node.name));
+                }
+                NodeKind::Symlink if node.target.is_none() => {
+                    return Err(format!("symlink {:?} has no target", node.name));
+                }
+                _ => {}
+            }
+        }
+        Ok(tree)
+    }
+
+    pub fn find(&self, name: &[u8]) -> Option<&Node> {
+        self.entries
+            .binary_search_by(|n| n.name.0.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &[u8]) -> Node {
+        Node {
+            name: Name(name.to_vec()),
+            kind: NodeKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            mtime_nsec: 0,
+            ctime: 0,
+            ctime_nsec: 0,
+            inode: 1,
+            device: 1,
+            links: 1,
+            size: 0,
+            target: None,
+            rdev: None,
+            xattrs: vec![],
+            content: vec![],
+            subtree: None,
+        }
+    }
+
+    #[test]
+    fn names_round_trip_including_non_utf8() {
+        let mut t = Tree {
+            entries: vec![
+                node(b"b"),
+                node(b"caf\xc3\xa9 notes.docx"),
+                node(b"bad\xff"),
+            ],
+        };
+        let bytes = t.encode();
+        let back = Tree::decode(&bytes).unwrap();
+        assert_eq!(back, t);
+        assert!(back.find(b"bad\xff").is_some());
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        for bad in [&b".."[..], b".", b"a/b", b"", b"x\0"] {
+            let mut t = Tree {
+                entries: vec![node(bad)],
+            };
+            assert!(Tree::decode(&t.encode()).is_err(), "{bad:?}");
+        }
+        let mut dup = Tree {
+            entries: vec![node(b"a"), node(b"a")],
+        };
+        assert!(Tree::decode(&dup.encode()).is_err());
+    }
+}
