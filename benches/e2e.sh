@@ -1,0 +1,505 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: firesafe against restic, side by side, same machine, same datasets.
+#
+#   benches/e2e.sh                               # full size, 3 runs (about 1.5 GB unique per dataset)
+#   BENCH_SCALE=0.02 BENCH_RUNS=1 benches/e2e.sh # smoke run, a minute or two
+#
+# Environment:
+#   BENCH_DIR       work directory (datasets, repositories, logs, results.md); default /tmp/firesafe-bench
+#   BENCH_SCALE     dataset size factor; default 1.0
+#   BENCH_RUNS      repetitions of the whole measurement; the median per step is reported; default 3
+#   BENCH_DATASETS  which datasets, of "school usr"; default both
+#   BENCH_USR_SOURCES  directories copied (in this order, sorted inside) for dataset usr;
+#                   default "/usr/lib/x86_64-linux-gnu /usr/share /usr/lib"
+#   FIRESAFE_BIN    use this binary instead of building target/release/firesafe
+#   BENCH_REPORT_ONLY=1  only rewrite results.md from an existing $BENCH_DIR/raw.tsv
+#
+# Both tools encrypt and compress: firesafe with its defaults (zstd 3 where it pays, age), restic
+# with repository format v2 and --compression auto. Page cache is not dropped (we cannot); each step
+# runs for both tools one after the other (the first tool alternates between runs), so both see the
+# same cache state, and `sync` runs before every timed step so that neither pays for the other's
+# writeback. Wall time is measured around each command; peak RSS comes from /usr/bin/time -v.
+#
+# Output: a markdown table on stdout and in $BENCH_DIR/results.md; raw numbers in
+# $BENCH_DIR/raw.tsv; each command's output in $BENCH_DIR/logs/.
+set -euo pipefail
+export LC_ALL=C
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_DIR="${BENCH_DIR:-/tmp/firesafe-bench}"
+BENCH_SCALE="${BENCH_SCALE:-1.0}"
+BENCH_RUNS="${BENCH_RUNS:-3}"
+BENCH_DATASETS="${BENCH_DATASETS:-school usr}"
+BENCH_USR_SOURCES="${BENCH_USR_SOURCES:-/usr/lib/x86_64-linux-gnu /usr/share /usr/lib}"
+
+die() { echo "e2e.sh: FAILED: $*" >&2; exit 1; }
+note() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+mkdir -p "$BENCH_DIR"
+BENCH_DIR="$(cd "$BENCH_DIR" && pwd -P)"
+DATA="$BENCH_DIR/data"
+LOGS="$BENCH_DIR/logs"
+RAW="$BENCH_DIR/raw.tsv"
+mkdir -p "$DATA" "$LOGS"
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------
+apt_updated=0
+need_pkg() { # command package
+    command -v "$1" >/dev/null 2>&1 && return 0
+    [[ -x "$1" ]] && return 0
+    note "installing Debian package $2"
+    if [[ $apt_updated == 0 ]]; then
+        apt-get update -qq >/dev/null || die "apt-get update failed (needed for $2)"
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null || die "cannot install $2"
+}
+need_pkg restic restic
+need_pkg /usr/bin/time time
+need_pkg python3 python3
+PYTHON="$(command -v python3)"
+
+if [[ -n "${FIRESAFE_BIN:-}" ]]; then
+    FIRESAFE="$FIRESAFE_BIN"
+else
+    note "building firesafe (cargo build --release)"
+    (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+    FIRESAFE="$ROOT/target/release/firesafe"
+fi
+[[ -x "$FIRESAFE" ]] || die "no firesafe binary at $FIRESAFE"
+RESTIC="$(command -v restic)"
+
+# ---------------------------------------------------------------------------------------------
+# Datasets (generated once per scale; reused by later invocations)
+# ---------------------------------------------------------------------------------------------
+
+# (a) school share: incompressible office documents and photos, PDFs, CSV exports, a few large
+# media files, and a curriculum folder copied into 30 class folders.
+gen_school() { # dir scale
+    "$PYTHON" - "$1" "$2" <<'PY'
+import os, random, sys
+
+root, scale = sys.argv[1], float(sys.argv[2])
+MB = 1_000_000
+written = [0, 0]  # files, bytes
+
+def write(path, data_iter):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        for block in data_iter:
+            f.write(block)
+            written[1] += len(block)
+    written[0] += 1
+
+def random_blocks(rng, size, head=b""):
+    yield head
+    left = size - len(head)
+    while left > 0:
+        n = min(left, 8 << 20)
+        yield rng.randbytes(n)
+        left -= n
+
+WORDS = ("pupil progress lesson objective assessment fractions photosynthesis Tudor river "
+         "volcano algebra poetry persuasive writing homework governors safeguarding attendance "
+         "curriculum phonics reading comprehension experiment hypothesis conclusion evaluate "
+         "describe explain compare contrast the a of and to in is for on with as by").split()
+
+def text(rng, n):
+    out, size = [], 0
+    while size < n:
+        line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))) + ".\n"
+        out.append(line)
+        size += len(line)
+    return "".join(out).encode()[:n]
+
+def pdf_blocks(rng, size):
+    """Mostly compressed-looking streams (random), about a fifth text operators."""
+    yield b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+    left = size
+    obj = 1
+    while left > 0:
+        if rng.random() < 0.2:
+            body = b"BT /F1 11 Tf 72 720 Td (" + text(rng, rng.randint(2_000, 12_000)) + b") Tj ET"
+        else:
+            body = rng.randbytes(rng.randint(16_000, 160_000))
+        block = b"%d 0 obj\n<< /Length %d >>\nstream\n" % (obj, len(body)) + body + b"\nendstream\nendobj\n"
+        block = block[:left]
+        left -= len(block)
+        obj += 1
+        yield block
+    yield b"%%EOF\n"
+
+FORENAMES = ["Amelia", "Oliver", "Isla", "George", "Ava", "Noah", "Mia", "Arthur", "Ivy",
+             "Muhammad", "Freya", "Leo", "Lily", "Harry", "Florence", "Oscar", "Sophia", "Archie"]
+SURNAMES = ["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies",
+            "Patel", "Robinson", "Wright", "Thompson", "Evans", "Walker", "White", "Roberts"]
+SUBJECTS = ["English", "Mathematics", "Science", "History", "Geography", "French", "Art",
+            "Music", "Computing", "PE", "RE", "DT"]
+COMMENTS = ["working at the expected standard", "working towards the expected standard",
+            "working at greater depth", "homework not handed in", "excellent progress",
+            "needs to show working", "absent for assessment", ""]
+
+def csv_blocks(rng, size):
+    header = b"upn,forename,surname,year,class,subject,mark,grade,date,comment\n"
+    yield header
+    left = size - len(header)
+    while left > 0:
+        rows = []
+        for _ in range(2000):
+            r = rng.getrandbits(64)
+            rows.append("A%012d,%s,%s,%d,%d%s,%s,%d,%s,2025-%02d-%02d,%s\n" % (
+                r % 1_000_000_000_000, FORENAMES[(r >> 8) % 18], SURNAMES[(r >> 13) % 16],
+                7 + (r >> 17) % 5, 7 + (r >> 17) % 5, "ABCDEF"[(r >> 20) % 6],
+                SUBJECTS[(r >> 24) % 12], (r >> 28) % 101, "UDCBA*"[(r >> 36) % 6],
+                1 + (r >> 40) % 12, 1 + (r >> 44) % 28, COMMENTS[(r >> 50) % 8]))
+        block = "".join(rows).encode()[:left]
+        left -= len(block)
+        yield block
+
+def pareto(rng, xm, alpha, cap):
+    return int(min(cap, xm / (1.0 - rng.random()) ** (1.0 / alpha)))
+
+# A few large media files / disk images.
+rng = random.Random(1)
+for i, (name, mb) in enumerate([("media/sports-day-2024.mp4", 100), ("media/nativity-2024.mp4", 150),
+                                 ("it/images/classroom-pc.vhdx", 200)]):
+    write(os.path.join(root, name), random_blocks(rng, max(1, int(mb * MB * scale))))
+
+# Office documents and photos: incompressible, 50 KB to 5 MB, most of them small.
+rng = random.Random(2)
+budget, i = 750 * MB * scale, 0
+start = written[1]
+while written[1] - start < budget:
+    size = pareto(rng, 50_000, 1.8, 5 * MB)
+    if size > 1 * MB:
+        path = "photos/%d-%s/IMG_%05d.jpg" % (2019 + i % 6, ["trip", "sports", "art", "science", "play"][i % 5], i)
+        head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+    else:
+        ext = ["docx", "xlsx", "pptx", "docx"][i % 4]
+        if i % 3 == 0:
+            path = "staff/staff%02d/Documents/%s/doc%05d.%s" % (i % 60, ["planning", "reports", "letters", "meetings"][i % 4], i, ext)
+        else:
+            path = "pupils/year%d/%d%s/pupil%04d/work%05d.%s" % (7 + i % 5, 7 + i % 5, "ABCDEF"[i % 6], i % 900, i, ext)
+        head = b"PK\x03\x04\x14\x00\x06\x00"
+    write(os.path.join(root, path), random_blocks(rng, size, head))
+    i += 1
+
+# PDFs: policies, newsletters, scanned letters.
+rng = random.Random(3)
+budget, i = 150 * MB * scale, 0
+start = written[1]
+while written[1] - start < budget:
+    size = int(100_000 * 30 ** rng.random())  # 100 KB .. 3 MB
+    folder = ["policies", "newsletters", "letters", "governors"][i % 4]
+    write(os.path.join(root, "admin/%s/%s-%04d.pdf" % (folder, folder, i)), pdf_blocks(rng, size))
+    i += 1
+
+# CSV exports from the MIS: compress well.
+rng = random.Random(4)
+budget, i = 100 * MB * scale, 0
+start = written[1]
+while written[1] - start < budget:
+    size = int(5_000 * 2000 ** rng.random())  # 5 KB .. 10 MB
+    write(os.path.join(root, "admin/exports/%s/export-%04d.csv" % (["marks", "attendance", "behaviour"][i % 3], i)),
+          csv_blocks(rng, size))
+    i += 1
+
+# The curriculum: about 50 MB of worksheets, slides, schemes of work and mark sheets.
+rng = random.Random(5)
+budget, i = 50 * MB * scale, 0
+start = written[1]
+while written[1] - start < budget:
+    subject = SUBJECTS[i % 12]
+    kind = i // 12 % 4
+    base = os.path.join(root, "curriculum", subject)
+    if kind == 0:
+        write(os.path.join(base, "worksheet-%03d.docx" % i), random_blocks(rng, rng.randint(50_000, 500_000), b"PK\x03\x04"))
+    elif kind == 1:
+        write(os.path.join(base, "slides-%03d.pptx" % i), random_blocks(rng, rng.randint(500_000, 3_000_000), b"PK\x03\x04"))
+    elif kind == 2:
+        write(os.path.join(base, "scheme-%03d.pdf" % i), pdf_blocks(rng, rng.randint(100_000, 1_000_000)))
+    else:
+        write(os.path.join(base, "marksheet-%03d.csv" % i), csv_blocks(rng, rng.randint(20_000, 400_000)))
+    i += 1
+print("generated %d files, %.0f MB unique" % (written[0], written[1] / MB), file=sys.stderr)
+PY
+    # 30 class folders, each with an identical copy of the curriculum.
+    local y c
+    for y in 7 8 9 10 11; do
+        for c in A B C D E F; do
+            mkdir -p "$1/classes/$y$c"
+            cp -r "$1/curriculum" "$1/classes/$y$c/curriculum"
+        done
+    done
+}
+
+# (b) real compressible files: copies of parts of /usr, until the budget is spent. Each source
+# directory's entries are taken in sorted order; an entry larger than what is left of the budget is
+# descended into; entries already copied (by an earlier, more specific source) are skipped.
+REMAIN=0
+copy_budget() { # src dst
+    local src=$1 dst=$2 e sz
+    mkdir -p "$dst"
+    for e in "$src"/*; do
+        [[ -e $e || -L $e ]] || continue
+        ((REMAIN > 0)) || return 0
+        [[ -e "$dst/${e##*/}" || -L "$dst/${e##*/}" ]] && continue
+        [[ $e == "$BENCH_DIR"* ]] && continue
+        sz=$(du -sbl "$e" 2>/dev/null | cut -f1) || sz="" # -l: cp -r does not keep hard links
+        [[ -n $sz ]] || continue
+        if ((sz <= REMAIN)); then
+            cp -r "$e" "$dst/" 2>/dev/null || true # unreadable files are skipped
+            REMAIN=$((REMAIN - sz))
+        elif [[ -d $e && ! -L $e ]]; then
+            copy_budget "$e" "$dst/${e##*/}"
+        fi
+    done
+}
+gen_usr() { # dir scale
+    REMAIN=$("$PYTHON" -c "print(int(1_500_000_000 * float('$2')))")
+    local src
+    for src in $BENCH_USR_SOURCES; do
+        ((REMAIN > 0)) || break
+        [[ -d $src ]] || continue
+        copy_budget "$src" "$1$src" # /usr/share -> DIR/usr/share
+    done
+}
+
+ensure_dataset() { # name
+    local name=$1 dir="$DATA/$1" stamp="$DATA/$1.done"
+    if [[ -f $stamp && $(cat "$stamp") == "$BENCH_SCALE" ]]; then
+        return 0
+    fi
+    note "generating dataset $name (scale $BENCH_SCALE)"
+    rm -rf "$dir" "$stamp" "$DATA/$name.modlist"
+    mkdir -p "$dir"
+    case $name in
+    school) gen_school "$dir" "$BENCH_SCALE" ;;
+    usr) gen_usr "$dir" "$BENCH_SCALE" ;;
+    *) die "unknown dataset $name" ;;
+    esac
+    # The files a "1% changed" backup sees modified: every 100th regular file, in sorted order.
+    (cd "$dir" && find . -type f | sort | awk 'NR % 100 == 50' | while IFS= read -r f; do
+        printf '%s\t%s\n' "$(stat -c %s "$f")" "$f"
+    done) >"$DATA/$name.modlist"
+    echo "$BENCH_SCALE" >"$stamp"
+}
+
+# Appends about 4 KB to each listed file (the same bytes every run).
+modify_dataset() { # name
+    local size f pad
+    pad="$(printf 'firesafe-bench: this line was appended to simulate an edit.\n%.0s' {1..64})"
+    while IFS=$'\t' read -r size f; do
+        printf '%s' "$pad" >>"$DATA/$1/$f"
+    done <"$DATA/$1.modlist"
+}
+# Undoes modify_dataset (also after an interrupted earlier invocation).
+revert_dataset() { # name
+    local size f
+    while IFS=$'\t' read -r size f; do
+        truncate -s "$size" "$DATA/$1/$f"
+    done <"$DATA/$1.modlist"
+}
+
+dataset_summary() { # name -> "files bytes unique_bytes"
+    local dir="$DATA/$1"
+    local files bytes
+    files=$(find "$dir" -type f | wc -l)
+    bytes=$(find "$dir" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    echo "$files $bytes"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------------
+# measure DATASET STEP TOOL RUN ok-codes -- command...
+# Appends "dataset step tool run seconds maxrss_kib rc" to raw.tsv.
+measure() {
+    local ds=$1 step=$2 tool=$3 run=$4 ok=$5
+    shift 6
+    local log="$LOGS/$ds.$step.$tool.run$run"
+    sync
+    local t0 t1 rc=0
+    t0=$(date +%s%N)
+    /usr/bin/time -v -o "$log.time" "$@" >"$log.log" 2>&1 || rc=$?
+    t1=$(date +%s%N)
+    if [[ " $ok " != *" $rc "* ]]; then
+        tail -n 30 "$log.log" >&2 || true
+        die "$tool $step on $ds (run $run) exited with $rc; see $log.log"
+    fi
+    [[ $rc == 0 ]] || note "WARNING: $tool $step on $ds exited with $rc (accepted); see $log.log"
+    local rss secs
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log.time")
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" "$step" "$tool" "$run" "$secs" "$rss" "$rc" >>"$RAW"
+    note "  $ds $step $tool: ${secs}s, peak RSS $((rss / 1024)) MiB"
+}
+
+# One tool's command for one step. Exit codes accepted: firesafe 1 = finished with warnings,
+# restic 3 = some source files could not be read.
+step_cmd() { # tool step dataset run
+    local tool=$1 step=$2 ds=$3 run=$4
+    local src="$DATA/$ds" repo="$BENCH_DIR/repo/$tool-$ds" out="$BENCH_DIR/restore/$tool-$ds"
+    case "$tool:$step" in
+    firesafe:backup*) measure "$ds" "$step" "$tool" "$run" "0 1" -- \
+        "$FIRESAFE" --repo "$repo" backup "$src" --source "$ds" ;;
+    restic:backup*) measure "$ds" "$step" "$tool" "$run" "0 3" -- \
+        "$RESTIC" -r "$repo" backup "$src" --compression auto --quiet ;;
+    firesafe:restore) measure "$ds" "$step" "$tool" "$run" "0" -- \
+        "$FIRESAFE" --repo "$repo" restore latest --to "$out" ;;
+    restic:restore) measure "$ds" "$step" "$tool" "$run" "0" -- \
+        "$RESTIC" -r "$repo" restore latest --target "$out" --quiet ;;
+    firesafe:check) measure "$ds" "$step" "$tool" "$run" "0" -- \
+        "$FIRESAFE" --repo "$repo" check --read-data ;;
+    restic:check) measure "$ds" "$step" "$tool" "$run" "0" -- \
+        "$RESTIC" -r "$repo" check --read-data ;;
+    *) die "no command for $tool $step" ;;
+    esac
+}
+
+verify_restore() { # tool dataset
+    local tool=$1 ds=$2 out="$BENCH_DIR/restore/$1-$2" got
+    case $tool in
+    firesafe) got="$out/$ds" ;;               # firesafe: DIR/<basename of PATH>
+    restic) got="$out$DATA/$ds" ;;            # restic: DIR/<absolute path>
+    esac
+    [[ -d $got ]] || die "$tool restore of $ds: $got does not exist"
+    if ! diff -r --no-dereference "$DATA/$ds" "$got" >"$LOGS/$ds.diff.$tool" 2>&1; then
+        head -n 20 "$LOGS/$ds.diff.$tool" >&2
+        if [[ $tool == firesafe ]]; then
+            die "the firesafe restore of $ds differs from the source (see $LOGS/$ds.diff.$tool)"
+        fi
+        note "WARNING: the restic restore of $ds differs from the source (see $LOGS/$ds.diff.$tool)"
+    fi
+}
+
+export FIRESAFE_KEY_FILE="$BENCH_DIR/firesafe.key"
+export RESTIC_PASSWORD="firesafe-bench-password"
+export RESTIC_CACHE_DIR="$BENCH_DIR/restic-cache"
+unset FIRESAFE_REPO RESTIC_REPOSITORY RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND FIRESAFE_PASSPHRASE || true
+
+run_dataset() { # dataset run first second
+    local ds=$1 run=$2 tools=("$3" "$4") t step
+    rm -rf "$BENCH_DIR/repo" "$BENCH_DIR/restore" "$RESTIC_CACHE_DIR" "$FIRESAFE_KEY_FILE"
+    mkdir -p "$BENCH_DIR/repo" "$BENCH_DIR/restore"
+    revert_dataset "$ds"
+    "$FIRESAFE" --repo "$BENCH_DIR/repo/firesafe-$ds" init --generate-key "$FIRESAFE_KEY_FILE" \
+        >"$LOGS/$ds.init.firesafe.run$run.log" 2>&1 || die "firesafe init failed"
+    "$RESTIC" -r "$BENCH_DIR/repo/restic-$ds" init --repository-version 2 \
+        >"$LOGS/$ds.init.restic.run$run.log" 2>&1 || die "restic init failed"
+
+    for t in "${tools[@]}"; do step_cmd "$t" backup1 "$ds" "$run"; done
+    for t in firesafe restic; do
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" repo_first "$t" "$run" \
+            "$(du -sb "$BENCH_DIR/repo/$t-$ds" | cut -f1)" 0 0 >>"$RAW"
+    done
+    for t in "${tools[@]}"; do step_cmd "$t" backup2_nochange "$ds" "$run"; done
+    modify_dataset "$ds"
+    for t in "${tools[@]}"; do step_cmd "$t" backup3_1pct "$ds" "$run"; done
+    for t in "${tools[@]}"; do step_cmd "$t" restore "$ds" "$run"; done
+    for t in "${tools[@]}"; do verify_restore "$t" "$ds"; done
+    rm -rf "$BENCH_DIR/restore"
+    for t in "${tools[@]}"; do step_cmd "$t" check "$ds" "$run"; done
+    for t in firesafe restic; do
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" repo_final "$t" "$run" \
+            "$(du -sb "$BENCH_DIR/repo/$t-$ds" | cut -f1)" 0 0 >>"$RAW"
+    done
+    revert_dataset "$ds"
+    rm -rf "$BENCH_DIR/repo" "$RESTIC_CACHE_DIR"
+}
+
+if [[ "${BENCH_REPORT_ONLY:-0}" == 1 ]]; then
+    # Rewrite results.md from an existing raw.tsv (for example after an interrupted run).
+    elapsed=0
+    BENCH_RUNS="$(awk -F'\t' '{print $4}' "$RAW" | sort -u | wc -l)"
+    BENCH_SCALE="$(cat "$DATA/${BENCH_DATASETS%% *}.done" 2>/dev/null || echo "$BENCH_SCALE")"
+else
+    for ds in $BENCH_DATASETS; do ensure_dataset "$ds"; done
+
+    : >"$RAW"
+    for ds in $BENCH_DATASETS; do
+        read -r files bytes < <(dataset_summary "$ds")
+        echo "$ds $files $bytes" >"$DATA/$ds.summary"
+    done
+    started=$(date +%s)
+    for ((run = 1; run <= BENCH_RUNS; run++)); do
+        for ds in $BENCH_DATASETS; do
+            if ((run % 2 == 1)); then order=(firesafe restic); else order=(restic firesafe); fi
+            note "run $run/$BENCH_RUNS, dataset $ds (${order[0]} first)"
+            run_dataset "$ds" "$run" "${order[@]}"
+        done
+    done
+    elapsed=$(($(date +%s) - started))
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -z "${FIRESAFE_BIN:-}" ]] && ! (cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null); then
+    commit="$commit (with uncommitted changes in src/)"
+fi
+"$PYTHON" - "$RAW" "$DATA" "$BENCH_DATASETS" "$BENCH_SCALE" "$BENCH_RUNS" "$elapsed" "$commit" \
+    "$("$RESTIC" version | head -n1)" "$(nproc)" \
+    "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
+    "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)" "$(uname -r)" \
+    >"$BENCH_DIR/results.md" <<'PY'
+import statistics, sys
+from collections import defaultdict
+
+raw, data, datasets, scale, runs, elapsed, commit, restic, cores, cpu, mem, kernel = sys.argv[1:13]
+vals = defaultdict(list)
+rss = defaultdict(list)
+for line in open(raw):
+    ds, step, tool, run, v, r, rc = line.rstrip("\n").split("\t")
+    vals[ds, step, tool].append(float(v))
+    rss[ds, step, tool].append(int(r))
+
+med = lambda xs: statistics.median(xs)
+TITLES = {"school": "(a) school share", "usr": "(b) /usr copies (compressible real files)"}
+STEPS = [("backup1", "first backup"), ("backup2_nochange", "no-change backup"),
+         ("backup3_1pct", "backup after 1% of files changed"), ("restore", "full restore"),
+         ("check", "check --read-data")]
+TARGETS = {("school", "backup1"): 2.0, ("usr", "backup1"): 1.6, ("usr", "backup2_nochange"): 4.0,
+           ("school", "restore"): 2.0, ("usr", "restore"): 2.0,
+           ("school", "check"): 1.5, ("usr", "check"): 1.5}
+
+def spread(xs, fmt="%.1f"):
+    return (fmt % med(xs)) if len(xs) == 1 else ("%s (%s-%s)" % (fmt % med(xs), fmt % min(xs), fmt % max(xs)))
+
+print("# firesafe vs restic, end to end\n")
+print(f"- firesafe {commit}; {restic}")
+print(f"- machine: {cores} cores ({cpu}), {mem} RAM, Linux {kernel}; shared and noisy")
+print(f"- BENCH_SCALE={scale}, BENCH_RUNS={runs}: each value is the median of {runs} run(s) "
+      "(min-max in brackets); page cache warm for both tools; each step runs for both tools "
+      "back to back, the first tool alternating between runs")
+if int(elapsed) > 0:
+    print(f"- measurement took {int(elapsed) // 60} min {int(elapsed) % 60} s")
+print()
+for ds in datasets.split():
+    name, files, size = open(f"{data}/{ds}.summary").read().split()
+    print(f"## {TITLES.get(ds, ds)}: {int(files):,} files, {int(size) / 1e9:.2f} GB\n")
+    print("| step | firesafe s | restic s | speed-up (restic/firesafe) | target | firesafe peak RSS MiB | restic peak RSS MiB |")
+    print("|---|---:|---:|---:|---|---:|---:|")
+    for step, title in STEPS:
+        f, r = vals.get((ds, step, "firesafe")), vals.get((ds, step, "restic"))
+        if not f or not r:
+            continue
+        speed = med(r) / med(f) if med(f) > 0 else float("inf")
+        t = TARGETS.get((ds, step))
+        target = "" if t is None else ("%.1fx %s" % (t, "met" if speed >= t else "**missed**"))
+        fr, rr = med(rss[ds, step, "firesafe"]) / 1024, med(rss[ds, step, "restic"]) / 1024
+        mem_note = "" if fr <= rr else " **(> restic)**"
+        print(f"| {title} | {spread(f)} | {spread(r)} | {speed:.2f}x | {target} | {fr:.0f}{mem_note} | {rr:.0f} |")
+    for step, title in [("repo_first", "repository size after first backup"),
+                        ("repo_final", "repository size after 3 backups")]:
+        f, r = med(vals[ds, step, "firesafe"]), med(vals[ds, step, "restic"])
+        diff = (f / r - 1) * 100
+        verdict = "within 3%: met" if abs(diff) <= 3 else ("smaller: met" if diff < 0 else "**larger by more than 3%: missed**")
+        print(f"| {title} | {f / 1e6:,.1f} MB | {r / 1e6:,.1f} MB | firesafe/restic {f / r:.3f} ({diff:+.1f}%) | {verdict} | | |")
+    print()
+PY
+cat "$BENCH_DIR/results.md"
+note "results written to $BENCH_DIR/results.md (raw numbers in $RAW)"
