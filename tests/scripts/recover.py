@@ -57,6 +57,7 @@ def zstd_decompress(data):
 class Repo:
     def __init__(self, root, key_file):
         self.root = root
+        self.blobs_read = 0
         config = json.loads(self.read("config"))
         if config.get("format") != "firesafe" or config.get("version") != 1:
             raise Failure("%s is not a firesafe version 1 repository" % root)
@@ -113,18 +114,19 @@ class Repo:
 
     @functools.lru_cache(maxsize=4)
     def pack(self, pack_id):
-        """A pack's plaintext (blobs, header JSON, 4-byte little-endian header length)."""
-        return age_decrypt(self.identity, self.read("data/%s/%s" % (pack_id[:2], pack_id), True))
-
-    blobs_read = 0
+        """A pack's plaintext and the length of its body: blobs, then header JSON, then the
+        header's length as 4 bytes little-endian."""
+        plain = age_decrypt(self.identity, self.read("data/%s/%s" % (pack_id[:2], pack_id), True))
+        if len(plain) < 4 or struct.unpack("<I", plain[-4:])[0] > len(plain) - 4:
+            raise Failure("pack %s has no valid trailer" % pack_id)
+        return plain, len(plain) - 4 - struct.unpack("<I", plain[-4:])[0]
 
     def blob(self, blob_id):
         """Step 4: one blob's plaintext: index -> pack -> offset/length -> zstd -> check."""
         if blob_id not in self.blobs:
             raise Failure("blob %s is in no index object" % blob_id)
         pack_id, e = self.blobs[blob_id]
-        plain = self.pack(pack_id)
-        body = len(plain) - 4 - struct.unpack("<I", plain[-4:])[0]
+        plain, body = self.pack(pack_id)
         if e["offset"] + e["length"] > body:
             raise Failure("blob %s lies outside pack %s" % (blob_id, pack_id))
         data = plain[e["offset"]:e["offset"] + e["length"]]
@@ -238,19 +240,21 @@ def main():
     if missing:
         sys.exit("recover.py: %s not found; install it (Debian/Ubuntu: apt-get install age zstd)"
                  % " and ".join(missing))
-    out = os.fsencode(os.path.abspath(args.out_dir))
-    os.makedirs(out, exist_ok=True)
-    if os.listdir(out):
-        sys.exit("recover.py: %s is not empty; give a new or empty directory" % args.out_dir)
     if blake3 is None:
         print("note: Python module blake3 not found; blobs and objects are NOT checked against "
               "their ids (age still authenticates every object)", file=sys.stderr)
     repo = None
     try:
+        out = os.fsencode(os.path.abspath(args.out_dir))
+        os.makedirs(out, exist_ok=True)
+        if os.listdir(out):
+            raise Failure("%s is not empty; give a new or empty directory" % args.out_dir)
         repo = Repo(args.repo_dir, args.key_file)
         repo.load_index()
         ok = recover(repo, choose_snapshot(repo, args.snapshot), out)
-    except (Failure, OSError, ValueError, KeyError) as e:
+    except KeyError as e:
+        sys.exit("recover.py: an object lacks the field %s (damaged, or not format 1)" % e)
+    except (Failure, OSError, ValueError) as e:
         sys.exit("recover.py: %s" % e)
     finally:
         if repo:
