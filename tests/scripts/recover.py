@@ -242,7 +242,7 @@ def main():
                  % " and ".join(missing))
     if blake3 is None:
         print("note: Python module blake3 not found; blobs and objects are NOT checked against "
-              "their ids (age still authenticates every object)", file=sys.stderr)
+              "their ids (age still detects damaged objects, not misnamed ones)", file=sys.stderr)
     repo = None
     try:
         out = os.fsencode(os.path.abspath(args.out_dir))
