@@ -531,8 +531,9 @@ fn apply_metadata(path: &Path, node: &Node, as_root: bool, warnings: &mut Vec<St
     if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
         warnings.push(format!("{}: mode not set: {e}", path.display()));
     }
+    // Path-based (utimensat): opening a named pipe to stamp it would block.
     let mtime = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
-    if let Err(e) = filetime::set_file_mtime(path, mtime) {
+    if let Err(e) = filetime::set_symlink_file_times(path, mtime, mtime) {
         warnings.push(format!(
             "{}: modification time not set: {e}",
             path.display()

@@ -162,7 +162,12 @@ impl Target {
                     max_retries: options.max_retries,
                     retry_timeout: options.retry_timeout,
                 };
+                // Replacing the client options drops what from_env read into them, so carry
+                // AWS_ALLOW_HTTP over by hand.
+                let allow_http =
+                    std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
                 let client = ClientOptions::new()
+                    .with_allow_http(allow_http)
                     .with_connect_timeout(options.connect_timeout)
                     .with_timeout(options.request_timeout);
                 let mut builder = AmazonS3Builder::from_env()

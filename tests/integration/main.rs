@@ -1,1 +1,15 @@
+//! The integration tests: one binary, a module per capability. They drive the real `firesafe`
+//! binary and, where `FIRESAFE_TEST_S3=1` and the usual `AWS_*` variables point at an
+//! S3-compatible server (tests/run.sh starts SeaweedFS on 127.0.0.1), run against S3 too.
 
+mod support;
+
+mod bad_input;
+mod chunking;
+mod cli_help;
+mod corruption;
+mod crash;
+mod dedup;
+mod keys;
+mod no_plaintext;
+mod round_trip;
