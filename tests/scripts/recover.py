@@ -186,8 +186,11 @@ def recover(repo, snap, out):
     todo = [(out, repo.tree(snap["tree"]))]
     while todo:
         parent, entries = todo.pop()
-        for node in entries:
-            path = os.path.join(parent, name_bytes(node["name"]))
+        names = [name_bytes(node["name"]) for node in entries]
+        if len(set(names)) != len(names):
+            raise Failure("a tree holds the same name twice")
+        for name, node in zip(names, entries):
+            path = os.path.join(parent, name)
             if node["type"] == "dir":
                 dirs.append((path, node))
                 todo.append((path, repo.tree(node["subtree"])))
