@@ -120,6 +120,39 @@ EXAMPLES:
     /// Manage the keys that can open the repository.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Run one schedule now, exactly as the nightly run would: back up its sources and copy the
+    /// result to every one of its targets.
+    #[command(
+        after_help = "The schedule is schedules/NAME.toml and its targets targets/*.toml under the
+configuration directory (--config-dir, default: the current directory). Every target holds the
+same repository: the backup goes to the first target that is reachable, and the new objects are
+then copied to the others. A target that is down does not stop the others; the run ends with
+exit status 1 and names it, and the next run brings it up to date.
+
+EXAMPLES:
+  First run of the shipped example (creates the key file and the repositories):
+    firesafe run nightly --init
+  Later runs:
+    firesafe run nightly"
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The schedule's name (schedules/NAME.toml).
+    schedule: String,
+    /// The directory holding targets/ and schedules/.
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// First run: create the schedule's key file and repositories where they do not exist.
+    #[arg(long)]
+    init: bool,
 }
 
 #[derive(Args, Debug)]
@@ -260,6 +293,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Restore(a) => restore_cmd(repo_url, a).await,
         Command::Check(a) => check_cmd(repo_url, a).await,
         Command::Key(k) => key_cmd(repo_url, k).await,
+        Command::Run(a) => run_cmd(a).await,
     }
 }
 
@@ -721,4 +755,73 @@ async fn key_cmd(url: Option<&str>, k: KeyCommand) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+async fn run_cmd(a: RunArgs) -> Result<Outcome> {
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    let schedule = config.schedule(&a.schedule)?;
+    let options = firesafe::job::RunOptions {
+        init: a.init,
+        progress: progress::on_terminal(),
+    };
+    let report = firesafe::job::run(&config, schedule, &options).await?;
+    for line in &report.created {
+        println!("{line}");
+    }
+    for (source, result) in &report.backups {
+        match result {
+            Ok(b) => {
+                for w in &b.snapshot.warnings {
+                    eprintln!("firesafe: warning: {source}: {}: {}", w.path, w.message);
+                }
+                let st = &b.snapshot.stats;
+                println!(
+                    "{source}: snapshot {} saved{}: {} files ({}), {} new, {} changed, {} unchanged; added {} ({} stored)",
+                    b.id.short(),
+                    if b.snapshot.partial { " (partial)" } else { "" },
+                    st.files,
+                    bytesize::ByteSize(st.bytes),
+                    st.files_new,
+                    st.files_changed,
+                    st.files_unchanged,
+                    bytesize::ByteSize(st.bytes_added),
+                    bytesize::ByteSize(st.bytes_stored),
+                );
+            }
+            Err(e) => println!("{source}: not backed up: {e}"),
+        }
+    }
+    for (name, outcome) in &report.targets {
+        match outcome {
+            firesafe::job::TargetOutcome::Primary => println!("target {name}: received the backup"),
+            firesafe::job::TargetOutcome::Replicated(r) => {
+                println!(
+                    "target {name}: up to date ({} objects, {} copied)",
+                    r.copied,
+                    bytesize::ByteSize(r.bytes)
+                );
+                for k in &r.damaged {
+                    println!(
+                        "target {name}: not copied, damaged at the source: {k} (run `firesafe check --read-data`)"
+                    );
+                }
+            }
+            firesafe::job::TargetOutcome::Failed(e) => println!("target {name}: NOT UPDATED: {e}"),
+        }
+    }
+    let clean = report.is_clean();
+    println!(
+        "run of schedule {}: {}",
+        report.schedule,
+        if clean {
+            "complete"
+        } else {
+            "degraded (see above)"
+        }
+    );
+    Ok(if clean {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
 }

@@ -6,8 +6,8 @@
 //! attacker. What it holds must reveal nothing but sizes and counts, and any change to it must be
 //! detected:
 //!
-//! - every object except `config` and the envelopes' outer headers is an age file encrypted to the
-//!   repository's own X25519 identity (ChaCha20-Poly1305, authenticated in 64 KiB segments), so
+//! - every object except `config` is an age file: key envelopes are encrypted to each person's or
+//!   host's own key, and everything else to the repository's own X25519 identity (ChaCha20-Poly1305, authenticated in 64 KiB segments), so
 //!   contents, file names and metadata are confidential and tamper-evident;
 //! - blob ids are BLAKE3 keyed with a secret 32-byte key, so an attacker cannot confirm a guess
 //!   ("does this repository contain this known file?") by computing its id;

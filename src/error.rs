@@ -60,6 +60,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// Problems in the configuration files, each naming its file, line and key.
+    #[error("the configuration has {} problem(s): {}", .0.len(), .0.join("; "))]
+    Config(Vec<String>),
+
     /// A repository written by a newer or unknown format.
     #[error("{0}")]
     Format(String),

@@ -17,8 +17,8 @@
 //! |---|---|---|
 //! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`] | no I/O, no async |
 //! | 1 storage and format | [`target`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
-//! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 edges | `cli` (in the binary), [`progress`] | parses, calls, prints |
+//! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`] | each owns its `Options` and returns its `Stats` or `Report` |
+//! | 3 orchestration and edges | [`config`], [`job`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
@@ -27,14 +27,17 @@ pub mod blobs;
 pub mod check;
 pub mod chunker;
 pub mod compress;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod job;
 pub mod keys;
 pub mod ls;
 pub mod pack;
 pub mod progress;
+pub mod replicate;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;

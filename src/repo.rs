@@ -11,9 +11,9 @@
 //! | `index/ID` | sealed JSON: which blobs are in which packs |
 //! | `snapshots/ID` | sealed JSON: one snapshot |
 //!
-//! "Sealed" means age(zstd(JSON)) encrypted to the repository identity. Every ID except the
-//! repository id is the BLAKE3 hash of the object's stored bytes. Nothing is ever rewritten:
-//! every write creates a new object.
+//! "Sealed" means age(zstd(JSON)) encrypted to the repository identity. Every ID in a key is the
+//! BLAKE3 hash of that object's stored bytes, except `keys/ID.info`, which carries its envelope's
+//! ID. Nothing is ever rewritten: every write creates a new object.
 
 use std::sync::Arc;
 
@@ -172,6 +172,14 @@ impl Repository {
             target: target.name().to_string(),
             detail: format!("not valid JSON ({e})"),
         })?;
+        if let Err(why) = config.chunker.validate() {
+            return Err(Error::Corrupt {
+                what: "config",
+                id: CONFIG.into(),
+                target: target.name().to_string(),
+                detail: why,
+            });
+        }
         if config.format != "firesafe" || config.version != 1 {
             return Err(Error::Format(format!(
                 "target \"{}\" holds format \"{}\" version {}; this firesafe {} reads firesafe version 1 (upgrade firesafe)",
@@ -278,10 +286,17 @@ impl Repository {
             target: self.target.name().to_string(),
             detail,
         };
-        if let Some(name) = key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok())
-            && Id::of_object(bytes) != name
-        {
-            return Err(corrupt("its content does not match its name".into()));
+        // Objects named by their hash must match it; `keys/ID.info` is named after its envelope.
+        if !key.ends_with(".info") {
+            match key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) {
+                Some(name) if Id::of_object(bytes) == name => {}
+                Some(_) => return Err(corrupt("its content does not match its name".into())),
+                None => {
+                    return Err(corrupt(
+                        "its name is not an object id (a stray copy?)".into(),
+                    ));
+                }
+            }
         }
         let plain = match self.key.open(bytes) {
             Ok(p) => p,

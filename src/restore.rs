@@ -269,6 +269,12 @@ pub async fn restore(
                 }
             }
         }
+        if missing.is_none() && offset != f.node.size {
+            missing = Some(format!(
+                "its blobs hold {offset} bytes but the snapshot records {} (damaged tree)",
+                f.node.size
+            ));
+        }
         pending.push(Pending {
             temp,
             dest,

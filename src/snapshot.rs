@@ -101,14 +101,13 @@ impl Catalog {
         let mut damaged = Vec::new();
         for (key, r) in results {
             match r {
-                Ok(snapshot) => {
-                    let id = key
-                        .rsplit('/')
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .expect("a snapshot that opened is named by its hash");
-                    snapshots.push(Listed { id, snapshot });
-                }
+                Ok(snapshot) => match key.rsplit('/').next().and_then(|n| n.parse().ok()) {
+                    Some(id) => snapshots.push(Listed { id, snapshot }),
+                    None => damaged.push((
+                        key.clone(),
+                        Error::Format(format!("{key} is not named by an id; ignored")),
+                    )),
+                },
                 Err(e @ Error::Target { .. }) => return Err(e),
                 Err(e) => damaged.push((key, e)),
             }

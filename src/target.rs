@@ -138,13 +138,17 @@ impl Target {
                         dir.display()
                     )));
                 }
-                let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| Error::Target {
-                    target: name.to_string(),
-                    op: "open",
-                    path: dir.display().to_string(),
-                    detail: e.to_string(),
-                    transient: false,
-                })?;
+                // fsync each object and its directory: a pack must be on disk before an index
+                // object names it, or a power cut could leave an index pointing at nothing.
+                let store = LocalFileSystem::new_with_prefix(dir)
+                    .map(|s| s.with_fsync(true))
+                    .map_err(|e| Error::Target {
+                        target: name.to_string(),
+                        op: "open",
+                        path: dir.display().to_string(),
+                        detail: e.to_string(),
+                        transient: false,
+                    })?;
                 Ok(Target {
                     name: name.to_string(),
                     store: Arc::new(store),

@@ -154,6 +154,9 @@ impl Tree {
     pub fn decode(bytes: &[u8]) -> Result<Tree, String> {
         let tree: Tree =
             serde_json::from_slice(bytes).map_err(|e| format!("tree is not valid ({e})"))?;
+        if tree.entries.windows(2).any(|w| w[0].name >= w[1].name) {
+            return Err("tree entries are not sorted by name, or a name appears twice".into());
+        }
         let mut seen = HashSet::new();
         for node in &tree.entries {
             if !node.name.is_safe_component() {

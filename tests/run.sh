@@ -29,7 +29,8 @@ fi
 S3_DIR="$(mktemp -d "${TMPDIR:-/tmp}/firesafe-s3.XXXXXX")"
 cleanup() { tests/scripts/seaweedfs-stop.sh "$S3_DIR" --purge || true; }
 trap cleanup EXIT
-eval "$(tests/scripts/seaweedfs-start.sh "$S3_DIR" --bucket firesafe-test)"
+s3_env="$(tests/scripts/seaweedfs-start.sh "$S3_DIR" --bucket firesafe-test)"
+eval "$s3_env"
 export FIRESAFE_TEST_S3=1
 
 cargo nextest run --lib --bins --test integration --no-fail-fast "$@"

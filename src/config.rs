@@ -1,0 +1,298 @@
+//! Configuration: `targets/NAME.toml` and `schedules/NAME.toml`, one file per thing.
+//!
+//! Loading checks everything a run depends on and reports each problem with its file, line and
+//! key. This module only assembles the operations' own option types; nothing below it reads
+//! configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::target::Location;
+
+/// Where a copy is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Site {
+    Onsite,
+    Offsite,
+}
+
+/// What kind of storage a target is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A directory on a mounted filesystem (an SMB/NFS NAS share, a disk).
+    Path,
+    /// An S3-compatible bucket.
+    S3,
+}
+
+/// `targets/NAME.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    #[serde(default)]
+    pub description: String,
+    pub kind: TargetKind,
+    pub location: Site,
+    /// `nas`, `object-storage`, `removable-disk`, ...: copies on the same medium count once.
+    pub medium: String,
+    /// kind = "path": the directory.
+    pub path: Option<PathBuf>,
+    /// kind = "s3": bucket and key prefix; endpoint, region and credentials from the AWS_*
+    /// environment variables.
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(skip)]
+    pub name: String,
+}
+
+impl TargetSpec {
+    pub fn location(&self) -> Location {
+        match self.kind {
+            TargetKind::Path => Location::Path(self.path.clone().expect("checked when loaded")),
+            TargetKind::S3 => Location::S3 {
+                bucket: self.bucket.clone().expect("checked when loaded"),
+                prefix: self.prefix.trim_matches('/').to_string(),
+            },
+        }
+    }
+}
+
+/// One share a schedule backs up.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// The share label recorded in snapshots (`curriculum`).
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// `schedules/NAME.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    #[serde(default)]
+    pub description: String,
+    /// Five-field crontab expression (minute hour day month weekday).
+    pub cron: String,
+    /// IANA time zone the cron expression is read in (`Europe/London`).
+    pub timezone: String,
+    /// Target names; the first reachable one receives the backup, the others are brought up to
+    /// date from it.
+    pub targets: Vec<String>,
+    /// The age identity file that opens the repository.
+    pub key_file: PathBuf,
+    /// zstd level (0 = off); default: the repository's.
+    pub compression: Option<i32>,
+    pub sources: Vec<SourceSpec>,
+    #[serde(skip)]
+    pub name: String,
+}
+
+/// Every target and schedule under a configuration directory.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub targets: BTreeMap<String, TargetSpec>,
+    pub schedules: BTreeMap<String, ScheduleSpec>,
+}
+
+/// One problem in one file.
+fn problem(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    match span {
+        Some(s) => {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            let col = s.start
+                - text[..s.start.min(text.len())]
+                    .rfind('\n')
+                    .map_or(0, |i| i + 1)
+                + 1;
+            format!("{}:{line}:{col}: {message}", file.display())
+        }
+        None => format!("{}: {message}", file.display()),
+    }
+}
+
+/// The line of `key = ` in a TOML text, for messages about values that parsed but are wrong.
+fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            let start = offset + (line.len() - t.len());
+            return Some(start..start + key.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn read_dir_toml(dir: &Path) -> Result<Vec<(String, PathBuf, String)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => {
+            return Err(Error::local(
+                dir,
+                "cannot read the configuration directory",
+                e,
+            ));
+        }
+    };
+    for e in entries {
+        let e =
+            e.map_err(|err| Error::local(dir, "cannot read the configuration directory", err))?;
+        let path = e.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|err| Error::local(&path, "cannot read", err))?;
+        out.push((name, path, text));
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Config {
+    /// Loads `DIR/targets/*.toml` and `DIR/schedules/*.toml`, collecting every problem.
+    pub fn load(dir: &Path) -> Result<Config> {
+        let mut problems = Vec::new();
+        let mut config = Config {
+            dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        for (name, path, text) in read_dir_toml(&dir.join("targets"))? {
+            match toml::from_str::<TargetSpec>(&text) {
+                Ok(mut t) => {
+                    t.name = name.clone();
+                    match t.kind {
+                        TargetKind::Path if t.path.is_none() => problems.push(problem(
+                            &path,
+                            &text,
+                            None,
+                            "key path: a path target needs `path = \"/mnt/nas/firesafe\"`",
+                        )),
+                        TargetKind::S3 if t.bucket.is_none() => problems.push(problem(
+                            &path,
+                            &text,
+                            None,
+                            "key bucket: an s3 target needs `bucket = \"...\"`",
+                        )),
+                        _ => {}
+                    }
+                    config.targets.insert(name, t);
+                }
+                Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
+            }
+        }
+        for (name, path, text) in read_dir_toml(&dir.join("schedules"))? {
+            match toml::from_str::<ScheduleSpec>(&text) {
+                Ok(mut s) => {
+                    s.name = name.clone();
+                    if let Err(why) = cron_schedule(&s.cron) {
+                        problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, "cron"),
+                            &format!("key cron: {why}"),
+                        ));
+                    }
+                    if chrono_tz::Tz::from_str(&s.timezone).is_err() {
+                        problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, "timezone"),
+                            &format!("key timezone: \"{}\" is not an IANA time zone (for example Europe/London)", s.timezone),
+                        ));
+                    }
+                    for t in &s.targets {
+                        if !config.targets.contains_key(t) {
+                            problems.push(problem(
+                                &path,
+                                &text,
+                                key_span(&text, "targets"),
+                                &format!(
+                                    "key targets: there is no target \"{t}\" (no targets/{t}.toml)"
+                                ),
+                            ));
+                        }
+                    }
+                    if s.targets.is_empty() {
+                        problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, "targets"),
+                            "key targets: name at least one target",
+                        ));
+                    }
+                    if s.sources.is_empty() {
+                        problems.push(problem(
+                            &path,
+                            &text,
+                            None,
+                            "key sources: name at least one [[sources]]",
+                        ));
+                    }
+                    config.schedules.insert(name, s);
+                }
+                Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
+            }
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(Error::Config(problems))
+        }
+    }
+
+    /// Resolves a path from a config file against the configuration directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    pub fn schedule(&self, name: &str) -> Result<&ScheduleSpec> {
+        self.schedules.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.schedules.keys().map(String::as_str).collect();
+            Error::NotFound(format!(
+                "there is no schedule \"{name}\" (no {}/schedules/{name}.toml); schedules: {}",
+                self.dir.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+}
+
+/// Parses a five-field crontab expression.
+pub fn cron_schedule(expr: &str) -> std::result::Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!(
+            "\"{expr}\" has {fields} fields; write the five crontab fields: minute hour day-of-month month day-of-week (for example \"0 2 * * *\")"
+        ));
+    }
+    cron::Schedule::from_str(&format!("0 {expr}"))
+        .map_err(|e| format!("\"{expr}\" is not a valid cron expression ({e})"))
+}

@@ -1,0 +1,216 @@
+//! Jobs: one run of a schedule, exactly as the scheduler would run it.
+//!
+//! Every target of a schedule holds one logical repository. A run opens every target, brings the
+//! first reachable one (the primary) up to date from the others, backs each source up into it
+//! once (read, chunked, compressed and encrypted once), then copies the new objects to every
+//! other reachable target. A target that is down does not stop the others: the run ends degraded,
+//! names it, and the next run brings it up to date.
+
+use std::path::Path;
+
+use crate::backup::{self, BackupOptions, BackupReport};
+use crate::config::{Config, ScheduleSpec};
+use crate::crypto::{self, Recipient, Unlock};
+use crate::error::{Error, Result};
+use crate::replicate::{self, ReplicateReport};
+use crate::repo::{InitOptions, Repository};
+use crate::target::{Target, TargetOptions};
+
+/// How a run should behave.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Create the key file and repositories that do not exist yet (first run).
+    pub init: bool,
+    pub progress: bool,
+}
+
+/// What happened to one target.
+#[derive(Debug)]
+pub enum TargetOutcome {
+    /// Received the backup directly.
+    Primary,
+    Replicated(ReplicateReport),
+    Failed(Error),
+}
+
+/// The outcome of one run.
+#[derive(Debug)]
+pub struct RunReport {
+    pub schedule: String,
+    pub backups: Vec<(String, Result<BackupReport>)>,
+    pub targets: Vec<(String, TargetOutcome)>,
+    /// Messages about set-up done by `--init`.
+    pub created: Vec<String>,
+}
+
+impl RunReport {
+    /// Whether everything went to every target and every snapshot is complete.
+    pub fn is_clean(&self) -> bool {
+        self.backups
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(|b| !b.snapshot.partial))
+            && self.targets.iter().all(|(_, t)| match t {
+                TargetOutcome::Failed(_) => false,
+                TargetOutcome::Replicated(r) => r.damaged.is_empty(),
+                TargetOutcome::Primary => true,
+            })
+    }
+}
+
+fn load_key(path: &Path, init: bool, created: &mut Vec<String>) -> Result<Unlock> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Unlock::parse_identity_file(&text)
+            .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && init => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::local(dir, "cannot create the key directory", e))?;
+            }
+            let (text, public) = crypto::generate_identity_file();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::local(path, "cannot create the key file", e))?;
+            f.write_all(text.as_bytes())
+                .map_err(|e| Error::local(path, "cannot write the key file", e))?;
+            created.push(format!(
+                "created key file {} (public key {public}); keep a copy somewhere safe: without it the backups cannot be read",
+                path.display()
+            ));
+            Unlock::parse_identity_file(&text).map_err(Error::WrongKey)
+        }
+        Err(e) => Err(Error::WrongKey(format!(
+            "key_file {}: cannot read it ({e}); check the schedule's key_file, or run with --init on the first run",
+            path.display()
+        ))),
+    }
+}
+
+/// Runs one schedule now.
+pub async fn run(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    options: &RunOptions,
+) -> Result<RunReport> {
+    let mut created = Vec::new();
+    let unlock = load_key(
+        &config.resolve(&schedule.key_file),
+        options.init,
+        &mut created,
+    )?;
+
+    // Open every target; note which hold the repository and which are down.
+    let mut targets: Vec<(String, Result<Target>)> = Vec::new();
+    for name in &schedule.targets {
+        let spec = &config.targets[name];
+        let mut location = spec.location();
+        if let crate::target::Location::Path(p) = &location {
+            location = crate::target::Location::Path(config.resolve(p));
+        }
+        let opened = Target::open(name, &location, &TargetOptions::default(), options.init);
+        let checked = match opened {
+            Ok(t) => match Repository::read_config(&t).await {
+                Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        targets.push((name.clone(), checked));
+    }
+
+    // The primary: the first reachable target that holds the repository, or, on a first run,
+    // the first reachable target.
+    let mut primary = None;
+    for (i, (_, t)) in targets.iter().enumerate() {
+        if let Ok(t) = t
+            && Repository::read_config(t).await.is_ok()
+        {
+            primary = Some(i);
+            break;
+        }
+    }
+    if primary.is_none() && options.init {
+        if let Some(i) = targets.iter().position(|(_, t)| t.is_ok()) {
+            let t = targets[i].1.as_ref().expect("reachable").clone();
+            let recipients: Vec<(Recipient, String)> = unlock
+                .recipients()
+                .into_iter()
+                .map(|r| (r, format!("schedule {}", schedule.name)))
+                .collect();
+            Repository::init(t, &recipients, &InitOptions::default()).await?;
+            created.push(format!(
+                "created the repository on target \"{}\"",
+                targets[i].0
+            ));
+            primary = Some(i);
+        }
+    }
+    let Some(p) = primary else {
+        let reasons: Vec<String> = targets
+            .iter()
+            .map(|(n, t)| match t {
+                Ok(_) => format!("target \"{n}\" holds no repository"),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        return Err(Error::NotFound(format!(
+            "no target of schedule \"{}\" holds its repository ({}); run `firesafe run {} --init` on the first run",
+            schedule.name,
+            reasons.join("; "),
+            schedule.name
+        )));
+    };
+    let primary_target = targets[p].1.as_ref().expect("primary is reachable").clone();
+
+    // Bring the primary up to date from the others (a run when it was down went elsewhere).
+    for (i, (_, t)) in targets.iter().enumerate() {
+        if i != p
+            && let Ok(t) = t
+            && Repository::read_config(t).await.is_ok()
+        {
+            replicate::replicate(t, &primary_target).await?;
+        }
+    }
+
+    let repo = Repository::open(primary_target.clone(), &unlock).await?;
+    let mut backups = Vec::new();
+    for source in &schedule.sources {
+        let mut opts = BackupOptions::new(&source.name, vec![config.resolve(&source.path)]);
+        opts.tags = source.tags.clone();
+        opts.tags.push(format!("schedule:{}", schedule.name));
+        opts.compression = schedule.compression;
+        opts.progress = options.progress;
+        let result = backup::backup(&repo, &opts).await;
+        // A primary that goes down mid-run stops the run: nothing else can be backed up.
+        if let Err(e @ Error::Target { .. }) = result {
+            return Err(e);
+        }
+        backups.push((source.name.clone(), result));
+    }
+
+    let mut outcomes = Vec::new();
+    for (i, (name, t)) in targets.into_iter().enumerate() {
+        let outcome = if i == p {
+            TargetOutcome::Primary
+        } else {
+            match t {
+                Ok(t) => match replicate::replicate(&primary_target, &t).await {
+                    Ok(r) => TargetOutcome::Replicated(r),
+                    Err(e) => TargetOutcome::Failed(e),
+                },
+                Err(e) => TargetOutcome::Failed(e),
+            }
+        };
+        outcomes.push((name, outcome));
+    }
+    Ok(RunReport {
+        schedule: schedule.name.clone(),
+        backups,
+        targets: outcomes,
+        created,
+    })
+}
