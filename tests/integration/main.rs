@@ -14,3 +14,4 @@ mod keys;
 mod no_plaintext;
 mod recovery;
 mod round_trip;
+mod run_schedule;
