@@ -158,34 +158,41 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
                 .push((*id, *loc));
         }
         let target = repo.target();
-        let jobs: Vec<Id> = index
+        let jobs: Vec<(Id, Vec<(Id, crate::index::BlobLocation)>)> = index
             .packs
             .iter()
             .map(|p| p.id)
             .filter(|id| !bad_packs.contains(id))
+            .map(|id| (id, blobs_of.remove(&id).unwrap_or_default()))
             .collect();
+        // Download and verification overlap, a few packs at a time, on every core.
         let mut stream = futures::stream::iter(jobs)
-            .map(|id| async move { (id, target.get_opt(&pack_key(&id)).await) })
-            .buffered(2);
-        while let Some((pack_id, bytes)) = stream.next().await {
-            let bytes = match bytes? {
-                Some(b) => b,
-                None => {
-                    problems.insert(pack_key(&pack_id), "the pack is missing".into());
-                    bad_packs.insert(pack_id);
-                    continue;
+            .map(|(pack_id, expected)| {
+                let key = repo.shared_key();
+                let name = target.name().to_string();
+                let done = Arc::clone(&done);
+                async move {
+                    let Some(bytes) = target.get_opt(&pack_key(&pack_id)).await? else {
+                        return Ok::<_, Error>((
+                            pack_id,
+                            0,
+                            Err("the pack is missing".to_string()),
+                        ));
+                    };
+                    let len = bytes.len() as u64;
+                    done.fetch_add(len, Ordering::Relaxed);
+                    let outcome = tokio::task::spawn_blocking(move || {
+                        verify_pack(&key, &name, &pack_id, &bytes, &expected)
+                    })
+                    .await
+                    .expect("verifying a pack does not panic");
+                    Ok((pack_id, len, outcome))
                 }
-            };
-            done.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            report.bytes_read += bytes.len() as u64;
-            let key = repo.shared_key();
-            let name = target.name().to_string();
-            let expected = blobs_of.remove(&pack_id).unwrap_or_default();
-            let outcome = tokio::task::spawn_blocking(move || {
-                verify_pack(&key, &name, &pack_id, &bytes, &expected)
             })
-            .await
-            .expect("verifying a pack does not panic");
+            .buffer_unordered(3);
+        while let Some(result) = stream.next().await {
+            let (pack_id, len, outcome) = result?;
+            report.bytes_read += len;
             match outcome {
                 Ok(bad) => {
                     if let Some((_, why)) = bad.first() {
@@ -205,6 +212,7 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
                 }
             }
         }
+        drop(stream);
         drop(ticker);
     }
 

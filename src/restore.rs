@@ -313,59 +313,64 @@ pub async fn restore(
         .map(|(pos, blobs)| (index.packs[pos as usize].id, blobs))
         .collect();
     let target = repo.target();
+    // Each pack is downloaded, then decrypted and written out on a blocking thread; a few packs
+    // are in flight at once, so downloading and writing overlap and every core does work.
+    let overwrite = options.overwrite;
     let mut stream = futures::stream::iter(jobs)
-        .map(|(pack_id, blobs)| async move {
-            let bytes = target.get_opt(&pack_key(&pack_id)).await;
-            (pack_id, blobs, bytes)
-        })
-        .buffered(options.downloads.max(1));
-    while let Some((pack_id, blobs, bytes)) = stream.next().await {
-        let bytes = match bytes {
-            Ok(Some(b)) => Ok(b),
-            Ok(None) => Err(format!("pack {} is missing", pack_key(&pack_id))),
-            // A target that stops answering ends the restore.
-            Err(e) => return Err(e),
-        };
-        let key = repo.shared_key();
-        let name = target.name().to_string();
-        let pending = Arc::clone(&pending);
-        let files = Arc::clone(&files);
-        let written = Arc::clone(&written);
-        let warnings = Arc::clone(&warnings);
-        let overwrite = options.overwrite;
-        tokio::task::spawn_blocking(move || {
-            let plain = bytes.and_then(|b| {
-                blobs::open_pack(&key, &name, &pack_id, &b).map_err(|e| e.to_string())
-            });
-            for (id, (loc, uses)) in blobs {
-                let data = match &plain {
-                    Ok(p) => blobs::extract_blob(&key, p, &id, &loc).map_err(|why| {
-                        format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))
-                    }),
-                    Err(e) => Err(e.clone()),
+        .map(|(pack_id, blobs)| {
+            let key = repo.shared_key();
+            let name = target.name().to_string();
+            let pending = Arc::clone(&pending);
+            let files = Arc::clone(&files);
+            let written = Arc::clone(&written);
+            let warnings = Arc::clone(&warnings);
+            async move {
+                let bytes = match target.get_opt(&pack_key(&pack_id)).await {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => Err(format!("pack {} is missing", pack_key(&pack_id))),
+                    // A target that stops answering ends the restore.
+                    Err(e) => return Err(e),
                 };
-                for (n, offset) in uses {
-                    let p = &pending[n];
-                    match &data {
-                        Ok(d) => {
-                            if let Err(e) = write_at(&p.temp, d, offset) {
-                                fail(p, format!("cannot write {}: {e}", p.temp.display()));
+                tokio::task::spawn_blocking(move || {
+                    let plain = bytes.and_then(|b| {
+                        blobs::open_pack(&key, &name, &pack_id, &b).map_err(|e| e.to_string())
+                    });
+                    for (id, (loc, uses)) in blobs {
+                        let data = match &plain {
+                            Ok(p) => blobs::extract_blob(&key, p, &id, &loc).map_err(|why| {
+                                format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))
+                            }),
+                            Err(e) => Err(e.clone()),
+                        };
+                        for (n, offset) in uses {
+                            let p = &pending[n];
+                            match &data {
+                                Ok(d) => {
+                                    if let Err(e) = write_at(&p.temp, d, offset) {
+                                        fail(p, format!("cannot write {}: {e}", p.temp.display()));
+                                    }
+                                    written.fetch_add(d.len() as u64, Ordering::Relaxed);
+                                }
+                                Err(why) => fail(p, why.clone()),
                             }
-                            written.fetch_add(d.len() as u64, Ordering::Relaxed);
+                            if p.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                                let mut w = Vec::new();
+                                finish_file(p, &files[n].node, as_root, overwrite, &mut w);
+                                warnings.lock().expect("warnings lock").extend(w);
+                            }
                         }
-                        Err(why) => fail(p, why.clone()),
                     }
-                    if p.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        let mut w = Vec::new();
-                        finish_file(p, &files[n].node, as_root, overwrite, &mut w);
-                        warnings.lock().expect("warnings lock").extend(w);
-                    }
-                }
+                })
+                .await
+                .expect("restoring a pack does not panic");
+                Ok(())
             }
         })
-        .await
-        .expect("restoring a pack does not panic");
+        .buffer_unordered(options.downloads.max(1));
+    while let Some(done) = stream.next().await {
+        done?;
     }
+    drop(stream);
     drop(ticker);
     report
         .warnings
@@ -497,7 +502,6 @@ fn finish_file(
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&p.temp)?;
         f.set_len(node.size)?;
-        f.sync_data()?;
         drop(f);
         apply_metadata(&p.temp, node, as_root, warnings);
         if !overwrite && std::fs::symlink_metadata(&p.dest).is_ok() {
