@@ -36,7 +36,9 @@ pub enum Location {
     /// A directory on a mounted filesystem.
     Path(PathBuf),
     /// An S3-compatible bucket, with an optional key prefix. Endpoint, region and credentials come
-    /// from the standard `AWS_*` environment variables.
+    /// from the standard `AWS_*` environment variables; credentials may instead come from the AWS
+    /// shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
+    /// `AWS_PROFILE` or `default`).
     S3 { bucket: String, prefix: String },
 }
 
@@ -178,6 +180,16 @@ impl Target {
                     .with_bucket_name(bucket)
                     .with_retry(retry)
                     .with_client_options(client);
+                if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+                    && let Some(creds) = shared_credentials(name)?
+                {
+                    builder = builder
+                        .with_access_key_id(creds.access_key_id)
+                        .with_secret_access_key(creds.secret_access_key);
+                    if let Some(token) = creds.session_token {
+                        builder = builder.with_token(token);
+                    }
+                }
                 if std::env::var_os("AWS_REGION").is_none()
                     && std::env::var_os("AWS_DEFAULT_REGION").is_none()
                 {
@@ -327,6 +339,53 @@ impl Target {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.fail("delete", key, e)),
         }
+    }
+}
+
+/// Keys read from an AWS shared credentials file.
+struct SharedCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// Reads the profile `AWS_PROFILE` (or `default`) from `AWS_SHARED_CREDENTIALS_FILE` (or
+/// `~/.aws/credentials`), used when the keys are not in the environment. A missing file is not an
+/// error; a file without the profile or its keys is, since the user asked for it.
+fn shared_credentials(target: &str) -> Result<Option<SharedCredentials>> {
+    let explicit = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from);
+    let path = match explicit
+        .clone()
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))
+    {
+        Some(p) => p,
+        None => return Ok(None),
+    };
+    if !path.exists() && explicit.is_none() {
+        return Ok(None);
+    }
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let fail = |detail: String| Error::Target {
+        target: target.to_string(),
+        op: "read credentials from",
+        path: path.display().to_string(),
+        detail,
+        transient: false,
+    };
+    let ini = ini::Ini::load_from_file(&path).map_err(|e| fail(e.to_string()))?;
+    let section = ini
+        .section(Some(profile.as_str()))
+        .ok_or_else(|| fail(format!("it has no [{profile}] profile (set AWS_PROFILE)")))?;
+    let get = |k: &str| section.get(k).map(str::to_string);
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(SharedCredentials {
+            access_key_id,
+            secret_access_key,
+            session_token: get("aws_session_token"),
+        })),
+        _ => Err(fail(format!(
+            "profile [{profile}] lacks aws_access_key_id or aws_secret_access_key"
+        ))),
     }
 }
 

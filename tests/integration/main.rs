@@ -9,6 +9,7 @@ mod chunking;
 mod cli_help;
 mod corruption;
 mod crash;
+mod credentials;
 mod dedup;
 mod keys;
 mod no_plaintext;
