@@ -345,8 +345,29 @@ fn verify_pack(
         Error::Corrupt { detail, .. } => detail,
         other => other.to_string(),
     })?;
-    if let Err(why) = pack::read_header(&plain) {
-        return Err(why);
+    let header = pack::read_header(&plain)?;
+    // The pack's own header must agree with the index about every blob the index places there.
+    let listed: HashMap<Id, &pack::PackEntry> = header.blobs.iter().map(|b| (b.id, b)).collect();
+    for (bid, loc) in expected {
+        match listed.get(bid) {
+            Some(e)
+                if e.offset == loc.offset
+                    && e.length == loc.length
+                    && e.raw_length == loc.raw_length
+                    && e.zstd == loc.zstd => {}
+            Some(_) => {
+                return Err(format!(
+                    "the pack's header and the index disagree about blob {}",
+                    bid.short()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the index places blob {} in this pack, but the pack's header does not list it",
+                    bid.short()
+                ));
+            }
+        }
     }
     Ok(expected
         .iter()

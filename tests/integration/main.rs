@@ -11,6 +11,7 @@ mod corruption;
 mod crash;
 mod credentials;
 mod dedup;
+mod escape;
 mod keys;
 mod no_plaintext;
 mod recovery;

@@ -1,0 +1,150 @@
+//! A snapshot that tries to escape the restore directory is refused, and nothing is written
+//! outside it.
+
+use std::path::Path;
+
+use firesafe::crypto::Unlock;
+use firesafe::pack::{BlobKind, PackWriter};
+use firesafe::repo::Repository;
+use firesafe::snapshot::{Snapshot, SnapshotStats};
+use firesafe::tree::{Name, Node, NodeKind, Tree};
+
+use crate::support::*;
+
+fn node(name: &[u8], kind: NodeKind) -> Node {
+    Node {
+        name: Name(name.to_vec()),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime: 0,
+        mtime_nsec: 0,
+        ctime: 0,
+        ctime_nsec: 0,
+        inode: 1,
+        device: 1,
+        links: 1,
+        size: 0,
+        target: None,
+        rdev: None,
+        xattrs: vec![],
+        content: vec![],
+        subtree: None,
+    }
+}
+
+/// Writes a snapshot whose root tree holds `entries`, encoded without sorting or checks, as a
+/// hostile writer could.
+fn forge(repo: &Repo, entries: Vec<Node>) {
+    let key = std::fs::read_to_string(&repo.key).expect("key");
+    let unlock = Unlock::parse_identity_file(&key).expect("identity");
+    block_on(async {
+        let r = Repository::open(repo.target(), &unlock)
+            .await
+            .expect("open");
+        let json = serde_json::to_vec(&Tree { entries }).expect("json");
+        let id = r.key().blob_id(&json);
+        let mut w = PackWriter::new(r.key(), BlobKind::Tree, 1024);
+        w.add(id, &json, json.len(), false);
+        let pack = w.finish();
+        r.save_pack(&pack).await.expect("pack");
+        firesafe::index::save(
+            &r,
+            vec![firesafe::index::IndexPack {
+                id: pack.id,
+                kind: BlobKind::Tree,
+                size: pack.bytes.len() as u64,
+                blobs: pack.header.blobs.clone(),
+            }],
+        )
+        .await
+        .expect("index");
+        let now = chrono::Utc::now();
+        let snap = Snapshot {
+            source: "evil".into(),
+            host: "h".into(),
+            paths: vec![],
+            tags: vec![],
+            start: now,
+            end: now,
+            program_version: "0".into(),
+            parent: None,
+            tree: id,
+            partial: false,
+            warnings: vec![],
+            stats: SnapshotStats::default(),
+        };
+        firesafe::snapshot::save(&r, &snap).await.expect("snapshot");
+    });
+}
+
+fn assert_refused(repo: &Repo, outside: &Path) {
+    let to = repo.path("restore-here");
+    let out = repo.restore("latest", &to);
+    let err = assert_exit(&out, 2, "restore of a hostile snapshot");
+    assert!(
+        err.contains("unsafe entry name") || err.contains("twice") || err.contains("not sorted"),
+        "{err}"
+    );
+    assert!(
+        !outside.exists(),
+        "something was written outside the restore directory"
+    );
+}
+
+#[test]
+fn dot_dot_and_slashes_are_refused() {
+    for bad in [
+        &b".."[..],
+        b"../escaped",
+        b"/etc/escaped",
+        b"a/../../escaped",
+    ] {
+        let repo = Repo::new(Backend::Local);
+        let mut n = node(bad, NodeKind::File);
+        n.size = 0;
+        forge(&repo, vec![n]);
+        assert_refused(&repo, &repo.path("escaped"));
+    }
+}
+
+#[test]
+fn a_symlink_and_a_directory_of_the_same_name_are_refused() {
+    let repo = Repo::new(Backend::Local);
+    let mut link = node(b"a", NodeKind::Symlink);
+    link.target = Some(Name(
+        repo.path("outside").into_os_string().into_encoded_bytes(),
+    ));
+    let dir = node(b"a", NodeKind::File);
+    forge(&repo, vec![link, dir]);
+    assert_refused(&repo, &repo.path("outside"));
+}
+
+#[test]
+fn restore_will_not_write_through_an_existing_symlink() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("curriculum");
+    write(&share.join("plan.txt"), b"plan");
+    repo.backup(&share, "c");
+    let outside = repo.path("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    let to = repo.path("to");
+    std::fs::create_dir(&to).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, to.join("curriculum")).expect("symlink");
+    let out = repo
+        .cmd()
+        .args(["restore", "latest", "--overwrite", "--to"])
+        .arg(&to)
+        .output()
+        .expect("run");
+    let err = assert_exit(&out, 2, "restore through a symlink");
+    assert!(err.contains("refusing to restore through it"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&outside).expect("read_dir").count(),
+        0,
+        "wrote through the symlink"
+    );
+}
