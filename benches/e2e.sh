@@ -12,6 +12,7 @@
 #   BENCH_USR_SOURCES  directories copied (in this order, sorted inside) for dataset usr;
 #                   default "/usr/lib/x86_64-linux-gnu /usr/share /usr/lib"
 #   FIRESAFE_BIN    use this binary instead of building target/release/firesafe
+#   FIRESAFE_DESC   how results.md names the firesafe build (default: the commit, or FIRESAFE_BIN)
 #   BENCH_REPORT_ONLY=1  only rewrite results.md from an existing $BENCH_DIR/raw.tsv
 #
 # Both tools encrypt and compress: firesafe with its defaults (zstd 3 where it pays, age), restic
@@ -307,7 +308,7 @@ dataset_summary() { # name -> "files bytes unique_bytes"
     local dir="$DATA/$1"
     local files bytes
     files=$(find "$dir" -type f | wc -l)
-    bytes=$(find "$dir" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    bytes=$(find "$dir" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
     echo "$files $bytes"
 }
 
@@ -437,9 +438,15 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
-commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [[ -z "${FIRESAFE_BIN:-}" ]] && ! (cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null); then
-    commit="$commit (with uncommitted changes in src/)"
+if [[ -n "${FIRESAFE_DESC:-}" ]]; then
+    commit="$FIRESAFE_DESC"
+elif [[ -n "${FIRESAFE_BIN:-}" ]]; then
+    commit="binary $FIRESAFE_BIN"
+else
+    commit="commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if ! (cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null); then
+        commit="$commit (with uncommitted changes in src/)"
+    fi
 fi
 "$PYTHON" - "$RAW" "$DATA" "$BENCH_DATASETS" "$BENCH_SCALE" "$BENCH_RUNS" "$elapsed" "$commit" \
     "$("$RESTIC" version | head -n1)" "$(nproc)" \
@@ -480,7 +487,7 @@ if int(elapsed) > 0:
 print()
 for ds in datasets.split():
     name, files, size = open(f"{data}/{ds}.summary").read().split()
-    print(f"## {TITLES.get(ds, ds)}: {int(files):,} files, {int(size) / 1e9:.2f} GB\n")
+    print(f"## {TITLES.get(ds, ds)}: {int(files):,} files, {float(size) / 1e9:.2f} GB\n")
     print("| step | firesafe s | restic s | speed-up (restic/firesafe) | target | firesafe peak RSS MiB | restic peak RSS MiB |")
     print("|---|---:|---:|---:|---|---:|---:|")
     for step, title in STEPS:
