@@ -13,13 +13,16 @@
 #                   default "/usr/lib/x86_64-linux-gnu /usr/share /usr/lib"
 #   FIRESAFE_BIN    use this binary instead of building target/release/firesafe
 #   FIRESAFE_DESC   how results.md names the firesafe build (default: the commit, or FIRESAFE_BIN)
+#   BENCH_WARM      1 (default): read each step's input just before timing it; 0: do not
 #   BENCH_REPORT_ONLY=1  only rewrite results.md from an existing $BENCH_DIR/raw.tsv
 #
 # Both tools encrypt and compress: firesafe with its defaults (zstd 3 where it pays, age), restic
 # with repository format v2 and --compression auto. Page cache is not dropped (we cannot); each step
-# runs for both tools one after the other (the first tool alternates between runs), so both see the
-# same cache state, and `sync` runs before every timed step so that neither pays for the other's
-# writeback. Wall time is measured around each command; peak RSS comes from /usr/bin/time -v.
+# runs for both tools one after the other (the first tool alternates between runs), and before each
+# timed command its input (the source for a backup, the repository for restore and check) is read
+# once so that both tools start warm (BENCH_WARM=0 turns this off), and `sync` runs so that neither
+# pays for the other's writeback. Wall time is measured around each command; peak RSS comes from
+# /usr/bin/time -v.
 #
 # Output: a markdown table on stdout and in $BENCH_DIR/results.md; raw numbers in
 # $BENCH_DIR/raw.tsv; each command's output in $BENCH_DIR/logs/.
@@ -338,11 +341,22 @@ measure() {
     note "  $ds $step $tool: ${secs}s, peak RSS $((rss / 1024)) MiB"
 }
 
+# Reads files so that they are in the page cache. This VM pages out idle page cache within seconds
+# (DAMON), so without this the second tool of a pair finds the data the first one just read.
+warm() { # paths...
+    [[ "${BENCH_WARM:-1}" == 1 ]] || return 0
+    find "$@" -type f -print0 2>/dev/null | xargs -0 -r cat >/dev/null 2>&1 || true
+}
+
 # One tool's command for one step. Exit codes accepted: firesafe 1 = finished with warnings,
 # restic 3 = some source files could not be read.
 step_cmd() { # tool step dataset run
     local tool=$1 step=$2 ds=$3 run=$4
     local src="$DATA/$ds" repo="$BENCH_DIR/repo/$tool-$ds" out="$BENCH_DIR/restore/$tool-$ds"
+    case $step in
+    backup*) warm "$src" ;;
+    *) warm "$repo" "$RESTIC_CACHE_DIR" ;;
+    esac
     case "$tool:$step" in
     firesafe:backup*) measure "$ds" "$step" "$tool" "$run" "0 1" -- \
         "$FIRESAFE" --repo "$repo" backup "$src" --source "$ds" ;;
@@ -453,7 +467,7 @@ fi
     "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
     "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)" "$(uname -r)" \
     >"$BENCH_DIR/results.md" <<'PY'
-import statistics, sys
+import os, statistics, sys
 from collections import defaultdict
 
 raw, data, datasets, scale, runs, elapsed, commit, restic, cores, cpu, mem, kernel = sys.argv[1:13]
@@ -480,8 +494,9 @@ print("# firesafe vs restic, end to end\n")
 print(f"- firesafe {commit}; {restic}")
 print(f"- machine: {cores} cores ({cpu}), {mem} RAM, Linux {kernel}; shared and noisy")
 print(f"- BENCH_SCALE={scale}, BENCH_RUNS={runs}: each value is the median of {runs} run(s) "
-      "(min-max in brackets); page cache warm for both tools; each step runs for both tools "
-      "back to back, the first tool alternating between runs")
+      "(min-max in brackets); each step runs for both tools back to back, the first tool "
+      "alternating between runs; " + ("each step's input read just before it (page cache warm)"
+      if os.environ.get("BENCH_WARM", "1") == "1" else "no pre-read of the inputs (BENCH_WARM=0)"))
 if int(elapsed) > 0:
     print(f"- measurement took {int(elapsed) // 60} min {int(elapsed) % 60} s")
 print()
