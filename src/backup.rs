@@ -75,7 +75,7 @@ impl BackupOptions {
             tags: Vec::new(),
             compression: None,
             workers,
-            uploads: 4,
+            uploads: 2,
             queue: 2 * workers + 2,
             index_every: 64,
             force_read: false,
@@ -146,7 +146,7 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     });
 
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
-    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<SealedPack>(options.workers.max(1));
+    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<SealedPack>(1);
     let stored = Arc::new(AtomicU64::new(0));
 
     let mut workers = Vec::new();

@@ -189,7 +189,7 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
                     Ok((pack_id, len, outcome))
                 }
             })
-            .buffer_unordered(3);
+            .buffer_unordered(2);
         while let Some(result) = stream.next().await {
             let (pack_id, len, outcome) = result?;
             report.bytes_read += len;

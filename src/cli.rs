@@ -562,6 +562,8 @@ async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Outcome> {
     let index = Index::load(&repo).await?.index;
     let reader = BlobReader::new(&repo, &index, 64 << 20);
     let plan = restore::plan(&reader, snap, path.as_deref()).await?;
+    // The trees are read; their packs need not stay cached during the restore.
+    drop(reader);
     let mut options = RestoreOptions::new(&a.to);
     options.path = path;
     options.overwrite = a.overwrite;

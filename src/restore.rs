@@ -50,7 +50,7 @@ impl RestoreOptions {
             to: to.into(),
             path: None,
             overwrite: false,
-            downloads: 3,
+            downloads: 2,
             progress: false,
         }
     }
