@@ -12,8 +12,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
 use firesafe::chunker::ChunkerParams;
 use firesafe::compress::{Compressor, decompress};
@@ -48,8 +48,18 @@ fn text_bytes(len: usize, seed: u64) -> Vec<u8> {
         "Freya", "Leo", "Lily", "Harry", "Florence", "Oscar", "Sophia", "Archie", "Grace", "Henry",
     ];
     const SUBJECTS: &[&str] = &[
-        "English", "Mathematics", "Science", "History", "Geography", "French", "Art", "Music",
-        "Computing", "Physical Education", "Religious Education", "Design and Technology",
+        "English",
+        "Mathematics",
+        "Science",
+        "History",
+        "Geography",
+        "French",
+        "Art",
+        "Music",
+        "Computing",
+        "Physical Education",
+        "Religious Education",
+        "Design and Technology",
     ];
     const COMMENTS: &[&str] = &[
         "working at the expected standard",
@@ -92,7 +102,10 @@ fn configure(g: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
 }
 
 fn inputs() -> (Vec<u8>, Vec<u8>) {
-    (random_bytes(INPUT, 0x5eed_0001), text_bytes(INPUT, 0x5eed_0002))
+    (
+        random_bytes(INPUT, 0x5eed_0001),
+        text_bytes(INPUT, 0x5eed_0002),
+    )
 }
 
 fn chunking(c: &mut Criterion) {
@@ -100,7 +113,9 @@ fn chunking(c: &mut Criterion) {
     let params = ChunkerParams::default();
     let mut g = c.benchmark_group("chunk_fastcdc");
     configure(&mut g, INPUT);
-    g.bench_function("random_16MiB", |b| b.iter(|| params.cut(black_box(&random))));
+    g.bench_function("random_16MiB", |b| {
+        b.iter(|| params.cut(black_box(&random)))
+    });
     g.bench_function("text_16MiB", |b| b.iter(|| params.cut(black_box(&text))));
     g.finish();
 }
@@ -118,7 +133,9 @@ fn hashing(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("16MiB_one_call", |b| b.iter(|| key.blob_id(black_box(&random))));
+    g.bench_function("16MiB_one_call", |b| {
+        b.iter(|| key.blob_id(black_box(&random)))
+    });
     g.finish();
 }
 
@@ -133,8 +150,15 @@ fn compression(c: &mut Criterion) {
         .map(|b| compressor.compress(b).map_or(b.len(), |z| z.len()))
         .sum::<usize>() as f64
         / INPUT as f64;
-    eprintln!("compress_zstd3: text stores at {:.1}% of its size", ratio * 100.0);
-    assert!(random.chunks(BLOB).all(|b| compressor.compress(b).is_none()));
+    eprintln!(
+        "compress_zstd3: text stores at {:.1}% of its size",
+        ratio * 100.0
+    );
+    assert!(
+        random
+            .chunks(BLOB)
+            .all(|b| compressor.compress(b).is_none())
+    );
 
     g.bench_function("text_1MiB_blobs", |b| {
         b.iter(|| {
@@ -176,7 +200,9 @@ fn sealing(c: &mut Criterion) {
     configure(&mut g, INPUT);
     g.bench_function("seal_16MiB", |b| b.iter(|| key.seal(black_box(&random))));
     let sealed = key.seal(&random);
-    g.bench_function("open_16MiB", |b| b.iter(|| key.open(black_box(&sealed)).unwrap()));
+    g.bench_function("open_16MiB", |b| {
+        b.iter(|| key.open(black_box(&sealed)).unwrap())
+    });
     g.finish();
 }
 
