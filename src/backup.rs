@@ -19,8 +19,8 @@ use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -51,6 +51,8 @@ pub struct BackupOptions {
     pub compression: Option<i32>,
     /// Threads that compress and encrypt.
     pub workers: usize,
+    /// Threads that read, chunk and hash files (several files at once).
+    pub readers: usize,
     /// Pack uploads in flight at once.
     pub uploads: usize,
     /// New blobs waiting for a worker. With chunks of at most 8 MiB, this bounds the memory the
@@ -75,6 +77,7 @@ impl BackupOptions {
             tags: Vec::new(),
             compression: None,
             workers,
+            readers: workers,
             uploads: 2,
             queue: 2 * workers + 2,
             index_every: 64,
@@ -163,27 +166,59 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     drop(work_rx);
     drop(pack_tx);
 
+    // Reader threads read, chunk and hash files, several at once; the walker assembles trees.
+    let chunking = Arc::new(Chunking {
+        chunker: repo.config().chunker,
+        key: repo.shared_key(),
+        seen: Mutex::new(index.blob_ids().copied().collect()),
+        work: work_tx,
+        counters: Arc::clone(&counters),
+        blobs_added: AtomicU64::new(0),
+        bytes_added: AtomicU64::new(0),
+        bytes_read: AtomicU64::new(0),
+    });
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<ReadJob>(256);
+    let mut readers = Vec::new();
+    for _ in 0..options.readers.max(1) {
+        let rx = jobs_rx.clone();
+        let chunking = Arc::clone(&chunking);
+        readers.push(std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            for job in rx {
+                let result = chunking.read_file(&mut buf, &job.path, job.size_hint);
+                let _ = job.reply.send(result);
+            }
+        }));
+    }
+    drop(jobs_rx);
+
     let walker = {
-        let seen: HashSet<Id> = index.blob_ids().copied().collect();
         let mut walk = Walk {
-            chunker: repo.config().chunker,
-            key: repo.shared_key(),
-            seen,
-            work: work_tx,
+            chunking: Arc::clone(&chunking),
+            jobs: jobs_tx,
             stats: SnapshotStats::default(),
             warnings: Vec::new(),
-            counters: Arc::clone(&counters),
             users: HashMap::new(),
             groups: HashMap::new(),
             links: HashMap::new(),
-            buf: Vec::new(),
         };
         let parent_root = parent.as_ref().map(|p| p.snapshot.tree);
         tokio::task::spawn_blocking(move || {
             let root = walk.root(&roots, parent_root, &parent_trees);
+            // Closing the job queue lets the readers finish; they hold the last senders of
+            // the blob queue, so the pack workers then finish too.
+            drop(walk.jobs);
+            for r in readers {
+                r.join().expect("a reader thread does not panic");
+            }
+            let c = &walk.chunking;
+            walk.stats.blobs_added = c.blobs_added.load(Ordering::Relaxed);
+            walk.stats.bytes_added = c.bytes_added.load(Ordering::Relaxed);
+            walk.stats.bytes_read = c.bytes_read.load(Ordering::Relaxed);
             root.map(|root| (root, walk.stats, walk.warnings))
         })
     };
+    drop(chunking);
 
     let uploads = async move {
         let mut pack_rx = pack_rx;
@@ -373,26 +408,132 @@ async fn load_trees(repo: &Repository, index: &Index, root: Id) -> Result<HashMa
     Ok(trees)
 }
 
-/// The walker's state: everything it owns while it reads the source.
-struct Walk {
+/// What the reader threads share: the chunker, the key, the set of blobs already stored or
+/// queued, and the queue to the pack workers.
+struct Chunking {
     chunker: ChunkerParams,
     key: Arc<RepoKey>,
     /// Blobs in the index or already queued in this run.
-    seen: HashSet<Id>,
+    seen: Mutex<HashSet<Id>>,
     work: crossbeam_channel::Sender<Blob>,
+    counters: Arc<Counters>,
+    blobs_added: AtomicU64,
+    bytes_added: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+/// A file for a reader thread, and where to send its content ids and size.
+struct ReadJob {
+    path: PathBuf,
+    size_hint: u64,
+    reply: crossbeam_channel::Sender<Result<(Vec<Id>, u64), ReadError>>,
+}
+
+type Reply = crossbeam_channel::Receiver<Result<(Vec<Id>, u64), ReadError>>;
+
+impl Chunking {
+    /// Reads, chunks and queues a file; returns its blob ids and the bytes read.
+    fn read_file(
+        &self,
+        buf: &mut Vec<u8>,
+        path: &Path,
+        size_hint: u64,
+    ) -> Result<(Vec<Id>, u64), ReadError> {
+        let mut file = File::open(path).map_err(ReadError::Io)?;
+        let mut content = Vec::new();
+        let total = if size_hint <= self.chunker.max_size as u64 {
+            // Small enough to read whole: one read call, no streaming buffer.
+            buf.clear();
+            file.read_to_end(buf).map_err(ReadError::Io)?;
+            for (off, len) in self.chunker.cut(buf) {
+                self.add_chunk(buf[off..off + len].to_vec(), &mut content)?;
+            }
+            self.counters
+                .bytes
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            if buf.capacity() > 2 * self.chunker.max_size as usize {
+                *buf = Vec::new();
+            }
+            buf.len() as u64
+        } else {
+            let mut total = 0u64;
+            let mut failed = None;
+            let r = self.chunker.stream(&mut file, |chunk| {
+                total += chunk.len() as u64;
+                self.counters
+                    .bytes
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if let Err(e) = self.add_chunk(chunk, &mut content) {
+                    failed = Some(e);
+                    return Err(std::io::Error::other("pipeline stopped"));
+                }
+                Ok(())
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            r.map_err(ReadError::Io)?;
+            total
+        };
+        self.bytes_read.fetch_add(total, Ordering::Relaxed);
+        Ok((content, total))
+    }
+
+    fn add_chunk(&self, data: Vec<u8>, content: &mut Vec<Id>) -> Result<(), ReadError> {
+        let id = self.key.blob_id(&data);
+        content.push(id);
+        self.queue(BlobKind::Data, id, data)
+            .map_err(|_| ReadError::Stopped)
+    }
+
+    /// Sends a blob to the pack workers unless it is stored or queued already.
+    fn queue(&self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<(), Stopped> {
+        if self.seen.lock().expect("seen lock").insert(id) {
+            self.blobs_added.fetch_add(1, Ordering::Relaxed);
+            self.bytes_added
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.work
+                .send(Blob { kind, id, data })
+                .map_err(|_| Stopped)?;
+        }
+        Ok(())
+    }
+
+    fn is_stored(&self, id: &Id) -> bool {
+        self.seen.lock().expect("seen lock").contains(id)
+    }
+}
+
+/// The walker's state: it lists directories, compares entries with the parent snapshot, hands
+/// files to the reader threads, and builds the trees in order.
+struct Walk {
+    chunking: Arc<Chunking>,
+    jobs: crossbeam_channel::Sender<ReadJob>,
     stats: SnapshotStats,
     warnings: Vec<Warning>,
-    counters: Arc<Counters>,
     users: HashMap<u32, Option<String>>,
     groups: HashMap<u32, Option<String>>,
     /// Content of multiply-linked files already read in this run, by (device, inode).
     links: HashMap<(u64, u64), (Vec<Id>, u64)>,
-    buf: Vec<u8>,
 }
 
 /// The pipeline behind the walker stopped (an upload failed); the uploader reports why.
 #[derive(Debug)]
 struct Stopped;
+
+/// Whether the parent snapshot's node describes this file unchanged (same size, modification
+/// and change times, inode), so its content can be recorded without reading it.
+fn unchanged(prev: Option<&Node>, meta: &Metadata) -> bool {
+    prev.is_some_and(|p| {
+        p.kind == NodeKind::File
+            && p.size == meta.len()
+            && p.mtime == meta.mtime()
+            && p.mtime_nsec == meta.mtime_nsec() as u32
+            && p.ctime == meta.ctime()
+            && p.ctime_nsec == meta.ctime_nsec() as u32
+            && p.inode == meta.ino()
+    })
+}
 
 impl Walk {
     fn root(
@@ -412,8 +553,11 @@ impl Walk {
                 }
             };
             let prev = parent_tree.and_then(|t| t.find(&name.0));
+            let pending = self
+                .submit_if_needed(path, &meta, prev, &mut HashSet::new())
+                .map_err(stopped)?;
             if let Some(node) = self
-                .node(path, name.clone(), &meta, prev, parents)
+                .node(path, name.clone(), &meta, prev, parents, pending)
                 .map_err(stopped)?
             {
                 tree.entries.push(node);
@@ -429,6 +573,38 @@ impl Walk {
         });
     }
 
+    /// Hands a file to the reader threads unless its content is known already (unchanged since
+    /// the parent, or another link to a file read in this run).
+    fn submit_if_needed(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        prev: Option<&Node>,
+        links_submitted: &mut HashSet<(u64, u64)>,
+    ) -> Result<Option<Reply>, Stopped> {
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        if unchanged(prev, meta)
+            && prev.is_some_and(|p| p.content.iter().all(|id| self.chunking.is_stored(id)))
+        {
+            return Ok(None);
+        }
+        let link = (meta.dev(), meta.ino());
+        if meta.nlink() > 1 && (self.links.contains_key(&link) || !links_submitted.insert(link)) {
+            return Ok(None);
+        }
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.jobs
+            .send(ReadJob {
+                path: path.to_path_buf(),
+                size_hint: meta.len(),
+                reply,
+            })
+            .map_err(|_| Stopped)?;
+        Ok(Some(rx))
+    }
+
     /// Records one entry; `None` when it vanished or could not be read (a warning is kept).
     fn node(
         &mut self,
@@ -437,6 +613,7 @@ impl Walk {
         meta: &Metadata,
         prev: Option<&Node>,
         parents: &HashMap<Id, Tree>,
+        pending: Option<Reply>,
     ) -> Result<Option<Node>, Stopped> {
         let ft = meta.file_type();
         let kind = if ft.is_dir() {
@@ -486,12 +663,12 @@ impl Walk {
                 node.subtree = Some(self.dir(path, prev_tree, parents)?);
             }
             NodeKind::File => {
-                if !self.file(path, meta, prev, &mut node)? {
+                if !self.file(path, meta, prev, &mut node, pending)? {
                     return Ok(None);
                 }
                 self.stats.files += 1;
                 self.stats.bytes += node.size;
-                self.counters.files.fetch_add(1, Ordering::Relaxed);
+                self.chunking.counters.files.fetch_add(1, Ordering::Relaxed);
             }
             NodeKind::Symlink => match std::fs::read_link(path) {
                 Ok(t) => {
@@ -543,6 +720,10 @@ impl Walk {
             }
         }
         names.sort();
+        // First hand every file that must be read to the readers, so that several are read at
+        // once; then build the entries in order, waiting for each file's ids as needed.
+        let mut items = Vec::with_capacity(names.len());
+        let mut links_submitted = HashSet::new();
         for os_name in names {
             let child = path.join(&os_name);
             let meta = match std::fs::symlink_metadata(&child) {
@@ -554,7 +735,11 @@ impl Walk {
             };
             let name = Name::from_os(&os_name);
             let prev_node = prev.and_then(|t| t.find(&name.0));
-            if let Some(node) = self.node(&child, name, &meta, prev_node, parents)? {
+            let pending = self.submit_if_needed(&child, &meta, prev_node, &mut links_submitted)?;
+            items.push((child, name, meta, prev_node, pending));
+        }
+        for (child, name, meta, prev_node, pending) in items {
+            if let Some(node) = self.node(&child, name, &meta, prev_node, parents, pending)? {
                 tree.entries.push(node);
             }
         }
@@ -568,33 +753,45 @@ impl Walk {
         meta: &Metadata,
         prev: Option<&Node>,
         node: &mut Node,
+        pending: Option<Reply>,
     ) -> Result<bool, Stopped> {
-        if let Some(p) = prev
-            && p.kind == NodeKind::File
-            && p.size == meta.len()
-            && p.mtime == node.mtime
-            && p.mtime_nsec == node.mtime_nsec
-            && p.ctime == node.ctime
-            && p.ctime_nsec == node.ctime_nsec
-            && p.inode == node.inode
-            && p.content.iter().all(|id| self.seen.contains(id))
-        {
-            node.content = p.content.clone();
-            node.size = p.size;
-            self.stats.files_unchanged += 1;
-            return Ok(true);
-        }
-        let link_key = (node.device, node.inode);
-        if node.links > 1
-            && let Some((content, size)) = self.links.get(&link_key)
-        {
-            node.content = content.clone();
-            node.size = *size;
-            self.stats.files_unchanged += 1;
-            return Ok(true);
-        }
-        match self.read_file(path, meta.len(), &mut node.content) {
-            Ok(size) => {
+        let link = (node.device, node.inode);
+        let result = match pending {
+            Some(reply) => reply.recv().map_err(|_| Stopped)?,
+            None => {
+                // Not handed to a reader: another link to a file read in this run, or unchanged
+                // since the parent snapshot.
+                if node.links > 1
+                    && let Some((content, size)) = self.links.get(&link)
+                {
+                    node.content = content.clone();
+                    node.size = *size;
+                    self.stats.files_unchanged += 1;
+                    return Ok(true);
+                }
+                if let Some(p) = prev
+                    && unchanged(prev, meta)
+                    && p.content.iter().all(|id| self.chunking.is_stored(id))
+                {
+                    node.content = p.content.clone();
+                    node.size = p.size;
+                    self.stats.files_unchanged += 1;
+                    return Ok(true);
+                }
+                let (reply, rx) = crossbeam_channel::bounded(1);
+                self.jobs
+                    .send(ReadJob {
+                        path: path.to_path_buf(),
+                        size_hint: meta.len(),
+                        reply,
+                    })
+                    .map_err(|_| Stopped)?;
+                rx.recv().map_err(|_| Stopped)?
+            }
+        };
+        match result {
+            Ok((content, size)) => {
+                node.content = content;
                 node.size = size;
                 if prev.is_some() {
                     self.stats.files_changed += 1;
@@ -602,7 +799,7 @@ impl Walk {
                     self.stats.files_new += 1;
                 }
                 if node.links > 1 {
-                    self.links.insert(link_key, (node.content.clone(), size));
+                    self.links.insert(link, (node.content.clone(), size));
                 }
                 Ok(true)
             }
@@ -614,77 +811,10 @@ impl Walk {
         }
     }
 
-    /// Reads, chunks and queues a file; returns the bytes read.
-    fn read_file(
-        &mut self,
-        path: &Path,
-        size_hint: u64,
-        content: &mut Vec<Id>,
-    ) -> Result<u64, ReadError> {
-        let mut file = File::open(path).map_err(ReadError::Io)?;
-        let mut total = 0u64;
-        if size_hint <= self.chunker.max_size as u64 {
-            // Small enough to read whole: one read call, no streaming buffer.
-            let mut buf = std::mem::take(&mut self.buf);
-            buf.clear();
-            let r = file.read_to_end(&mut buf);
-            let result = r.map_err(ReadError::Io).and_then(|_| {
-                for (off, len) in self.chunker.cut(&buf) {
-                    self.add_chunk(buf[off..off + len].to_vec(), content)?;
-                }
-                Ok(buf.len() as u64)
-            });
-            if buf.capacity() <= 2 * self.chunker.max_size as usize {
-                self.buf = buf;
-            }
-            total = result?;
-            self.counters.bytes.fetch_add(total, Ordering::Relaxed);
-            self.stats.bytes_read += total;
-            return Ok(total);
-        }
-        let mut failed = None;
-        let chunker = self.chunker;
-        let r = chunker.stream(&mut file, |chunk| {
-            total += chunk.len() as u64;
-            self.counters
-                .bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            if let Err(e) = self.add_chunk(chunk, content) {
-                failed = Some(e);
-                return Err(std::io::Error::other("pipeline stopped"));
-            }
-            Ok(())
-        });
-        self.stats.bytes_read += total;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        r.map_err(ReadError::Io)?;
-        Ok(total)
-    }
-
-    fn add_chunk(&mut self, data: Vec<u8>, content: &mut Vec<Id>) -> Result<(), ReadError> {
-        let id = self.key.blob_id(&data);
-        content.push(id);
-        self.queue(BlobKind::Data, id, data)
-            .map_err(|_| ReadError::Stopped)
-    }
-
-    fn queue(&mut self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<(), Stopped> {
-        if self.seen.insert(id) {
-            self.stats.blobs_added += 1;
-            self.stats.bytes_added += data.len() as u64;
-            self.work
-                .send(Blob { kind, id, data })
-                .map_err(|_| Stopped)?;
-        }
-        Ok(())
-    }
-
     fn store_tree(&mut self, mut tree: Tree) -> Result<Id, Stopped> {
         let bytes = tree.encode();
-        let id = self.key.blob_id(&bytes);
-        self.queue(BlobKind::Tree, id, bytes)?;
+        let id = self.chunking.key.blob_id(&bytes);
+        self.chunking.queue(BlobKind::Tree, id, bytes)?;
         Ok(id)
     }
 
