@@ -494,7 +494,8 @@ print("# firesafe vs restic, end to end\n")
 print(f"- firesafe {commit}; {restic}")
 print(f"- machine: {cores} cores ({cpu}), {mem} RAM, Linux {kernel}; shared and noisy")
 print(f"- BENCH_SCALE={scale}, BENCH_RUNS={runs}: each value is the median of {runs} run(s) "
-      "(min-max in brackets); each step runs for both tools back to back, the first tool "
+      "(min-max in brackets); speed-up is the ratio of the medians, per-run speed-ups pair the two "
+      "tools' runs of the same step (a target counts as met when both reach it); each step runs for both tools back to back, the first tool "
       "alternating between runs; " + ("each step's input read just before it (page cache warm)"
       if os.environ.get("BENCH_WARM", "1") == "1" else "no pre-read of the inputs (BENCH_WARM=0)"))
 if int(elapsed) > 0:
@@ -503,24 +504,31 @@ print()
 for ds in datasets.split():
     name, files, size = open(f"{data}/{ds}.summary").read().split()
     print(f"## {TITLES.get(ds, ds)}: {int(files):,} files, {float(size) / 1e9:.2f} GB\n")
-    print("| step | firesafe s | restic s | speed-up (restic/firesafe) | target | firesafe peak RSS MiB | restic peak RSS MiB |")
-    print("|---|---:|---:|---:|---|---:|---:|")
+    print("| step | firesafe s | restic s | speed-up (restic/firesafe) | per-run speed-ups | target | firesafe peak RSS MiB | restic peak RSS MiB |")
+    print("|---|---:|---:|---:|---|---|---:|---:|")
     for step, title in STEPS:
         f, r = vals.get((ds, step, "firesafe")), vals.get((ds, step, "restic"))
         if not f or not r:
             continue
         speed = med(r) / med(f) if med(f) > 0 else float("inf")
+        # The same run's pair, which saw the same machine load: a second view of the noise.
+        paired = [b / a for a, b in zip(f, r) if a > 0]
         t = TARGETS.get((ds, step))
-        target = "" if t is None else ("%.1fx %s" % (t, "met" if speed >= t else "**missed**"))
+        if t is None:
+            target = ""
+        else:
+            hits = (speed >= t) + (med(paired) >= t)
+            target = "%.1fx %s" % (t, ["**missed**", "**borderline**", "met"][hits])
         fr, rr = med(rss[ds, step, "firesafe"]) / 1024, med(rss[ds, step, "restic"]) / 1024
         mem_note = "" if fr <= rr else " **(> restic)**"
-        print(f"| {title} | {spread(f)} | {spread(r)} | {speed:.2f}x | {target} | {fr:.0f}{mem_note} | {rr:.0f} |")
+        runs_s = ", ".join("%.2f" % x for x in paired)
+        print(f"| {title} | {spread(f)} | {spread(r)} | {speed:.2f}x | {runs_s} | {target} | {fr:.0f}{mem_note} | {rr:.0f} |")
     for step, title in [("repo_first", "repository size after first backup"),
                         ("repo_final", "repository size after 3 backups")]:
         f, r = med(vals[ds, step, "firesafe"]), med(vals[ds, step, "restic"])
         diff = (f / r - 1) * 100
         verdict = "within 3%: met" if abs(diff) <= 3 else ("smaller: met" if diff < 0 else "**larger by more than 3%: missed**")
-        print(f"| {title} | {f / 1e6:,.1f} MB | {r / 1e6:,.1f} MB | firesafe/restic {f / r:.3f} ({diff:+.1f}%) | {verdict} | | |")
+        print(f"| {title} | {f / 1e6:,.1f} MB | {r / 1e6:,.1f} MB | firesafe/restic {f / r:.3f} ({diff:+.1f}%) | | {verdict} | | |")
     print()
 PY
 cat "$BENCH_DIR/results.md"
