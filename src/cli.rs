@@ -136,6 +136,73 @@ EXAMPLES:
     firesafe run nightly"
     )]
     Run(RunArgs),
+    /// Show, per source, where its copies are, how old they are, and the 3-2-1 verdict.
+    #[command(
+        after_help = "The verdict comes from what is really on each target: every target is opened
+and the newest complete snapshot of each source there is what counts. OK: the policy is met.
+DEGRADED: every copy exists but some are older than the policy allows. VIOLATED: a copy, a
+medium or the offsite copy is missing. The exit status is 0 only when every verdict is OK and
+every target could be read and is up to date.
+
+EXAMPLES:
+  firesafe status
+  firesafe status nightly --json"
+    )]
+    Status(StatusArgs),
+    /// Bring every target of a schedule up to date with the others, without backing up.
+    #[command(after_help = "EXAMPLES:
+  After the offsite store was unreachable during the night:
+    firesafe sync nightly")]
+    Sync(SyncArgs),
+    /// Check the configuration in targets/ and schedules/.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// Only this schedule (default: every schedule).
+    schedule: Option<String>,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct SyncArgs {
+    /// The schedule whose targets to bring up to date.
+    schedule: String,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate every file and report each problem with its file, line and key.
+    #[command(after_help = "EXAMPLES:
+  firesafe config check
+  firesafe config check --config-dir /etc/firesafe")]
+    Check {
+        #[arg(
+            long,
+            default_value = ".",
+            env = "FIRESAFE_CONFIG_DIR",
+            value_name = "DIR"
+        )]
+        config_dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -294,6 +361,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Check(a) => check_cmd(repo_url, a).await,
         Command::Key(k) => key_cmd(repo_url, k).await,
         Command::Run(a) => run_cmd(a).await,
+        Command::Status(a) => status_cmd(a).await,
+        Command::Sync(a) => sync_cmd(a).await,
+        Command::Config(ConfigCommand::Check { config_dir }) => config_check(&config_dir),
     }
 }
 
@@ -821,6 +891,139 @@ async fn run_cmd(a: RunArgs) -> Result<Outcome> {
             "degraded (see above)"
         }
     );
+    Ok(if clean {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
+}
+
+fn config_check(dir: &Path) -> Result<Outcome> {
+    match firesafe::config::Config::load(dir) {
+        Ok(c) => {
+            println!(
+                "configuration in {} is valid: {} target(s) ({}), {} schedule(s) ({})",
+                dir.display(),
+                c.targets.len(),
+                c.targets.keys().cloned().collect::<Vec<_>>().join(", "),
+                c.schedules.len(),
+                c.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            Ok(Outcome::Success)
+        }
+        Err(Error::Config(problems)) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            println!("{} problem(s) found", problems.len());
+            Ok(Outcome::Findings)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    let schedules: Vec<&firesafe::config::ScheduleSpec> = match &a.schedule {
+        Some(s) => vec![config.schedule(s)?],
+        None => config.schedules.values().collect(),
+    };
+    let now = chrono::Utc::now();
+    let mut all = Vec::new();
+    for s in schedules {
+        all.push(firesafe::status::status(&config, s, now).await?);
+    }
+    // Clean only when every verdict is OK and nothing is amiss on any target.
+    let ok = all.iter().all(|s| {
+        s.sources.iter().all(|src| {
+            src.evaluation.verdict == firesafe::policy::Verdict::Ok
+                && src.evaluation.reasons.is_empty()
+        })
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all).expect("JSON"));
+        return Ok(if ok {
+            Outcome::Success
+        } else {
+            Outcome::Findings
+        });
+    }
+    for s in &all {
+        println!(
+            "schedule {}: policy {} copies, {} media, {} offsite, newest copy at most {} hours old; the live share {} as a copy",
+            s.schedule,
+            s.min_copies,
+            s.min_media,
+            s.min_offsite,
+            s.max_age_hours,
+            if s.live_data_counts {
+                "counts"
+            } else {
+                "does not count"
+            }
+        );
+        for src in &s.sources {
+            let e = &src.evaluation;
+            println!(
+                "  {}: {} ({} copies, {} media, {} offsite)",
+                src.source, e.verdict, e.copies, e.media, e.offsite
+            );
+            for c in &src.copies {
+                let what = match (&c.snapshot, c.taken) {
+                    (Some(id), Some(t)) => format!(
+                        "snapshot {id}, taken {} ({} ago)",
+                        t.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                        firesafe::policy::describe_age(now - t)
+                    ),
+                    _ => "no complete snapshot".to_string(),
+                };
+                println!(
+                    "    {:<12} {:<8} {:<16} {what}",
+                    c.target,
+                    match c.location {
+                        firesafe::config::Site::Onsite => "onsite",
+                        firesafe::config::Site::Offsite => "offsite",
+                    },
+                    c.medium
+                );
+            }
+            for r in &e.reasons {
+                println!("    - {r}");
+            }
+        }
+    }
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
+}
+
+async fn sync_cmd(a: SyncArgs) -> Result<Outcome> {
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    let schedule = config.schedule(&a.schedule)?;
+    let outcomes = firesafe::job::sync(&config, schedule).await?;
+    let mut clean = true;
+    for (name, outcome) in &outcomes {
+        match outcome {
+            firesafe::job::TargetOutcome::Primary => println!("target {name}: source of the copy"),
+            firesafe::job::TargetOutcome::Replicated(r) => {
+                println!(
+                    "target {name}: up to date ({} objects, {} copied)",
+                    r.copied,
+                    bytesize::ByteSize(r.bytes)
+                );
+                for k in &r.damaged {
+                    clean = false;
+                    println!("target {name}: not copied, damaged at the source: {k}");
+                }
+            }
+            firesafe::job::TargetOutcome::Failed(e) => {
+                clean = false;
+                println!("target {name}: NOT UPDATED: {e}");
+            }
+        }
+    }
     Ok(if clean {
         Outcome::Success
     } else {

@@ -11,10 +11,11 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::policy::Policy;
 use crate::target::Location;
 
 /// Where a copy is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Site {
     Onsite,
@@ -48,6 +49,10 @@ pub struct TargetSpec {
     pub bucket: Option<String>,
     #[serde(default)]
     pub prefix: String,
+    /// kind = "s3": the endpoint URL, when it is not AWS_ENDPOINT_URL (for example
+    /// "https://s3.eu-west-2.example.net"); credentials still come from the environment.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
     #[serde(skip)]
     pub name: String,
 }
@@ -59,6 +64,8 @@ impl TargetSpec {
             TargetKind::S3 => Location::S3 {
                 bucket: self.bucket.clone().expect("checked when loaded"),
                 prefix: self.prefix.trim_matches('/').to_string(),
+                endpoint: self.endpoint.clone(),
+                region: self.region.clone(),
             },
         }
     }
@@ -93,8 +100,49 @@ pub struct ScheduleSpec {
     /// zstd level (0 = off); default: the repository's.
     pub compression: Option<i32>,
     pub sources: Vec<SourceSpec>,
+    /// The 3-2-1 policy the schedule's copies are held to.
+    #[serde(default)]
+    pub policy: PolicySpec,
     #[serde(skip)]
     pub name: String,
+}
+
+/// `[policy]` in a schedule. Every key has the 3-2-1 default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySpec {
+    pub min_copies: usize,
+    pub min_media: usize,
+    pub min_offsite: usize,
+    /// The maximum age of the newest good copy, in hours (the RPO).
+    pub max_age_hours: u32,
+    /// Whether the live share counts as one of the copies.
+    pub live_data_counts: bool,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        let p = Policy::default();
+        PolicySpec {
+            min_copies: p.min_copies,
+            min_media: p.min_media,
+            min_offsite: p.min_offsite,
+            max_age_hours: p.max_age.num_hours() as u32,
+            live_data_counts: p.live_data_counts,
+        }
+    }
+}
+
+impl PolicySpec {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            min_copies: self.min_copies,
+            min_media: self.min_media,
+            min_offsite: self.min_offsite,
+            max_age: chrono::Duration::hours(i64::from(self.max_age_hours)),
+            live_data_counts: self.live_data_counts,
+        }
+    }
 }
 
 /// Every target and schedule under a configuration directory.
@@ -176,7 +224,21 @@ impl Config {
             dir: dir.to_path_buf(),
             ..Config::default()
         };
-        for (name, path, text) in read_dir_toml(&dir.join("targets"))? {
+        // Secrets are reported, then blanked out (keeping line numbers) so that the rest of the
+        // file is still checked.
+        let mut blank = |files: Vec<(String, PathBuf, String)>| -> Vec<(String, PathBuf, String)> {
+            files
+                .into_iter()
+                .map(|(name, path, text)| {
+                    let (found, cleaned) = inline_secrets(&path, &text);
+                    problems.extend(found);
+                    (name, path, cleaned)
+                })
+                .collect()
+        };
+        let targets_files = blank(read_dir_toml(&dir.join("targets"))?);
+        let schedule_files = blank(read_dir_toml(&dir.join("schedules"))?);
+        for (name, path, text) in targets_files {
             match toml::from_str::<TargetSpec>(&text) {
                 Ok(mut t) => {
                     t.name = name.clone();
@@ -200,7 +262,7 @@ impl Config {
                 Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
             }
         }
-        for (name, path, text) in read_dir_toml(&dir.join("schedules"))? {
+        for (name, path, text) in schedule_files {
             match toml::from_str::<ScheduleSpec>(&text) {
                 Ok(mut s) => {
                     s.name = name.clone();
@@ -238,6 +300,14 @@ impl Config {
                             &text,
                             key_span(&text, "targets"),
                             "key targets: name at least one target",
+                        ));
+                    }
+                    if let Some(why) = unsatisfiable(&s, &config.targets) {
+                        problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, "min_copies").or(key_span(&text, "targets")),
+                            &format!("key policy: {why}"),
                         ));
                     }
                     if s.sources.is_empty() {
@@ -295,4 +365,92 @@ pub fn cron_schedule(expr: &str) -> std::result::Result<cron::Schedule, String> 
     }
     cron::Schedule::from_str(&format!("0 {expr}"))
         .map_err(|e| format!("\"{expr}\" is not a valid cron expression ({e})"))
+}
+
+/// Key names that hold secrets; they belong in the environment or a credentials file.
+const SECRET_KEYS: &[&str] = &[
+    "secret",
+    "password",
+    "passphrase",
+    "access_key",
+    "token",
+    "identity",
+    "private_key",
+];
+
+/// Finds secrets written into a configuration file; returns the problems and the text with
+/// those lines blanked.
+fn inline_secrets(path: &Path, text: &str) -> (Vec<String>, String) {
+    let mut out = Vec::new();
+    let mut cleaned = String::with_capacity(text.len());
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let mut secret = false;
+        let t = line.trim_start();
+        if let Some((key, _)) = t.split_once('=')
+            && !t.starts_with('#')
+        {
+            let key = key.trim().to_ascii_lowercase();
+            if SECRET_KEYS.iter().any(|s| key.contains(s)) {
+                let start = offset + (line.len() - t.len());
+                out.push(problem(
+                    path,
+                    text,
+                    Some(start..start + key.len()),
+                    &format!(
+                        "key {key}: secrets must not be written in configuration files; remove it and use the environment (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a key file"
+                    ),
+                ));
+                secret = true;
+            }
+        }
+        if secret {
+            cleaned.push('\n');
+        } else {
+            cleaned.push_str(line);
+        }
+        offset += line.len();
+    }
+    (out, cleaned)
+}
+
+/// Why a schedule's policy can never be met by its own targets, if it cannot.
+fn unsatisfiable(s: &ScheduleSpec, targets: &BTreeMap<String, TargetSpec>) -> Option<String> {
+    let mine: Vec<&TargetSpec> = s.targets.iter().filter_map(|t| targets.get(t)).collect();
+    let live = usize::from(s.policy.live_data_counts);
+    let copies = mine.len() + live;
+    let mut media: Vec<&str> = mine.iter().map(|t| t.medium.as_str()).collect();
+    media.sort_unstable();
+    media.dedup();
+    let media = media.len() + live;
+    let offsite = mine.iter().filter(|t| t.location == Site::Offsite).count();
+    if copies < s.policy.min_copies {
+        Some(format!(
+            "min_copies = {} but the schedule has {} target(s){}; add targets or lower min_copies",
+            s.policy.min_copies,
+            mine.len(),
+            if live == 1 {
+                " plus the live share"
+            } else {
+                ""
+            }
+        ))
+    } else if media < s.policy.min_media {
+        Some(format!(
+            "min_media = {} but its targets use {media} kind(s) of media{}",
+            s.policy.min_media,
+            if live == 1 {
+                " counting the live share"
+            } else {
+                ""
+            }
+        ))
+    } else if offsite < s.policy.min_offsite {
+        Some(format!(
+            "min_offsite = {} but only {offsite} of its targets has location = \"offsite\"",
+            s.policy.min_offsite
+        ))
+    } else {
+        None
+    }
 }

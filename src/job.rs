@@ -214,3 +214,61 @@ pub async fn run(
         created,
     })
 }
+
+/// Brings every reachable target of a schedule up to date with the others, without backing up:
+/// each target ends with every object any of them holds.
+pub async fn sync(
+    config: &Config,
+    schedule: &ScheduleSpec,
+) -> Result<Vec<(String, TargetOutcome)>> {
+    let mut targets: Vec<(String, Result<Target>)> = Vec::new();
+    for name in &schedule.targets {
+        let spec = &config.targets[name];
+        let location = match spec.location() {
+            crate::target::Location::Path(p) => crate::target::Location::Path(config.resolve(&p)),
+            other => other,
+        };
+        let opened = match Target::open(name, &location, &TargetOptions::default(), false) {
+            Ok(t) => match Repository::read_config(&t).await {
+                Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        targets.push((name.clone(), opened));
+    }
+    let mut holders = Vec::new();
+    for (i, (_, t)) in targets.iter().enumerate() {
+        if let Ok(t) = t
+            && Repository::read_config(t).await.is_ok()
+        {
+            holders.push(i);
+        }
+    }
+    let Some(&p) = holders.first() else {
+        return Err(Error::NotFound(format!(
+            "no reachable target of schedule \"{}\" holds its repository; nothing to copy from",
+            schedule.name
+        )));
+    };
+    let primary = targets[p].1.as_ref().expect("reachable").clone();
+    for &i in holders.iter().skip(1) {
+        replicate::replicate(targets[i].1.as_ref().expect("reachable"), &primary).await?;
+    }
+    let mut outcomes = Vec::new();
+    for (i, (name, t)) in targets.into_iter().enumerate() {
+        let outcome = if i == p {
+            TargetOutcome::Primary
+        } else {
+            match t {
+                Ok(t) => match replicate::replicate(&primary, &t).await {
+                    Ok(r) => TargetOutcome::Replicated(r),
+                    Err(e) => TargetOutcome::Failed(e),
+                },
+                Err(e) => TargetOutcome::Failed(e),
+            }
+        };
+        outcomes.push((name, outcome));
+    }
+    Ok(outcomes)
+}

@@ -15,10 +15,10 @@
 //!
 //! | layer | modules | rule |
 //! |---|---|---|
-//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`] | no I/O, no async |
+//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`] | no I/O, no async |
 //! | 1 storage and format | [`target`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
 //! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 orchestration and edges | [`config`], [`job`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
+//! | 3 orchestration and edges | [`config`], [`job`], [`status`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
@@ -36,11 +36,13 @@ pub mod job;
 pub mod keys;
 pub mod ls;
 pub mod pack;
+pub mod policy;
 pub mod progress;
 pub mod replicate;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;
+pub mod status;
 pub mod target;
 pub mod tree;
 

@@ -39,7 +39,14 @@ pub enum Location {
     /// from the standard `AWS_*` environment variables; credentials may instead come from the AWS
     /// shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
     /// `AWS_PROFILE` or `default`).
-    S3 { bucket: String, prefix: String },
+    S3 {
+        bucket: String,
+        prefix: String,
+        /// Overrides AWS_ENDPOINT_URL (a target's own endpoint, from its configuration).
+        endpoint: Option<String>,
+        /// Overrides AWS_REGION.
+        region: Option<String>,
+    },
 }
 
 impl Location {
@@ -55,6 +62,8 @@ impl Location {
             return Ok(Location::S3 {
                 bucket: bucket.to_string(),
                 prefix: prefix.trim_matches('/').to_string(),
+                endpoint: None,
+                region: None,
             });
         }
         if text.contains("://") {
@@ -158,7 +167,12 @@ impl Target {
                     multipart: false,
                 })
             }
-            Location::S3 { bucket, prefix } => {
+            Location::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+            } => {
                 let retry = RetryConfig {
                     backoff: BackoffConfig {
                         init_backoff: Duration::from_millis(200),
@@ -190,7 +204,12 @@ impl Target {
                         builder = builder.with_token(token);
                     }
                 }
-                if std::env::var_os("AWS_REGION").is_none()
+                if let Some(e) = endpoint {
+                    builder = builder.with_endpoint(e);
+                }
+                if let Some(r) = region {
+                    builder = builder.with_region(r);
+                } else if std::env::var_os("AWS_REGION").is_none()
                     && std::env::var_os("AWS_DEFAULT_REGION").is_none()
                 {
                     builder = builder.with_region("us-east-1");

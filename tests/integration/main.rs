@@ -17,3 +17,4 @@ mod no_plaintext;
 mod recovery;
 mod round_trip;
 mod run_schedule;
+mod status;

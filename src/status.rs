@@ -1,0 +1,139 @@
+//! Status: the 3-2-1 verdict for each source of a schedule, from what is really on each target.
+//!
+//! Every target is opened and its snapshots read; the newest complete snapshot of each source
+//! there is what counts. A snapshot object is only ever written after every object it references
+//! (by a backup, and by replication), so its presence on a target means the copy is there.
+//! Nothing here is taken from configuration alone: a target that cannot be read holds no copy.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, ScheduleSpec, Site};
+use crate::crypto::Unlock;
+use crate::error::{Error, Result};
+use crate::policy::{self, Copy, Evaluation};
+use crate::repo::Repository;
+use crate::snapshot::Catalog;
+use crate::target::{Location, Target, TargetOptions};
+
+/// One source's copy on one target.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetCopy {
+    pub target: String,
+    pub location: Site,
+    pub medium: String,
+    /// The newest complete snapshot there: short id and time taken.
+    pub snapshot: Option<String>,
+    pub taken: Option<DateTime<Utc>>,
+    /// Why the target could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceStatus {
+    pub source: String,
+    pub copies: Vec<TargetCopy>,
+    pub evaluation: Evaluation,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleStatus {
+    pub schedule: String,
+    pub checked_at: DateTime<Utc>,
+    pub min_copies: usize,
+    pub min_media: usize,
+    pub min_offsite: usize,
+    pub max_age_hours: u32,
+    pub live_data_counts: bool,
+    pub sources: Vec<SourceStatus>,
+}
+
+/// Reads every target of `schedule` and evaluates each source at `now`.
+pub async fn status(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    now: DateTime<Utc>,
+) -> Result<ScheduleStatus> {
+    let key_path = config.resolve(&schedule.key_file);
+    let text = std::fs::read_to_string(&key_path).map_err(|e| {
+        Error::WrongKey(format!(
+            "key_file {}: cannot read it ({e})",
+            key_path.display()
+        ))
+    })?;
+    let unlock = Unlock::parse_identity_file(&text)
+        .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", key_path.display())))?;
+
+    // For each target: its catalog, or why it could not be read.
+    let mut catalogs: Vec<(String, std::result::Result<Catalog, String>)> = Vec::new();
+    for name in &schedule.targets {
+        let spec = &config.targets[name];
+        let location = match spec.location() {
+            Location::Path(p) => Location::Path(config.resolve(&p)),
+            other => other,
+        };
+        let result = async {
+            let target = Target::open(name, &location, &TargetOptions::default(), false)?;
+            let repo = Repository::open(target, &unlock).await?;
+            Catalog::load(&repo).await
+        }
+        .await
+        .map_err(|e| e.to_string());
+        catalogs.push((name.clone(), result));
+    }
+
+    let policy = schedule.policy.policy();
+    let mut sources = Vec::new();
+    for source in &schedule.sources {
+        let mut copies = Vec::new();
+        for (name, catalog) in &catalogs {
+            let spec = &config.targets[name];
+            let newest = catalog.as_ref().ok().and_then(|c| {
+                c.snapshots
+                    .iter()
+                    .rev()
+                    .find(|l| l.snapshot.source == source.name && !l.snapshot.partial)
+            });
+            copies.push(TargetCopy {
+                target: name.clone(),
+                location: spec.location,
+                medium: spec.medium.clone(),
+                snapshot: newest.map(|l| l.id.short()),
+                taken: newest.map(|l| l.snapshot.start),
+                error: catalog.as_ref().err().cloned(),
+            });
+        }
+        let facts: Vec<Copy> = copies
+            .iter()
+            .map(|c| Copy {
+                target: c.target.clone(),
+                medium: c.medium.clone(),
+                offsite: c.location == Site::Offsite,
+                newest: c.taken,
+            })
+            .collect();
+        let mut evaluation = policy::evaluate(&policy, &facts, now);
+        for c in &copies {
+            if let Some(e) = &c.error {
+                evaluation
+                    .reasons
+                    .insert(0, format!("{} could not be read: {e}", c.target));
+            }
+        }
+        sources.push(SourceStatus {
+            source: source.name.clone(),
+            copies,
+            evaluation,
+        });
+    }
+    Ok(ScheduleStatus {
+        schedule: schedule.name.clone(),
+        checked_at: now,
+        min_copies: policy.min_copies,
+        min_media: policy.min_media,
+        min_offsite: policy.min_offsite,
+        max_age_hours: schedule.policy.max_age_hours,
+        live_data_counts: policy.live_data_counts,
+        sources,
+    })
+}
