@@ -19,7 +19,7 @@ use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -64,6 +64,9 @@ pub struct BackupOptions {
     pub force_read: bool,
     /// Show a progress line on the terminal.
     pub progress: bool,
+    /// Set (by a signal handler) to stop: no new files are started, the packs already queued
+    /// are stored and indexed, and no snapshot is written.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl BackupOptions {
@@ -83,6 +86,7 @@ impl BackupOptions {
             index_every: 64,
             force_read: false,
             progress: false,
+            cancel: None,
         }
     }
 }
@@ -194,6 +198,7 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
 
     let walker = {
         let mut walk = Walk {
+            cancel: options.cancel.clone(),
             chunking: Arc::clone(&chunking),
             jobs: jobs_tx,
             stats: SnapshotStats::default(),
@@ -256,6 +261,16 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     // The uploader's error comes first: when an upload fails, the walker only sees its queue close.
     let (walked, uploaded) = tokio::join!(walker, uploads);
     let packs_added = uploaded?;
+    if options
+        .cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::Relaxed))
+    {
+        return Err(Error::Interrupted(format!(
+            "backup of {} interrupted: {packs_added} pack(s) stored and indexed, no snapshot written; the next backup continues from there",
+            options.source
+        )));
+    }
     let walked = walked.expect("the walker does not panic")?;
     for w in workers {
         w.join().expect("a pack worker does not panic");
@@ -507,6 +522,7 @@ impl Chunking {
 /// The walker's state: it lists directories, compares entries with the parent snapshot, hands
 /// files to the reader threads, and builds the trees in order.
 struct Walk {
+    cancel: Option<Arc<AtomicBool>>,
     chunking: Arc<Chunking>,
     jobs: crossbeam_channel::Sender<ReadJob>,
     stats: SnapshotStats,
@@ -564,6 +580,12 @@ impl Walk {
             }
         }
         self.store_tree(tree).map_err(stopped)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     fn warn(&mut self, path: &Path, message: String) {
@@ -725,6 +747,9 @@ impl Walk {
         let mut items = Vec::with_capacity(names.len());
         let mut links_submitted = HashSet::new();
         for os_name in names {
+            if self.cancelled() {
+                return Err(Stopped);
+            }
             let child = path.join(&os_name);
             let meta = match std::fs::symlink_metadata(&child) {
                 Ok(m) => m,

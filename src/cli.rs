@@ -157,6 +157,23 @@ EXAMPLES:
     /// Check the configuration in targets/ and schedules/.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run every schedule at its times (the nightly service).
+    #[command(
+        after_help = "Times are read in each schedule's time zone; the clock changes in March and
+October neither skip nor double a run. A run missed while the machine was off runs once at
+start-up. Two runs of one schedule never overlap (a `firesafe run` of the same schedule waits its
+turn by refusing to start). On SIGTERM the current backup stores and indexes what it has read
+and the daemon exits; the next run continues from there. Each run is recorded in the state
+directory (history.jsonl). Logs go to standard error, as text or JSON lines, without secrets.
+
+A systemd unit is in docs/systemd/firesafe.service. Without systemd, cron can call
+`firesafe run SCHEDULE` instead (see README).
+
+EXAMPLES:
+  firesafe daemon --config-dir /etc/firesafe
+  firesafe daemon --config-dir /etc/firesafe --log-format json"
+    )]
+    Daemon(DaemonArgs),
 }
 
 #[derive(Args, Debug)]
@@ -220,6 +237,34 @@ struct RunArgs {
     /// First run: create the schedule's key file and repositories where they do not exist.
     #[arg(long)]
     init: bool,
+    /// Where run history and locks are kept (default /var/lib/firesafe for root,
+    /// ~/.local/state/firesafe otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DaemonArgs {
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Where run history and locks are kept (default /var/lib/firesafe for root,
+    /// ~/.local/state/firesafe otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Log lines on standard error as text or JSON (one object per line).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Debug)]
@@ -364,6 +409,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Status(a) => status_cmd(a).await,
         Command::Sync(a) => sync_cmd(a).await,
         Command::Config(ConfigCommand::Check { config_dir }) => config_check(&config_dir),
+        Command::Daemon(a) => daemon_cmd(a).await,
     }
 }
 
@@ -501,6 +547,7 @@ async fn backup_cmd(url: Option<&str>, a: BackupArgs) -> Result<Outcome> {
     options.compression = a.compression;
     options.force_read = a.force_read;
     options.progress = progress::on_terminal();
+    options.cancel = Some(stop_on_signal().0);
     let report = backup::backup(&repo, &options).await?;
     let s = &report.snapshot;
     let st = &s.stats;
@@ -832,11 +879,18 @@ async fn key_cmd(url: Option<&str>, k: KeyCommand) -> Result<Outcome> {
 async fn run_cmd(a: RunArgs) -> Result<Outcome> {
     let config = firesafe::config::Config::load(&a.config_dir)?;
     let schedule = config.schedule(&a.schedule)?;
+    let state = firesafe::state::StateDir::open(
+        &a.state_dir
+            .clone()
+            .unwrap_or_else(firesafe::state::StateDir::default_path),
+    )?;
+    let (cancel, _) = stop_on_signal();
     let options = firesafe::job::RunOptions {
         init: a.init,
         progress: progress::on_terminal(),
+        cancel: Some(cancel),
     };
-    let report = firesafe::job::run(&config, schedule, &options).await?;
+    let report = firesafe::job::run_recorded(&config, schedule, &state, None, &options).await?;
     for line in &report.created {
         println!("{line}");
     }
@@ -1029,4 +1083,68 @@ async fn sync_cmd(a: SyncArgs) -> Result<Outcome> {
     } else {
         Outcome::Findings
     })
+}
+
+/// A flag set (and a notification sent) on SIGTERM or SIGINT, so that a backup can stop after
+/// storing what it has read.
+fn stop_on_signal() -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<tokio::sync::Notify>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (f, w) = (flag.clone(), wake.clone());
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!("stopping: storing what has been read, then exiting");
+        } else {
+            eprintln!(
+                "firesafe: stopping: storing and indexing what has been read (signal again to stop at once)"
+            );
+        }
+        f.store(true, std::sync::atomic::Ordering::Relaxed);
+        w.notify_one();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        std::process::exit(2);
+    });
+    (flag, wake)
+}
+
+async fn daemon_cmd(a: DaemonArgs) -> Result<Outcome> {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match a.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    let state = firesafe::state::StateDir::open(
+        &a.state_dir
+            .clone()
+            .unwrap_or_else(firesafe::state::StateDir::default_path),
+    )?;
+    let (cancel, wake) = stop_on_signal();
+    firesafe::daemon::daemon(firesafe::daemon::DaemonOptions {
+        config,
+        state,
+        cancel,
+        wake,
+    })
+    .await?;
+    Ok(Outcome::Success)
 }

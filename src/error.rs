@@ -64,6 +64,10 @@ pub enum Error {
     #[error("the configuration has {} problem(s): {}", .0.len(), .0.join("; "))]
     Config(Vec<String>),
 
+    /// Stopped by a signal; what was stored is kept and the next run continues from it.
+    #[error("{0}")]
+    Interrupted(String),
+
     /// A repository written by a newer or unknown format.
     #[error("{0}")]
     Format(String),

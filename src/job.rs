@@ -22,6 +22,8 @@ pub struct RunOptions {
     /// Create the key file and repositories that do not exist yet (first run).
     pub init: bool,
     pub progress: bool,
+    /// Set to stop gracefully (see [`BackupOptions::cancel`]).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What happened to one target.
@@ -184,9 +186,10 @@ pub async fn run(
         opts.tags.push(format!("schedule:{}", schedule.name));
         opts.compression = schedule.compression;
         opts.progress = options.progress;
+        opts.cancel = options.cancel.clone();
         let result = backup::backup(&repo, &opts).await;
-        // A primary that goes down mid-run stops the run: nothing else can be backed up.
-        if let Err(e @ Error::Target { .. }) = result {
+        // A primary that goes down mid-run, or a signal, stops the run.
+        if let Err(e @ (Error::Target { .. } | Error::Interrupted(_))) = result {
             return Err(e);
         }
         backups.push((source.name.clone(), result));
@@ -271,4 +274,60 @@ pub async fn sync(
         outcomes.push((name, outcome));
     }
     Ok(outcomes)
+}
+
+/// Runs a schedule under its lock and records the run in the state directory's history.
+/// `scheduled_for` is the timetable time a daemon run is for (`None` for a run by hand).
+pub async fn run_recorded(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: &crate::state::StateDir,
+    scheduled_for: Option<chrono::DateTime<chrono::Utc>>,
+    options: &RunOptions,
+) -> Result<RunReport> {
+    let Some(_lock) = state.try_lock(&schedule.name)? else {
+        return Err(Error::Usage(format!(
+            "schedule \"{}\" is already running (its lock in {} is held); two runs of one schedule never overlap",
+            schedule.name,
+            state.path().display()
+        )));
+    };
+    let started = chrono::Utc::now();
+    let result = run(config, schedule, options).await;
+    let (outcome, message) = match &result {
+        Ok(r) if r.is_clean() => (
+            "complete",
+            "every source backed up to every target".to_string(),
+        ),
+        Ok(r) => (
+            "degraded",
+            r.targets
+                .iter()
+                .filter_map(|(n, t)| match t {
+                    TargetOutcome::Failed(e) => Some(format!("{n}: {e}")),
+                    _ => None,
+                })
+                .chain(r.backups.iter().filter_map(|(s, b)| match b {
+                    Err(e) => Some(format!("{s}: {e}")),
+                    Ok(b) if b.snapshot.partial => Some(format!(
+                        "{s}: partial snapshot, {} warning(s)",
+                        b.snapshot.warnings.len()
+                    )),
+                    Ok(_) => None,
+                }))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(Error::Interrupted(m)) => ("interrupted", m.clone()),
+        Err(e) => ("failed", e.to_string()),
+    };
+    state.record(&crate::state::RunRecord {
+        schedule: schedule.name.clone(),
+        scheduled_for,
+        started,
+        finished: chrono::Utc::now(),
+        outcome: outcome.into(),
+        message,
+    })?;
+    result
 }

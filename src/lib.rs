@@ -18,7 +18,7 @@
 //! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`] | no I/O, no async |
 //! | 1 storage and format | [`target`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
 //! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 orchestration and edges | [`config`], [`job`], [`status`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
+//! | 3 orchestration and edges | [`config`], [`job`], [`status`], [`state`], [`timetable`], [`daemon`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
@@ -29,6 +29,7 @@ pub mod chunker;
 pub mod compress;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod error;
 pub mod id;
 pub mod index;
@@ -42,8 +43,10 @@ pub mod replicate;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;
+pub mod state;
 pub mod status;
 pub mod target;
+pub mod timetable;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -17,4 +17,5 @@ mod no_plaintext;
 mod recovery;
 mod round_trip;
 mod run_schedule;
+mod scheduler;
 mod status;
