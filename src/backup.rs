@@ -616,6 +616,11 @@ impl Walk {
         if meta.nlink() > 1 && (self.links.contains_key(&link) || !links_submitted.insert(link)) {
             return Ok(None);
         }
+        self.submit(path, meta).map(Some)
+    }
+
+    /// Queues a file for the reader threads; its ids arrive on the returned channel.
+    fn submit(&self, path: &Path, meta: &Metadata) -> Result<Reply, Stopped> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.jobs
             .send(ReadJob {
@@ -624,7 +629,7 @@ impl Walk {
                 reply,
             })
             .map_err(|_| Stopped)?;
-        Ok(Some(rx))
+        Ok(rx)
     }
 
     /// Records one entry; `None` when it vanished or could not be read (a warning is kept).
@@ -803,15 +808,7 @@ impl Walk {
                     self.stats.files_unchanged += 1;
                     return Ok(true);
                 }
-                let (reply, rx) = crossbeam_channel::bounded(1);
-                self.jobs
-                    .send(ReadJob {
-                        path: path.to_path_buf(),
-                        size_hint: meta.len(),
-                        reply,
-                    })
-                    .map_err(|_| Stopped)?;
-                rx.recv().map_err(|_| Stopped)?
+                self.submit(path, meta)?.recv().map_err(|_| Stopped)?
             }
         };
         match result {

@@ -106,23 +106,7 @@ pub async fn run(
     )?;
 
     // Open every target; note which hold the repository and which are down.
-    let mut targets: Vec<(String, Result<Target>)> = Vec::new();
-    for name in &schedule.targets {
-        let spec = &config.targets[name];
-        let mut location = spec.location();
-        if let crate::target::Location::Path(p) = &location {
-            location = crate::target::Location::Path(config.resolve(p));
-        }
-        let opened = Target::open(name, &location, &TargetOptions::default(), options.init);
-        let checked = match opened {
-            Ok(t) => match Repository::read_config(&t).await {
-                Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        targets.push((name.clone(), checked));
-    }
+    let targets = open_targets(config, schedule, options.init).await;
 
     // The primary: the first reachable target that holds the repository, or, on a first run,
     // the first reachable target.
@@ -195,21 +179,7 @@ pub async fn run(
         backups.push((source.name.clone(), result));
     }
 
-    let mut outcomes = Vec::new();
-    for (i, (name, t)) in targets.into_iter().enumerate() {
-        let outcome = if i == p {
-            TargetOutcome::Primary
-        } else {
-            match t {
-                Ok(t) => match replicate::replicate(&primary_target, &t).await {
-                    Ok(r) => TargetOutcome::Replicated(r),
-                    Err(e) => TargetOutcome::Failed(e),
-                },
-                Err(e) => TargetOutcome::Failed(e),
-            }
-        };
-        outcomes.push((name, outcome));
-    }
+    let outcomes = push(&primary_target, p, targets).await;
     Ok(RunReport {
         schedule: schedule.name.clone(),
         backups,
@@ -224,22 +194,7 @@ pub async fn sync(
     config: &Config,
     schedule: &ScheduleSpec,
 ) -> Result<Vec<(String, TargetOutcome)>> {
-    let mut targets: Vec<(String, Result<Target>)> = Vec::new();
-    for name in &schedule.targets {
-        let spec = &config.targets[name];
-        let location = match spec.location() {
-            crate::target::Location::Path(p) => crate::target::Location::Path(config.resolve(&p)),
-            other => other,
-        };
-        let opened = match Target::open(name, &location, &TargetOptions::default(), false) {
-            Ok(t) => match Repository::read_config(&t).await {
-                Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        targets.push((name.clone(), opened));
-    }
+    let targets = open_targets(config, schedule, false).await;
     let mut holders = Vec::new();
     for (i, (_, t)) in targets.iter().enumerate() {
         if let Ok(t) = t
@@ -258,21 +213,7 @@ pub async fn sync(
     for &i in holders.iter().skip(1) {
         replicate::replicate(targets[i].1.as_ref().expect("reachable"), &primary).await?;
     }
-    let mut outcomes = Vec::new();
-    for (i, (name, t)) in targets.into_iter().enumerate() {
-        let outcome = if i == p {
-            TargetOutcome::Primary
-        } else {
-            match t {
-                Ok(t) => match replicate::replicate(&primary, &t).await {
-                    Ok(r) => TargetOutcome::Replicated(r),
-                    Err(e) => TargetOutcome::Failed(e),
-                },
-                Err(e) => TargetOutcome::Failed(e),
-            }
-        };
-        outcomes.push((name, outcome));
-    }
+    let outcomes = push(&primary, p, targets).await;
     Ok(outcomes)
 }
 
@@ -330,4 +271,53 @@ pub async fn run_recorded(
         message,
     })?;
     result
+}
+
+/// Opens every target of a schedule; a target answers if it holds the repository or is empty.
+async fn open_targets(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    create: bool,
+) -> Vec<(String, Result<Target>)> {
+    let mut targets = Vec::new();
+    for name in &schedule.targets {
+        let spec = &config.targets[name];
+        let location = match spec.location() {
+            crate::target::Location::Path(p) => crate::target::Location::Path(config.resolve(&p)),
+            other => other,
+        };
+        let opened = match Target::open(name, &location, &TargetOptions::default(), create) {
+            Ok(t) => match Repository::read_config(&t).await {
+                Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        targets.push((name.clone(), opened));
+    }
+    targets
+}
+
+/// Copies what the primary (at position `p`) holds to every other target.
+async fn push(
+    primary: &Target,
+    p: usize,
+    targets: Vec<(String, Result<Target>)>,
+) -> Vec<(String, TargetOutcome)> {
+    let mut outcomes = Vec::new();
+    for (i, (name, t)) in targets.into_iter().enumerate() {
+        let outcome = if i == p {
+            TargetOutcome::Primary
+        } else {
+            match t {
+                Ok(t) => match replicate::replicate(primary, &t).await {
+                    Ok(r) => TargetOutcome::Replicated(r),
+                    Err(e) => TargetOutcome::Failed(e),
+                },
+                Err(e) => TargetOutcome::Failed(e),
+            }
+        };
+        outcomes.push((name, outcome));
+    }
+    outcomes
 }

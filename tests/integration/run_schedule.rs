@@ -9,28 +9,6 @@ use std::process::Output;
 
 use crate::support::*;
 
-fn project_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A copy of the shipped targets/ and schedules/ in a scratch directory, with demo shares.
-fn example() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for sub in ["targets", "schedules"] {
-        fs::create_dir(dir.path().join(sub)).expect("mkdir");
-        for e in fs::read_dir(project_root().join(sub)).expect("read_dir") {
-            let e = e.expect("entry");
-            fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).expect("copy");
-        }
-    }
-    let out = std::process::Command::new(project_root().join("tests/scripts/demo-share.sh"))
-        .arg(dir.path().join("demo/shares"))
-        .output()
-        .expect("demo-share.sh");
-    assert_success(&out, "demo-share.sh");
-    dir
-}
-
 fn run(dir: &Path, args: &[&str]) -> Output {
     firesafe()
         .arg("run")

@@ -6,10 +6,6 @@ use std::path::Path;
 
 use crate::support::*;
 
-fn project_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The shipped example, plus a third target: S3 when the tests have a server, otherwise a third
 /// local directory.
 fn three_targets() -> (tempfile::TempDir, String) {

@@ -430,3 +430,26 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         assert_eq!(va.links, vb.links, "{k:?}: hard links");
     }
 }
+
+/// The project's own directory (for the shipped configuration and scripts).
+pub fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of the shipped targets/ and schedules/ in a scratch directory, with the demo shares.
+pub fn example() -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["targets", "schedules"] {
+        fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        for e in fs::read_dir(project_root().join(sub)).expect("read_dir") {
+            let e = e.expect("entry");
+            fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).expect("copy");
+        }
+    }
+    let out = Command::new(project_root().join("tests/scripts/demo-share.sh"))
+        .arg(dir.path().join("demo/shares"))
+        .output()
+        .expect("demo-share.sh");
+    assert_success(&out, "demo-share.sh");
+    dir
+}
