@@ -103,8 +103,22 @@ pub struct ScheduleSpec {
     /// The 3-2-1 policy the schedule's copies are held to.
     #[serde(default)]
     pub policy: PolicySpec,
+    /// Monitoring after each run.
+    #[serde(default)]
+    pub alerts: AlertsSpec,
     #[serde(skip)]
     pub name: String,
+}
+
+/// `[alerts]` in a schedule.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSpec {
+    /// Pinged (GET) after every successful run; `/fail` is appended when a run fails, ends
+    /// degraded or a verdict is not OK (the healthchecks.io convention).
+    pub ping_url: Option<String>,
+    /// Where to write Prometheus metrics (default: STATE/metrics/SCHEDULE.prom).
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `[policy]` in a schedule. Every key has the 3-2-1 default.

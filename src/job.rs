@@ -262,14 +262,43 @@ pub async fn run_recorded(
         Err(Error::Interrupted(m)) => ("interrupted", m.clone()),
         Err(e) => ("failed", e.to_string()),
     };
-    state.record(&crate::state::RunRecord {
+    let record = crate::state::RunRecord {
         schedule: schedule.name.clone(),
         scheduled_for,
         started,
         finished: chrono::Utc::now(),
         outcome: outcome.into(),
         message,
-    })?;
+    };
+    state.record(&record)?;
+
+    // Monitoring: metrics from the run and from what the targets now hold, then the ping.
+    let status = crate::status::status(config, schedule, chrono::Utc::now())
+        .await
+        .ok();
+    let metrics = crate::alert::metrics(&record, result.as_ref().ok(), status.as_ref());
+    let path = match &schedule.alerts.metrics_file {
+        Some(p) => config.resolve(p),
+        None => state
+            .path()
+            .join("metrics")
+            .join(format!("{}.prom", schedule.name)),
+    };
+    crate::alert::write_metrics(&path, &metrics)?;
+    if let Some(url) = &schedule.alerts.ping_url {
+        let verdicts_ok = status.as_ref().is_some_and(|s| {
+            s.sources
+                .iter()
+                .all(|src| src.evaluation.verdict == crate::policy::Verdict::Ok)
+        });
+        if let Err(why) = crate::alert::ping(url, outcome == "complete" && verdicts_ok).await {
+            if tracing::dispatcher::has_been_set() {
+                tracing::warn!(schedule = %schedule.name, "{why}");
+            } else {
+                eprintln!("firesafe: warning: {why}");
+            }
+        }
+    }
     result
 }
 

@@ -18,10 +18,11 @@
 //! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`] | no I/O, no async |
 //! | 1 storage and format | [`target`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
 //! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 orchestration and edges | [`config`], [`job`], [`status`], [`state`], [`timetable`], [`daemon`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
+//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`status`], [`state`], [`timetable`], [`daemon`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
+pub mod alert;
 pub mod backup;
 pub mod blobs;
 pub mod check;
