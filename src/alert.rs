@@ -1,5 +1,8 @@
 //! After a run: a Prometheus text-format metrics file, and a healthchecks-style ping.
 //!
+//! An email goes to the technician when a run fails, ends degraded or a 3-2-1 verdict is not OK
+//! (SMTP with STARTTLS or TLS, and authentication; the password comes from the environment).
+//!
 //! The metrics file is written whole to a temporary name and renamed, so a collector (such as
 //! node_exporter's textfile collector) never reads half a file. The ping is a GET of the
 //! schedule's `ping_url` on success, and of `ping_url/fail` when the run failed, ended degraded
@@ -157,4 +160,121 @@ pub async fn ping(url: &str, ok: bool) -> std::result::Result<(), String> {
             response.status()
         ))
     }
+}
+
+/// The email about a run that needs attention: subject and plain-text body.
+pub fn email_text(
+    run: &RunRecord,
+    status: Option<&ScheduleStatus>,
+    host: &str,
+) -> (String, String) {
+    let worst = status
+        .iter()
+        .flat_map(|s| s.sources.iter().map(|src| src.evaluation.verdict))
+        .max_by_key(|v| match v {
+            Verdict::Ok => 0,
+            Verdict::Degraded => 1,
+            Verdict::Violated => 2,
+        });
+    let subject = format!(
+        "firesafe on {host}: schedule {} {}{}",
+        run.schedule,
+        run.outcome.to_uppercase(),
+        match worst {
+            Some(v) if v != Verdict::Ok => format!(", 3-2-1 {v}"),
+            _ => String::new(),
+        }
+    );
+    let mut body = String::new();
+    let _ = writeln!(body, "Schedule: {}", run.schedule);
+    let _ = writeln!(
+        body,
+        "Run: {} (started {}, finished {})",
+        run.outcome,
+        run.started.to_rfc3339(),
+        run.finished.to_rfc3339()
+    );
+    if !run.message.is_empty() {
+        let _ = writeln!(body, "What happened: {}", run.message);
+    }
+    if let Some(st) = status {
+        let _ = writeln!(
+            body,
+            "\nThe 3-2-1 rule, checked against what is on each target:"
+        );
+        for src in &st.sources {
+            let _ = writeln!(body, "  {}: {}", src.source, src.evaluation.verdict);
+            for r in &src.evaluation.reasons {
+                let _ = writeln!(body, "    - {r}");
+            }
+        }
+    }
+    let _ = writeln!(body, "\nRun `firesafe status` on {host} for the details.");
+    (subject, body)
+}
+
+/// Sends one email with the schedule's SMTP settings.
+pub async fn send_email(
+    alerts: &crate::config::AlertsSpec,
+    ca: Option<&[u8]>,
+    subject: &str,
+    body: &str,
+) -> std::result::Result<(), String> {
+    use lettre::message::{Mailbox, header::ContentType};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let host = alerts.smtp_host.as_deref().ok_or("no smtp_host")?;
+    let from: Mailbox = alerts
+        .email_from
+        .as_deref()
+        .ok_or("no email_from")?
+        .parse()
+        .map_err(|e| format!("email_from is not an address: {e}"))?;
+    let mut message = Message::builder().from(from).subject(subject);
+    for to in &alerts.email_to {
+        message = message.to(to
+            .parse()
+            .map_err(|e| format!("email_to \"{to}\" is not an address: {e}"))?);
+    }
+    let message = message
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_string())
+        .map_err(|e| format!("cannot build the email: {e}"))?;
+    let tls = |host: &str| -> std::result::Result<TlsParameters, String> {
+        let mut b = TlsParameters::builder(host.to_string());
+        if let Some(pem) = ca {
+            b = b.add_root_certificate(
+                Certificate::from_pem(pem).map_err(|e| format!("smtp_ca_file: {e}"))?,
+            );
+        }
+        b.build_rustls()
+            .map_err(|e| format!("TLS set-up failed: {e}"))
+    };
+    let (tls, port) = match alerts.smtp_tls {
+        crate::config::SmtpTls::Starttls => (Tls::Required(tls(host)?), 587),
+        crate::config::SmtpTls::Tls => (Tls::Wrapper(tls(host)?), 465),
+        crate::config::SmtpTls::None => (Tls::None, 25),
+    };
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(alerts.smtp_port.unwrap_or(port))
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(30)));
+    if let Some(user) = &alerts.smtp_user {
+        let password = std::env::var("FIRESAFE_SMTP_PASSWORD")
+            .map_err(|_| "smtp_user is set but FIRESAFE_SMTP_PASSWORD is not".to_string())?;
+        transport = transport.credentials(Credentials::new(user.clone(), password));
+    }
+    transport
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "the alert email to {} could not be sent: {e}",
+                alerts.email_to.join(", ")
+            )
+        })
 }

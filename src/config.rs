@@ -119,6 +119,29 @@ pub struct AlertsSpec {
     pub ping_url: Option<String>,
     /// Where to write Prometheus metrics (default: STATE/metrics/SCHEDULE.prom).
     pub metrics_file: Option<PathBuf>,
+    /// Who is emailed when a run fails, ends degraded or a verdict is not OK.
+    #[serde(default)]
+    pub email_to: Vec<String>,
+    pub email_from: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    /// `starttls` (the default), `tls` (implicit TLS, port 465) or `none` (a relay on this
+    /// machine only).
+    #[serde(default)]
+    pub smtp_tls: SmtpTls,
+    /// The SMTP user; the password comes from FIRESAFE_SMTP_PASSWORD, never from this file.
+    pub smtp_user: Option<String>,
+    /// An extra CA certificate (PEM) to trust for the SMTP server, besides the system's.
+    pub smtp_ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    Tls,
+    None,
 }
 
 /// `[policy]` in a schedule. Every key has the 3-2-1 default.
@@ -314,6 +337,16 @@ impl Config {
                             &text,
                             key_span(&text, "targets"),
                             "key targets: name at least one target",
+                        ));
+                    }
+                    if !s.alerts.email_to.is_empty()
+                        && (s.alerts.smtp_host.is_none() || s.alerts.email_from.is_none())
+                    {
+                        problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, "email_to"),
+                            "key email_to: email alerts also need smtp_host and email_from",
                         ));
                     }
                     if let Some(why) = unsatisfiable(&s, &config.targets) {

@@ -292,11 +292,29 @@ pub async fn run_recorded(
                 .all(|src| src.evaluation.verdict == crate::policy::Verdict::Ok)
         });
         if let Err(why) = crate::alert::ping(url, outcome == "complete" && verdicts_ok).await {
-            if tracing::dispatcher::has_been_set() {
-                tracing::warn!(schedule = %schedule.name, "{why}");
-            } else {
-                eprintln!("firesafe: warning: {why}");
-            }
+            warn(&schedule.name, &why);
+        }
+    }
+    let attention = outcome != "complete"
+        || status.as_ref().is_none_or(|s| {
+            s.sources
+                .iter()
+                .any(|src| src.evaluation.verdict != crate::policy::Verdict::Ok)
+        });
+    if attention && !schedule.alerts.email_to.is_empty() {
+        let ca = match &schedule.alerts.smtp_ca_file {
+            Some(p) => Some(
+                std::fs::read(config.resolve(p))
+                    .map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?,
+            ),
+            None => None,
+        };
+        let (subject, body) =
+            crate::alert::email_text(&record, status.as_ref(), &crate::repo::hostname());
+        if let Err(why) =
+            crate::alert::send_email(&schedule.alerts, ca.as_deref(), &subject, &body).await
+        {
+            warn(&schedule.name, &why);
         }
     }
     result
@@ -349,4 +367,13 @@ async fn push(
         outcomes.push((name, outcome));
     }
     outcomes
+}
+
+/// A warning from monitoring: to the log when the daemon has one, else to standard error.
+fn warn(schedule: &str, why: &str) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::warn!(schedule = %schedule, "{why}");
+    } else {
+        eprintln!("firesafe: warning: {why}");
+    }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (age and zstd for the
-# recovery test, a Python venv for the S3 server, cargo-nextest), starts a SeaweedFS S3 server on
-# 127.0.0.1, runs every unit and integration test against the local filesystem and against S3,
+# recovery test, Python venvs for the S3 server and for aiosmtpd, cargo-nextest), starts a
+# SeaweedFS S3 server on 127.0.0.1, runs every unit and integration test against the local filesystem and against S3,
 # and stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
   cargo install cargo-nextest --locked >&2
 fi
+
+# aiosmtpd, the SMTP server the alert tests run on 127.0.0.1.
+TEST_VENV="${FIRESAFE_TEST_VENV:-$HOME/.cache/firesafe-test-venv}"
+if ! "$TEST_VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing aiosmtpd into $TEST_VENV"
+  python3 -m venv "$TEST_VENV"
+  "$TEST_VENV/bin/pip" install -q 'aiosmtpd==1.4.6' >&2
+fi
+export FIRESAFE_TEST_PYTHON="$TEST_VENV/bin/python"
+command -v openssl >/dev/null || { $SUDO apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >&2; }
 
 S3_DIR="$(mktemp -d "${TMPDIR:-/tmp}/firesafe-s3.XXXXXX")"
 cleanup() { tests/scripts/seaweedfs-stop.sh "$S3_DIR" --purge || true; }

@@ -94,3 +94,129 @@ fn metrics_and_pings_follow_each_run() {
         "the ping URL was printed: {stderr}"
     );
 }
+
+/// The Python with aiosmtpd that tests/run.sh prepares.
+fn smtp_python() -> Option<String> {
+    let py = std::env::var("FIRESAFE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!(
+            "the SMTP test needs aiosmtpd: run the suite through tests/run.sh, which installs it"
+        );
+    }
+    ok.then_some(py)
+}
+
+#[test]
+fn an_alert_email_arrives_over_starttls_with_authentication() {
+    let Some(python) = smtp_python() else {
+        eprintln!("skipped: aiosmtpd is not installed (tests/run.sh installs it)");
+        return;
+    };
+    let dir = example();
+    let tls = dir.path().join("tls");
+    fs::create_dir(&tls).expect("mkdir");
+    let cert = tls.join("cert.pem");
+    let key = tls.join("key.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert_success(&out, "openssl");
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mail = dir.path().join("mail");
+    let mut server = std::process::Command::new(python)
+        .arg(project_root().join("tests/scripts/smtp-server.py"))
+        .arg(port.to_string())
+        .arg(&cert)
+        .arg(&key)
+        .args(["firesafe", "s3cret-smtp-pass"])
+        .arg(&mail)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("smtp server");
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("read");
+    assert_eq!(ready.trim(), "ready");
+
+    let sched = dir.path().join("schedules/nightly.toml");
+    let mut text = fs::read_to_string(&sched).expect("read");
+    text.push_str(&format!(
+        "\n[alerts]\nemail_to = [\"it-support@school.example\"]\nemail_from = \"firesafe@school.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\nsmtp_ca_file = \"{}\"\n",
+        cert.display()
+    ));
+    fs::write(&sched, text).expect("write");
+    let run = |args: &[&str]| {
+        firesafe()
+            .arg("run")
+            .args(args)
+            .arg("--config-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
+            .output()
+            .expect("run")
+    };
+    // A clean run sends nothing.
+    assert_success(&run(&["nightly", "--init"]), "first run");
+    assert_eq!(
+        fs::read_dir(&mail).map(|d| d.count()).unwrap_or(0),
+        0,
+        "an email for a clean run"
+    );
+
+    // The offsite copy is missing: the technician hears about it.
+    fs::rename(dir.path().join("demo/offsite"), dir.path().join("away")).expect("move");
+    let out = run(&["nightly"]);
+    assert_exit(&out, 1, "degraded run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut messages: Vec<_> = fs::read_dir(&mail)
+        .expect("mail dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    messages.sort();
+    assert_eq!(messages.len(), 1, "expected one email; stderr: {stderr}");
+    let email = fs::read_to_string(&messages[0]).expect("read");
+    assert!(
+        email.contains("Subject: firesafe on")
+            && email.contains("schedule nightly DEGRADED, 3-2-1 VIOLATED"),
+        "{email}"
+    );
+    assert!(email.contains("To: it-support@school.example"), "{email}");
+    assert!(email.contains("offsite could not be read"), "{email}");
+    assert!(
+        !email.contains("s3cret-smtp-pass") && !stderr.contains("s3cret-smtp-pass"),
+        "the password leaked"
+    );
+}
