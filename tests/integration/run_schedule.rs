@@ -11,6 +11,7 @@ use crate::support::*;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     firesafe()
+        .env("FIRESAFE_STATE_DIR", dir.join("state"))
         .arg("run")
         .args(args)
         .arg("--config-dir")

@@ -47,6 +47,7 @@ fn three_targets() -> (tempfile::TempDir, String) {
 
 fn fs_in(dir: &Path, args: &[&str]) -> std::process::Output {
     firesafe()
+        .env("FIRESAFE_STATE_DIR", dir.join("state"))
         .args(args)
         .arg("--config-dir")
         .arg(dir)
