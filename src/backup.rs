@@ -125,6 +125,15 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
 
     let loaded = Index::load(repo).await?;
     let damaged_index: Vec<String> = loaded.damaged.iter().map(|(k, _)| k.clone()).collect();
+    // Only blobs whose pack is really there (at the size the index records) count as stored:
+    // data in a lost or truncated pack is read and stored again, so a backup heals the damage
+    // instead of referencing it.
+    let in_place: HashSet<Id> = loaded
+        .index
+        .blobs()
+        .filter(|(_, loc)| loaded.is_present(&loaded.index.packs[loc.pack as usize]))
+        .map(|(id, _)| *id)
+        .collect();
     let index = loaded.index;
     let catalog = Catalog::load(repo).await?;
     let parent = if options.force_read {
@@ -174,7 +183,7 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     let chunking = Arc::new(Chunking {
         chunker: repo.config().chunker,
         key: repo.shared_key(),
-        seen: Mutex::new(index.blob_ids().copied().collect()),
+        seen: Mutex::new(in_place),
         work: work_tx,
         counters: Arc::clone(&counters),
         blobs_added: AtomicU64::new(0),
@@ -186,9 +195,14 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     for _ in 0..options.readers.max(1) {
         let rx = jobs_rx.clone();
         let chunking = Arc::clone(&chunking);
+        let cancel = options.cancel.clone();
         readers.push(std::thread::spawn(move || {
             let mut buf = Vec::new();
             for job in rx {
+                if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    let _ = job.reply.send(Err(ReadError::Stopped));
+                    continue;
+                }
                 let result = chunking.read_file(&mut buf, &job.path, job.size_hint);
                 let _ = job.reply.send(result);
             }

@@ -61,9 +61,23 @@ impl Compressor {
     }
 }
 
+thread_local! {
+    /// One decompression context per thread, reused for every blob it reads.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decompresses a blob whose plaintext is `raw_length` bytes long.
 pub fn decompress(data: &[u8], raw_length: usize) -> io::Result<Vec<u8>> {
-    let out = zstd::bulk::decompress(data, raw_length)?;
+    let out = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut()
+            .expect("just set")
+            .decompress(data, raw_length)
+    })?;
     if out.len() != raw_length {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

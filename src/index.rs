@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack::{BlobKind, PackEntry};
-use crate::repo::{INDEX, Repository};
+use crate::repo::{DATA, INDEX, Repository};
 
 /// One pack as an index object lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +64,15 @@ pub struct LoadedIndex {
     pub damaged: Vec<(String, Error)>,
     /// Keys of the index objects read.
     pub objects: Vec<String>,
+    /// The packs on the target and their sizes, as listed when the index was loaded.
+    pub present: HashMap<Id, u64>,
+}
+
+impl LoadedIndex {
+    /// Whether a pack is on the target at the size the index records.
+    pub fn is_present(&self, pack: &PackInfo) -> bool {
+        self.present.get(&pack.id) == Some(&pack.size)
+    }
 }
 
 impl Index {
@@ -80,26 +89,43 @@ impl Index {
                 .buffer_unordered(8)
                 .collect()
                 .await;
-        let mut index = Index::default();
         let mut damaged = Vec::new();
         let mut sorted = results;
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut packs = Vec::new();
         for (key, result) in sorted {
             match result {
-                Ok(file) => {
-                    for p in file.packs {
-                        index.add_pack(p.id, p.kind, p.size, &p.blobs);
-                    }
-                }
+                Ok(file) => packs.extend(file.packs),
                 // A target that is down stops everything; a damaged object is a finding.
                 Err(e @ Error::Target { .. }) => return Err(e),
                 Err(e) => damaged.push((key, e)),
             }
         }
+        // Which packs are really there. When a blob is in several packs (stored again after its
+        // first pack was lost), the copy in a pack that is present wins.
+        let present: HashMap<Id, u64> = repo
+            .target()
+            .list(DATA)
+            .await?
+            .into_iter()
+            .filter_map(|l| {
+                l.key
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .map(|id| (id, l.size))
+            })
+            .collect();
+        packs.sort_by_key(|p| present.get(&p.id) != Some(&p.size));
+        let mut index = Index::default();
+        for p in packs {
+            index.add_pack(p.id, p.kind, p.size, &p.blobs);
+        }
         Ok(LoadedIndex {
             index,
             damaged,
             objects,
+            present,
         })
     }
 

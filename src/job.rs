@@ -153,12 +153,15 @@ pub async fn run(
     let primary_target = targets[p].1.as_ref().expect("primary is reachable").clone();
 
     // Bring the primary up to date from the others (a run when it was down went elsewhere).
-    for (i, (_, t)) in targets.iter().enumerate() {
+    // A target that fails here is left out of the run, not allowed to stop it.
+    let mut targets = targets;
+    for (i, (_, t)) in targets.iter_mut().enumerate() {
         if i != p
-            && let Ok(t) = t
-            && Repository::read_config(t).await.is_ok()
+            && let Ok(target) = t
+            && Repository::read_config(target).await.is_ok()
+            && let Err(e) = replicate::replicate(target, &primary_target).await
         {
-            replicate::replicate(t, &primary_target).await?;
+            *t = Err(e);
         }
     }
 
@@ -210,8 +213,15 @@ pub async fn sync(
         )));
     };
     let primary = targets[p].1.as_ref().expect("reachable").clone();
+    let mut targets = targets;
     for &i in holders.iter().skip(1) {
-        replicate::replicate(targets[i].1.as_ref().expect("reachable"), &primary).await?;
+        let result = match &targets[i].1 {
+            Ok(t) => replicate::replicate(t, &primary).await,
+            Err(_) => continue,
+        };
+        if let Err(e) = result {
+            targets[i].1 = Err(e);
+        }
     }
     let outcomes = push(&primary, p, targets).await;
     Ok(outcomes)

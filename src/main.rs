@@ -21,7 +21,13 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(e) => {
-            eprintln!("firesafe: error: {e}");
+            // One line, whatever a lower layer put in the message.
+            let text = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("firesafe: error: {text}");
             ExitCode::from(2)
         }
     }

@@ -180,6 +180,19 @@ impl Repository {
                 detail: why,
             });
         }
+        if !(1024 * 1024..=256 * 1024 * 1024).contains(&config.pack_size)
+            || !(0..=22).contains(&config.compression)
+        {
+            return Err(Error::Corrupt {
+                what: "config",
+                id: CONFIG.into(),
+                target: target.name().to_string(),
+                detail: format!(
+                    "pack size {} or compression level {} is outside what firesafe writes",
+                    config.pack_size, config.compression
+                ),
+            });
+        }
         if config.format != "firesafe" || config.version != 1 {
             return Err(Error::Format(format!(
                 "target \"{}\" holds format \"{}\" version {}; this firesafe {} reads firesafe version 1 (upgrade firesafe)",

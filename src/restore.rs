@@ -204,6 +204,8 @@ fn prepare_destination(to: &Path, overwrite: bool) -> Result<()> {
 struct Pending {
     temp: PathBuf,
     dest: PathBuf,
+    /// Set once the temporary file exists (created by the first blob to arrive).
+    created: std::sync::OnceLock<Result<(), String>>,
     remaining: AtomicUsize,
     failed: Mutex<Option<String>>,
 }
@@ -278,6 +280,7 @@ pub async fn restore(
         pending.push(Pending {
             temp,
             dest,
+            created: std::sync::OnceLock::new(),
             remaining: AtomicUsize::new(f.node.content.len()),
             failed: Mutex::new(missing),
         });
@@ -290,18 +293,15 @@ pub async fn restore(
         Ticker::bar(plan.total_bytes, move || w.load(Ordering::Relaxed))
     });
 
-    // Create the temporary files of files in several blobs up front (their blobs may arrive
-    // from several packs at once); empty files are finished at once; a file of one blob is
+    // Empty files are finished at once. Other files are created by the pack job that brings
+    // their first blob, so creating them is spread over every core; a file of one blob is
     // written whole when its blob arrives.
     for (n, p) in pending.iter().enumerate() {
-        if files[n].node.content.len() == 1 {
-            continue;
-        }
-        if let Err(e) = create_temp(&p.temp) {
-            fail(p, format!("cannot create {}: {e}", p.temp.display()));
-            continue;
-        }
         if files[n].node.content.is_empty() {
+            if let Err(e) = create_temp(&p.temp) {
+                fail(p, format!("cannot create {}: {e}", p.temp.display()));
+                continue;
+            }
             finish_file(
                 p,
                 &files[n].node,
@@ -372,7 +372,14 @@ pub async fn restore(
                             }
                             match &data {
                                 Ok(d) => {
-                                    if let Err(e) = write_at(&p.temp, d, offset) {
+                                    let created = p.created.get_or_init(|| {
+                                        create_temp(&p.temp).map_err(|e| {
+                                            format!("cannot create {}: {e}", p.temp.display())
+                                        })
+                                    });
+                                    if let Err(why) = created {
+                                        fail(p, why.clone());
+                                    } else if let Err(e) = write_at(&p.temp, d, offset) {
                                         fail(p, format!("cannot write {}: {e}", p.temp.display()));
                                     }
                                     written.fetch_add(d.len() as u64, Ordering::Relaxed);
@@ -417,7 +424,6 @@ pub async fn restore(
 
     let failed: std::collections::HashSet<PathBuf> =
         report.failed.iter().map(|(p, _)| p.clone()).collect();
-    let mut link_warnings = Vec::new();
     for (link, first) in &plan.hardlinks {
         if failed.contains(first) {
             report.failed.push((
@@ -427,32 +433,59 @@ pub async fn restore(
             continue;
         }
         let dest = to.join(&link.rel);
-        if options.overwrite {
-            let _ = std::fs::remove_file(&dest);
-        }
-        match std::fs::hard_link(to.join(first), &dest) {
+        // Made under a temporary name and renamed into place, so that with --overwrite an
+        // existing file is replaced only by a link that exists.
+        let temp = dest.with_file_name(format!(
+            ".firesafe-partial-link-{:08x}",
+            rand::random::<u32>()
+        ));
+        let made = std::fs::hard_link(to.join(first), &temp).and_then(|_| {
+            if !options.overwrite && std::fs::symlink_metadata(&dest).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a file of that name exists",
+                ));
+            }
+            std::fs::rename(&temp, &dest)
+        });
+        match made {
             Ok(()) => report.links += 1,
-            Err(e) => link_warnings.push(format!("{}: hard link not created: {e}", dest.display())),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                report
+                    .failed
+                    .push((link.rel.clone(), format!("hard link not created: {e}")));
+            }
         }
     }
-    report.warnings.extend(link_warnings);
 
     for s in &plan.symlinks {
         let dest = to.join(&s.rel);
-        if options.overwrite && std::fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
-            let _ = std::fs::remove_file(&dest);
-        }
         let target = s.node.target.as_ref().expect("checked by Tree::decode");
-        match std::os::unix::fs::symlink(target.as_os(), &dest) {
-            Ok(()) => {
-                report.links += 1;
-                apply_owner(&dest, &s.node, as_root, &mut report.warnings);
-                let mtime = filetime::FileTime::from_unix_time(s.node.mtime, s.node.mtime_nsec);
-                let _ = filetime::set_symlink_file_times(&dest, mtime, mtime);
+        let temp = dest.with_file_name(format!(
+            ".firesafe-partial-link-{:08x}",
+            rand::random::<u32>()
+        ));
+        let made = std::os::unix::fs::symlink(target.as_os(), &temp).and_then(|_| {
+            apply_owner(&temp, &s.node, as_root, &mut report.warnings);
+            let mtime = filetime::FileTime::from_unix_time(s.node.mtime, s.node.mtime_nsec);
+            let _ = filetime::set_symlink_file_times(&temp, mtime, mtime);
+            match std::fs::symlink_metadata(&dest) {
+                Ok(m) if m.is_dir() || !options.overwrite => Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "something of that name exists",
+                )),
+                _ => std::fs::rename(&temp, &dest),
             }
-            Err(e) => report
-                .warnings
-                .push(format!("{}: symlink not created: {e}", dest.display())),
+        });
+        match made {
+            Ok(()) => report.links += 1,
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                report
+                    .failed
+                    .push((s.rel.clone(), format!("symlink not created: {e}")));
+            }
         }
     }
 

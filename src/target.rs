@@ -331,10 +331,13 @@ impl Target {
     /// Lists every object under `dir` (recursively), with keys relative to the repository root.
     pub async fn list(&self, dir: &str) -> Result<Vec<Listed>> {
         let path = self.path(dir);
+        // Listed locations come back encoded as object_store encodes them; strip the prefix in
+        // that same form.
+        let root = StorePath::from(self.prefix.as_str());
         let strip = if self.prefix.is_empty() {
             0
         } else {
-            self.prefix.len() + 1
+            root.as_ref().len() + 1
         };
         let metas: Vec<_> = self
             .store
@@ -345,7 +348,12 @@ impl Target {
         Ok(metas
             .into_iter()
             .map(|m| Listed {
-                key: m.location.as_ref()[strip..].to_string(),
+                key: m
+                    .location
+                    .as_ref()
+                    .get(strip..)
+                    .unwrap_or_default()
+                    .to_string(),
                 size: m.size,
                 modified: m.last_modified,
             })
@@ -420,7 +428,20 @@ fn describe_generic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Stri
         }
         cur = s.source();
     }
-    let joined = parts.join(": ");
+    // S3 answers errors with an XML body: keep its Code and Message, not the request it echoes
+    // (which names the access key id), and never more than one line.
+    let joined = parts
+        .iter()
+        .map(|p| match (xml_field(p, "Code"), xml_field(p, "Message")) {
+            (Some(code), Some(msg)) => format!("{code}: {msg}"),
+            (Some(code), None) => code,
+            _ => p.split('<').next().unwrap_or(p).to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let hint = if joined.contains("onnection refused")
         || joined.contains("dns error")
         || joined.contains("timed out")
@@ -437,4 +458,10 @@ fn describe_generic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Stri
         ""
     };
     format!("{joined}{hint}")
+}
+
+fn xml_field(text: &str, tag: &str) -> Option<String> {
+    let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = text[start..].find(&format!("</{tag}>"))? + start;
+    Some(text[start..end].to_string())
 }

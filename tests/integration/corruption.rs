@@ -232,3 +232,49 @@ fn wrong_key_and_wrong_passphrase_are_clear_errors() {
     let err = assert_exit(&out, 2, "no key");
     assert!(err.contains("FIRESAFE_KEY_FILE"), "{err}");
 }
+
+/// A lost pack is not trusted by later backups: its data is read and stored again, and the new
+/// snapshot restores byte for byte.
+#[test]
+fn a_backup_after_a_lost_pack_stores_the_data_again() {
+    let (repo, share) = fixture(Backend::Local);
+    let pack = a_data_pack(&repo);
+    repo.delete(&pack);
+    let out = repo
+        .cmd()
+        .arg("backup")
+        .arg(&share)
+        .args(["--source", "admin"])
+        .output()
+        .expect("run");
+    assert_success(&out, "backup after a lost pack");
+    let json: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["snapshots", "--json"])).expect("json");
+    let last = json
+        .as_array()
+        .expect("array")
+        .last()
+        .expect("snapshot")
+        .clone();
+    assert!(
+        last["stats"]["bytes_added"].as_u64().expect("added") > 500_000,
+        "{last:#}"
+    );
+    let to = repo.path("healed");
+    assert_success(&repo.restore("latest", &to), "restore after healing");
+    assert_same_tree(&share, &to.join("admin"));
+    // The lost pack is still a finding (the old snapshots need it), named with what it affects.
+    let out = repo.run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("finding: {pack}: the pack is missing")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!(
+            "affects snapshot {}",
+            last["short_id"].as_str().expect("id")
+        )),
+        "{text}"
+    );
+}
