@@ -351,7 +351,13 @@ fn pack_worker(
             BlobKind::Data => &mut data,
             BlobKind::Tree => &mut trees,
         };
-        let writer = slot.get_or_insert_with(|| PackWriter::new(key, blob.kind, capacity));
+        // Tree packs stay small (directory listings compress well): let them grow as needed
+        // rather than reserving a data pack's worth of memory for each.
+        let reserve = match blob.kind {
+            BlobKind::Data => capacity,
+            BlobKind::Tree => 1 << 20,
+        };
+        let writer = slot.get_or_insert_with(|| PackWriter::new(key, blob.kind, reserve));
         let raw = blob.data.len();
         match compressor.compress(&blob.data) {
             Some(z) => {
