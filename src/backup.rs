@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use chrono::Utc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -34,7 +33,7 @@ use crate::crypto::RepoKey;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, Index, IndexPack};
-use crate::pack::{BlobKind, PackWriter, SealedPack};
+use crate::pack::{BlobKind, PackHeader, PackWriter};
 use crate::progress::{Counters, Ticker};
 use crate::repo::{Repository, hostname, pack_key};
 use crate::snapshot::{self, Catalog, Snapshot, SnapshotStats, Warning};
@@ -162,7 +161,8 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     });
 
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
-    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<SealedPack>(1);
+    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<Result<PackFile>>(1);
+    let scratch = repo.target().scratch_dir()?;
     let stored = Arc::new(AtomicU64::new(0));
 
     let mut workers = Vec::new();
@@ -172,8 +172,9 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         let key = repo.shared_key();
         let pack_size = repo.config().pack_size as u64;
         let stored = Arc::clone(&stored);
+        let scratch = scratch.clone();
         workers.push(std::thread::spawn(move || {
-            pack_worker(rx, tx, &key, pack_size, compression, &stored)
+            pack_worker(rx, tx, &key, &scratch, pack_size, compression, &stored)
         }));
     }
     drop(work_rx);
@@ -259,7 +260,7 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
                     index::save(repo, std::mem::take(&mut pending)).await?;
                 }
             }
-            in_flight.push(upload(repo, pack));
+            in_flight.push(upload(repo, pack?));
         }
         while let Some(done) = in_flight.next().await {
             if finish(done, &mut pending)? {
@@ -320,66 +321,128 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     })
 }
 
-async fn upload(repo: &Repository, pack: SealedPack) -> Result<IndexPack> {
-    let entry = IndexPack {
+/// A pack written to a file in the target's scratch directory, encrypted and complete.
+struct PackFile {
+    /// BLAKE3 of the file: the object's name.
+    id: Id,
+    path: PathBuf,
+    size: u64,
+    header: PackHeader,
+}
+
+/// Where a pack's encrypted bytes go while it is built: a buffered file, hashed on the way.
+struct PackSink {
+    file: std::io::BufWriter<File>,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl std::io::Write for PackSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+async fn upload(repo: &Repository, pack: PackFile) -> Result<IndexPack> {
+    repo.target()
+        .put_file(&pack_key(&pack.id), &pack.path, pack.size)
+        .await?;
+    Ok(IndexPack {
         id: pack.id,
         kind: pack.header.kind,
-        size: pack.bytes.len() as u64,
+        size: pack.size,
         blobs: pack.header.blobs,
-    };
-    repo.target()
-        .put_new(&pack_key(&pack.id), Bytes::from(pack.bytes))
-        .await?;
-    Ok(entry)
+    })
 }
 
 /// Compresses and packs blobs until the channel closes; returns when its last packs are sent.
+/// Each pack is streamed to a file in `scratch` as it is built, so no pack is held in memory.
 fn pack_worker(
     rx: crossbeam_channel::Receiver<Blob>,
-    tx: tokio::sync::mpsc::Sender<SealedPack>,
+    tx: tokio::sync::mpsc::Sender<Result<PackFile>>,
     key: &RepoKey,
+    scratch: &Path,
     pack_size: u64,
     level: i32,
     stored: &AtomicU64,
 ) {
-    let mut compressor = Compressor::new(level).expect("zstd level checked before");
-    let mut data: Option<PackWriter> = None;
-    let mut trees: Option<PackWriter> = None;
-    let capacity = pack_size as usize + pack_size as usize / 8;
-    for blob in rx {
-        let slot = match blob.kind {
-            BlobKind::Data => &mut data,
-            BlobKind::Tree => &mut trees,
+    let result = (|| -> Result<()> {
+        let mut compressor = Compressor::new(level).expect("zstd level checked before");
+        let mut data: Option<(PathBuf, PackWriter<PackSink>)> = None;
+        let mut trees: Option<(PathBuf, PackWriter<PackSink>)> = None;
+        let open = |kind: BlobKind| -> Result<(PathBuf, PackWriter<PackSink>)> {
+            let path = scratch.join(format!("pack-{:016x}.tmp", rand::random::<u64>()));
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| Error::local(&path, "cannot create a pack file", e))?;
+            let sink = PackSink {
+                file: std::io::BufWriter::with_capacity(1 << 20, file),
+                hasher: blake3::Hasher::new(),
+                size: 0,
+            };
+            let writer = PackWriter::to(key, kind, sink)
+                .map_err(|e| Error::local(&path, "cannot write a pack file", e))?;
+            Ok((path, writer))
         };
-        // Tree packs stay small (directory listings compress well): let them grow as needed
-        // rather than reserving a data pack's worth of memory for each.
-        let reserve = match blob.kind {
-            BlobKind::Data => capacity,
-            BlobKind::Tree => 1 << 20,
+        let close = |(path, writer): (PathBuf, PackWriter<PackSink>)| -> Result<PackFile> {
+            let (mut sink, header) = writer
+                .finish_into()
+                .map_err(|e| Error::local(&path, "cannot write a pack file", e))?;
+            std::io::Write::flush(&mut sink)
+                .map_err(|e| Error::local(&path, "cannot write a pack file", e))?;
+            Ok(PackFile {
+                id: Id(*sink.hasher.finalize().as_bytes()),
+                path,
+                size: sink.size,
+                header,
+            })
         };
-        let writer = slot.get_or_insert_with(|| PackWriter::new(key, blob.kind, reserve));
-        let raw = blob.data.len();
-        match compressor.compress(&blob.data) {
-            Some(z) => {
-                writer.add(blob.id, &z, raw, true);
-                stored.fetch_add(z.len() as u64, Ordering::Relaxed);
+        for blob in rx {
+            let slot = match blob.kind {
+                BlobKind::Data => &mut data,
+                BlobKind::Tree => &mut trees,
+            };
+            if slot.is_none() {
+                *slot = Some(open(blob.kind)?);
             }
-            None => {
-                writer.add(blob.id, &blob.data, raw, false);
-                stored.fetch_add(raw as u64, Ordering::Relaxed);
+            let (path, writer) = slot.as_mut().expect("just opened");
+            let raw = blob.data.len();
+            let written = match compressor.compress(&blob.data) {
+                Some(z) => {
+                    stored.fetch_add(z.len() as u64, Ordering::Relaxed);
+                    writer.add(blob.id, &z, raw, true)
+                }
+                None => {
+                    stored.fetch_add(raw as u64, Ordering::Relaxed);
+                    writer.add(blob.id, &blob.data, raw, false)
+                }
+            };
+            written.map_err(|e| Error::local(path.as_path(), "cannot write a pack file", e))?;
+            if writer.len() >= pack_size {
+                let full = close(slot.take().expect("writer present"))?;
+                if tx.blocking_send(Ok(full)).is_err() {
+                    return Ok(()); // the uploader stopped; its error is reported
+                }
             }
         }
-        if writer.len() >= pack_size {
-            let full = slot.take().expect("writer present").finish();
-            if tx.blocking_send(full).is_err() {
-                return; // the uploader stopped; its error is reported
+        for w in [data, trees].into_iter().flatten() {
+            if !w.1.is_empty() && tx.blocking_send(Ok(close(w)?)).is_err() {
+                return Ok(());
             }
         }
-    }
-    for w in [data, trees].into_iter().flatten() {
-        if !w.is_empty() && tx.blocking_send(w.finish()).is_err() {
-            return;
-        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = tx.blocking_send(Err(e));
     }
 }
 

@@ -88,12 +88,17 @@ impl RepoKey {
         w.finish().expect("writing to memory")
     }
 
-    /// A streaming encryptor writing into memory, for packs built blob by blob.
+    /// A streaming encryptor writing into memory.
     pub fn sealer(&self, capacity: usize) -> age::stream::StreamWriter<Vec<u8>> {
+        self.sealer_to(Vec::with_capacity(capacity))
+            .expect("writing to memory")
+    }
+
+    /// A streaming encryptor writing to `sink`, for packs built blob by blob.
+    pub fn sealer_to<W: Write>(&self, sink: W) -> std::io::Result<age::stream::StreamWriter<W>> {
         age::Encryptor::with_recipients(iter::once(&self.recipient as &dyn age::Recipient))
             .expect("one X25519 recipient is always valid")
-            .wrap_output(Vec::with_capacity(capacity))
-            .expect("writing to memory")
+            .wrap_output(sink)
     }
 
     /// Decrypts and authenticates a whole object.

@@ -53,15 +53,17 @@ pub struct PackHeader {
     pub blobs: Vec<PackEntry>,
 }
 
-/// A pack being filled. Blobs are encrypted as they are added, so memory holds only ciphertext.
-pub struct PackWriter {
+/// A pack being filled. Blobs are encrypted as they are added and written to `W`: memory (for
+/// small packs and tests) or a file (a backup streams each pack to a temporary file, so a pack
+/// never has to fit in memory).
+pub struct PackWriter<W: Write = Vec<u8>> {
     kind: BlobKind,
-    sealer: age::stream::StreamWriter<Vec<u8>>,
+    sealer: age::stream::StreamWriter<W>,
     offset: u64,
     blobs: Vec<PackEntry>,
 }
 
-/// A finished, encrypted pack, ready to upload.
+/// A finished, encrypted pack held in memory, ready to upload.
 pub struct SealedPack {
     /// BLAKE3 of `bytes`: the object's name.
     pub id: Id,
@@ -69,14 +71,31 @@ pub struct SealedPack {
     pub header: PackHeader,
 }
 
-impl PackWriter {
-    pub fn new(key: &RepoKey, kind: BlobKind, capacity: usize) -> PackWriter {
-        PackWriter {
+impl PackWriter<Vec<u8>> {
+    pub fn new(key: &RepoKey, kind: BlobKind, capacity: usize) -> PackWriter<Vec<u8>> {
+        PackWriter::to(key, kind, Vec::with_capacity(capacity)).expect("writing to memory")
+    }
+
+    /// Finishes a pack built in memory.
+    pub fn finish(self) -> SealedPack {
+        let (bytes, header) = self.finish_into().expect("writing to memory");
+        SealedPack {
+            id: Id::of_object(&bytes),
+            bytes,
+            header,
+        }
+    }
+}
+
+impl<W: Write> PackWriter<W> {
+    /// A pack written to `sink` as it is built.
+    pub fn to(key: &RepoKey, kind: BlobKind, sink: W) -> std::io::Result<PackWriter<W>> {
+        Ok(PackWriter {
             kind,
-            sealer: key.sealer(capacity),
+            sealer: key.sealer_to(sink)?,
             offset: 0,
             blobs: Vec::new(),
-        }
+        })
     }
 
     /// Plaintext bytes so far.
@@ -89,35 +108,38 @@ impl PackWriter {
     }
 
     /// Appends one blob's stored bytes.
-    pub fn add(&mut self, id: Id, stored: &[u8], raw_length: usize, zstd: bool) {
-        self.sealer.write_all(stored).expect("writing to memory");
+    pub fn add(
+        &mut self,
+        id: Id,
+        stored: &[u8],
+        raw_length: usize,
+        zstd: bool,
+    ) -> std::io::Result<()> {
+        let offset = u32::try_from(self.offset)
+            .map_err(|_| std::io::Error::other("pack larger than 4 GiB"))?;
+        self.sealer.write_all(stored)?;
         self.blobs.push(PackEntry {
             id,
-            offset: self.offset as u32,
+            offset,
             length: stored.len() as u32,
             raw_length: raw_length as u32,
             zstd,
         });
         self.offset += stored.len() as u64;
+        Ok(())
     }
 
-    /// Writes the header and trailer and finishes encryption.
-    pub fn finish(mut self) -> SealedPack {
+    /// Writes the header and trailer, finishes encryption, and hands back the sink.
+    pub fn finish_into(mut self) -> std::io::Result<(W, PackHeader)> {
         let header = PackHeader {
             kind: self.kind,
             blobs: self.blobs,
         };
         let json = serde_json::to_vec(&header).expect("serialising a pack header");
-        self.sealer.write_all(&json).expect("writing to memory");
-        self.sealer
-            .write_all(&(json.len() as u32).to_le_bytes())
-            .expect("writing to memory");
-        let bytes = self.sealer.finish().expect("writing to memory");
-        SealedPack {
-            id: Id::of_object(&bytes),
-            bytes,
-            header,
-        }
+        self.sealer.write_all(&json)?;
+        self.sealer.write_all(&(json.len() as u32).to_le_bytes())?;
+        let sink = self.sealer.finish()?;
+        Ok((sink, header))
     }
 }
 
@@ -157,8 +179,8 @@ mod tests {
         let mut w = PackWriter::new(&key, BlobKind::Data, 1024);
         let a = key.blob_id(b"alpha");
         let b = key.blob_id(b"beta!");
-        w.add(a, b"alpha", 5, false);
-        w.add(b, b"beta!", 5, false);
+        w.add(a, b"alpha", 5, false).unwrap();
+        w.add(b, b"beta!", 5, false).unwrap();
         let sealed = w.finish();
         assert_eq!(sealed.id, Id::of_object(&sealed.bytes));
         let plain = key.open(&sealed.bytes).unwrap();

@@ -121,6 +121,8 @@ pub struct Target {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     multipart: bool,
+    /// The directory of a local target.
+    root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Target {
@@ -165,6 +167,7 @@ impl Target {
                     store: Arc::new(store),
                     prefix: String::new(),
                     multipart: false,
+                    root: Some(dir.clone()),
                 })
             }
             Location::S3 {
@@ -226,6 +229,7 @@ impl Target {
                     store: Arc::new(store),
                     prefix: prefix.clone(),
                     multipart: true,
+                    root: None,
                 })
             }
         }
@@ -318,6 +322,124 @@ impl Target {
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Existed),
             Err(e) => Err(self.fail("write", key, e)),
         }
+    }
+
+    /// Where packs are written while they are built: `tmp/` inside a local target (so that
+    /// storing one is a rename), the system's temporary directory for object storage. Readers
+    /// ignore `tmp/`; what a killed backup leaves there can be deleted when no backup runs.
+    pub fn scratch_dir(&self) -> Result<PathBuf> {
+        let dir = match &self.root {
+            Some(root) => root.join("tmp"),
+            None => {
+                // One directory per process; those of processes that are gone (killed mid-run)
+                // are removed, so nothing piles up in the system's temporary directory.
+                let base = std::env::temp_dir().join("firesafe-packs");
+                if let Ok(entries) = std::fs::read_dir(&base) {
+                    for e in entries.flatten() {
+                        let pid = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
+                        if let Some(pid) = pid
+                            && pid != std::process::id() as i32
+                            && process_is_gone(pid)
+                        {
+                            let _ = std::fs::remove_dir_all(e.path());
+                        }
+                    }
+                }
+                base.join(std::process::id().to_string())
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::local(&dir, "cannot create the scratch directory", e))?;
+        Ok(dir)
+    }
+
+    /// Stores the file at `path` (in [`Target::scratch_dir`]) as a new object, refusing to
+    /// replace an existing one, and removes the file. On a local target the file is synced and
+    /// linked into place; on object storage it is uploaded, in parts when large.
+    pub async fn put_file(&self, key: &str, path: &std::path::Path, size: u64) -> Result<Put> {
+        let result = match &self.root {
+            Some(root) => {
+                let dest = root.join(key);
+                let path = path.to_path_buf();
+                let fail_local = |op: &'static str, e: std::io::Error| Error::Target {
+                    target: self.name.clone(),
+                    op,
+                    path: key.to_string(),
+                    detail: e.to_string(),
+                    transient: false,
+                };
+                tokio::task::spawn_blocking(move || -> std::io::Result<Put> {
+                    std::fs::File::open(&path)?.sync_all()?;
+                    let dir = dest.parent().expect("an object key has a directory");
+                    std::fs::create_dir_all(dir)?;
+                    // A hard link fails if the name exists: nothing is ever replaced.
+                    let put = match std::fs::hard_link(&path, &dest) {
+                        Ok(()) => Put::Created,
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Put::Existed,
+                        Err(e) => return Err(e),
+                    };
+                    std::fs::File::open(dir)?.sync_all()?;
+                    std::fs::remove_file(&path)?;
+                    Ok(put)
+                })
+                .await
+                .expect("storing a file does not panic")
+                .map_err(|e| fail_local("store", e))
+            }
+            None => {
+                if size as usize <= MULTIPART_FROM {
+                    let bytes = tokio::fs::read(path)
+                        .await
+                        .map_err(|e| Error::local(path, "cannot read", e))?;
+                    self.put_new(key, Bytes::from(bytes)).await
+                } else if self.exists(key).await? {
+                    Ok(Put::Existed)
+                } else {
+                    use tokio::io::AsyncReadExt;
+                    let upload = self
+                        .store
+                        .put_multipart(&self.path(key))
+                        .await
+                        .map_err(|e| self.fail("start upload of", key, e))?;
+                    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                    let mut file = tokio::fs::File::open(path)
+                        .await
+                        .map_err(|e| Error::local(path, "cannot read", e))?;
+                    loop {
+                        let mut part = vec![0u8; PART_SIZE];
+                        let mut filled = 0;
+                        while filled < PART_SIZE {
+                            let n = file
+                                .read(&mut part[filled..])
+                                .await
+                                .map_err(|e| Error::local(path, "cannot read", e))?;
+                            if n == 0 {
+                                break;
+                            }
+                            filled += n;
+                        }
+                        if filled == 0 {
+                            break;
+                        }
+                        part.truncate(filled);
+                        writer
+                            .wait_for_capacity(2)
+                            .await
+                            .map_err(|e| self.fail("upload", key, e))?;
+                        writer.put(Bytes::from(part));
+                    }
+                    writer
+                        .finish()
+                        .await
+                        .map_err(|e| self.fail("upload", key, e))?;
+                    Ok(Put::Created)
+                }
+            }
+        };
+        if result.is_ok() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
@@ -464,4 +586,11 @@ fn xml_field(text: &str, tag: &str) -> Option<String> {
     let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
     let end = text[start..].find(&format!("</{tag}>"))? + start;
     Some(text[start..end].to_string())
+}
+
+/// Whether no process with this id exists on this machine.
+fn process_is_gone(pid: i32) -> bool {
+    // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+    let rc = unsafe { nix::libc::kill(pid, 0) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(nix::libc::ESRCH)
 }

@@ -48,7 +48,7 @@ fn forge(repo: &Repo, entries: Vec<Node>) {
         let json = serde_json::to_vec(&Tree { entries }).expect("json");
         let id = r.key().blob_id(&json);
         let mut w = PackWriter::new(r.key(), BlobKind::Tree, 1024);
-        w.add(id, &json, json.len(), false);
+        w.add(id, &json, json.len(), false).expect("add");
         let pack = w.finish();
         r.save_pack(&pack).await.expect("pack");
         firesafe::index::save(
