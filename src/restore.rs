@@ -563,13 +563,7 @@ fn finish_file(
         f.set_len(node.size)?;
         drop(f);
         apply_metadata(&p.temp, node, as_root, warnings);
-        if !overwrite && std::fs::symlink_metadata(&p.dest).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a file of that name appeared during the restore; not replaced",
-            ));
-        }
-        std::fs::rename(&p.temp, &p.dest)
+        move_into_place(p, overwrite)
     })();
     if let Err(e) = result {
         fail(p, format!("cannot finish {}: {e}", p.dest.display()));
@@ -623,18 +617,24 @@ fn write_whole(
         let mtime = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
         filetime::set_file_handle_times(&f, Some(mtime), Some(mtime))?;
         drop(f);
-        if !overwrite && std::fs::symlink_metadata(&p.dest).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a file of that name appeared during the restore; not replaced",
-            ));
-        }
-        std::fs::rename(&p.temp, &p.dest)
+        move_into_place(p, overwrite)
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&p.temp);
         fail(p, format!("cannot write {}: {e}", p.dest.display()));
     }
+}
+
+/// Renames a finished temporary file to its name; without `--overwrite`, never over a file that
+/// appeared there during the restore.
+fn move_into_place(p: &Pending, overwrite: bool) -> std::io::Result<()> {
+    if !overwrite && std::fs::symlink_metadata(&p.dest).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "a file of that name appeared during the restore; not replaced",
+        ));
+    }
+    std::fs::rename(&p.temp, &p.dest)
 }
 
 fn apply_owner(path: &Path, node: &Node, as_root: bool, warnings: &mut Vec<String>) {
