@@ -613,7 +613,9 @@ struct Walk {
     users: HashMap<u32, Option<String>>,
     groups: HashMap<u32, Option<String>>,
     /// Content of multiply-linked files already read in this run, by (device, inode).
-    links: HashMap<(u64, u64), (Vec<Id>, u64)>,
+    /// The modification time is kept too, so that an inode freed and reused during the walk is
+    /// not mistaken for another link to the same file.
+    links: HashMap<(u64, u64), (Vec<Id>, u64, (i64, u32))>,
 }
 
 /// The pipeline behind the walker stopped (an upload failed); the uploader reports why.
@@ -696,7 +698,10 @@ impl Walk {
             return Ok(None);
         }
         let link = (meta.dev(), meta.ino());
-        if meta.nlink() > 1 && (self.links.contains_key(&link) || !links_submitted.insert(link)) {
+        let known = self.links.get(&link).is_some_and(|(_, size, mtime)| {
+            *size == meta.len() && *mtime == (meta.mtime(), meta.mtime_nsec() as u32)
+        });
+        if meta.nlink() > 1 && (known || !links_submitted.insert(link)) {
             return Ok(None);
         }
         self.submit(path, meta).map(Some)
@@ -875,7 +880,10 @@ impl Walk {
                 // Not handed to a reader: another link to a file read in this run, or unchanged
                 // since the parent snapshot.
                 if node.links > 1
-                    && let Some((content, size)) = self.links.get(&link)
+                    && let Some((content, size, _)) =
+                        self.links.get(&link).filter(|(_, size, mtime)| {
+                            *size == meta.len() && *mtime == (node.mtime, node.mtime_nsec)
+                        })
                 {
                     node.content = content.clone();
                     node.size = *size;
@@ -904,7 +912,10 @@ impl Walk {
                     self.stats.files_new += 1;
                 }
                 if node.links > 1 {
-                    self.links.insert(link, (node.content.clone(), size));
+                    self.links.insert(
+                        link,
+                        (node.content.clone(), size, (node.mtime, node.mtime_nsec)),
+                    );
                 }
                 Ok(true)
             }
