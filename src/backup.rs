@@ -253,14 +253,21 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
                 pending.push(p);
                 Ok(pending.len() >= options.index_every.max(1))
             };
-        while let Some(pack) = pack_rx.recv().await {
-            while in_flight.len() >= options.uploads.max(1) {
-                let done = in_flight.next().await.expect("uploads in flight");
-                if finish(done, &mut pending)? {
-                    index::save(repo, std::mem::take(&mut pending)).await?;
+        // Take new packs while fewer than `uploads` are in flight, and keep the uploads in
+        // flight moving while waiting for the next pack.
+        let mut open = true;
+        while open {
+            tokio::select! {
+                pack = pack_rx.recv(), if in_flight.len() < options.uploads.max(1) => match pack {
+                    Some(pack) => in_flight.push(upload(repo, pack?)),
+                    None => open = false,
+                },
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    if finish(done, &mut pending)? {
+                        index::save(repo, std::mem::take(&mut pending)).await?;
+                    }
                 }
             }
-            in_flight.push(upload(repo, pack?));
         }
         while let Some(done) = in_flight.next().await {
             if finish(done, &mut pending)? {
