@@ -218,7 +218,8 @@ fn packing(c: &mut Criterion) {
         b.iter(|| {
             let mut w = PackWriter::new(&key, BlobKind::Data, capacity);
             for (blob, id) in random.chunks(BLOB).zip(&ids) {
-                w.add(*id, blob, blob.len(), false);
+                w.add(*id, blob, blob.len(), false)
+                    .expect("writing to memory");
             }
             black_box(w.finish())
         })
@@ -233,6 +234,7 @@ fn packing(c: &mut Criterion) {
                     Some(z) => w.add(*id, &z, blob.len(), true),
                     None => w.add(*id, blob, blob.len(), false),
                 }
+                .expect("writing to memory");
             }
             black_box(w.finish())
         })

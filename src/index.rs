@@ -165,10 +165,6 @@ impl Index {
         self.blobs.len()
     }
 
-    pub fn blob_ids(&self) -> impl Iterator<Item = &Id> {
-        self.blobs.keys()
-    }
-
     /// Every blob with its location, for checks.
     pub fn blobs(&self) -> impl Iterator<Item = (&Id, &BlobLocation)> {
         self.blobs.iter()
