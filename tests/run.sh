@@ -43,4 +43,6 @@ s3_env="$(tests/scripts/seaweedfs-start.sh "$S3_DIR" --bucket firesafe-test)"
 eval "$s3_env"
 export FIRESAFE_TEST_S3=1
 
+# The benchmarks are not run here (they time things), but they must keep building.
+cargo build --benches >&2
 cargo nextest run --lib --bins --test integration --no-fail-fast "$@"
