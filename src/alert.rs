@@ -90,7 +90,8 @@ pub fn metrics(
         );
         let _ = writeln!(out, "# TYPE firesafe_copy_newest_timestamp_seconds gauge");
         for src in &st.sources {
-            for c in &src.copies {
+            // A rotated disk's copy as recorded is not read now: the metric is what targets hold.
+            for c in src.copies.iter().filter(|c| !c.as_recorded) {
                 if let Some(t) = c.taken {
                     let _ = writeln!(
                         out,

@@ -32,6 +32,7 @@ use crate::compress::Compressor;
 use crate::crypto::RepoKey;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::lock::TargetLock;
 use crate::index::{self, Index, IndexPack};
 use crate::pack::{BlobKind, PackHeader, PackWriter};
 use crate::progress::{Counters, Ticker};
@@ -122,6 +123,8 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         ));
     }
 
+    // Held until the snapshot is written, so that no prune deletes what this backup reuses.
+    let lock = TargetLock::shared(repo.target(), "backup").await?;
     let loaded = Index::load(repo).await?;
     let damaged_index: Vec<String> = loaded.damaged.iter().map(|(k, _)| k.clone()).collect();
     // Only blobs whose pack is really there (at the size the index records) count as stored:
@@ -320,7 +323,9 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         warnings,
         stats,
     };
+    lock.ensure_fresh()?;
     let id = snapshot::save(repo, &snap).await?;
+    lock.release().await;
     Ok(BackupReport {
         id,
         snapshot: snap,

@@ -83,17 +83,24 @@ and the exit status is 1.")]
     Snapshots(SnapshotsArgs),
     /// List the files in a snapshot.
     #[command(
-        after_help = "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, or `latest`.
+        after_help = "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, `latest`, or
+SOURCE@DATE: the newest snapshot of SOURCE taken at or before DATE, in local time. A date alone
+means the end of that day, a time without seconds the end of that minute: curriculum@2026-11-20,
+curriculum@\"2026-11-20 18:00\", curriculum@yesterday, curriculum@\"last friday 18:00\".
 
 EXAMPLES:
   firesafe --repo /mnt/nas/firesafe ls latest --source curriculum
-  firesafe --repo /mnt/nas/firesafe ls 1a2b3c4d curriculum/year7"
+  firesafe --repo /mnt/nas/firesafe ls 1a2b3c4d curriculum/year7
+  firesafe --repo /mnt/nas/firesafe ls curriculum@yesterday curriculum/year7
+  firesafe --repo /mnt/nas/firesafe ls latest --source curriculum --as-of \"last friday 18:00\""
     )]
     Ls(LsArgs),
     /// Restore a snapshot, or one file or folder from it, into a directory.
     #[command(
-        after_help = "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, or `latest`;
-add :PATH to restore one file or folder (paths as `firesafe ls` shows them).
+        after_help = "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, `latest`, or
+SOURCE@DATE (the newest snapshot of SOURCE taken at or before DATE, local time; a date alone
+means the end of that day); add :PATH to restore one file or folder (paths as `firesafe ls`
+shows them).
 The target directory must be new or empty; existing files are never replaced unless --overwrite
 is given. Files are written under temporary names and appear under their own names only when
 complete.
@@ -102,9 +109,57 @@ EXAMPLES:
   Restore a deleted worksheet to a scratch folder:
     firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7/fractions.docx --to /tmp/restore --source curriculum
   Restore a whole share after a disaster:
-    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to /srv/shares-restored"
+    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to /srv/shares-restored
+  Restore a folder as it was on Friday evening:
+    firesafe --repo /mnt/nas/firesafe restore curriculum@\"last friday 18:00\":curriculum/year7 --to /tmp/restore
+    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --as-of 2026-11-20 --to /tmp/restore"
     )]
     Restore(RestoreArgs),
+    /// Find files and folders by name in every snapshot, and the versions of each.
+    #[command(
+        after_help = "PATTERN is a glob: * matches any characters but /, ** any characters including /,
+? one character, [a-z] one of a set. Without a / it matches names (the last component of a
+path); with a / it matches whole paths as `firesafe ls` shows them. Case does not matter unless
+--case-sensitive is given. Each distinct version of each path (same content, size and
+modification time) is listed once, with the snapshots that hold it and the first snapshot where
+it had changed or was gone. Nothing matching is an error (exit status 2).
+
+EXAMPLES:
+  Which versions of a worksheet exist, and when did it disappear?
+    firesafe --repo /mnt/nas/firesafe find fractions.docx --source curriculum
+  Every spreadsheet in year 7's folder backed up since the start of term:
+    firesafe --repo /mnt/nas/firesafe find 'curriculum/year7/**.xlsx' --since 2026-09-01
+    firesafe --repo /mnt/nas/firesafe find '*report*' --until yesterday --json"
+    )]
+    Find(FindArgs),
+    /// Show every version of one file or folder, and when each appeared, changed or went.
+    #[command(
+        after_help = "PATH is as `firesafe ls` shows it. Each version (same content, size and
+modification time) is listed once, with the snapshots that hold it, when it was first and last
+seen, and the first snapshot where it had changed or no longer existed. A path in no snapshot is
+an error (exit status 2).
+
+EXAMPLES:
+  firesafe --repo /mnt/nas/firesafe versions curriculum/year7/fractions.docx --source curriculum
+  firesafe --repo /mnt/nas/firesafe versions curriculum/year7 --json
+  Then restore the version wanted, by a snapshot that holds it:
+    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d:curriculum/year7/fractions.docx --to /tmp/restore"
+    )]
+    Versions(VersionsArgs),
+    /// Compare two snapshots: what was added, removed and modified.
+    #[command(
+        after_help = "SNAPSHOT_A and SNAPSHOT_B are ids, `latest`, or SOURCE@DATE, as for `firesafe ls`.
+Lines start with + (added), - (removed) or M (modified, with what differs: content, target,
+mode, mtime, owner, xattrs) and give the sizes. Folders that are the same in both snapshots are
+skipped without being read.
+
+EXAMPLES:
+  What changed in the curriculum share since yesterday evening?
+    firesafe --repo /mnt/nas/firesafe diff curriculum@\"yesterday 18:00\" latest --source curriculum
+  Between two snapshots, in year 7's folder only:
+    firesafe --repo /mnt/nas/firesafe diff 1a2b3c4d 5e6f7a8b curriculum/year7 --json"
+    )]
+    Diff(DiffArgs),
     /// Check that every snapshot in the repository can be restored.
     #[command(
         after_help = "Without --read-data, the check reads the index, every snapshot and every
@@ -174,6 +229,62 @@ EXAMPLES:
   firesafe daemon --config-dir /etc/firesafe --log-format json"
     )]
     Daemon(DaemonArgs),
+    /// Apply a schedule's retention: forget old snapshots and delete the data nothing uses.
+    #[command(
+        after_help = "Each schedule's [retention] says which snapshots of its sources to keep (keep_last,
+keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, counted in the schedule's time
+zone). The newest snapshot and the newest complete snapshot of every source are always kept.
+Prune then deletes the packs that no remaining snapshot uses, on every target of the schedule.
+
+It is safe while backups run: prune takes an exclusive lock on each target and gives up (exit 1,
+naming who holds it) when a backup or copy is writing there; a backup that starts during a prune
+waits for it. Targets with `append_only = true` are left alone unless --include-append-only is
+given. Objects under S3 Object Lock are kept, and the report says until when. Without a
+SCHEDULE, every schedule with a [retention] section is pruned.
+
+EXAMPLES:
+  See what would go, changing nothing:
+    firesafe prune nightly --dry-run
+  Prune every schedule (for example weekly from cron or a systemd timer):
+    firesafe prune --config-dir /etc/firesafe"
+    )]
+    Prune(PruneArgs),
+    /// Rotated removable disks: which disk holds what, and the log of disks going off site.
+    #[command(
+        after_help = "A path target with `pool = [\"FIRESAFE-A\", \"FIRESAFE-B\"]` (filesystem labels, or UUID=...)
+is a set of disks rotated through its mount point. A run writes only to a disk of the pool
+(another disk mounted there is refused, by name) and records what the disk then holds. Record
+each disk going off site and coming back, so that `firesafe status` can count the disk off site
+as the offsite copy (as recorded) and warn when rotation is overdue (`rotate_days`).
+
+--at records a move that happened earlier and was not recorded then (a time in the past:
+2026-03-02, \"2026-03-02 16:30\" in local time, or RFC 3339). Who recorded it ($SUDO_USER or
+$USER), when and on which host are kept with each entry.
+
+EXAMPLES:
+  firesafe media list
+  firesafe media offsite usb-rotation FIRESAFE-A --note \"to the business manager's safe\"
+  firesafe media onsite usb-rotation FIRESAFE-B
+  firesafe media offsite usb-rotation FIRESAFE-C --at \"2026-03-02 16:30\"
+  firesafe media log --json"
+    )]
+    Media(MediaArgs),
+    /// Print, or email, a schedule's summary of the last 7 days.
+    #[command(
+        after_help = "The summary counts the schedule's runs of the last 7 days (complete, degraded,
+failed, interrupted) from the state directory's history.jsonl, gives the last complete run, the
+3-2-1 verdict of each source read from the targets now, and the rotated disks with any overdue
+rotation. With --send it is emailed with the schedule's [alerts] settings.
+
+The daemon sends it by itself at the times in `[alerts] summary_cron` (for example
+\"0 8 * * 1\", Monday 08:00 in the schedule's time zone). A summary time missed while the daemon
+was not running is skipped, not sent late.
+
+EXAMPLES:
+  firesafe summary nightly
+  firesafe summary nightly --send"
+    )]
+    Summary(SummaryArgs),
 }
 
 #[derive(Args, Debug)]
@@ -187,6 +298,10 @@ struct StatusArgs {
         value_name = "DIR"
     )]
     config_dir: PathBuf,
+    /// Where the records of rotated disks are kept (default /var/lib/firesafe for root,
+    /// ~/.local/state/firesafe otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -241,6 +356,32 @@ struct RunArgs {
     /// ~/.local/state/firesafe otherwise).
     #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct PruneArgs {
+    /// The schedule (schedules/NAME.toml); default: every schedule with [retention].
+    schedule: Option<String>,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Where run history and locks are kept (default /var/lib/firesafe for root,
+    /// ~/.local/state/firesafe otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Show what would be forgotten and deleted; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also prune targets marked append_only (needs credentials allowed to delete there).
+    #[arg(long)]
+    include_append_only: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -320,13 +461,17 @@ struct SnapshotsArgs {
 
 #[derive(Args, Debug)]
 struct LsArgs {
-    /// Snapshot id (or prefix), or `latest`.
+    /// Snapshot id (or prefix), `latest`, or SOURCE@DATE.
     snapshot: String,
     /// A path inside the snapshot to list.
     path: Option<String>,
     /// With `latest`: the newest snapshot of this source.
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
+    /// With `latest`: the newest snapshot taken at or before DATE (local time; a date alone means
+    /// the end of that day).
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -343,6 +488,10 @@ struct RestoreArgs {
     /// With `latest`: the newest snapshot of this source.
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
+    /// With `latest`: the newest snapshot taken at or before DATE (local time; a date alone means
+    /// the end of that day).
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<String>,
     /// Replace files that already exist in the target directory.
     #[arg(long)]
     overwrite: bool,
@@ -403,6 +552,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Snapshots(a) => snapshots(repo_url, a).await,
         Command::Ls(a) => ls_cmd(repo_url, a).await,
         Command::Restore(a) => restore_cmd(repo_url, a).await,
+        Command::Find(a) => find_cmd(repo_url, a).await,
+        Command::Versions(a) => versions_cmd(repo_url, a).await,
+        Command::Diff(a) => diff_cmd(repo_url, a).await,
         Command::Check(a) => check_cmd(repo_url, a).await,
         Command::Key(k) => key_cmd(repo_url, k).await,
         Command::Run(a) => run_cmd(a).await,
@@ -410,6 +562,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Sync(a) => sync_cmd(a).await,
         Command::Config(ConfigCommand::Check { config_dir }) => config_check(&config_dir),
         Command::Daemon(a) => daemon_cmd(a).await,
+        Command::Prune(a) => prune_cmd(a).await,
+        Command::Media(a) => media_cmd(a).await,
+        Command::Summary(a) => summary_cmd(a).await,
     }
 }
 
@@ -637,7 +792,7 @@ async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Outcome> {
 async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
     let repo = open(url).await?;
     let catalog = Catalog::load(&repo).await?;
-    let snap = catalog.resolve(&a.snapshot, a.source.as_deref())?;
+    let snap = pick(&catalog, &a.snapshot, a.source.as_deref(), a.as_of.as_deref())?;
     let index = Index::load(&repo).await?.index;
     let reader = BlobReader::new(&repo, &index, 64 << 20);
     let entries = ls::list(&reader, snap, a.path.as_deref()).await?;
@@ -669,13 +824,11 @@ async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
 }
 
 async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Outcome> {
-    let (spec, path) = match a.what.split_once(':') {
-        Some((s, p)) => (s.to_string(), Some(p.to_string())),
-        None => (a.what.clone(), None),
-    };
+    let (spec, path) = firesafe::snapshot::split_path(&a.what);
+    let (spec, path) = (spec.to_string(), path.map(str::to_string));
     let repo = open(url).await?;
     let catalog = Catalog::load(&repo).await?;
-    let snap = catalog.resolve(&spec, a.source.as_deref())?;
+    let snap = pick(&catalog, &spec, a.source.as_deref(), a.as_of.as_deref())?;
     let index = Index::load(&repo).await?.index;
     let reader = BlobReader::new(&repo, &index, 64 << 20);
     let plan = restore::plan(&reader, snap, path.as_deref()).await?;
@@ -983,9 +1136,19 @@ async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
         None => config.schedules.values().collect(),
     };
     let now = chrono::Utc::now();
+    // The records of rotated disks, when there is a state directory to read them from.
+    let state_path = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(firesafe::state::StateDir::default_path);
+    let state = if state_path.is_dir() {
+        Some(firesafe::state::StateDir::open(&state_path)?)
+    } else {
+        None
+    };
     let mut all = Vec::new();
     for s in schedules {
-        all.push(firesafe::status::status(&config, s, now).await?);
+        all.push(firesafe::status::status_with_records(&config, s, state.as_ref(), now).await?);
     }
     // Clean only when every verdict is OK and nothing is amiss on any target.
     let ok = all.iter().all(|s| {
@@ -1032,19 +1195,25 @@ async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
                     _ => "no complete snapshot".to_string(),
                 };
                 println!(
-                    "    {:<12} {:<8} {:<16} {what}",
-                    c.target,
+                    "    {:<12} {:<8} {:<16} {what}{}",
+                    copy_name(c),
                     match c.location {
                         firesafe::config::Site::Onsite => "onsite",
                         firesafe::config::Site::Offsite => "offsite",
                     },
-                    c.medium
+                    c.medium,
+                    if c.as_recorded {
+                        " (as recorded when the disk was last written)"
+                    } else {
+                        ""
+                    }
                 );
             }
             for r in &e.reasons {
                 println!("    - {r}");
             }
         }
+        print_pools(&s.media, "  ");
     }
     Ok(if ok {
         Outcome::Success
@@ -1146,5 +1315,637 @@ async fn daemon_cmd(a: DaemonArgs) -> Result<Outcome> {
         wake,
     })
     .await?;
+    Ok(Outcome::Success)
+}
+
+async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    let schedules: Vec<&firesafe::config::ScheduleSpec> = match &a.schedule {
+        Some(name) => vec![config.schedule(name)?],
+        None => config
+            .schedules
+            .values()
+            .filter(|s| s.retention.is_some())
+            .collect(),
+    };
+    if schedules.is_empty() {
+        return Err(Error::Usage(
+            "no schedule has a [retention] section, so there is nothing to prune".into(),
+        ));
+    }
+    let state = firesafe::state::StateDir::open(
+        &a.state_dir
+            .clone()
+            .unwrap_or_else(firesafe::state::StateDir::default_path),
+    )?;
+    let mut clean = true;
+    let mut json = Vec::new();
+    for schedule in schedules {
+        // A run and a prune of one schedule never overlap on this machine.
+        let Some(_lock) = state.try_lock(&schedule.name)? else {
+            return Err(Error::Busy(format!(
+                "schedule \"{}\" is running; prune it when the run has finished",
+                schedule.name
+            )));
+        };
+        let outcomes =
+            firesafe::job::prune_schedule(&config, schedule, a.dry_run, a.include_append_only)
+                .await?;
+        for (name, outcome) in outcomes {
+            use firesafe::job::PruneOutcome;
+            match outcome {
+                PruneOutcome::Pruned(r) => {
+                    if a.json {
+                        json.push(serde_json::json!({"schedule": schedule.name, "target": name, "result": "pruned", "report": r}));
+                        continue;
+                    }
+                    print_prune(&schedule.name, &name, &r);
+                }
+                PruneOutcome::Skipped(why) => {
+                    if a.json {
+                        json.push(serde_json::json!({"schedule": schedule.name, "target": name, "result": "skipped", "reason": why}));
+                    } else {
+                        println!("{}: target {name}: skipped: {why}", schedule.name);
+                    }
+                }
+                PruneOutcome::Failed(e) => {
+                    clean = false;
+                    if a.json {
+                        json.push(serde_json::json!({"schedule": schedule.name, "target": name, "result": "failed", "error": e.to_string()}));
+                    } else {
+                        println!("{}: target {name}: NOT PRUNED: {e}", schedule.name);
+                    }
+                }
+            }
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("JSON serialises")
+        );
+    }
+    Ok(if clean {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
+}
+
+fn print_prune(schedule: &str, target: &str, r: &firesafe::prune::PruneReport) {
+    let would = if r.dry_run { "would " } else { "" };
+    let when = |d: &firesafe::prune::Decision| d.start.format("%Y-%m-%d %H:%M UTC").to_string();
+    println!(
+        "{schedule}: target {target}:{}",
+        if r.dry_run { " (dry run: nothing changed)" } else { "" }
+    );
+    for d in &r.kept {
+        println!(
+            "  keep   {} {:<12} {}  ({})",
+            d.id.short(),
+            d.source,
+            when(d),
+            d.reasons.join(", ")
+        );
+    }
+    for d in &r.forgotten {
+        println!("  {would}forget {} {:<12} {}", d.id.short(), d.source, when(d));
+    }
+    let (delete, rewrite) = if r.dry_run {
+        ("would delete", "would rewrite")
+    } else {
+        ("deleted", "rewrote")
+    };
+    println!(
+        "  {delete} {} pack(s) ({}); {rewrite} {} index object(s)",
+        r.packs_deleted,
+        bytesize::ByteSize(r.bytes_freed),
+        r.index_objects_rewritten
+    );
+    if r.packs_repacked > 0 {
+        println!(
+            "  {} {} pack(s) with much unused space, copying {} still in use into new packs",
+            if r.dry_run { "would rewrite" } else { "rewrote" },
+            r.packs_repacked,
+            bytesize::ByteSize(r.bytes_repacked)
+        );
+    }
+    if r.packs_partly_used > 0 {
+        println!(
+            "  kept {} pack(s) still partly in use, holding {} no snapshot uses",
+            r.packs_partly_used,
+            bytesize::ByteSize(r.bytes_unused_in_kept_packs)
+        );
+    }
+    if r.packs_in_grace > 0 {
+        println!(
+            "  kept {} unindexed pack(s) younger than the grace period (a backup may still be using them)",
+            r.packs_in_grace
+        );
+    }
+    if let Some(until) = r.locked_until {
+        println!(
+            "  could not delete {} object(s) yet: under object lock, the first until {}; a later prune deletes them",
+            r.locked.len(),
+            until.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
+}
+
+#[derive(Args, Debug)]
+struct MediaArgs {
+    /// The directory holding targets/ and schedules/.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Where the media records and the rotation log are kept (default /var/lib/firesafe for
+    /// root, ~/.local/state/firesafe otherwise).
+    #[arg(long, global = true, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: MediaCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum MediaCommand {
+    /// Each disk of each pool: where it is, when it was last written and what it then held.
+    List {
+        /// Only this target.
+        target: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a disk going off site.
+    Offsite(MoveArgs),
+    /// Record a disk coming back on site.
+    Onsite(MoveArgs),
+    /// The rotation log, oldest first.
+    Log {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct MoveArgs {
+    /// The pool target (targets/NAME.toml).
+    target: String,
+    /// The disk, as the pool names it.
+    disk: String,
+    /// Where it went, who has it, or why.
+    #[arg(long)]
+    note: Option<String>,
+    /// When it moved, if earlier than now (2026-03-02, "2026-03-02 16:30" local, or RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct SummaryArgs {
+    /// The schedule (schedules/NAME.toml).
+    schedule: String,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Where run history is kept (default /var/lib/firesafe for root, ~/.local/state/firesafe
+    /// otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Email it with the schedule's [alerts] settings.
+    #[arg(long)]
+    send: bool,
+}
+
+fn local_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// How `status` names a copy: the target, and for a disk pool the disk.
+fn copy_name(c: &firesafe::status::TargetCopy) -> String {
+    match &c.disk {
+        Some(d) => format!("{}/{d}", c.target),
+        None => c.target.clone(),
+    }
+}
+
+fn print_pools(pools: &[firesafe::media::PoolStatus], indent: &str) {
+    for p in pools {
+        println!(
+            "{indent}disks of {}{}: {}",
+            p.target,
+            p.rotate_days
+                .map(|r| format!(
+                    " (one goes off site every {r} day{})",
+                    if r == 1 { "" } else { "s" }
+                ))
+                .unwrap_or_default(),
+            match &p.attached {
+                Some(d) => format!("{d} attached"),
+                None => "none attached".to_string(),
+            }
+        );
+        for d in &p.disks {
+            println!(
+                "{indent}  {:<14} {:<9} last written {}; last moved {}{}",
+                d.disk,
+                d.place.to_string(),
+                d.last_written.map_or("never".to_string(), local_time),
+                d.last_moved.map_or("never".to_string(), local_time),
+                if d.unrecorded_return {
+                    " (back on site, though the return was not recorded)"
+                } else {
+                    ""
+                }
+            );
+            // What a disk held when last written; the attached disk's copy is read by `status`.
+            for h in &d.snapshots {
+                println!(
+                    "{indent}      {}: snapshot {} taken {}{}",
+                    h.source,
+                    h.snapshot,
+                    local_time(h.taken),
+                    if d.place == firesafe::media::Place::Attached {
+                        ""
+                    } else {
+                        " (as recorded)"
+                    }
+                );
+            }
+        }
+        if let Some(w) = &p.warning {
+            println!("{indent}  - {w}");
+        }
+    }
+}
+
+fn state_dir(dir: Option<PathBuf>) -> Result<firesafe::state::StateDir> {
+    firesafe::state::StateDir::open(&dir.unwrap_or_else(firesafe::state::StateDir::default_path))
+}
+
+async fn media_cmd(a: MediaArgs) -> Result<Outcome> {
+    use firesafe::media;
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    let state = state_dir(a.state_dir)?;
+    let now = chrono::Utc::now();
+    match a.command {
+        MediaCommand::List { target, json } => {
+            let names: Vec<String> = match &target {
+                Some(t) => vec![media::pool_target(&config, t, None)?.name.clone()],
+                None => config
+                    .targets
+                    .values()
+                    .filter(|t| !t.pool.is_empty())
+                    .map(|t| t.name.clone())
+                    .collect(),
+            };
+            let pools = media::pools(&config, &names, Some(&state), now)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pools).expect("JSON"));
+            } else if pools.is_empty() {
+                println!(
+                    "no target has a disk pool; add pool = [\"LABEL\", ...] to a path target to rotate disks"
+                );
+            } else {
+                print_pools(&pools, "");
+            }
+            let overdue = pools.iter().any(|p| p.warning.is_some());
+            Ok(if overdue {
+                Outcome::Findings
+            } else {
+                Outcome::Success
+            })
+        }
+        MediaCommand::Offsite(m) => media_move(&config, &state, m, firesafe::config::Site::Offsite, now),
+        MediaCommand::Onsite(m) => media_move(&config, &state, m, firesafe::config::Site::Onsite, now),
+        MediaCommand::Log { json } => {
+            let log = media::log(&state)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&log).expect("JSON"));
+            } else if log.is_empty() {
+                println!("the rotation log is empty: record moves with `firesafe media offsite TARGET DISK`");
+            }
+            if !json {
+                for m in &log {
+                    println!(
+                        "{}  {}  {}  {}  by {} on {}{}{}",
+                        local_time(m.at),
+                        m.target,
+                        m.disk,
+                        match m.to {
+                            firesafe::config::Site::Offsite => "went off site",
+                            firesafe::config::Site::Onsite => "came back on site",
+                        },
+                        m.who,
+                        m.host,
+                        if m.recorded - m.at > chrono::Duration::minutes(5) {
+                            format!(" (recorded {})", local_time(m.recorded))
+                        } else {
+                            String::new()
+                        },
+                        m.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                    );
+                }
+            }
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+fn media_move(
+    config: &firesafe::config::Config,
+    state: &firesafe::state::StateDir,
+    m: MoveArgs,
+    to: firesafe::config::Site,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome> {
+    use firesafe::media;
+    let spec = media::pool_target(config, &m.target, Some(&m.disk))?;
+    let at = match &m.at {
+        Some(t) => media::parse_time(t, now)?,
+        None => now,
+    };
+    let entry = media::Move {
+        target: spec.name.clone(),
+        disk: m.disk.clone(),
+        to,
+        at,
+        recorded: now,
+        who: media::who(),
+        host: firesafe::repo::hostname(),
+        note: m.note.clone(),
+    };
+    media::record_move(state, &entry)?;
+    println!(
+        "recorded: disk {} of {} {} at {}, by {} on {}",
+        entry.disk,
+        entry.target,
+        match to {
+            firesafe::config::Site::Offsite => "went off site",
+            firesafe::config::Site::Onsite => "came back on site",
+        },
+        local_time(at),
+        entry.who,
+        entry.host
+    );
+    if to == firesafe::config::Site::Offsite
+        && m.at.is_none()
+        && let Some(path) = &spec.path
+        && media::attached(spec, &config.resolve(path)).ok().flatten().as_deref() == Some(m.disk.as_str())
+    {
+        eprintln!(
+            "firesafe: warning: {} is still mounted at {}; unmount it before it leaves the building",
+            m.disk,
+            config.resolve(path).display()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+async fn summary_cmd(a: SummaryArgs) -> Result<Outcome> {
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    let schedule = config.schedule(&a.schedule)?;
+    let state = state_dir(a.state_dir)?;
+    let summary = firesafe::summary::summary(&config, schedule, &state, chrono::Utc::now()).await?;
+    println!("Subject: {}\n\n{}", summary.subject, summary.body);
+    if a.send {
+        firesafe::summary::send(&config, schedule, &summary).await?;
+        println!("sent to {}", schedule.alerts.email_to.join(", "));
+    }
+    Ok(Outcome::Success)
+}
+
+/// The snapshot SPEC names; with `--as-of DATE`, SPEC must be `latest` and the newest snapshot at
+/// or before DATE is taken.
+fn pick<'c>(
+    catalog: &'c Catalog,
+    spec: &str,
+    source: Option<&str>,
+    as_of: Option<&str>,
+) -> Result<&'c firesafe::snapshot::Listed> {
+    match as_of {
+        None => catalog.resolve(spec, source),
+        Some(date) if spec == "latest" => catalog.resolve(&format!("@{date}"), source),
+        Some(_) => Err(Error::Usage(format!(
+            "--as-of picks a snapshot by time, so it goes with `latest`, not \"{spec}\" (or write SOURCE@DATE instead)"
+        ))),
+    }
+}
+
+#[derive(Args, Debug)]
+struct FindArgs {
+    /// A name or glob (*.docx, 'fractions*', 'curriculum/year7/**').
+    pattern: String,
+    /// Only snapshots of this source.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// Only snapshots taken at or after DATE (local time; a date alone means that whole day).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only snapshots taken at or before DATE (local time; a date alone means that whole day).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Match upper and lower case exactly.
+    #[arg(long)]
+    case_sensitive: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct VersionsArgs {
+    /// A file or folder, as `firesafe ls` shows it (curriculum/year7/fractions.docx).
+    path: String,
+    /// Only snapshots of this source.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The earlier snapshot: id (or prefix), `latest`, or SOURCE@DATE.
+    snapshot_a: String,
+    /// The later snapshot: id (or prefix), `latest`, or SOURCE@DATE.
+    snapshot_b: String,
+    /// Compare only this file or folder.
+    path: Option<String>,
+    /// With `latest` or @DATE: snapshots of this source.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn find_cmd(url: Option<&str>, a: FindArgs) -> Result<Outcome> {
+    let now = Local::now();
+    let read = |date: &Option<String>| {
+        date.as_deref()
+            .map(|d| firesafe::when::parse(d, &now).map_err(Error::Usage))
+            .transpose()
+    };
+    let options = firesafe::find::FindOptions {
+        pattern: a.pattern,
+        case_sensitive: a.case_sensitive,
+        source: a.source,
+        since: read(&a.since)?.map(|s| s.start),
+        until: read(&a.until)?.map(|s| s.end),
+    };
+    let repo = open(url).await?;
+    let catalog = Catalog::load(&repo).await?;
+    let index = Index::load(&repo).await?.index;
+    let reader = BlobReader::new(&repo, &index, 64 << 20);
+    let report = firesafe::find::find(&reader, &catalog.snapshots, &options).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+        return Ok(Outcome::Success);
+    }
+    print_versions(&report.versions);
+    let paths: std::collections::HashSet<(&str, &str)> = report
+        .versions
+        .iter()
+        .map(|v| (v.source.as_str(), v.path.as_str()))
+        .collect();
+    println!(
+        "{} version(s) of {} path(s) in {} snapshot(s)",
+        report.versions.len(),
+        paths.len(),
+        report.snapshots
+    );
+    Ok(Outcome::Success)
+}
+
+async fn versions_cmd(url: Option<&str>, a: VersionsArgs) -> Result<Outcome> {
+    let repo = open(url).await?;
+    let catalog = Catalog::load(&repo).await?;
+    let index = Index::load(&repo).await?.index;
+    let reader = BlobReader::new(&repo, &index, 64 << 20);
+    let options = firesafe::find::VersionsOptions {
+        path: a.path,
+        source: a.source,
+    };
+    let report = firesafe::find::versions(&reader, &catalog.snapshots, &options).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+        return Ok(Outcome::Success);
+    }
+    print_versions(&report.versions);
+    println!(
+        "{} version(s) of {} in {} snapshot(s); restore one with `firesafe restore SNAPSHOT:{} --to DIR`, SNAPSHOT being one that holds it",
+        report.versions.len(),
+        report.path,
+        report.snapshots,
+        report.path.trim_start_matches('/')
+    );
+    Ok(Outcome::Success)
+}
+
+/// Versions grouped under their path: size, modification time, where they were seen, and how
+/// each ended.
+fn print_versions(versions: &[firesafe::find::Version]) {
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string()
+    };
+    let mut heading = None;
+    for v in versions {
+        if heading != Some((&v.source, &v.path)) {
+            heading = Some((&v.source, &v.path));
+            println!("{} (source {})", v.path, v.source);
+        }
+        let ids: Vec<String> = v.snapshots.iter().map(|s| s.snapshot.short()).collect();
+        let shown = if ids.len() > 6 {
+            format!("{} ... {}", ids[..3].join(" "), ids[ids.len() - 2..].join(" "))
+        } else {
+            ids.join(" ")
+        };
+        let ended = match &v.ended {
+            None => "still there in the newest snapshot searched".to_string(),
+            Some(e) => format!(
+                "{} in {} ({})",
+                match e.reason {
+                    firesafe::find::Ending::Changed => "changed",
+                    firesafe::find::Ending::Deleted => "gone",
+                },
+                e.snapshot.short(),
+                local(e.time)
+            ),
+        };
+        println!(
+            "  {} {}, modified {}: seen {} to {} in {} snapshot(s) [{shown}]; {ended}",
+            format!("{:?}", v.kind).to_lowercase(),
+            bytesize::ByteSize(v.size),
+            local(v.mtime),
+            local(v.first_seen),
+            local(v.last_seen),
+            v.snapshots.len(),
+        );
+    }
+}
+
+async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> {
+    let repo = open(url).await?;
+    let catalog = Catalog::load(&repo).await?;
+    let from = catalog.resolve(&a.snapshot_a, a.source.as_deref())?;
+    let to = catalog.resolve(&a.snapshot_b, a.source.as_deref())?;
+    let index = Index::load(&repo).await?.index;
+    let reader = BlobReader::new(&repo, &index, 64 << 20);
+    let options = firesafe::diff::DiffOptions { path: a.path };
+    let report = firesafe::diff::diff(&reader, from, to, &options).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+        return Ok(Outcome::Success);
+    }
+    use firesafe::diff::ChangeKind;
+    let size = |s: Option<u64>| s.map(|b| bytesize::ByteSize(b).to_string()).unwrap_or_default();
+    for c in &report.changes {
+        let kind = format!("{:?}", c.kind).to_lowercase();
+        match c.change {
+            ChangeKind::Added => println!("+ {kind:<7} {:>10}  {}", size(c.size_after), c.path),
+            ChangeKind::Removed => println!("- {kind:<7} {:>10}  {}", size(c.size_before), c.path),
+            ChangeKind::Modified => println!(
+                "M {kind:<7} {:>10}  {} ({}{})",
+                size(c.size_after),
+                c.path,
+                c.what.join(", "),
+                if c.size_before != c.size_after {
+                    format!("; was {}", size(c.size_before))
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+    let side = |s: &firesafe::diff::Side| {
+        format!(
+            "{} ({}, taken {})",
+            s.snapshot.short(),
+            s.source,
+            s.time.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+        )
+    };
+    println!(
+        "from {} to {}: {} added ({}), {} removed ({}), {} modified",
+        side(&report.from),
+        side(&report.to),
+        report.added,
+        bytesize::ByteSize(report.bytes_added),
+        report.removed,
+        bytesize::ByteSize(report.bytes_removed),
+        report.modified
+    );
     Ok(Outcome::Success)
 }

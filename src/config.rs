@@ -53,6 +53,19 @@ pub struct TargetSpec {
     /// "https://s3.eu-west-2.example.net"); credentials still come from the environment.
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// Refuse every deletion from routine runs (`firesafe prune` skips the target unless given
+    /// `--include-append-only`): a stolen server password cannot erase the backups here.
+    #[serde(default)]
+    pub append_only: bool,
+    /// kind = "s3": ask for S3 Object Lock retention (COMPLIANCE mode) of this many days on
+    /// every object written; the bucket must have been created with object lock enabled.
+    pub object_lock_days: Option<u32>,
+    /// kind = "path": the removable disks rotated through `path`, by filesystem label or as
+    /// `UUID=...`; only a disk of the pool is ever written (see [`crate::media`]).
+    #[serde(default)]
+    pub pool: Vec<String>,
+    /// With `pool`: how often, in days, a disk should go off site.
+    pub rotate_days: Option<u32>,
     #[serde(skip)]
     pub name: String,
 }
@@ -106,8 +119,29 @@ pub struct ScheduleSpec {
     /// Monitoring after each run.
     #[serde(default)]
     pub alerts: AlertsSpec,
+    /// Which snapshots `firesafe prune` keeps; without it, prune keeps everything.
+    pub retention: Option<RetentionSpec>,
     #[serde(skip)]
     pub name: String,
+}
+
+/// `[retention]` in a schedule: which snapshots of each source to keep. A snapshot is kept if
+/// any rule keeps it; the newest complete snapshot of each source is always kept.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSpec {
+    /// The newest N snapshots.
+    pub keep_last: u32,
+    /// The newest snapshot of each of the last N hours, days, ISO weeks, months, years (in the
+    /// schedule's time zone) that have one.
+    pub keep_hourly: u32,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+    pub keep_yearly: u32,
+    /// Hours a pack must stay marked unused before prune deletes it; longer than any backup
+    /// run (default 24). See docs/FORMAT.md, "Pruning".
+    pub grace_hours: Option<u32>,
 }
 
 /// `[alerts]` in a schedule.
@@ -133,6 +167,9 @@ pub struct AlertsSpec {
     pub smtp_user: Option<String>,
     /// An extra CA certificate (PEM) to trust for the SMTP server, besides the system's.
     pub smtp_ca_file: Option<PathBuf>,
+    /// When the daemon emails a summary of the last 7 days (five-field cron, in the schedule's
+    /// time zone); none by default.
+    pub summary_cron: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -294,6 +331,14 @@ impl Config {
                         )),
                         _ => {}
                     }
+                    for (key, why) in pool_problems(&t, &text) {
+                        problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, key),
+                            &format!("key {key}: {why}"),
+                        ));
+                    }
                     config.targets.insert(name, t);
                 }
                 Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
@@ -348,6 +393,23 @@ impl Config {
                             key_span(&text, "email_to"),
                             "key email_to: email alerts also need smtp_host and email_from",
                         ));
+                    }
+                    if let Some(expr) = &s.alerts.summary_cron {
+                        if let Err(why) = cron_schedule(expr) {
+                            problems.push(problem(
+                                &path,
+                                &text,
+                                key_span(&text, "summary_cron"),
+                                &format!("key summary_cron: {why}"),
+                            ));
+                        } else if s.alerts.email_to.is_empty() {
+                            problems.push(problem(
+                                &path,
+                                &text,
+                                key_span(&text, "summary_cron"),
+                                "key summary_cron: the summary is emailed: set email_to, email_from and smtp_host too",
+                            ));
+                        }
                     }
                     if let Some(why) = unsatisfiable(&s, &config.targets) {
                         problems.push(problem(
@@ -459,6 +521,48 @@ fn inline_secrets(path: &Path, text: &str) -> (Vec<String>, String) {
         offset += line.len();
     }
     (out, cleaned)
+}
+
+/// Problems with a target's disk pool: the key at fault and why.
+fn pool_problems(t: &TargetSpec, text: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let has_pool = key_span(text, "pool").is_some();
+    if has_pool && t.kind != TargetKind::Path {
+        out.push((
+            "pool",
+            "a disk pool is only for kind = \"path\" targets (disks mounted at path); remove pool"
+                .to_string(),
+        ));
+    } else if has_pool && t.pool.is_empty() {
+        out.push((
+            "pool",
+            "name at least one disk, by label or as \"UUID=...\" (for example pool = [\"FIRESAFE-A\", \"FIRESAFE-B\"])".to_string(),
+        ));
+    }
+    for d in &t.pool {
+        let value = d
+            .strip_prefix("UUID=")
+            .or(d.strip_prefix("LABEL="))
+            .unwrap_or(d);
+        if value.trim().is_empty() {
+            out.push((
+                "pool",
+                format!("\"{d}\" names no disk; write the disk's filesystem label or UUID=..."),
+            ));
+        }
+    }
+    match t.rotate_days {
+        Some(0) => out.push((
+            "rotate_days",
+            "rotate_days must be at least 1 (the days between disks going off site)".to_string(),
+        )),
+        Some(_) if t.pool.is_empty() => out.push((
+            "rotate_days",
+            "rotate_days needs a disk pool (pool = [\"FIRESAFE-A\", ...])".to_string(),
+        )),
+        _ => {}
+    }
+    out
 }
 
 /// Why a schedule's policy can never be met by its own targets, if it cannot.

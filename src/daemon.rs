@@ -7,6 +7,8 @@
 //! - On SIGTERM the current backup stops starting new files, stores and indexes what it has
 //!   queued, and the daemon exits; the next run continues from what was stored.
 //! - Every run is recorded in the state directory's history.
+//! - Weekly summaries ([`crate::summary`]) are sent at their own times; one missed while the
+//!   daemon was not running is skipped.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -58,6 +60,13 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
         wake,
     } = options;
     let tables = timetables(&config)?;
+    let config = Arc::new(config);
+    // Weekly summaries go out on their own times, beside the runs.
+    let summaries = tokio::spawn(crate::summary::send_at_times(
+        Arc::clone(&config),
+        state.clone(),
+        Arc::clone(&cancel),
+    ));
     let started = Utc::now();
     // The last scheduled time handled, per schedule; a schedule never run starts from now.
     let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -104,6 +113,7 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
         run_one(&config, &state, &name, at, &cancel).await;
         last.insert(name, at);
     }
+    summaries.abort();
     tracing::info!("daemon stopped");
     Ok(())
 }

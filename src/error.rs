@@ -68,6 +68,10 @@ pub enum Error {
     #[error("{0}")]
     Interrupted(String),
 
+    /// Another process holds a lock on a target that this operation cannot share.
+    #[error("{0}")]
+    Busy(String),
+
     /// A repository written by a newer or unknown format.
     #[error("{0}")]
     Format(String),

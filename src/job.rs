@@ -283,9 +283,14 @@ pub async fn run_recorded(
     state.record(&record)?;
 
     // Monitoring: metrics from the run and from what the targets now hold, then the ping.
-    let status = crate::status::status(config, schedule, chrono::Utc::now())
+    let status = crate::status::status_with_records(config, schedule, Some(state), chrono::Utc::now())
         .await
         .ok();
+    if let (Ok(report), Some(status)) = (&result, &status)
+        && let Err(e) = crate::media::record_run(state, report, status, record.finished)
+    {
+        warn(&schedule.name, &e.to_string());
+    }
     let metrics = crate::alert::metrics(&record, result.as_ref().ok(), status.as_ref());
     let path = match &schedule.alerts.metrics_file {
         Some(p) => config.resolve(p),
@@ -343,6 +348,13 @@ async fn open_targets(
             crate::target::Location::Path(p) => crate::target::Location::Path(config.resolve(&p)),
             other => other,
         };
+        // A disk pool: only a disk of the pool is ever opened (and written).
+        if let crate::target::Location::Path(p) = &location
+            && let Err(e) = crate::media::attached(spec, p)
+        {
+            targets.push((name.clone(), Err(e)));
+            continue;
+        }
         let opened = match Target::open(name, &location, &TargetOptions::default(), create) {
             Ok(t) => match Repository::read_config(&t).await {
                 Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
@@ -386,4 +398,94 @@ fn warn(schedule: &str, why: &str) {
     } else {
         eprintln!("firesafe: warning: {why}");
     }
+}
+
+/// What `prune` did on one target of a schedule.
+#[derive(Debug)]
+pub enum PruneOutcome {
+    Pruned(crate::prune::PruneReport),
+    /// Left alone, and why (append-only, holds no repository).
+    Skipped(String),
+    Failed(Error),
+}
+
+/// Applies a schedule's retention on every reachable target it names. Targets marked
+/// `append_only` are skipped unless `include_append_only`.
+pub async fn prune_schedule(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    dry_run: bool,
+    include_append_only: bool,
+) -> Result<Vec<(String, PruneOutcome)>> {
+    let Some(retention) = &schedule.retention else {
+        return Err(Error::Usage(format!(
+            "schedule \"{}\" has no [retention] section, so prune keeps everything; add keep_daily, keep_weekly, ... to schedules/{}.toml",
+            schedule.name, schedule.name
+        )));
+    };
+    let key_path = config.resolve(&schedule.key_file);
+    let text = std::fs::read_to_string(&key_path).map_err(|e| {
+        Error::WrongKey(format!(
+            "key_file {}: cannot read it ({e})",
+            key_path.display()
+        ))
+    })?;
+    let unlock = Unlock::parse_identity_file(&text)
+        .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", key_path.display())))?;
+    let timezone: chrono_tz::Tz = schedule.timezone.parse().map_err(|_| {
+        Error::Usage(format!(
+            "schedule \"{}\": timezone \"{}\" is not an IANA time zone",
+            schedule.name, schedule.timezone
+        ))
+    })?;
+    let now = chrono::Utc::now();
+    let mut outcomes = Vec::new();
+    for (name, target) in open_targets(config, schedule, false).await {
+        let spec = &config.targets[&name];
+        if spec.append_only && !include_append_only {
+            outcomes.push((
+                name,
+                PruneOutcome::Skipped(
+                    "append-only: routine runs never delete here (use --include-append-only with credentials that may delete)".into(),
+                ),
+            ));
+            continue;
+        }
+        let options = crate::prune::PruneOptions {
+            retention: crate::prune::Retention {
+                last: retention.keep_last,
+                hourly: retention.keep_hourly,
+                daily: retention.keep_daily,
+                weekly: retention.keep_weekly,
+                monthly: retention.keep_monthly,
+                yearly: retention.keep_yearly,
+            },
+            sources: schedule.sources.iter().map(|s| s.name.clone()).collect(),
+            timezone,
+            grace: chrono::Duration::hours(i64::from(retention.grace_hours.unwrap_or(24))),
+            object_lock: spec
+                .object_lock_days
+                .map(|d| chrono::Duration::days(i64::from(d))),
+            dry_run,
+            now,
+        };
+        let outcome = match target {
+            Err(e) => PruneOutcome::Failed(e),
+            Ok(t) => match Repository::read_config(&t).await {
+                Err(Error::NotARepository { .. }) => {
+                    PruneOutcome::Skipped("holds no repository yet".into())
+                }
+                Err(e) => PruneOutcome::Failed(e),
+                Ok(_) => match Repository::open(t, &unlock).await {
+                    Ok(repo) => match crate::prune::prune(&repo, &options).await {
+                        Ok(r) => PruneOutcome::Pruned(r),
+                        Err(e) => PruneOutcome::Failed(e),
+                    },
+                    Err(e) => PruneOutcome::Failed(e),
+                },
+            },
+        };
+        outcomes.push((name, outcome));
+    }
+    Ok(outcomes)
 }

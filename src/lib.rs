@@ -15,10 +15,10 @@
 //!
 //! | layer | modules | rule |
 //! |---|---|---|
-//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`] | no I/O, no async |
-//! | 1 storage and format | [`target`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
-//! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`status`], [`state`], [`timetable`], [`daemon`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
+//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`], [`when`] | no I/O, no async |
+//! | 1 storage and format | [`target`], [`lock`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
+//! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`], [`find`], [`diff`], [`prune`] | each owns its `Options` and returns its `Stats` or `Report` |
+//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`status`], [`state`], [`timetable`], [`daemon`], [`media`], [`summary`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
@@ -31,24 +31,31 @@ pub mod compress;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod diff;
 pub mod error;
+pub mod find;
 pub mod id;
 pub mod index;
 pub mod job;
 pub mod keys;
+pub mod lock;
 pub mod ls;
+pub mod media;
 pub mod pack;
 pub mod policy;
 pub mod progress;
+pub mod prune;
 pub mod replicate;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod summary;
 pub mod target;
 pub mod timetable;
 pub mod tree;
+pub mod when;
 
 pub use error::{Error, Result};
 pub use id::Id;

@@ -13,7 +13,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::repo::{CONFIG, DATA, INDEX, KEYS, Repository, SNAPSHOTS};
+use crate::lock::TargetLock;
+use crate::repo::{CONFIG, DATA, FORGOTTEN, INDEX, KEYS, Repository, SNAPSHOTS};
 use crate::target::{Put, Target};
 
 /// What a replication copied.
@@ -42,8 +43,22 @@ pub async fn replicate(from: &Target, to: &Target) -> Result<ReplicateReport> {
         Err(Error::NotARepository { .. }) => false,
         Err(e) => return Err(e),
     };
+    // Held on the receiving target until its snapshots are written (see `lock`).
+    let lock = TargetLock::shared(to, "copy").await?;
     let mut report = ReplicateReport::default();
-    for dir in [KEYS, DATA, INDEX, SNAPSHOTS] {
+    // Snapshots a prune forgot on either side are not copied (the markers themselves are).
+    let mut forgotten: HashSet<String> = HashSet::new();
+    for t in [from, to] {
+        for l in t.list(FORGOTTEN).await? {
+            if let Some(id) = l.key.rsplit('/').next() {
+                forgotten.insert(id.to_string());
+            }
+        }
+    }
+    for dir in [KEYS, DATA, INDEX, FORGOTTEN, SNAPSHOTS] {
+        if dir == SNAPSHOTS {
+            lock.ensure_fresh()?;
+        }
         let have: HashSet<String> = to.list(dir).await?.into_iter().map(|l| l.key).collect();
         let missing: Vec<String> = from
             .list(dir)
@@ -51,11 +66,19 @@ pub async fn replicate(from: &Target, to: &Target) -> Result<ReplicateReport> {
             .into_iter()
             .map(|l| l.key)
             .filter(|k| !have.contains(k))
+            .filter(|k| {
+                dir != SNAPSHOTS || !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n))
+            })
             .collect();
         let results: Vec<(String, Copied)> = futures::stream::iter(missing)
             .map(|key| async move {
                 let bytes = from.get(&key).await?;
-                let named = key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok());
+                // Markers are empty and named by the snapshot they stand for.
+                let named = key
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse::<Id>().ok())
+                    .filter(|_| dir != FORGOTTEN);
                 if named.is_some_and(|id| Id::of_object(&bytes) != id) {
                     return Ok((key, Copied::Damaged));
                 }
@@ -85,6 +108,7 @@ pub async fn replicate(from: &Target, to: &Target) -> Result<ReplicateReport> {
         to.put_new(CONFIG, bytes).await?;
         report.copied += 1;
     }
+    lock.release().await;
     Ok(report)
 }
 

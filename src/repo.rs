@@ -34,6 +34,8 @@ pub const KEYS: &str = "keys";
 pub const DATA: &str = "data";
 pub const INDEX: &str = "index";
 pub const SNAPSHOTS: &str = "snapshots";
+/// `forgotten/ID`: empty markers for snapshots a prune forgot (see `prune`).
+pub const FORGOTTEN: &str = "forgotten";
 
 /// The plaintext config object.
 #[derive(Clone, Debug, Serialize, Deserialize)]

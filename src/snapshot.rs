@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::{Repository, SNAPSHOTS};
+use crate::when;
 
 /// A file or directory that could not be read during a backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,8 +117,36 @@ impl Catalog {
         Ok(Catalog { snapshots, damaged })
     }
 
-    /// Finds a snapshot by id prefix, or `latest` (of `source`, when given).
+    /// Finds a snapshot by id prefix, `latest` (of `source`, when given), or `SOURCE@WHEN`: the
+    /// newest snapshot of SOURCE (or of `source`, for `@WHEN`) taken at or before WHEN, read in
+    /// the local time zone by [`when::parse`].
     pub fn resolve(&self, spec: &str, source: Option<&str>) -> Result<&Listed> {
+        self.resolve_at(spec, source, &chrono::Local::now())
+    }
+
+    /// [`Catalog::resolve`], with relative times (`yesterday`) read from `now` and in its zone.
+    pub fn resolve_at<Tz: chrono::TimeZone>(
+        &self,
+        spec: &str,
+        source: Option<&str>,
+        now: &DateTime<Tz>,
+    ) -> Result<&Listed>
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        if let Some((name, text)) = spec.rsplit_once('@') {
+            let source = match (name, source) {
+                ("", s) => s,
+                (n, Some(s)) if n != s => {
+                    return Err(Error::Usage(format!(
+                        "\"{spec}\" names source \"{n}\" but --source says \"{s}\"; give one"
+                    )));
+                }
+                (n, _) => Some(n),
+            };
+            let span = when::parse(text, now).map_err(Error::Usage)?;
+            return self.as_of(source, span.end, &now.timezone());
+        }
         let of_source = |l: &&Listed| source.is_none_or(|s| l.snapshot.source == s);
         if spec == "latest" {
             return self.snapshots.iter().rev().find(of_source).ok_or_else(|| {
@@ -129,7 +158,7 @@ impl Catalog {
         }
         if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Usage(format!(
-                "\"{spec}\" is not a snapshot id; give an id (or its first digits) from `firesafe snapshots`, or `latest`"
+                "\"{spec}\" is not a snapshot id; give an id (or its first digits) from `firesafe snapshots`, `latest`, or SOURCE@DATE"
             )));
         }
         let spec = spec.to_ascii_lowercase();
@@ -151,6 +180,41 @@ impl Catalog {
         }
     }
 
+    /// The newest snapshot (of `source`, when given) taken at or before `at`; times in the error
+    /// are shown in `zone`.
+    pub fn as_of<Tz: chrono::TimeZone>(
+        &self,
+        source: Option<&str>,
+        at: DateTime<Utc>,
+        zone: &Tz,
+    ) -> Result<&Listed>
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        let of_source: Vec<&Listed> = self
+            .snapshots
+            .iter()
+            .filter(|l| source.is_none_or(|s| l.snapshot.source == s))
+            .collect();
+        if let Some(found) = of_source.iter().rev().find(|l| l.snapshot.start <= at) {
+            return Ok(found);
+        }
+        let show = |t: DateTime<Utc>| t.with_timezone(zone).format("%Y-%m-%d %H:%M:%S");
+        let whose = source.map_or("no snapshot".to_string(), |s| {
+            format!("no snapshot of source \"{s}\"")
+        });
+        Err(Error::NotFound(match of_source.first() {
+            Some(first) => format!(
+                "{whose} was taken at or before {}; the first was taken {} (`firesafe snapshots` lists them)",
+                show(at),
+                show(first.snapshot.start)
+            ),
+            None => format!(
+                "{whose} in this repository; `firesafe snapshots` lists what there is"
+            ),
+        }))
+    }
+
     /// The newest complete snapshot of `source` (the parent for the next backup).
     pub fn latest_complete(&self, source: &str) -> Option<&Listed> {
         self.snapshots
@@ -163,6 +227,33 @@ impl Catalog {
                     .rev()
                     .find(|l| l.snapshot.source == source)
             })
+    }
+}
+
+/// Splits `SNAPSHOT:PATH` into the snapshot and the path. After `@` the time may hold colons
+/// itself (`curriculum@2026-11-20 18:00:year7`): the whole is a snapshot when the time reads,
+/// and otherwise the path starts after the last colon that leaves a readable time before it.
+pub fn split_path(what: &str) -> (&str, Option<&str>) {
+    let Some(at) = what.rfind('@') else {
+        return match what.split_once(':') {
+            Some((spec, path)) => (spec, Some(path)),
+            None => (what, None),
+        };
+    };
+    let now = chrono::Local::now();
+    let reads = |end: usize| when::parse(&what[at + 1..end], &now).is_ok();
+    if reads(what.len()) {
+        return (what, None);
+    }
+    let colons: Vec<usize> = what[at..].match_indices(':').map(|(i, _)| at + i).collect();
+    let cut = colons
+        .iter()
+        .rev()
+        .find(|&&i| reads(i))
+        .or(colons.first());
+    match cut {
+        Some(&i) => (&what[..i], Some(&what[i + 1..])),
+        None => (what, None),
     }
 }
 

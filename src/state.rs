@@ -5,6 +5,8 @@
 //! STATE/schedules/NAME.json   last scheduled time handled, last start, end and outcome
 //! STATE/history.jsonl         one JSON line per run
 //! STATE/locks/NAME.lock       held (flock) while NAME runs, by the daemon or `firesafe run`
+//! STATE/media/               rotated disks: what each held when written, the rotation log
+//!                             (see crate::media)
 //! ```
 //!
 //! A lock is an advisory `flock`: the kernel drops it when the holder exits, however it exits, so

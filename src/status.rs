@@ -4,6 +4,12 @@
 //! there is what counts. A snapshot object is only ever written after every object it references
 //! (by a backup, and by replication), so its presence on a target means the copy is there.
 //! Nothing here is taken from configuration alone: a target that cannot be read holds no copy.
+//!
+//! A removable-disk pool (see [`crate::media`]) is the exception that proves the rule: the
+//! attached disk is read like any target, and counts as on site (it is plugged into the server);
+//! a disk recorded off site cannot be read, so the most recently written one counts as the
+//! offsite copy with the snapshots it held when last written, marked "as recorded". When the
+//! pool's rotation is overdue, every source's verdict is at least DEGRADED.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -27,6 +33,10 @@ pub struct TargetCopy {
     pub taken: Option<DateTime<Utc>>,
     /// Why the target could not be read, if it could not.
     pub error: Option<String>,
+    /// For a disk pool: the disk holding this copy.
+    pub disk: Option<String>,
+    /// The copy is on a disk off site, as recorded when it was last written, not read now.
+    pub as_recorded: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -46,12 +56,26 @@ pub struct ScheduleStatus {
     pub max_age_hours: u32,
     pub live_data_counts: bool,
     pub sources: Vec<SourceStatus>,
+    /// The schedule's removable-disk pools: which disk holds what, and rotation warnings.
+    pub media: Vec<crate::media::PoolStatus>,
 }
 
-/// Reads every target of `schedule` and evaluates each source at `now`.
+/// Reads every target of `schedule` and evaluates each source at `now`, without the records of
+/// removable-disk pools (see [`status_with_records`]).
 pub async fn status(
     config: &Config,
     schedule: &ScheduleSpec,
+    now: DateTime<Utc>,
+) -> Result<ScheduleStatus> {
+    status_with_records(config, schedule, None, now).await
+}
+
+/// Like [`status`], with what the state directory records about disk pools: the offsite disk's
+/// copy and overdue rotation.
+pub async fn status_with_records(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: Option<&crate::state::StateDir>,
     now: DateTime<Utc>,
 ) -> Result<ScheduleStatus> {
     let key_path = config.resolve(&schedule.key_file);
@@ -66,13 +90,20 @@ pub async fn status(
 
     // For each target: its catalog, or why it could not be read.
     let mut catalogs: Vec<(String, std::result::Result<Catalog, String>)> = Vec::new();
+    let mut disks: Vec<Option<String>> = Vec::new();
     for name in &schedule.targets {
         let spec = &config.targets[name];
         let location = match spec.location() {
             Location::Path(p) => Location::Path(config.resolve(&p)),
             other => other,
         };
+        let disk = match &location {
+            Location::Path(p) => crate::media::attached(spec, p),
+            _ => Ok(None),
+        };
+        disks.push(disk.as_ref().ok().cloned().flatten());
         let result = async {
+            disk?;
             let target = Target::open(name, &location, &TargetOptions::default(), false)?;
             let repo = Repository::open(target, &unlock).await?;
             Catalog::load(&repo).await
@@ -82,11 +113,12 @@ pub async fn status(
         catalogs.push((name.clone(), result));
     }
 
+    let pools = crate::media::pools(config, &schedule.targets, state, now)?;
     let policy = schedule.policy.policy();
     let mut sources = Vec::new();
     for source in &schedule.sources {
         let mut copies = Vec::new();
-        for (name, catalog) in &catalogs {
+        for ((name, catalog), disk) in catalogs.iter().zip(&disks) {
             let spec = &config.targets[name];
             let newest = catalog.as_ref().ok().and_then(|c| {
                 c.snapshots
@@ -94,19 +126,42 @@ pub async fn status(
                     .rev()
                     .find(|l| l.snapshot.source == source.name && !l.snapshot.partial)
             });
+            let pool = pools.iter().find(|p| &p.target == name);
             copies.push(TargetCopy {
                 target: name.clone(),
-                location: spec.location,
+                location: if pool.is_some() {
+                    Site::Onsite
+                } else {
+                    spec.location
+                },
                 medium: spec.medium.clone(),
                 snapshot: newest.map(|l| l.id.short()),
                 taken: newest.map(|l| l.snapshot.start),
                 error: catalog.as_ref().err().cloned(),
+                disk: disk.clone(),
+                as_recorded: false,
             });
+            if let Some((d, held)) = pool.and_then(|p| p.offsite_held(&source.name)) {
+                copies.push(TargetCopy {
+                    target: name.clone(),
+                    location: Site::Offsite,
+                    medium: spec.medium.clone(),
+                    snapshot: Some(held.snapshot.clone()),
+                    taken: Some(held.taken),
+                    error: None,
+                    disk: Some(d.to_string()),
+                    as_recorded: true,
+                });
+            }
         }
         let facts: Vec<Copy> = copies
             .iter()
             .map(|c| Copy {
-                target: c.target.clone(),
+                target: match &c.disk {
+                    Some(d) if c.as_recorded => format!("{} disk {d} (as recorded)", c.target),
+                    Some(d) => format!("{} disk {d}", c.target),
+                    None => c.target.clone(),
+                },
                 medium: c.medium.clone(),
                 offsite: c.location == Site::Offsite,
                 newest: c.taken,
@@ -118,6 +173,12 @@ pub async fn status(
                 evaluation
                     .reasons
                     .insert(0, format!("{} could not be read: {e}", c.target));
+            }
+        }
+        for warning in pools.iter().filter_map(|p| p.warning.as_ref()) {
+            evaluation.reasons.push(warning.clone());
+            if evaluation.verdict == policy::Verdict::Ok {
+                evaluation.verdict = policy::Verdict::Degraded;
             }
         }
         sources.push(SourceStatus {
@@ -135,5 +196,6 @@ pub async fn status(
         max_age_hours: schedule.policy.max_age_hours,
         live_data_counts: policy.live_data_counts,
         sources,
+        media: pools,
     })
 }

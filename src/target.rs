@@ -482,6 +482,16 @@ impl Target {
             .collect())
     }
 
+    /// Writes an object, replacing any existing one. Only for lock objects, which are not
+    /// content-addressed and each belong to one process.
+    pub async fn put_replace(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&self.path(key), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.fail("write", key, e))
+    }
+
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self.store.delete(&self.path(key)).await {

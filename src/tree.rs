@@ -73,7 +73,7 @@ impl<'de> Deserialize<'de> for Name {
 }
 
 /// What kind of entry a node is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     File,

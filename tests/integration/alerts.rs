@@ -96,7 +96,7 @@ fn metrics_and_pings_follow_each_run() {
 }
 
 /// The Python with aiosmtpd that tests/run.sh prepares.
-fn smtp_python() -> Option<String> {
+pub fn smtp_python() -> Option<String> {
     let py = std::env::var("FIRESAFE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = std::process::Command::new(&py)
         .args(["-c", "import aiosmtpd"])
@@ -110,14 +110,17 @@ fn smtp_python() -> Option<String> {
     ok.then_some(py)
 }
 
-#[test]
-fn an_alert_email_arrives_over_starttls_with_authentication() {
-    let Some(python) = smtp_python() else {
-        eprintln!("skipped: aiosmtpd is not installed (tests/run.sh installs it)");
-        return;
-    };
-    let dir = example();
-    let tls = dir.path().join("tls");
+/// A real SMTP server (aiosmtpd, tests/scripts/smtp-server.py) on 127.0.0.1 with STARTTLS and
+/// authentication (user firesafe, password s3cret-smtp-pass); messages land in `mail`.
+pub struct SmtpServer {
+    pub port: u16,
+    pub cert: std::path::PathBuf,
+    pub mail: std::path::PathBuf,
+    pub child: std::process::Child,
+}
+
+pub fn smtp_server(dir: &std::path::Path, python: String) -> SmtpServer {
+    let tls = dir.join("tls");
     fs::create_dir(&tls).expect("mkdir");
     let cert = tls.join("cert.pem");
     let key = tls.join("key.pem");
@@ -150,7 +153,7 @@ fn an_alert_email_arrives_over_starttls_with_authentication() {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let mail = dir.path().join("mail");
+    let mail = dir.join("mail");
     let mut server = std::process::Command::new(python)
         .arg(project_root().join("tests/scripts/smtp-server.py"))
         .arg(port.to_string())
@@ -166,6 +169,27 @@ fn an_alert_email_arrives_over_starttls_with_authentication() {
         .read_line(&mut ready)
         .expect("read");
     assert_eq!(ready.trim(), "ready");
+    SmtpServer {
+        port,
+        cert,
+        mail,
+        child: server,
+    }
+}
+
+#[test]
+fn an_alert_email_arrives_over_starttls_with_authentication() {
+    let Some(python) = smtp_python() else {
+        eprintln!("skipped: aiosmtpd is not installed (tests/run.sh installs it)");
+        return;
+    };
+    let dir = example();
+    let SmtpServer {
+        port,
+        cert,
+        mail,
+        child: mut server,
+    } = smtp_server(dir.path(), python);
 
     let sched = dir.path().join("schedules/nightly.toml");
     let mut text = fs::read_to_string(&sched).expect("read");

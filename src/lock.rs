@@ -1,0 +1,241 @@
+//! Target locks: who is writing to a target, so that `prune` never deletes what a backup or a
+//! copy is using.
+//!
+//! A lock is an object `locks/ID` (plaintext JSON, `ID` random) that its holder rewrites every
+//! [`REFRESH`] and deletes when done. Writers (backup, replication) hold *shared* locks; prune
+//! holds an *exclusive* one. Locks need no conditional writes, so they work the same on stores
+//! that ignore `If-None-Match` (Garage): each process writes its own object and then lists.
+//!
+//! # Why two holders cannot both proceed
+//!
+//! A holder first writes its lock object, then lists `locks/`. Prune proceeds only if its list
+//! shows no other live lock; a writer proceeds only once its list shows no live exclusive lock
+//! (it waits, keeping its own lock, while one exists). Suppose prune P and writer W both
+//! proceeded. P's list did not show W's lock, so P listed before W's write finished; W's list
+//! came after W's write, hence after P's write and before P's lock was deleted (P deletes it only
+//! when it has finished or given up), so W saw P's exclusive lock and waited: a contradiction.
+//! This needs only read-after-write consistency of listings, which S3 (since 2020), SeaweedFS,
+//! Garage and local filesystems give.
+//!
+//! # Stale locks
+//!
+//! A lock not refreshed for [`STALE`] (by its own `refreshed` time), or held by a process on this
+//! host that no longer exists, is stale and ignored: a killed backup never blocks pruning for
+//! long. A holder whose refreshes fail could be judged stale by a prune elsewhere, so before
+//! writing a snapshot a writer calls [`TargetLock::ensure_fresh`], which fails unless a refresh
+//! succeeded within [`STALE`] minus [`MARGIN`]; the margin covers the snapshot write and clock
+//! differences between hosts.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::target::Target;
+
+pub const LOCKS: &str = "locks";
+
+/// How often a holder rewrites its lock.
+pub const REFRESH: Duration = Duration::from_secs(120);
+/// How long an unrefreshed lock counts as held.
+pub const STALE: Duration = Duration::from_secs(600);
+/// What a writer keeps in hand before `STALE` when it writes a snapshot.
+pub const MARGIN: Duration = Duration::from_secs(300);
+/// How long a writer waits for a prune to finish.
+const WAIT: Duration = Duration::from_secs(3600);
+const POLL: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+/// The content of a lock object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub kind: LockKind,
+    /// What holds it: `backup curriculum`, `copy from nas`, `prune`.
+    pub operation: String,
+    pub host: String,
+    pub pid: u32,
+    pub started: DateTime<Utc>,
+    pub refreshed: DateTime<Utc>,
+}
+
+impl LockInfo {
+    fn is_live(&self, now: DateTime<Utc>) -> bool {
+        let stale = chrono::Duration::from_std(STALE).expect("small");
+        if self.refreshed + stale < now {
+            return false;
+        }
+        if self.host == crate::repo::hostname() {
+            return std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
+        }
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} by {} (pid {}) since {}",
+            self.operation,
+            self.host,
+            self.pid,
+            self.started.format("%Y-%m-%d %H:%M UTC")
+        )
+    }
+}
+
+/// A lock held on one target; refreshed in the background until released or dropped.
+pub struct TargetLock {
+    target: Target,
+    key: String,
+    /// When the last refresh succeeded.
+    fresh: Arc<Mutex<DateTime<Utc>>>,
+    refresher: tokio::task::JoinHandle<()>,
+    released: bool,
+}
+
+impl TargetLock {
+    /// Takes a shared lock, waiting while a prune holds the target.
+    pub async fn shared(target: &Target, operation: &str) -> Result<TargetLock> {
+        let lock = Self::write(target, LockKind::Shared, operation).await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let others = lock.others().await?;
+            let Some(blocker) = others.iter().find(|l| l.kind == LockKind::Exclusive) else {
+                return Ok(lock);
+            };
+            if tokio::time::Instant::now() >= deadline {
+                let why = format!(
+                    "target \"{}\" is locked ({}) and has been for over an hour; if no prune is running there, delete its locks/ objects",
+                    target.name(),
+                    blocker.describe()
+                );
+                lock.release().await;
+                return Err(Error::Busy(why));
+            }
+            tracing::info!(target = target.name(), holder = %blocker.describe(), "waiting for a prune to finish");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Takes the exclusive lock, or fails at once, naming who else is writing.
+    pub async fn exclusive(target: &Target, operation: &str) -> Result<TargetLock> {
+        let lock = Self::write(target, LockKind::Exclusive, operation).await?;
+        let others = lock.others().await?;
+        if let Some(other) = others.first() {
+            let why = format!(
+                "target \"{}\" is in use: {}; try again when it has finished",
+                target.name(),
+                other.describe()
+            );
+            lock.release().await;
+            return Err(Error::Busy(why));
+        }
+        Ok(lock)
+    }
+
+    async fn write(target: &Target, kind: LockKind, operation: &str) -> Result<TargetLock> {
+        let now = Utc::now();
+        let info = LockInfo {
+            kind,
+            operation: operation.to_string(),
+            host: crate::repo::hostname(),
+            pid: std::process::id(),
+            started: now,
+            refreshed: now,
+        };
+        let key = format!("{LOCKS}/{}", Id::random().to_hex());
+        target.put_replace(&key, encode(&info)).await?;
+        let fresh = Arc::new(Mutex::new(now));
+        let refresher = {
+            let (target, key, fresh) = (target.clone(), key.clone(), Arc::clone(&fresh));
+            tokio::spawn(async move {
+                let mut info = info;
+                loop {
+                    tokio::time::sleep(REFRESH).await;
+                    info.refreshed = Utc::now();
+                    match target.put_replace(&key, encode(&info)).await {
+                        Ok(()) => *fresh.lock().expect("not poisoned") = info.refreshed,
+                        Err(e) => tracing::warn!(error = %e, "could not refresh a lock"),
+                    }
+                }
+            })
+        };
+        Ok(TargetLock {
+            target: target.clone(),
+            key,
+            fresh,
+            refresher,
+            released: false,
+        })
+    }
+
+    /// The live locks other than this one.
+    async fn others(&self) -> Result<Vec<LockInfo>> {
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for listed in self.target.list(LOCKS).await? {
+            if listed.key == self.key {
+                continue;
+            }
+            // A lock deleted between the listing and the read, or unreadable, holds nothing.
+            let Some(bytes) = self.target.get_opt(&listed.key).await? else {
+                continue;
+            };
+            match serde_json::from_slice::<LockInfo>(&bytes) {
+                Ok(info) if info.is_live(now) => out.push(info),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(key = listed.key, "ignoring an unreadable lock object"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fails unless the lock was refreshed recently enough that no prune can have judged it
+    /// stale by the time the caller's next write lands.
+    pub fn ensure_fresh(&self) -> Result<()> {
+        let fresh = *self.fresh.lock().expect("not poisoned");
+        let limit = chrono::Duration::from_std(STALE - MARGIN).expect("small");
+        if Utc::now() - fresh > limit {
+            return Err(Error::Busy(format!(
+                "target \"{}\": this process could not refresh its lock since {} (is the target reachable?); stopped before writing a snapshot, run again",
+                self.target.name(),
+                fresh.format("%H:%M:%S UTC")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes the lock object. A failure is logged: the lock goes stale on its own.
+    pub async fn release(mut self) {
+        self.released = true;
+        self.refresher.abort();
+        if let Err(e) = self.target.delete(&self.key).await {
+            tracing::warn!(error = %e, "could not remove a lock; it expires by itself");
+        }
+    }
+}
+
+impl Drop for TargetLock {
+    fn drop(&mut self) {
+        self.refresher.abort();
+        if !self.released
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let (target, key) = (self.target.clone(), self.key.clone());
+            handle.spawn(async move {
+                let _ = target.delete(&key).await;
+            });
+        }
+    }
+}
+
+fn encode(info: &LockInfo) -> bytes::Bytes {
+    serde_json::to_vec(info).expect("a lock serialises").into()
+}

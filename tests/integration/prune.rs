@@ -1,0 +1,378 @@
+//! `firesafe prune`: retention forgets what it should and nothing else, unused data goes, what
+//! remains checks and restores, `--dry-run` changes nothing, append-only targets are left alone,
+//! and a prune running at the same time as a backup never loses data either of them needs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tempfile::TempDir;
+
+use crate::support::*;
+
+/// A configuration with one target (`store`) on `backend` and one schedule (`s`) backing up one
+/// share, keeping only the newest snapshot.
+struct Setup {
+    dir: TempDir,
+    repo_url: String,
+}
+
+impl Setup {
+    fn new(backend: Backend, target_extra: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("targets")).expect("mkdir");
+        fs::create_dir_all(root.join("schedules")).expect("mkdir");
+        let (target, repo_url) = match backend {
+            Backend::Local => (
+                "kind = \"path\"\npath = \"store\"\n".to_string(),
+                root.join("store").display().to_string(),
+            ),
+            Backend::S3 => {
+                let bucket = std::env::var("AWS_BUCKET").expect("AWS_BUCKET");
+                let prefix = format!("prune-{:016x}", rand::random::<u64>());
+                (
+                    format!("kind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\n"),
+                    format!("s3://{bucket}/{prefix}"),
+                )
+            }
+        };
+        fs::write(
+            root.join("targets/store.toml"),
+            format!("{target}location = \"onsite\"\nmedium = \"nas\"\n{target_extra}"),
+        )
+        .expect("write target");
+        fs::write(
+            root.join("schedules/s.toml"),
+            "cron = \"0 2 * * *\"\ntimezone = \"Europe/London\"\ntargets = [\"store\"]\n\
+             key_file = \"s.key\"\n\n[[sources]]\nname = \"share\"\npath = \"share\"\n\n\
+             [policy]\nmin_copies = 1\nmin_media = 1\nmin_offsite = 0\n\n\
+             [retention]\nkeep_last = 1\n",
+        )
+        .expect("write schedule");
+        fs::create_dir_all(root.join("share")).expect("mkdir share");
+        Setup { dir, repo_url }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = firesafe();
+        c.args(args)
+            .arg("--config-dir")
+            .arg(self.root())
+            .arg("--state-dir")
+            .arg(self.root().join("state"));
+        c
+    }
+
+    fn run(&self, init: bool) -> Output {
+        let mut args = vec!["run", "s"];
+        if init {
+            args.push("--init");
+        }
+        self.cmd(&args).output().expect("run")
+    }
+
+    fn prune(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["prune", "s"];
+        args.extend_from_slice(extra);
+        self.cmd(&args).output().expect("prune")
+    }
+
+    fn repo(&self, args: &[&str]) -> Output {
+        firesafe()
+            .arg("--repo")
+            .arg(&self.repo_url)
+            .args(args)
+            .env("FIRESAFE_KEY_FILE", self.root().join("s.key"))
+            .output()
+            .expect("firesafe")
+    }
+
+    fn target(&self) -> firesafe::target::Target {
+        let location = firesafe::target::Location::parse(&self.repo_url).expect("location");
+        firesafe::target::Target::open(
+            "store",
+            &location,
+            &firesafe::target::TargetOptions::default(),
+            false,
+        )
+        .expect("open target")
+    }
+
+    /// Every object's key and size.
+    fn objects(&self) -> BTreeMap<String, u64> {
+        let t = self.target();
+        block_on(async {
+            t.list("")
+                .await
+                .expect("list")
+                .into_iter()
+                .filter(|l| !l.key.starts_with("tmp/"))
+                .map(|l| (l.key, l.size))
+                .collect()
+        })
+    }
+
+    fn share(&self) -> PathBuf {
+        self.root().join("share")
+    }
+
+    /// Checks every byte and restores the newest snapshot, comparing it with the share.
+    fn assert_intact(&self, what: &str) {
+        let out = self.repo(&["check", "--read-data"]);
+        assert_success(&out, &format!("{what}: check --read-data"));
+        let to = self.root().join(format!("restored-{}", rand::random::<u32>()));
+        let out = self.repo(&[
+            "restore",
+            "latest",
+            "--source",
+            "share",
+            "--to",
+            to.to_str().expect("utf-8"),
+        ]);
+        assert_success(&out, &format!("{what}: restore"));
+        assert_same_tree(&self.share(), &to.join("share"));
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn prune_forgets_old_snapshots_and_deletes_only_unused_data() {
+    for backend in backends() {
+        let s = Setup::new(backend, "");
+        // Kept across every snapshot: one file; replaced each time: another.
+        write(&s.share().join("kept.bin"), &noise(1, 3_000_000));
+        write(&s.share().join("changing.bin"), &noise(2, 3_000_000));
+        assert_success(&s.run(true), "first run");
+        write(&s.share().join("changing.bin"), &noise(3, 3_000_000));
+        assert_success(&s.run(false), "second run");
+        let before = s.objects();
+        let snapshots_before = before.keys().filter(|k| k.starts_with("snapshots/")).count();
+        assert_eq!(snapshots_before, 2, "{backend:?}");
+
+        // A dry run says what would go and changes nothing.
+        let out = s.prune(&["--dry-run"]);
+        assert_success(&out, "prune --dry-run");
+        let text = stdout(&out);
+        assert!(
+            text.contains("would forget") && text.contains("would delete"),
+            "{text}"
+        );
+        assert_eq!(s.objects(), before, "{backend:?}: --dry-run changed the target");
+
+        let out = s.prune(&[]);
+        assert_success(&out, "prune");
+        let after = s.objects();
+        let text = stdout(&out);
+        assert!(text.contains("forget "), "{text}");
+        assert_eq!(
+            after.keys().filter(|k| k.starts_with("snapshots/")).count(),
+            1,
+            "{backend:?}: {text}"
+        );
+        assert_eq!(
+            after.keys().filter(|k| k.starts_with("forgotten/")).count(),
+            1
+        );
+        let data = |m: &BTreeMap<String, u64>| -> u64 {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("data/"))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        // The first version of changing.bin (3 MB of noise) is gone; everything else stays.
+        let freed = data(&before) - data(&after);
+        assert!(
+            (2_900_000..3_500_000).contains(&freed),
+            "{backend:?}: freed {freed} bytes\n{text}"
+        );
+        assert!(
+            !after.keys().any(|k| k.starts_with("locks/")),
+            "prune left its lock behind"
+        );
+        s.assert_intact("after prune");
+
+        // A second prune has nothing left to do.
+        let out = s.prune(&[]);
+        assert_success(&out, "second prune");
+        assert!(stdout(&out).contains("deleted 0 pack(s)"), "{}", stdout(&out));
+
+        // The next backup after a prune still deduplicates against what stayed, and restores.
+        write(&s.share().join("new.txt"), b"after the prune");
+        let out = s.run(false);
+        assert_success(&out, "run after prune");
+        assert!(stdout(&out).contains("2 unchanged"), "{}", stdout(&out));
+        s.assert_intact("backup after prune");
+    }
+}
+
+#[test]
+fn append_only_targets_are_not_pruned_without_the_flag() {
+    let s = Setup::new(Backend::Local, "append_only = true\n");
+    write(&s.share().join("a.bin"), &noise(4, 500_000));
+    assert_success(&s.run(true), "first run");
+    write(&s.share().join("a.bin"), &noise(5, 500_000));
+    assert_success(&s.run(false), "second run");
+    let before = s.objects();
+    let out = s.prune(&[]);
+    assert_success(&out, "prune");
+    assert!(stdout(&out).contains("skipped: append-only"), "{}", stdout(&out));
+    assert_eq!(s.objects(), before);
+
+    let out = s.prune(&["--include-append-only"]);
+    assert_success(&out, "prune --include-append-only");
+    assert_eq!(
+        s.objects()
+            .keys()
+            .filter(|k| k.starts_with("snapshots/"))
+            .count(),
+        1
+    );
+    s.assert_intact("after pruning an append-only target");
+}
+
+/// Writes a lock object as another host's backup would.
+fn foreign_lock(s: &Setup, refreshed: chrono::DateTime<chrono::Utc>) -> String {
+    let key = format!("locks/{:064x}", rand::random::<u128>());
+    let body = serde_json::json!({
+        "kind": "shared",
+        "operation": "backup",
+        "host": "another-server",
+        "pid": 4242,
+        "started": refreshed,
+        "refreshed": refreshed,
+    });
+    let t = s.target();
+    block_on(t.put_replace(&key, serde_json::to_vec(&body).expect("json").into()))
+        .expect("write lock");
+    key
+}
+
+#[test]
+fn a_running_backup_elsewhere_stops_a_prune_and_a_stale_one_does_not() {
+    for backend in backends() {
+        let s = Setup::new(backend, "");
+        write(&s.share().join("a.bin"), &noise(6, 400_000));
+        assert_success(&s.run(true), "first run");
+        write(&s.share().join("a.bin"), &noise(7, 400_000));
+        assert_success(&s.run(false), "second run");
+
+        let live = foreign_lock(&s, chrono::Utc::now());
+        let before = s.objects();
+        let out = s.prune(&[]);
+        assert_exit(&out, 1, "prune while another host backs up");
+        let text = stdout(&out);
+        assert!(
+            text.contains("NOT PRUNED") && text.contains("another-server"),
+            "{text}"
+        );
+        assert_eq!(s.objects(), before, "{backend:?}: a refused prune changed something");
+
+        // The same lock, last refreshed an hour ago: its holder is gone.
+        let t = s.target();
+        block_on(t.delete(&live)).expect("delete");
+        foreign_lock(&s, chrono::Utc::now() - chrono::Duration::hours(1));
+        let out = s.prune(&[]);
+        assert_success(&out, "prune with a stale lock");
+        s.assert_intact("after prune past a stale lock");
+    }
+}
+
+#[test]
+fn prune_and_backup_at_the_same_time_never_lose_data() {
+    for backend in backends() {
+        let s = Setup::new(backend, "");
+        // Enough data that a backup takes a while; a part of it changes every round, so every
+        // round leaves a snapshot to forget and packs to delete while others are reused.
+        for i in 0..24 {
+            write(
+                &s.share().join(format!("stable-{i}.bin")),
+                &noise(100 + i, 2_000_000),
+            );
+        }
+        write(&s.share().join("round.bin"), &noise(0, 4_000_000));
+        assert_success(&s.run(true), "first run");
+
+        let mut refused = 0;
+        // (prune starts first?, how long before the other starts)
+        let rounds = [
+            (false, 0u64),
+            (false, 50),
+            (false, 150),
+            (false, 400),
+            (true, 0),
+            (true, 20),
+        ];
+        for (round, (prune_first, delay_ms)) in rounds.into_iter().enumerate() {
+            let round = round as u64 + 1;
+            write(&s.share().join("round.bin"), &noise(round, 4_000_000));
+            write(
+                &s.share().join(format!("stable-{}.bin", round % 24)),
+                &noise(1000 + round, 2_000_000),
+            );
+            // A backup from another machine: it shares no local lock with this prune, only the
+            // target.
+            let mut backup = firesafe();
+            backup
+                .arg("--repo")
+                .arg(&s.repo_url)
+                .arg("backup")
+                .arg(s.share())
+                .args(["--source", "share"])
+                .env("FIRESAFE_KEY_FILE", s.root().join("s.key"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut prune = s.cmd(&["prune", "s"]);
+            prune
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let (first, second) = if prune_first {
+                (&mut prune, &mut backup)
+            } else {
+                (&mut backup, &mut prune)
+            };
+            let first = first.spawn().expect("spawn");
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let second = second.output().expect("run");
+            let first = first.wait_with_output().expect("wait");
+            let (backup, prune) = if prune_first {
+                (second, first)
+            } else {
+                (first, second)
+            };
+            assert_success(&backup, &format!("{backend:?} round {round}: backup"));
+            match prune.status.code() {
+                Some(0) => {}
+                Some(1) => {
+                    assert!(
+                        stdout(&prune).contains("is in use: backup"),
+                        "{backend:?} round {round}: {}",
+                        stdout(&prune)
+                    );
+                    refused += 1;
+                }
+                other => panic!(
+                    "{backend:?} round {round}: prune exited {other:?}: {}{}",
+                    stdout(&prune),
+                    String::from_utf8_lossy(&prune.stderr)
+                ),
+            }
+            s.assert_intact(&format!("{backend:?} round {round}"));
+        }
+        // At least one prune really met a running backup (a backup of 52 MB outlasts the
+        // start of a prune 50 ms later on any machine this runs on).
+        assert!(refused >= 1, "{backend:?}: no prune overlapped a backup");
+        let out = s.prune(&[]);
+        assert_success(&out, "final prune");
+        s.assert_intact("after the final prune");
+        eprintln!("{backend:?}: {refused} of {} prunes met a running backup", rounds.len());
+    }
+}
