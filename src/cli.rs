@@ -1626,14 +1626,20 @@ async fn media_cmd(a: MediaArgs) -> Result<Outcome> {
                 Outcome::Success
             })
         }
-        MediaCommand::Offsite(m) => media_move(&config, &state, m, firesafe::config::Site::Offsite, now),
-        MediaCommand::Onsite(m) => media_move(&config, &state, m, firesafe::config::Site::Onsite, now),
+        MediaCommand::Offsite(m) => {
+            media_move(&config, &state, m, firesafe::config::Site::Offsite, now)
+        }
+        MediaCommand::Onsite(m) => {
+            media_move(&config, &state, m, firesafe::config::Site::Onsite, now)
+        }
         MediaCommand::Log { json } => {
             let log = media::log(&state)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&log).expect("JSON"));
             } else if log.is_empty() {
-                println!("the rotation log is empty: record moves with `firesafe media offsite TARGET DISK`");
+                println!(
+                    "the rotation log is empty: record moves with `firesafe media offsite TARGET DISK`"
+                );
             }
             if !json {
                 for m in &log {
@@ -1653,7 +1659,10 @@ async fn media_cmd(a: MediaArgs) -> Result<Outcome> {
                         } else {
                             String::new()
                         },
-                        m.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                        m.note
+                            .as_ref()
+                            .map(|n| format!(": {n}"))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -1701,7 +1710,11 @@ fn media_move(
     if to == firesafe::config::Site::Offsite
         && m.at.is_none()
         && let Some(path) = &spec.path
-        && media::attached(spec, &config.resolve(path)).ok().flatten().as_deref() == Some(m.disk.as_str())
+        && media::attached(spec, &config.resolve(path))
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(m.disk.as_str())
     {
         eprintln!(
             "firesafe: warning: {} is still mounted at {}; unmount it before it leaves the building",

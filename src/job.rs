@@ -283,9 +283,10 @@ pub async fn run_recorded(
     state.record(&record)?;
 
     // Monitoring: metrics from the run and from what the targets now hold, then the ping.
-    let status = crate::status::status_with_records(config, schedule, Some(state), chrono::Utc::now())
-        .await
-        .ok();
+    let status =
+        crate::status::status_with_records(config, schedule, Some(state), chrono::Utc::now())
+            .await
+            .ok();
     if let (Ok(report), Some(status)) = (&result, &status)
         && let Err(e) = crate::media::record_run(state, report, status, record.finished)
     {
