@@ -255,7 +255,8 @@ EXAMPLES:
 is a set of disks rotated through its mount point. A run writes only to a disk of the pool
 (another disk mounted there is refused, by name) and records what the disk then holds. Record
 each disk going off site and coming back, so that `firesafe status` can count the disk off site
-as the offsite copy (as recorded) and warn when rotation is overdue (`rotate_days`).
+as the offsite copy (as recorded) and warn when rotation is overdue (`rotate_days`);
+`media list` then exits with status 1.
 
 --at records a move that happened earlier and was not recorded then (a time in the past:
 2026-03-02, \"2026-03-02 16:30\" in local time, or RFC 3339). Who recorded it ($SUDO_USER or
