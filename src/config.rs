@@ -71,6 +71,14 @@ pub struct TargetSpec {
 }
 
 impl TargetSpec {
+    /// How to open the target.
+    pub fn options(&self) -> crate::target::TargetOptions {
+        crate::target::TargetOptions {
+            object_lock_days: self.object_lock_days,
+            ..crate::target::TargetOptions::default()
+        }
+    }
+
     pub fn location(&self) -> Location {
         match self.kind {
             TargetKind::Path => Location::Path(self.path.clone().expect("checked when loaded")),
@@ -328,6 +336,21 @@ impl Config {
                             &text,
                             None,
                             "key bucket: an s3 target needs `bucket = \"...\"`",
+                        )),
+                        _ => {}
+                    }
+                    match t.object_lock_days {
+                        Some(_) if t.kind != TargetKind::S3 => problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, "object_lock_days"),
+                            "key object_lock_days: object lock is an S3 feature; remove it, or make the disk read-only by other means",
+                        )),
+                        Some(0) => problems.push(problem(
+                            &path,
+                            &text,
+                            key_span(&text, "object_lock_days"),
+                            "key object_lock_days: give at least 1 day, or remove the key",
                         )),
                         _ => {}
                     }

@@ -14,7 +14,7 @@ use crate::crypto::{self, Recipient, Unlock};
 use crate::error::{Error, Result};
 use crate::replicate::{self, ReplicateReport};
 use crate::repo::{InitOptions, Repository};
-use crate::target::{Target, TargetOptions};
+use crate::target::Target;
 
 /// How a run should behave.
 #[derive(Clone, Debug, Default)]
@@ -356,7 +356,7 @@ async fn open_targets(
             targets.push((name.clone(), Err(e)));
             continue;
         }
-        let opened = match Target::open(name, &location, &TargetOptions::default(), create) {
+        let opened = match Target::open(name, &location, &spec.options(), create) {
             Ok(t) => match Repository::read_config(&t).await {
                 Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
                 Err(e) => Err(e),

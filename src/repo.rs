@@ -131,6 +131,9 @@ impl Repository {
         if recipients.is_empty() {
             return Err(Error::Usage("init needs at least one key".into()));
         }
+        // Stores that ignore `If-None-Match` (Garage) cannot refuse a second `config`; then the
+        // config is read back after it settles (see `settle_config`).
+        let conditional = target.honours_conditional_writes().await?;
         let key = RepoKey::generate();
         let config = Config {
             format: "firesafe".into(),
@@ -141,17 +144,28 @@ impl Repository {
             compression: options.compression,
             created: Utc::now(),
         };
-        let mut first = None;
+        let mut envelopes = Vec::new();
         for (who, label) in recipients {
-            let id = write_envelope(&target, &key, who, label).await?;
-            first.get_or_insert(id);
+            envelopes.push(write_envelope(&target, &key, who, label).await?);
         }
         let json = serde_json::to_vec_pretty(&config).expect("serialising config");
-        if target.put_new(CONFIG, Bytes::from(json)).await? == Put::Existed {
+        let checked = std::time::Instant::now();
+        let lost = if conditional {
+            target.put_new(CONFIG, Bytes::from(json)).await? == Put::Existed
+        } else {
+            !settle_config(&target, json, checked).await?
+        };
+        if lost {
+            // Another init got there first: this one's envelopes open nothing, so they go.
+            for id in &envelopes {
+                let _ = target.delete(&format!("{KEYS}/{id}")).await;
+                let _ = target.delete(&format!("{KEYS}/{id}.info")).await;
+            }
             return Err(Error::AlreadyInitialised {
                 target: target.name().to_string(),
             });
         }
+        let first = envelopes.first().copied();
         Ok(Repository {
             target,
             config,
@@ -343,6 +357,40 @@ impl Repository {
 pub fn envelope_id(key: &str) -> Option<Id> {
     key.strip_prefix("keys/")?.parse().ok()
 }
+
+/// Writes `config` on a store that may overwrite it silently, and tells whether this writer's
+/// config is the one that stays.
+///
+/// Two inits A and B race. Each checks that no config exists immediately before writing its
+/// own, then waits [`SETTLE`] (or twice as long as its check-and-write took, if longer) and reads
+/// the config back. If B writes after A, either B's check came after A's write landed, and B
+/// sees A's config and gives up; or B's write came within the settle time of A's, and A's
+/// read-back sees B's config and A gives up. Only the last writer within a settle window can see
+/// its own config, so exactly one init wins, assuming read-after-write consistency (which
+/// Garage, like S3, gives) and that no check-and-write takes longer than the other's settle
+/// time (at least 5 seconds for a 300-byte object).
+async fn settle_config(
+    target: &Target,
+    json: Vec<u8>,
+    started: std::time::Instant,
+) -> Result<bool> {
+    if target.exists(CONFIG).await? {
+        return Ok(false);
+    }
+    target
+        .put_replace(CONFIG, Bytes::from(json.clone()))
+        .await?;
+    let settle = SETTLE.max(started.elapsed() * 2);
+    tokio::time::sleep(settle).await;
+    Ok(target
+        .get_opt(CONFIG)
+        .await?
+        .is_some_and(|b| b[..] == json[..]))
+}
+
+/// How long a config written to a store without conditional writes is left before it is read
+/// back.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn write_envelope(
     target: &Target,

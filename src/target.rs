@@ -85,6 +85,9 @@ pub struct TargetOptions {
     pub retry_timeout: Duration,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// S3 only: ask for Object Lock retention (COMPLIANCE mode) of this many days, from when
+    /// the target is opened, on every object written.
+    pub object_lock_days: Option<u32>,
 }
 
 impl Default for TargetOptions {
@@ -94,6 +97,7 @@ impl Default for TargetOptions {
             retry_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
+            object_lock_days: None,
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct Target {
     multipart: bool,
     /// The directory of a local target.
     root: Option<PathBuf>,
+    /// Set on S3 targets with `object_lock_days`: every object written is then locked.
+    object_lock: Option<Arc<ObjectLock>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -168,6 +174,7 @@ impl Target {
                     prefix: String::new(),
                     multipart: false,
                     root: Some(dir.clone()),
+                    object_lock: None,
                 })
             }
             Location::S3 {
@@ -224,12 +231,25 @@ impl Target {
                     detail: format!("{e} (set AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"),
                     transient: false,
                 })?;
+                let store = Arc::new(store);
+                let object_lock = options.object_lock_days.map(|days| {
+                    Arc::new(ObjectLock {
+                        s3: Arc::clone(&store),
+                        days,
+                        http: reqwest::Client::builder()
+                            .connect_timeout(options.connect_timeout)
+                            .timeout(options.request_timeout)
+                            .build()
+                            .expect("an HTTP client with default TLS settings builds"),
+                    })
+                });
                 Ok(Target {
                     name: name.to_string(),
-                    store: Arc::new(store),
+                    store,
                     prefix: prefix.clone(),
                     multipart: true,
                     root: None,
+                    object_lock,
                 })
             }
         }
@@ -307,6 +327,7 @@ impl Target {
                 .finish()
                 .await
                 .map_err(|e| self.fail("upload", key, e))?;
+            self.retain(key).await?;
             return Ok(Put::Created);
         }
         let opts = PutOptions {
@@ -318,7 +339,10 @@ impl Target {
             .put_opts(&path, PutPayload::from(bytes), opts)
             .await
         {
-            Ok(_) => Ok(Put::Created),
+            Ok(_) => {
+                self.retain(key).await?;
+                Ok(Put::Created)
+            }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Existed),
             Err(e) => Err(self.fail("write", key, e)),
         }
@@ -432,6 +456,7 @@ impl Target {
                         .finish()
                         .await
                         .map_err(|e| self.fail("upload", key, e))?;
+                    self.retain(key).await?;
                     Ok(Put::Created)
                 }
             }
@@ -482,14 +507,44 @@ impl Target {
             .collect())
     }
 
+    /// Locks a just-written object when the target asks for object lock.
+    async fn retain(&self, key: &str) -> Result<()> {
+        let Some(lock) = &self.object_lock else {
+            return Ok(());
+        };
+        lock.retain(&self.path(key))
+            .await
+            .map_err(|detail| Error::Target {
+                target: self.name.clone(),
+                op: "set object lock retention on",
+                path: key.to_string(),
+                detail,
+                transient: false,
+            })
+    }
+
+    /// Whether the store refuses to overwrite an object on a conditional `PUT` (`If-None-Match:
+    /// *`). Some S3-compatible stores (Garage) ignore the header and overwrite. Probed by
+    /// writing a scratch object twice; a local directory always refuses (hard links).
+    pub async fn honours_conditional_writes(&self) -> Result<bool> {
+        if self.root.is_some() {
+            return Ok(true);
+        }
+        let key = format!("probe/{}", crate::id::Id::random().to_hex());
+        self.put_new(&key, Bytes::from_static(b"first")).await?;
+        let second = self.put_new(&key, Bytes::from_static(b"second")).await;
+        let _ = self.delete(&key).await;
+        Ok(second? == Put::Existed)
+    }
+
     /// Writes an object, replacing any existing one. Only for lock objects, which are not
     /// content-addressed and each belong to one process.
     pub async fn put_replace(&self, key: &str, bytes: Bytes) -> Result<()> {
         self.store
             .put(&self.path(key), PutPayload::from(bytes))
             .await
-            .map(|_| ())
-            .map_err(|e| self.fail("write", key, e))
+            .map_err(|e| self.fail("write", key, e))?;
+        self.retain(key).await
     }
 
     /// Deletes an object; a missing object is not an error.
@@ -498,6 +553,61 @@ impl Target {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.fail("delete", key, e)),
         }
+    }
+}
+
+/// Puts objects under S3 Object Lock retention after they are written.
+struct ObjectLock {
+    s3: Arc<object_store::aws::AmazonS3>,
+    days: u32,
+    http: reqwest::Client,
+}
+
+impl ObjectLock {
+    /// Sets COMPLIANCE retention until `days` from now on `path` (PutObjectRetention), with a
+    /// request presigned by the store's own credentials.
+    async fn retain(&self, path: &StorePath) -> std::result::Result<(), String> {
+        use base64::Engine;
+        use object_store::signer::{Method, SignedUrlOptions, Signer};
+        use sha2::Digest;
+        let until = (Utc::now() + chrono::Duration::days(i64::from(self.days)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>COMPLIANCE</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>"
+        );
+        // S3 asks for a checksum of the body on this request.
+        let checksum =
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes()));
+        let checksum = http::HeaderValue::from_str(&checksum).expect("base64 is a header value");
+        let options = SignedUrlOptions::default()
+            .with_query([("retention", "")])
+            .with_signed_header(
+                http::HeaderName::from_static("x-amz-checksum-sha256"),
+                checksum.clone(),
+            );
+        let url = self
+            .s3
+            .signed_url_opts(Method::PUT, path, Duration::from_secs(300), &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .put(url.as_str())
+            .header("x-amz-checksum-sha256", checksum)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let code = xml_field(&text, "Code").unwrap_or_default();
+        let message = xml_field(&text, "Message").unwrap_or_default();
+        Err(format!(
+            "{status} {code} {message} (object_lock_days is set: the bucket must have been created with object lock enabled)"
+        ))
     }
 }
 
