@@ -687,6 +687,13 @@ async fn init(url: Option<&str>, a: InitArgs) -> Result<Outcome> {
         repo.config().id.short(),
         repo.target().name()
     );
+    if repo.conditional_writes() == Some(false) {
+        println!(
+            "note: {}{}",
+            repo.target().name(),
+            firesafe::job::IGNORES_CONDITIONAL
+        );
+    }
     if let Some((path, public)) = generated {
         println!("key file: {} (public key {public})", path.display());
         println!(

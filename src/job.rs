@@ -16,6 +16,9 @@ use crate::replicate::{self, ReplicateReport};
 use crate::repo::{InitOptions, Repository};
 use crate::target::Target;
 
+/// Said of a store that overwrote a probe object despite `If-None-Match: *`.
+pub const IGNORES_CONDITIONAL: &str = ": this store ignores conditional writes (If-None-Match), so firesafe read the new repository's config back after it settled to be sure no other init raced it; every other object is named by its content, so an overwrite cannot change it";
+
 /// How a run should behave.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -127,11 +130,14 @@ pub async fn run(
                 .into_iter()
                 .map(|r| (r, format!("schedule {}", schedule.name)))
                 .collect();
-            Repository::init(t, &recipients, &InitOptions::default()).await?;
+            let repo = Repository::init(t, &recipients, &InitOptions::default()).await?;
             created.push(format!(
                 "created the repository on target \"{}\"",
                 targets[i].0
             ));
+            if repo.conditional_writes() == Some(false) {
+                created.push(format!("{}{}", targets[i].0, IGNORES_CONDITIONAL));
+            }
             primary = Some(i);
         }
     }

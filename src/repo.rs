@@ -92,6 +92,9 @@ pub struct Repository {
     key: Arc<RepoKey>,
     /// The envelope that opened it.
     envelope: Id,
+    /// Whether the store refused a second conditional write when `init` probed it; `None` for
+    /// a repository opened rather than created.
+    conditional_writes: Option<bool>,
 }
 
 pub fn pack_key(id: &Id) -> String {
@@ -171,6 +174,7 @@ impl Repository {
             config,
             key: Arc::new(key),
             envelope: first.expect("at least one recipient"),
+            conditional_writes: Some(conditional),
         })
     }
 
@@ -239,6 +243,7 @@ impl Repository {
                         config,
                         key: Arc::new(key),
                         envelope: id,
+                        conditional_writes: None,
                     });
                 }
                 Ok(None) => {}
@@ -262,6 +267,11 @@ impl Repository {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Set by `init`: whether the store honours conditional writes (`If-None-Match`).
+    pub fn conditional_writes(&self) -> Option<bool> {
+        self.conditional_writes
     }
 
     pub fn config(&self) -> &Config {

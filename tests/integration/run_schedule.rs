@@ -174,6 +174,17 @@ fn bad_configuration_names_file_line_and_key() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
     fs::write(&sched, &good).expect("write");
+    // Object lock is an S3 feature; a path target that asks for it is named.
+    let nas = dir.path().join("targets/nas.toml");
+    let nas_good = fs::read_to_string(&nas).expect("read");
+    fs::write(&nas, format!("{nas_good}object_lock_days = 30\n")).expect("write");
+    let out = run(dir.path(), &["nightly"]);
+    let err = assert_exit(&out, 2, "object lock on a path target");
+    assert!(
+        err.contains("nas.toml:") && err.contains("key object_lock_days"),
+        "{err}"
+    );
+    fs::write(&nas, nas_good).expect("write");
     let out = run(dir.path(), &["weekly"]);
     let err = assert_exit(&out, 2, "unknown schedule");
     assert!(
