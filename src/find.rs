@@ -287,6 +287,9 @@ struct Found {
     state: Arc<State>,
 }
 
+/// The matches beneath a tree, being searched (boxed, as the search recurses into subtrees).
+type Pending<'s> = Pin<Box<dyn Future<Output = Result<Arc<Vec<Found>>>> + 's>>;
+
 struct Search<'s, 'r> {
     reader: &'s BlobReader<'r>,
     glob: &'s Glob,
@@ -297,11 +300,7 @@ struct Search<'s, 'r> {
 
 impl Search<'_, '_> {
     /// Every match beneath the tree `id`, whose folder is at `dir` (`""` for a root tree).
-    fn beneath(
-        &mut self,
-        id: Id,
-        dir: String,
-    ) -> Pin<Box<dyn Future<Output = Result<Arc<Vec<Found>>>> + '_>> {
+    fn beneath(&mut self, id: Id, dir: String) -> Pending<'_> {
         Box::pin(async move {
             let key = (id, self.glob.whole_path.then(|| dir.clone()));
             if let Some(known) = self.memo.get(&key) {

@@ -261,3 +261,86 @@ pub fn split_path(what: &str) -> (&str, Option<&str>) {
 pub async fn save(repo: &Repository, snapshot: &Snapshot) -> Result<Id> {
     repo.save_sealed(SNAPSHOTS, snapshot).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(n: u8, source: &str, start: &str) -> Listed {
+        Listed {
+            id: Id([n; 32]),
+            snapshot: Snapshot {
+                source: source.into(),
+                host: "h".into(),
+                paths: vec![],
+                tags: vec![],
+                start: start.parse().expect("time"),
+                end: start.parse().expect("time"),
+                program_version: "0".into(),
+                parent: None,
+                tree: Id([0; 32]),
+                partial: false,
+                warnings: vec![],
+                stats: SnapshotStats::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_time_picks_the_newest_snapshot_of_its_source_at_or_before_it() {
+        let catalog = Catalog {
+            snapshots: vec![
+                listed(1, "curriculum", "2026-11-19T18:00:05Z"),
+                listed(2, "admin", "2026-11-20T12:00:00Z"),
+                listed(3, "curriculum", "2026-11-20T18:00:05Z"),
+                listed(4, "curriculum", "2026-11-23T09:00:00Z"),
+            ],
+            damaged: vec![],
+        };
+        let now: DateTime<Utc> = "2026-11-23T14:30:00Z".parse().expect("time");
+        let pick = |spec: &str, source: Option<&str>| {
+            catalog
+                .resolve_at(spec, source, &now)
+                .map(|l| l.id.0[0])
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(pick("curriculum@2026-11-20", None), Ok(3));
+        assert_eq!(pick("curriculum@2026-11-20 18:00", None), Ok(3));
+        assert_eq!(pick("curriculum@2026-11-20 17:59", None), Ok(1));
+        assert_eq!(pick("curriculum@last friday 18:00", None), Ok(3));
+        assert_eq!(pick("@yesterday", Some("admin")), Ok(2));
+        assert_eq!(pick("curriculum@today", None), Ok(4));
+        let early = pick("curriculum@2026-11-18", None).unwrap_err();
+        assert!(
+            early.contains("at or before 2026-11-18 23:59:59")
+                && early.contains("the first was taken 2026-11-19 18:00:05"),
+            "{early}"
+        );
+        assert!(pick("admin@2026-11-20", Some("curriculum")).is_err());
+    }
+
+    #[test]
+    fn a_path_follows_the_snapshot_even_when_its_time_has_colons() {
+        assert_eq!(
+            split_path("latest:curriculum/year7"),
+            ("latest", Some("curriculum/year7"))
+        );
+        assert_eq!(split_path("1a2b3c4d"), ("1a2b3c4d", None));
+        assert_eq!(
+            split_path("curriculum@2026-11-20 18:00"),
+            ("curriculum@2026-11-20 18:00", None)
+        );
+        assert_eq!(
+            split_path("curriculum@2026-11-20 18:00:year7/plan.docx"),
+            ("curriculum@2026-11-20 18:00", Some("year7/plan.docx"))
+        );
+        assert_eq!(
+            split_path("curriculum@last friday 18:00:30:notes 10:30.txt"),
+            ("curriculum@last friday 18:00:30", Some("notes 10:30.txt"))
+        );
+        assert_eq!(
+            split_path("curriculum@yesterday:a:b"),
+            ("curriculum@yesterday", Some("a:b"))
+        );
+    }
+}
