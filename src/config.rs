@@ -129,8 +129,56 @@ pub struct ScheduleSpec {
     pub alerts: AlertsSpec,
     /// Which snapshots `firesafe prune` keeps; without it, prune keeps everything.
     pub retention: Option<RetentionSpec>,
+    /// Scheduled verification of the schedule's targets.
+    pub verify: Option<VerifySpec>,
+    /// Scheduled restore drills.
+    pub drill: Option<DrillSpec>,
     #[serde(skip)]
     pub name: String,
+}
+
+/// `[verify]` in a schedule: a structure check of every target, a rotating read-back of the
+/// data, and a comparison of the copies, at its own cron times.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    /// Five-field cron time, in the schedule's time zone.
+    pub cron: String,
+    /// Percent of each target's data read back per run (default 5: everything within 20 runs).
+    #[serde(default = "default_read_percent")]
+    pub read_percent: f64,
+    /// Repair damaged or missing objects from a healthy copy on another target.
+    #[serde(default)]
+    pub repair: bool,
+}
+
+fn default_read_percent() -> f64 {
+    5.0
+}
+
+/// `[drill]` in a schedule: restore drills at their own cron times.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillSpec {
+    pub cron: String,
+    /// `sample` (default), `full` or `site-loss`.
+    #[serde(default = "default_drill_kind")]
+    pub kind: String,
+    /// Files restored by a sample drill, per source and target (default 20).
+    #[serde(default = "default_sample_files")]
+    pub sample_files: u32,
+    /// For `site-loss`: the recovery key file (kept apart from the schedule's key_file).
+    pub recovery_key_file: Option<PathBuf>,
+    /// Where drills restore to (default: a temporary directory); never a live share.
+    pub scratch_dir: Option<PathBuf>,
+}
+
+fn default_drill_kind() -> String {
+    "sample".into()
+}
+
+fn default_sample_files() -> u32 {
+    20
 }
 
 /// `[retention]` in a schedule: which snapshots of each source to keep. A snapshot is kept if
@@ -200,6 +248,9 @@ pub struct PolicySpec {
     pub max_age_hours: u32,
     /// Whether the live share counts as one of the copies.
     pub live_data_counts: bool,
+    /// The recovery time objective: how many hours a full restore of one share may take. Full
+    /// restore drills measure it; the report compares.
+    pub rto_hours: Option<f64>,
 }
 
 impl Default for PolicySpec {
@@ -211,6 +262,7 @@ impl Default for PolicySpec {
             min_offsite: p.min_offsite,
             max_age_hours: p.max_age.num_hours() as u32,
             live_data_counts: p.live_data_counts,
+            rto_hours: None,
         }
     }
 }

@@ -44,6 +44,7 @@ pub mod media;
 pub mod pack;
 pub mod policy;
 pub mod progress;
+pub mod records;
 pub mod prune;
 pub mod replicate;
 pub mod repo;
