@@ -29,6 +29,8 @@ use crate::tree::{Node, NodeKind};
 pub struct CheckOptions {
     /// Download and verify every blob.
     pub read_data: bool,
+    /// With `read_data`: download only these packs (a rotating verification's share).
+    pub only_packs: Option<HashSet<Id>>,
     pub progress: bool,
 }
 
@@ -139,10 +141,13 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
     // Blob-level damage found by reading the data.
     let mut bad_blobs: HashMap<Id, String> = HashMap::new();
     if options.read_data {
+        let wanted = |id: &Id| {
+            !bad_packs.contains(id) && options.only_packs.as_ref().is_none_or(|o| o.contains(id))
+        };
         let total: u64 = index
             .packs
             .iter()
-            .filter(|p| !bad_packs.contains(&p.id))
+            .filter(|p| wanted(&p.id))
             .map(|p| p.size)
             .sum();
         let done = Arc::new(AtomicU64::new(0));
@@ -162,7 +167,7 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
             .packs
             .iter()
             .map(|p| p.id)
-            .filter(|id| !bad_packs.contains(id))
+            .filter(|id| wanted(id))
             .map(|id| (id, blobs_of.remove(&id).unwrap_or_default()))
             .collect();
         // Download and verification overlap, a few packs at a time, on every core.
@@ -334,7 +339,7 @@ fn first_problem(node: &Node, problem: &impl Fn(&Id) -> Option<String>) -> Optio
 
 /// Verifies one downloaded pack: name, decryption, header, and each expected blob. Returns the
 /// damaged blobs, or why the whole pack is unusable.
-fn verify_pack(
+pub(crate) fn verify_pack(
     key: &crate::crypto::RepoKey,
     target: &str,
     id: &Id,

@@ -98,6 +98,33 @@ pub fn describe_age(age: Duration) -> String {
     }
 }
 
+/// A duration for people: "under a minute", "12 minutes", "3 hours 20 minutes", "2 days 4
+/// hours".
+pub fn describe_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as i64;
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match s {
+        0..60 => "under a minute".into(),
+        60..3600 => plural((s + 59) / 60, "minute"),
+        3600..172_800 => {
+            let (h, m) = (s / 3600, (s % 3600) / 60);
+            if m == 0 {
+                plural(h, "hour")
+            } else {
+                format!("{} {}", plural(h, "hour"), plural(m, "minute"))
+            }
+        }
+        _ => {
+            let (d, h) = (s / 86_400, (s % 86_400) / 3600);
+            if h == 0 {
+                plural(d, "day")
+            } else {
+                format!("{} {}", plural(d, "day"), plural(h, "hour"))
+            }
+        }
+    }
+}
+
 fn counts(policy: &Policy, copies: &[&Copy]) -> (usize, usize, usize) {
     let mut media: Vec<&str> = copies.iter().map(|c| c.medium.as_str()).collect();
     let mut n = copies.len();

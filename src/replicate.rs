@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::lock::TargetLock;
-use crate::repo::{CONFIG, DATA, FORGOTTEN, INDEX, KEYS, Repository, SNAPSHOTS};
+use crate::repo::{AUDIT, CONFIG, DATA, DRILLS, FORGOTTEN, INDEX, KEYS, Repository, SNAPSHOTS};
 use crate::target::{Put, Target};
 
 /// What a replication copied.
@@ -55,7 +55,7 @@ pub async fn replicate(from: &Target, to: &Target) -> Result<ReplicateReport> {
             }
         }
     }
-    for dir in [KEYS, DATA, INDEX, FORGOTTEN, SNAPSHOTS] {
+    for dir in [KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS] {
         if dir == SNAPSHOTS {
             lock.ensure_fresh()?;
         }

@@ -10,6 +10,7 @@
 //! | `data/XX/ID` | a pack (`XX` = the first two hex digits of ID) |
 //! | `index/ID` | sealed JSON: which blobs are in which packs |
 //! | `snapshots/ID` | sealed JSON: one snapshot |
+//! | `audit/ID` | sealed JSON: one restore, who ran it and what it did |
 //!
 //! "Sealed" means age(zstd(JSON)) encrypted to the repository identity. Every ID in a key is the
 //! BLAKE3 hash of that object's stored bytes, except `keys/ID.info`, which carries its envelope's
@@ -36,6 +37,10 @@ pub const INDEX: &str = "index";
 pub const SNAPSHOTS: &str = "snapshots";
 /// `forgotten/ID`: empty markers for snapshots a prune forgot (see `prune`).
 pub const FORGOTTEN: &str = "forgotten";
+/// `audit/ID`: sealed JSON, one restore (see `audit`).
+pub const AUDIT: &str = "audit";
+/// `drills/ID`: sealed records of restore drills (see `records`).
+pub const DRILLS: &str = "drills";
 
 /// The plaintext config object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -300,6 +305,13 @@ impl Repository {
             .put_new(&format!("{dir}/{id}"), Bytes::from(bytes))
             .await?;
         Ok(id)
+    }
+
+    /// Seals a value as age(zstd(JSON)) without storing it: the same bytes can then be stored
+    /// on every copy of the repository, under the same `dir/ID`.
+    pub fn seal_value<T: Serialize>(&self, value: &T) -> (Id, Bytes) {
+        let bytes = seal_json(&self.key, value);
+        (Id::of_object(&bytes), Bytes::from(bytes))
     }
 
     /// Loads and opens a sealed JSON object.
