@@ -17,6 +17,8 @@ use firesafe::target::{Location, Target, TargetOptions};
 use firesafe::{Error, Result, keys, ls, progress};
 use serde_json::json;
 
+mod restores;
+
 /// How a command ended, as the process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -101,11 +103,28 @@ EXAMPLES:
 SOURCE@DATE (the newest snapshot of SOURCE taken at or before DATE, local time; a date alone
 means the end of that day); add :PATH to restore one file or folder (paths as `firesafe ls`
 shows them).
-The target directory must be new or empty; existing files are never replaced unless --overwrite
-is given. Files are written under temporary names and appear under their own names only when
-complete.
+The target directory must be new or empty (unless --overwrite or --resume). With --in-place the
+file or folder goes back where the snapshot read it from. Either way a file already there with
+the snapshot's content is left alone, and one that differs is never replaced unless --overwrite
+is given; the old file is then kept beside it as NAME.firesafe-YYYYMMDD-HHMMSS (not with
+--no-keep). --dry-run lists all this and writes nothing. Files are written under temporary names
+and appear under their own names only when complete; an interrupted restore is finished by
+running it again with --resume, which keeps the files already complete (their content is
+re-hashed against the snapshot) and removes the unfinished ones.
+
+With --schedule NAME instead of --repo, the schedule's targets are read in order (the onsite NAS
+first): a pack missing or damaged on one is read from the next that has it intact, and the
+summary says which copies were used. Every restore is recorded in the audit log (see
+`firesafe audit`). Owners are restored when run as root; otherwise a warning says so.
 
 EXAMPLES:
+  Put a deleted folder back on the live share, changing nothing that differs:
+    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --in-place --dry-run
+    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --in-place
+  From the best copy among the nightly schedule's targets:
+    firesafe restore --schedule nightly latest:admin --source admin --to /tmp/restore --config-dir /etc/firesafe
+  Finish a restore that was interrupted:
+    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to /srv/shares-restored --resume
   Restore a deleted worksheet to a scratch folder:
     firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7/fractions.docx --to /tmp/restore --source curriculum
   Restore a whole share after a disaster:
@@ -114,7 +133,7 @@ EXAMPLES:
     firesafe --repo /mnt/nas/firesafe restore curriculum@\"last friday 18:00\":curriculum/year7 --to /tmp/restore
     firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --as-of 2026-11-20 --to /tmp/restore"
     )]
-    Restore(RestoreArgs),
+    Restore(restores::RestoreArgs),
     /// Find files and folders by name in every snapshot, and the versions of each.
     #[command(
         after_help = "PATTERN is a glob: * matches any characters but /, ** any characters including /,
@@ -249,6 +268,54 @@ EXAMPLES:
     firesafe prune --config-dir /etc/firesafe"
     )]
     Prune(PruneArgs),
+    /// Verify a schedule's copies: structure, a rotating share of the data read back, and the
+    /// copies compared with each other.
+    #[command(
+        after_help = "Each target's structure is checked in full (every snapshot, index object and directory
+listing, every pack a snapshot needs). A share of the data (--read-percent, default the
+schedule's [verify] read_percent or 5) is downloaded and verified byte for byte, in rotation, so
+that every pack is read once every 100/P runs; the coverage is recorded, and `firesafe status`
+and the governors' report show how much of each copy was read back in the last 30 and 90 days.
+Objects that one target lacks or holds at another size than the others are findings too. With
+--repair, damaged or missing objects are replaced from a healthy copy on another target.
+
+EXAMPLES:
+  firesafe verify nightly
+  firesafe verify nightly --read-all --repair"
+    )]
+    Verify(VerifyArgs),
+    /// Repair one copy from another: replace damaged or missing objects with a healthy copy,
+    /// and index again packs whose index object was lost.
+    #[command(
+        after_help = "Every object is named by the hash of its bytes and is the same on every target, so a
+damaged or missing object on one target is replaced exactly by a copy from another that passes
+every check. What no target holds intact is listed with the snapshots and files it affects.
+Without --read-data only what the structure check and the comparison find is repaired; with it
+every pack is read.
+
+EXAMPLES:
+  firesafe repair nightly --dry-run
+  firesafe repair nightly --read-data"
+    )]
+    Repair(RepairArgs),
+    /// Restore drill: restore from each copy into scratch space, check every byte, and time it.
+    #[command(
+        after_help = "A sample drill (the default) restores a random sample of files (--files, default 20) from
+the newest complete snapshot of each share on each target, checks every restored byte against
+the snapshot's own hashes, and compares files unchanged since with the live share (a file that
+changed on the share since is not a failure; one that differs from the snapshot is). --full
+restores whole shares and measures the recovery time (RTO), compared with the policy's
+rto_hours. --site-loss does a full drill from the offsite targets only, with the recovery key
+(--key), as if the server and the NAS were gone. Each drill is recorded in the state directory
+and in the repository; scratch space is removed afterwards and is never inside a share. Exit
+status 1 when a drill fails.
+
+EXAMPLES:
+  firesafe drill nightly
+  firesafe drill nightly --full --target nas
+  firesafe drill nightly --site-loss --key /mnt/usb/recovery.key"
+    )]
+    Drill(DrillArgs),
     /// Rotated removable disks: which disk holds what, and the log of disks going off site.
     #[command(
         after_help = "A path target with `pool = [\"FIRESAFE-A\", \"FIRESAFE-B\"]` (filesystem labels, or UUID=...)
@@ -286,6 +353,19 @@ EXAMPLES:
   firesafe summary nightly --send"
     )]
     Summary(SummaryArgs),
+    /// List the restores recorded in the audit log: who, when, what, where to, how it went.
+    #[command(
+        after_help = "Every restore (not a dry run) is appended to STATE/audit.jsonl and stored, encrypted, in
+the repository (audit/ID, on every target the restore read from; replication copies it to the
+others), so the trail survives the loss of the server. Without --repo or --schedule the state
+directory is read; with them, the repository.
+
+EXAMPLES:
+  firesafe audit --since \"last monday\"
+  firesafe audit --schedule nightly --config-dir /etc/firesafe --json
+  firesafe --repo /mnt/nas/firesafe audit"
+    )]
+    Audit(restores::AuditArgs),
 }
 
 #[derive(Args, Debug)]
@@ -357,6 +437,80 @@ struct RunArgs {
     /// ~/.local/state/firesafe otherwise).
     #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ScheduleDirs {
+    /// The schedule (schedules/NAME.toml).
+    schedule: String,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Where run history and records are kept (default /var/lib/firesafe for root,
+    /// ~/.local/state/firesafe otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Print the records as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    #[command(flatten)]
+    dirs: ScheduleDirs,
+    /// Percent of each target's data to read back this run.
+    #[arg(long, value_name = "P", conflicts_with = "read_all")]
+    read_percent: Option<f64>,
+    /// Read back every byte of every target.
+    #[arg(long)]
+    read_all: bool,
+    /// Replace damaged or missing objects from a healthy copy on another target.
+    #[arg(long)]
+    repair: bool,
+}
+
+#[derive(Args, Debug)]
+struct RepairArgs {
+    #[command(flatten)]
+    dirs: ScheduleDirs,
+    /// Read every pack of every target, not only the structure.
+    #[arg(long)]
+    read_data: bool,
+    /// Say what would be repaired; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+struct DrillArgs {
+    #[command(flatten)]
+    dirs: ScheduleDirs,
+    /// Only this target.
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
+    /// Restore whole shares and time them (the recovery time).
+    #[arg(long, conflicts_with = "site_loss")]
+    full: bool,
+    /// Restore whole shares from the offsite targets only, with the recovery key.
+    #[arg(long)]
+    site_loss: bool,
+    /// The recovery key file for --site-loss.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Files per share and target in a sample drill.
+    #[arg(long, value_name = "N")]
+    files: Option<u32>,
+    /// Seed for choosing the sample (recorded with every drill, to draw the same sample again).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where to restore to (default the system's temporary directory; never inside a share).
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -479,26 +633,6 @@ struct LsArgs {
 }
 
 #[derive(Args, Debug)]
-struct RestoreArgs {
-    /// SNAPSHOT or SNAPSHOT:PATH.
-    #[arg(value_name = "SNAPSHOT[:PATH]")]
-    what: String,
-    /// Directory to restore into (new or empty unless --overwrite).
-    #[arg(long, value_name = "DIR")]
-    to: PathBuf,
-    /// With `latest`: the newest snapshot of this source.
-    #[arg(long, value_name = "NAME")]
-    source: Option<String>,
-    /// With `latest`: the newest snapshot taken at or before DATE (local time; a date alone means
-    /// the end of that day).
-    #[arg(long, value_name = "DATE")]
-    as_of: Option<String>,
-    /// Replace files that already exist in the target directory.
-    #[arg(long)]
-    overwrite: bool,
-}
-
-#[derive(Args, Debug)]
 struct CheckArgs {
     /// Download, decrypt and verify every blob.
     #[arg(long)]
@@ -552,7 +686,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Backup(a) => backup_cmd(repo_url, a).await,
         Command::Snapshots(a) => snapshots(repo_url, a).await,
         Command::Ls(a) => ls_cmd(repo_url, a).await,
-        Command::Restore(a) => restore_cmd(repo_url, a).await,
+        Command::Restore(a) => restores::restore_cmd(repo_url, a).await,
+        Command::Audit(a) => restores::audit_cmd(repo_url, a).await,
         Command::Find(a) => find_cmd(repo_url, a).await,
         Command::Versions(a) => versions_cmd(repo_url, a).await,
         Command::Diff(a) => diff_cmd(repo_url, a).await,
@@ -564,6 +699,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Config(ConfigCommand::Check { config_dir }) => config_check(&config_dir),
         Command::Daemon(a) => daemon_cmd(a).await,
         Command::Prune(a) => prune_cmd(a).await,
+        Command::Verify(a) => verify_cmd(a).await,
+        Command::Repair(a) => repair_cmd(a).await,
+        Command::Drill(a) => drill_cmd(a).await,
         Command::Media(a) => media_cmd(a).await,
         Command::Summary(a) => summary_cmd(a).await,
     }
@@ -831,63 +969,11 @@ async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Outcome> {
-    let (spec, path) = firesafe::snapshot::split_path(&a.what);
-    let (spec, path) = (spec.to_string(), path.map(str::to_string));
-    let repo = open(url).await?;
-    let catalog = Catalog::load(&repo).await?;
-    let snap = pick(&catalog, &spec, a.source.as_deref(), a.as_of.as_deref())?;
-    let index = Index::load(&repo).await?.index;
-    let reader = BlobReader::new(&repo, &index, 64 << 20);
-    let plan = restore::plan(&reader, snap, path.as_deref()).await?;
-    // The trees are read; their packs need not stay cached during the restore.
-    drop(reader);
-    let mut options = RestoreOptions::new(&a.to);
-    options.path = path;
-    options.overwrite = a.overwrite;
-    options.progress = progress::on_terminal();
-    let started = std::time::Instant::now();
-    let report = restore::restore(&repo, &index, plan, &options).await?;
-    for w in &report.warnings {
-        eprintln!("firesafe: warning: {w}");
-    }
-    for (p, why) in &report.failed {
-        eprintln!("firesafe: not restored: {}: {why}", p.display());
-    }
-    println!(
-        "restored snapshot {} ({}, taken {}) to {}: {} files ({}), {} directories, {} links in {:.1}s{}",
-        snap.id.short(),
-        snap.snapshot.source,
-        snap.snapshot
-            .start
-            .with_timezone(&Local)
-            .format("%Y-%m-%d %H:%M"),
-        a.to.display(),
-        report.files,
-        bytesize::ByteSize(report.bytes),
-        report.dirs,
-        report.links,
-        started.elapsed().as_secs_f64(),
-        if report.failed.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; {} file(s) could not be restored (run `firesafe check --read-data`)",
-                report.failed.len()
-            )
-        }
-    );
-    Ok(if report.failed.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Findings
-    })
-}
-
 async fn check_cmd(url: Option<&str>, a: CheckArgs) -> Result<Outcome> {
     let repo = open(url).await?;
     let options = CheckOptions {
         read_data: a.read_data,
+        only_packs: None,
         progress: progress::on_terminal() && !a.json,
     };
     let report = check::check(&repo, &options).await?;
@@ -1969,4 +2055,178 @@ async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> {
         report.modified
     );
     Ok(Outcome::Success)
+}
+
+fn open_state(dir: &Option<PathBuf>) -> Result<firesafe::state::StateDir> {
+    firesafe::state::StateDir::open(
+        &dir.clone()
+            .unwrap_or_else(firesafe::state::StateDir::default_path),
+    )
+}
+
+async fn verify_cmd(a: VerifyArgs) -> Result<Outcome> {
+    let config = firesafe::config::Config::load(&a.dirs.config_dir)?;
+    let schedule = config.schedule(&a.dirs.schedule)?;
+    let state = open_state(&a.dirs.state_dir)?;
+    let percent = a
+        .read_percent
+        .or_else(|| schedule.verify.as_ref().map(|v| v.read_percent))
+        .unwrap_or(5.0);
+    if !(percent > 0.0 && percent <= 100.0) {
+        return Err(Error::Usage(format!(
+            "--read-percent {percent}: give a percentage above 0 and at most 100"
+        )));
+    }
+    let options = firesafe::verify::VerifyOptions {
+        read: if a.read_all {
+            firesafe::verify::Read::All
+        } else {
+            firesafe::verify::Read::Rotating(percent)
+        },
+        repair: a.repair || schedule.verify.as_ref().is_some_and(|v| v.repair),
+        dry_run: false,
+        progress: progress::on_terminal() && !a.dirs.json,
+    };
+    let records = firesafe::verify::verify_schedule(&config, schedule, &state, &options).await?;
+    print_verify(&records, a.dirs.json)
+}
+
+async fn repair_cmd(a: RepairArgs) -> Result<Outcome> {
+    let config = firesafe::config::Config::load(&a.dirs.config_dir)?;
+    let schedule = config.schedule(&a.dirs.schedule)?;
+    let state = open_state(&a.dirs.state_dir)?;
+    let options = firesafe::verify::VerifyOptions {
+        read: if a.read_data {
+            firesafe::verify::Read::All
+        } else {
+            firesafe::verify::Read::Nothing
+        },
+        repair: true,
+        dry_run: a.dry_run,
+        progress: progress::on_terminal() && !a.dirs.json,
+    };
+    let records = firesafe::verify::verify_schedule(&config, schedule, &state, &options).await?;
+    print_verify(&records, a.dirs.json)
+}
+
+fn print_verify(records: &[firesafe::records::VerifyRecord], json: bool) -> Result<Outcome> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(records).expect("JSON"));
+    } else {
+        for r in records {
+            if r.result == "error" {
+                println!("target {}: NOT VERIFIED: {}", r.target, r.error);
+                continue;
+            }
+            println!(
+                "target {}: {}: structure checked, {} of {} pack(s) read back ({} of {}); read back in the last 30 days: {:.0}%, 90 days: {:.0}%{}",
+                r.target,
+                if r.result == "pass" { "OK" } else { "PROBLEMS" },
+                r.packs_read,
+                r.packs_total,
+                bytesize::ByteSize(r.bytes_read),
+                bytesize::ByteSize(r.bytes_total),
+                r.coverage_30d * 100.0,
+                r.coverage_90d * 100.0,
+                r.last_complete_read
+                    .map(|t| format!("; last complete read {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            );
+            for f in &r.findings {
+                println!("  {}: {}", f.object, f.problem);
+                if !f.repair.is_empty() {
+                    println!("    {}", f.repair);
+                }
+                for a in &f.affects {
+                    println!("    affects {a}");
+                }
+            }
+        }
+    }
+    Ok(if records.iter().all(|r| r.result == "pass") {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
+}
+
+async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
+    use firesafe::records::DrillKind;
+    let config = firesafe::config::Config::load(&a.dirs.config_dir)?;
+    let schedule = config.schedule(&a.dirs.schedule)?;
+    let state = open_state(&a.dirs.state_dir)?;
+    let configured = schedule.drill.as_ref();
+    let kind = if a.site_loss {
+        DrillKind::SiteLoss
+    } else if a.full {
+        DrillKind::Full
+    } else {
+        DrillKind::Sample
+    };
+    if a.key.is_some() && kind != DrillKind::SiteLoss {
+        return Err(Error::Usage(
+            "--key is the recovery key for --site-loss drills; other drills use the schedule's key".into(),
+        ));
+    }
+    let options = firesafe::drill::DrillOptions {
+        kind,
+        target: a.target,
+        sample_files: a
+            .files
+            .or(configured.map(|d| d.sample_files))
+            .unwrap_or(20),
+        seed: a.seed,
+        recovery_key: a.key,
+        scratch: a.scratch,
+    };
+    let records = firesafe::drill::drill_schedule(&config, schedule, &state, &options).await?;
+    if a.dirs.json {
+        println!("{}", serde_json::to_string_pretty(&records).expect("JSON"));
+    } else {
+        for r in &records {
+            let what = match r.kind {
+                DrillKind::Sample => "sample drill",
+                DrillKind::Full => "full drill",
+                DrillKind::SiteLoss => "site-loss drill",
+            };
+            if r.snapshot.is_empty() {
+                println!("{} from {}: {what} FAILED: {}", r.source, r.target, r.reason);
+                continue;
+            }
+            println!(
+                "{} from {}: {what} {}: snapshot {} ({}), {} file(s), {} restored in {:.1} s ({}/s); a full restore would take about {}{}{}",
+                r.source,
+                r.target,
+                if r.result == "pass" { "passed" } else { "FAILED" },
+                &r.snapshot[..8],
+                r.snapshot_taken.format("%Y-%m-%d %H:%M UTC"),
+                r.files,
+                bytesize::ByteSize(r.bytes),
+                r.restore_seconds,
+                bytesize::ByteSize(r.bytes_per_second as u64),
+                firesafe::policy::describe_duration(r.estimated_recovery_seconds),
+                r.rto_hours
+                    .map(|h| format!(" (the policy allows {h} hours)"))
+                    .unwrap_or_default(),
+                r.seed.map(|s| format!("; seed {s}")).unwrap_or_default(),
+            );
+            if r.changed_since > 0 || r.live_identical > 0 {
+                println!(
+                    "  live share: {} file(s) identical, {} changed since the snapshot (not a failure)",
+                    r.live_identical, r.changed_since
+                );
+            }
+            for m in &r.mismatches {
+                println!("  MISMATCH {}: {}", m.path, m.problem);
+            }
+            if !r.reason.is_empty() && r.result != "pass" {
+                println!("  {}", r.reason);
+            }
+        }
+    }
+    Ok(if records.iter().all(|r| r.result == "pass") {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
 }

@@ -285,6 +285,8 @@ pub struct Config {
     pub dir: PathBuf,
     pub targets: BTreeMap<String, TargetSpec>,
     pub schedules: BTreeMap<String, ScheduleSpec>,
+    /// `site.toml`, when there is one: the school's name and whom to call.
+    pub site: Option<crate::site::SiteSpec>,
 }
 
 /// One problem in one file.
@@ -506,6 +508,10 @@ impl Config {
                 }
                 Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
             }
+        }
+        match crate::site::load(dir) {
+            Ok(site) => config.site = site,
+            Err(found) => problems.extend(found),
         }
         if problems.is_empty() {
             Ok(config)

@@ -170,6 +170,27 @@ impl Index {
         self.blobs.iter()
     }
 
+    /// Adds what `other` knows and this index does not (the index of another copy of the same
+    /// repository). A blob already known keeps its location here.
+    pub fn absorb(&mut self, other: &Index) {
+        for (id, loc) in &other.blobs {
+            if self.blobs.contains_key(id) {
+                continue;
+            }
+            let info = &other.packs[loc.pack as usize];
+            let pos = match self.pack_pos.get(&info.id) {
+                Some(&p) => p,
+                None => {
+                    let p = self.packs.len() as u32;
+                    self.packs.push(info.clone());
+                    self.pack_pos.insert(info.id, p);
+                    p
+                }
+            };
+            self.blobs.insert(*id, BlobLocation { pack: pos, ..*loc });
+        }
+    }
+
     pub fn pack(&self, id: &Id) -> Option<&PackInfo> {
         self.pack_pos.get(id).map(|&p| &self.packs[p as usize])
     }

@@ -407,6 +407,14 @@ fn warn(schedule: &str, why: &str) {
     }
 }
 
+/// Opens every target of a schedule, as a run would (without creating anything).
+pub async fn open_schedule_targets(
+    config: &Config,
+    schedule: &ScheduleSpec,
+) -> Vec<(String, Result<Target>)> {
+    open_targets(config, schedule, false).await
+}
+
 /// What `prune` did on one target of a schedule.
 #[derive(Debug)]
 pub enum PruneOutcome {

@@ -15,14 +15,15 @@
 //!
 //! | layer | modules | rule |
 //! |---|---|---|
-//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`], [`when`] | no I/O, no async |
+//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`], [`when`], [`doc`], [`pdf`] | no I/O, no async |
 //! | 1 storage and format | [`target`], [`lock`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
 //! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`], [`find`], [`diff`], [`prune`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`status`], [`state`], [`timetable`], [`daemon`], [`media`], [`summary`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
+//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`audit`], [`status`], [`state`], [`timetable`], [`daemon`], [`media`], [`summary`], [`site`], [`report`], [`sheet`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
 pub mod alert;
+pub mod audit;
 pub mod backup;
 pub mod blobs;
 pub mod check;
@@ -32,6 +33,8 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod diff;
+pub mod drill;
+pub mod doc;
 pub mod error;
 pub mod find;
 pub mod id;
@@ -42,13 +45,17 @@ pub mod lock;
 pub mod ls;
 pub mod media;
 pub mod pack;
+pub mod pdf;
 pub mod policy;
 pub mod progress;
 pub mod records;
 pub mod prune;
 pub mod replicate;
+pub mod report;
 pub mod repo;
 pub mod restore;
+pub mod sheet;
+pub mod site;
 pub mod snapshot;
 pub mod state;
 pub mod status;
@@ -56,6 +63,7 @@ pub mod summary;
 pub mod target;
 pub mod timetable;
 pub mod tree;
+pub mod verify;
 pub mod when;
 
 pub use error::{Error, Result};

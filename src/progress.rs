@@ -51,6 +51,25 @@ impl Ticker {
         Self::run(bar, move |b| b.set_position(done()))
     }
 
+    /// A bar towards a known total of bytes, with a message (such as files done) beside it.
+    pub fn bar_with_message(
+        total: u64,
+        done: impl Fn() -> u64 + Send + 'static,
+        message: impl Fn() -> String + Send + 'static,
+    ) -> Ticker {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "[{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        Self::run(bar, move |b| {
+            b.set_position(done());
+            b.set_message(message());
+        })
+    }
+
     fn run(bar: ProgressBar, update: impl Fn(&ProgressBar) + Send + 'static) -> Ticker {
         let (tx, rx) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -60,6 +60,8 @@ export FIRESAFE_TEST_S3=1
 
 # The benchmarks are not run here (they time things), but they must keep building.
 cargo build --benches >&2
+# The tests too, while garage may still be building.
+cargo nextest run --lib --bins --test integration --no-run >&2
 
 # A Garage cluster of 3 nodes, every object on all three, once its build has finished.
 kill -0 "$GARAGE_BUILD" 2>/dev/null && log "waiting for the garage build to finish"

@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
     --port-base) PORT_BASE="$2"; shift 2 ;;
     --node) NODE="$2"; shift 2 ;;
     --install-only) INSTALL_ONLY=true; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) [ -z "$DIR" ] || { echo "unexpected argument $1" >&2; exit 2; }; DIR="$1"; shift ;;
   esac
@@ -44,38 +44,40 @@ done
 log() { echo "[garage-start] $*" >&2; }
 
 # ---------- the binary ----------
+cached() { # the cached binary exists and is GARAGE_VERSION ("garage cargo:2.5.0 [features: ...]")
+  [ -x "$ROOT/bin/garage" ] && "$ROOT/bin/garage" --version 2>/dev/null | grep -qF ":$GARAGE_VERSION "
+}
 install_garage() {
   local bin="$ROOT/bin/garage"
-  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qF "v$GARAGE_VERSION"; then
-    echo "$bin"; return
-  fi
+  if cached; then echo "$bin"; return; fi
   mkdir -p "$ROOT"
   exec 9>"$ROOT/.install.lock"
   flock 9
-  if ! { [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qF "v$GARAGE_VERSION"; }; then
+  if ! cached; then
     log "building garage $GARAGE_VERSION from crates.io into $ROOT (once; about 10 minutes on 2 cores)"
-    local t0 build
+    local t0
     t0=$(date +%s)
-    build="$(mktemp -d "${TMPDIR:-/tmp}/firesafe-garage-build.XXXXXX")"
+    BUILD_DIR="$(mktemp -d "${TMPDIR:-/tmp}/firesafe-garage-build.XXXXXX")"
+    trap 'rm -rf "$BUILD_DIR"' EXIT
     # Its own target directory, so it never waits on the lock of the project's build.
-    if ! CARGO_TARGET_DIR="$build" \
+    if ! CARGO_TARGET_DIR="$BUILD_DIR" \
         CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
         nice -n 10 cargo install garage --version "$GARAGE_VERSION" --locked --root "$ROOT" \
           --no-default-features --features bundled-libs,lmdb >"$ROOT/install.log" 2>&1; then
-      rm -rf "$build"
       tail -30 "$ROOT/install.log" >&2
       log "building garage failed; the whole log is $ROOT/install.log"
       exit 1
     fi
-    rm -rf "$build"
     log "built garage in $(( $(date +%s) - t0 )) s"
   fi
   flock -u 9
   echo "$bin"
 }
 
-if [ -n "${GARAGE_BIN:-}" ]; then GARAGE="$GARAGE_BIN"; else GARAGE="$(install_garage)"; fi
+if [ -n "$NODE" ] && [ -f "$DIR/garage-bin" ]; then GARAGE="$(cat "$DIR/garage-bin")"   # the cluster's own
+elif [ -n "${GARAGE_BIN:-}" ]; then GARAGE="$GARAGE_BIN"
+else GARAGE="$(install_garage)"; fi
 $INSTALL_ONLY && exit 0
 [ -n "$DIR" ] || { echo "usage: $0 DIR [--nodes N] [--bucket NAME] [--port-base P] | DIR --node I | --install-only" >&2; exit 2; }
 mkdir -p "$DIR"
@@ -138,6 +140,7 @@ until ports_free "$PORT_BASE"; do
   PORT_BASE=$((PORT_BASE + 100))
 done
 RF=$(( NODES < 3 ? NODES : 3 ))
+echo "$GARAGE" >"$DIR/garage-bin"
 rand_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 RPC_SECRET="$(rand_hex 32)"
 ADMIN_TOKEN="$(rand_hex 16)"
