@@ -183,10 +183,18 @@ fn scratch_base(config: &Config, schedule: &ScheduleSpec, options: &DrillOptions
         .or_else(|| schedule.drill.as_ref().and_then(|d| d.scratch_dir.clone()))
         .map(|p| config.resolve(&p))
         .unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base)
-        .map_err(|e| Error::local(&base, "cannot create the drill scratch directory", e))?;
-    let real = std::fs::canonicalize(&base)
+    // Judged before anything is created: the nearest existing ancestor, resolved, plus the rest.
+    let absolute = std::path::absolute(&base)
         .map_err(|e| Error::local(&base, "cannot use the drill scratch directory", e))?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name().unwrap_or_default().to_os_string());
+        existing = existing.parent().unwrap_or(Path::new("/"));
+    }
+    let mut real = std::fs::canonicalize(existing)
+        .map_err(|e| Error::local(existing, "cannot use the drill scratch directory", e))?;
+    real.extend(rest.iter().rev());
     for s in config.schedules.values() {
         for source in &s.sources {
             if let Ok(share) = std::fs::canonicalize(config.resolve(&source.path))
@@ -201,6 +209,8 @@ fn scratch_base(config: &Config, schedule: &ScheduleSpec, options: &DrillOptions
             }
         }
     }
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Error::local(&base, "cannot create the drill scratch directory", e))?;
     Ok(base)
 }
 

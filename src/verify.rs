@@ -124,18 +124,24 @@ impl Coverage {
         out
     }
 
-    /// Records a run that read `read` (all good) out of `packs`.
-    pub fn record(&mut self, packs: &[(Id, u64)], read: &[Id], now: DateTime<Utc>) {
+    /// Records a run that read `read` (all good) out of `packs`. A cycle is `runs_per_cycle`
+    /// runs: when its packs are all read before the end, the remaining runs read nothing, so
+    /// that no pack is read twice in one cycle.
+    pub fn record(&mut self, packs: &[(Id, u64)], read: &[Id], runs_per_cycle: u32, now: DateTime<Utc>) {
         let present: HashSet<String> = packs.iter().map(|(id, _)| id.to_hex()).collect();
         self.last_read.retain(|k, _| present.contains(k));
         self.cycle_read.retain(|k| present.contains(k));
+        let complete_before = present.iter().all(|k| self.cycle_read.contains(k));
         for id in read {
             self.last_read.insert(id.to_hex(), now);
             self.cycle_read.insert(id.to_hex());
         }
         self.cycle_runs += 1;
-        if present.iter().all(|k| self.cycle_read.contains(k)) {
+        let complete = present.iter().all(|k| self.cycle_read.contains(k));
+        if complete && (!complete_before || !read.is_empty()) {
             self.last_complete = Some(now);
+        }
+        if self.cycle_runs >= runs_per_cycle {
             self.cycle_read.clear();
             self.cycle_runs = 0;
         }
@@ -386,7 +392,8 @@ async fn verify_target(
             coverage.cycle_read.clear();
             coverage.cycle_runs = 0;
         }
-        coverage.record(&packs, &good_reads, now);
+        let runs = if options.read == Read::All { 1 } else { runs_per_cycle };
+        coverage.record(&packs, &good_reads, runs, now);
         coverage.save(state, &name)?;
     }
     record.coverage_30d = coverage.share_since(&packs, now - chrono::Duration::days(30));
@@ -599,7 +606,7 @@ mod tests {
             let chosen = c.choose(&all, 20);
             assert!(!chosen.is_empty(), "run {run} read nothing");
             seen.extend(&chosen);
-            c.record(&all, &chosen, t0 + chrono::Duration::days(run));
+            c.record(&all, &chosen, 20, t0 + chrono::Duration::days(run));
         }
         let unique: HashSet<Id> = seen.iter().copied().collect();
         assert_eq!(seen.len(), 37, "a pack was read twice in one cycle");
@@ -611,12 +618,30 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_that_finishes_early_reads_nothing_more_until_its_end() {
+        // One big pack and small ones: the first run's share is the big pack and more.
+        let mut all = packs(4, 10);
+        all.push((Id([9; 32]), 1000));
+        let mut c = Coverage::default();
+        let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().expect("time");
+        let mut reads = 0;
+        for run in 0..4 {
+            let chosen = c.choose(&all, 4);
+            reads += chosen.len();
+            c.record(&all, &chosen, 4, t0 + chrono::Duration::days(run));
+        }
+        assert_eq!(reads, 5, "a pack was read twice in one cycle");
+        assert!(c.last_complete.is_some());
+        assert!(!c.choose(&all, 4).is_empty(), "the next cycle reads again");
+    }
+
+    #[test]
     fn packs_added_mid_cycle_join_it_and_coverage_counts_bytes() {
         let mut all = packs(10, 100);
         let mut c = Coverage::default();
         let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().expect("time");
         let first = c.choose(&all, 4);
-        c.record(&all, &first, t0);
+        c.record(&all, &first, 4, t0);
         assert!((c.share_since(&all, t0) - first.len() as f64 / 10.0).abs() < 1e-9);
         all.push((Id([99; 32]), 100));
         let mut read: HashSet<Id> = first.into_iter().collect();
@@ -625,7 +650,7 @@ mod tests {
             for id in &chosen {
                 assert!(read.insert(*id), "read twice");
             }
-            c.record(&all, &chosen, t0 + chrono::Duration::days(run));
+            c.record(&all, &chosen, 4, t0 + chrono::Duration::days(run));
         }
         assert_eq!(read.len(), 11);
         assert!(c.last_complete.is_some());
