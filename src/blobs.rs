@@ -83,11 +83,7 @@ impl<'a> BlobReader<'a> {
     }
 
     /// A reader that takes each pack from the first of `copies` that holds it intact.
-    pub fn with_copies(
-        copies: Copies<'a>,
-        index: &'a Index,
-        cache_limit: usize,
-    ) -> BlobReader<'a> {
+    pub fn with_copies(copies: Copies<'a>, index: &'a Index, cache_limit: usize) -> BlobReader<'a> {
         BlobReader {
             copies,
             index,
@@ -321,7 +317,11 @@ impl<'a> Copies<'a> {
                 });
             }
         }
-        if problems.len() == 1 || problems.iter().all(|(_, e)| matches!(e, Error::Target { .. })) {
+        if problems.len() == 1
+            || problems
+                .iter()
+                .all(|(_, e)| matches!(e, Error::Target { .. }))
+        {
             return Err(problems.pop().expect("at least one copy").1);
         }
         Err(Error::Corrupt {

@@ -11,7 +11,6 @@ use firesafe::check::{self, CheckOptions};
 use firesafe::crypto::{self, Recipient, Unlock};
 use firesafe::index::Index;
 use firesafe::repo::{InitOptions, Repository};
-use firesafe::restore::{self, RestoreOptions};
 use firesafe::snapshot::Catalog;
 use firesafe::target::{Location, Target, TargetOptions};
 use firesafe::{Error, Result, keys, ls, progress};

@@ -152,16 +152,33 @@ impl RestoreReport {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
-    CreateDir { path: PathBuf },
-    Write { path: PathBuf, bytes: u64 },
+    CreateDir {
+        path: PathBuf,
+    },
+    Write {
+        path: PathBuf,
+        bytes: u64,
+    },
     /// Replace a file that differs, keeping the old one at `kept` when set.
-    Replace { path: PathBuf, bytes: u64, kept: Option<PathBuf> },
+    Replace {
+        path: PathBuf,
+        bytes: u64,
+        kept: Option<PathBuf>,
+    },
     /// Leave a file that differs (no `overwrite`).
-    Skip { path: PathBuf },
+    Skip {
+        path: PathBuf,
+    },
     /// Leave a file that already holds the snapshot's content.
-    Unchanged { path: PathBuf },
-    Link { path: PathBuf },
-    RemoveLeftover { path: PathBuf },
+    Unchanged {
+        path: PathBuf,
+    },
+    Link {
+        path: PathBuf,
+    },
+    RemoveLeftover {
+        path: PathBuf,
+    },
 }
 
 impl Step {
@@ -176,7 +193,12 @@ impl std::fmt::Display for Step {
         match self {
             Step::CreateDir { path } => write!(f, "create directory {}", path.display()),
             Step::Write { path, bytes } => {
-                write!(f, "write {} ({})", path.display(), bytesize::ByteSize(*bytes))
+                write!(
+                    f,
+                    "write {} ({})",
+                    path.display(),
+                    bytesize::ByteSize(*bytes)
+                )
             }
             Step::Replace {
                 path,
@@ -221,7 +243,9 @@ impl std::fmt::Display for Step {
 /// `/srv/shares/curriculum`. Refused when the recorded path is not absolute, or when the
 /// directory it goes back into does not exist (an unmounted share).
 pub fn in_place_roots(snapshot: &Listed, sub_path: Option<&str>) -> Result<Vec<(String, PathBuf)>> {
-    let wanted: Vec<String> = match sub_path.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty())
+    let wanted: Vec<String> = match sub_path
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
     {
         Some(p) => vec![p.to_string()],
         None => snapshot
@@ -245,7 +269,11 @@ pub fn in_place_roots(snapshot: &Listed, sub_path: Option<&str>) -> Result<Vec<(
             .snapshot
             .paths
             .iter()
-            .find(|p| Path::new(p).file_name().is_some_and(|n| n.as_encoded_bytes() == first.as_bytes()))
+            .find(|p| {
+                Path::new(p)
+                    .file_name()
+                    .is_some_and(|n| n.as_encoded_bytes() == first.as_bytes())
+            })
             .ok_or_else(|| {
                 Error::NotFound(format!(
                     "{want} is not in snapshot {}; `firesafe ls {}` shows what it holds",
@@ -494,7 +522,9 @@ fn kept_name(dest: &Path, now: &chrono::DateTime<chrono::Local>) -> PathBuf {
 /// Whether a node's mode and modification time are those of `m`.
 fn same_metadata(m: &std::fs::Metadata, node: &Node) -> bool {
     use std::os::unix::fs::MetadataExt;
-    m.mode() & 0o7777 == node.mode && m.mtime() == node.mtime && m.mtime_nsec() == i64::from(node.mtime_nsec)
+    m.mode() & 0o7777 == node.mode
+        && m.mtime() == node.mtime
+        && m.mtime_nsec() == i64::from(node.mtime_nsec)
 }
 
 /// Removes (or, in a dry run, lists) the temporary files an interrupted restore left in `dir`.
@@ -503,7 +533,10 @@ fn remove_leftovers(dir: &Path, dry_run: bool, report: &mut RestoreReport) {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().as_encoded_bytes().starts_with(b".firesafe-partial-") {
+        if e.file_name()
+            .as_encoded_bytes()
+            .starts_with(b".firesafe-partial-")
+        {
             let path = e.path();
             if dry_run {
                 report.steps.push(Step::RemoveLeftover { path });
@@ -619,7 +652,9 @@ pub async fn restore_from(
                 (true, false, None)
             }
             Existing::Differs => {
-                let keep = options.keep_replaced.then(|| kept_name(&dest, &options.now));
+                let keep = options
+                    .keep_replaced
+                    .then(|| kept_name(&dest, &options.now));
                 report.steps.push(Step::Replace {
                     path: dest.clone(),
                     bytes: f.node.size,
@@ -630,7 +665,11 @@ pub async fn restore_from(
         };
         let mut missing = None;
         let mut offset = 0u64;
-        let content: &[Id] = if leave || dry_run { &[] } else { &f.node.content };
+        let content: &[Id] = if leave || dry_run {
+            &[]
+        } else {
+            &f.node.content
+        };
         for id in content {
             match index.get(id) {
                 Some((_, loc)) => {
@@ -1008,8 +1047,9 @@ fn link_state(dest: &Path, target: Option<&crate::tree::Name>, first: Option<&Pa
             m.file_type().is_symlink()
                 && std::fs::read_link(dest).is_ok_and(|l| l.as_os_str() == t.as_os())
         }
-        (None, Some(first)) => std::fs::symlink_metadata(first)
-            .is_ok_and(|f| f.dev() == m.dev() && f.ino() == m.ino()),
+        (None, Some(first)) => {
+            std::fs::symlink_metadata(first).is_ok_and(|f| f.dev() == m.dev() && f.ino() == m.ino())
+        }
         (None, None) => false,
     };
     if same {
@@ -1096,13 +1136,7 @@ fn finish_file(p: &Pending, node: &Node, as_root: bool, warnings: &mut Vec<Strin
 
 /// Writes a file of one blob in one go: create, write, stamp and rename, all through one open
 /// file (most files in a school share are this small).
-fn write_whole(
-    p: &Pending,
-    node: &Node,
-    data: &[u8],
-    as_root: bool,
-    warnings: &mut Vec<String>,
-) {
+fn write_whole(p: &Pending, node: &Node, data: &[u8], as_root: bool, warnings: &mut Vec<String>) {
     if p.failed.lock().expect("failure lock").is_some() {
         return;
     }

@@ -23,7 +23,12 @@ pub(super) struct RestoreArgs {
     #[arg(value_name = "SNAPSHOT[:PATH]")]
     what: String,
     /// Directory to restore into (new or empty unless --overwrite or --resume).
-    #[arg(long, value_name = "DIR", required_unless_present = "in_place", conflicts_with = "in_place")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "in_place",
+        conflicts_with = "in_place"
+    )]
     to: Option<PathBuf>,
     /// Put the file or folder back where it was on the live share (the absolute path the
     /// snapshot read it from). Files that differ are left alone unless --overwrite.
@@ -120,9 +125,10 @@ async fn open_schedule(
             Err(e) => Err(e),
         };
         match result {
-            Ok(r) if repos
-                .first()
-                .is_none_or(|f: &Repository| f.config().id == r.config().id) =>
+            Ok(r)
+                if repos
+                    .first()
+                    .is_none_or(|f: &Repository| f.config().id == r.config().id) =>
             {
                 repos.push(r)
             }
@@ -202,7 +208,11 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
     if !a.dry_run {
         let to: Vec<String> = if a.in_place {
             restore::in_place_roots(snap, path.as_deref())
-                .map(|r| r.into_iter().map(|(_, d)| d.display().to_string()).collect())
+                .map(|r| {
+                    r.into_iter()
+                        .map(|(_, d)| d.display().to_string())
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             vec![options.to.display().to_string()]

@@ -89,7 +89,8 @@ impl Repo {
         let mut c = firesafe();
         c.arg("--repo")
             .arg(&self.url)
-            .env("FIRESAFE_KEY_FILE", &self.key);
+            .env("FIRESAFE_KEY_FILE", &self.key)
+            .env("FIRESAFE_STATE_DIR", self.dir.path().join("state"));
         c
     }
 
