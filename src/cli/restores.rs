@@ -378,6 +378,73 @@ fn audit_record(
     record
 }
 
+#[derive(Args, Debug)]
+pub(super) struct MountArgs {
+    /// A source (every snapshot of it), one snapshot (id, `latest`, SOURCE@DATE), or `all`.
+    #[arg(value_name = "SNAPSHOT_OR_SOURCE")]
+    what: String,
+    /// An empty directory to mount the view on.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Read from a schedule's targets instead of --repo, the first first (as `restore --schedule`).
+    #[arg(long, value_name = "NAME")]
+    schedule: Option<String>,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+}
+
+pub(super) async fn mount_cmd(url: Option<&str>, a: MountArgs) -> Result<Outcome> {
+    firesafe::mount::available()?;
+    let (repos, notes) = match &a.schedule {
+        Some(name) => open_schedule(&a.config_dir, name).await?,
+        None => (vec![open(url).await?], Vec::new()),
+    };
+    for n in &notes {
+        eprintln!("firesafe: warning: {n}");
+    }
+    let (catalog, index) = load_all(&repos).await?;
+    let s = &a.what;
+    let selected: Vec<Listed> = if s == "all" {
+        catalog.snapshots.clone()
+    } else if catalog.snapshots.iter().any(|l| &l.snapshot.source == s) {
+        catalog
+            .snapshots
+            .iter()
+            .filter(|l| &l.snapshot.source == s)
+            .cloned()
+            .collect()
+    } else {
+        vec![pick(&catalog, s, None, None)?.clone()]
+    };
+    // The view lives until the process ends.
+    let repos: &'static [Repository] = Box::leak(repos.into_boxed_slice());
+    let index: &'static Index = Box::leak(Box::new(index));
+    let copies = Copies::new(repos.iter().collect()).expect("at least one copy");
+    let reader = firesafe::blobs::BlobReader::with_copies(copies, index, 256 << 20);
+    let fs = firesafe::mount::SnapshotFs::new(reader, &selected);
+    println!(
+        "mounted {} snapshot(s) read-only at {}; unmount with `fusermount -u {}` or Ctrl-C",
+        selected.len(),
+        a.dir.display(),
+        a.dir.display()
+    );
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    firesafe::mount::serve(fs, &a.dir, stop).await?;
+    Ok(Outcome::Success)
+}
+
 pub(super) async fn audit_cmd(url: Option<&str>, a: AuditArgs) -> Result<Outcome> {
     let mut records = if let Some(name) = &a.schedule {
         let (repos, notes) = open_schedule(&a.config_dir, name).await?;

@@ -60,9 +60,18 @@ fn in_place_never_destroys_a_differing_file_without_overwrite() {
     let a = share.join("a.txt");
     let b = share.join("sub/b.txt");
     let c = share.join("sub/c.txt");
-    assert!(all.contains(&format!("would write {}", b.display())), "{all}");
-    assert!(all.contains(&format!("would skip {}", a.display())), "{all}");
-    assert!(all.contains(&format!("would unchanged {}", c.display())), "{all}");
+    assert!(
+        all.contains(&format!("would write {}", b.display())),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("would skip {}", a.display())),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("would unchanged {}", c.display())),
+        "{all}"
+    );
     let out = repo.run(&[
         "restore",
         "latest:curriculum",
@@ -94,12 +103,20 @@ fn in_place_never_destroys_a_differing_file_without_overwrite() {
     assert!(kept_copies(&share, "a.txt").is_empty());
 
     // With --overwrite: replaced, and the edited file kept beside it.
-    let out = repo.run(&["restore", "latest:curriculum/a.txt", "--in-place", "--overwrite"]);
+    let out = repo.run(&[
+        "restore",
+        "latest:curriculum/a.txt",
+        "--in-place",
+        "--overwrite",
+    ]);
     assert_success(&out, "in place --overwrite");
     assert_eq!(fs::read(&a).expect("read"), b"the snapshot's a\n");
     let kept = kept_copies(&share, "a.txt");
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(fs::read(&kept[0]).expect("read"), b"edited on the live share\n");
+    assert_eq!(
+        fs::read(&kept[0]).expect("read"),
+        b"edited on the live share\n"
+    );
     let name = kept[0].file_name().unwrap().to_string_lossy().into_owned();
     let stamp = name.trim_start_matches("a.txt.firesafe-");
     assert!(
@@ -190,18 +207,21 @@ fn a_schedule_restore_reads_lost_packs_from_the_offsite_copy() {
         .lines()
         .find(|l| l.contains(&lost))
         .expect("the line naming the lost pack");
-    assert!(line.starts_with("read ") && line.contains("from nas"), "{line}");
+    assert!(
+        line.starts_with("read ") && line.contains("from nas"),
+        "{line}"
+    );
 
     // The audit trail names the copies, in the state directory and in both repositories.
     let out = run_schedule(d, &["audit", "--json"]);
     assert_success(&out, "audit");
     let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(records.len(), 3);
-    assert!(
-        records
-            .iter()
-            .any(|r| r["copies"]["fallbacks"].as_array().is_some_and(|f| !f.is_empty()))
-    );
+    assert!(records.iter().any(|r| {
+        r["copies"]["fallbacks"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+    }));
     let out = run_schedule(d, &["audit", "--schedule", "nightly", "--json"]);
     assert_success(&out, "audit from the repository");
     let stored: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -381,7 +401,9 @@ fn bad_restore_requests_say_what_is_wrong() {
     let out = repo.restore("latest:curriculum/no such folder", &repo.path("x"));
     let err = assert_exit(&out, 2, "unknown path");
     assert!(
-        err.contains("no such folder") && err.contains("is not in snapshot") && err.lines().count() == 1,
+        err.contains("no such folder")
+            && err.contains("is not in snapshot")
+            && err.lines().count() == 1,
         "{err}"
     );
 
@@ -409,4 +431,103 @@ fn bad_restore_requests_say_what_is_wrong() {
     assert_exit(&out, 2, "--in-place with --to");
     let out = repo.run(&["restore", "latest", "--to", "/tmp/x", "--no-keep"]);
     assert_exit(&out, 2, "--no-keep without --overwrite");
+}
+
+#[test]
+fn mount_shows_snapshots_read_only_by_source_and_date() {
+    let repo = Repo::new(Backend::Local);
+    let share = live_share(&repo);
+
+    // Without fusermount on the PATH: one clear line, exit 2.
+    let out = repo
+        .cmd()
+        .env("PATH", "/nonexistent")
+        .args(["mount", "curriculum"])
+        .arg(repo.path("mnt"))
+        .output()
+        .expect("run");
+    let err = assert_exit(&out, 2, "mount without fusermount");
+    assert!(
+        err.contains("fusermount") && err.lines().count() == 1,
+        "{err}"
+    );
+
+    let fuse_here = Path::new("/dev/fuse").exists()
+        && [
+            "/bin/fusermount",
+            "/usr/bin/fusermount",
+            "/usr/bin/fusermount3",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if !fuse_here {
+        eprintln!("no /dev/fuse or fusermount here: the mount itself is not exercised");
+        return;
+    }
+    let mnt = repo.path("mnt");
+    fs::create_dir_all(&mnt).expect("mkdir");
+    let mut child = repo
+        .cmd()
+        .args(["mount", "curriculum"])
+        .arg(&mnt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let source = mnt.join("curriculum");
+    let start = Instant::now();
+    while !source.exists() && start.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("mount exited early: {status:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let snapshots: Vec<PathBuf> = fs::read_dir(&source)
+        .expect("list the source")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    let name = snapshots[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.len() == 15 && name.as_bytes()[10] == b'T',
+        "snapshot folder {name}"
+    );
+    let root = snapshots[0].join("curriculum");
+    assert_eq!(
+        fs::read(root.join("sub/b.txt")).expect("read through the mount"),
+        fs::read(share.join("sub/b.txt")).expect("read")
+    );
+    let mut names: Vec<String> = fs::read_dir(root.join("sub"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["b.txt", "c.txt"]);
+    assert!(
+        fs::write(root.join("new.txt"), b"x").is_err(),
+        "the view is writable"
+    );
+
+    let un = std::process::Command::new("fusermount")
+        .arg("-u")
+        .arg(&mnt)
+        .output()
+        .expect("fusermount");
+    assert_success(&un, "fusermount -u");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "mount did not exit after the unmount"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
 }
