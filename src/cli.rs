@@ -352,6 +352,43 @@ EXAMPLES:
   firesafe summary nightly --send"
     )]
     Summary(SummaryArgs),
+    /// Write the governors' backup and disaster-recovery report (PDF and HTML).
+    #[command(
+        after_help = "The report covers a period (default: the last 90 days) and is built only from what
+was recorded and measured: the 3-2-1 status read from every target now, the runs in
+STATE/history.jsonl, the restore drills in STATE/drills.jsonl, the verifications in
+STATE/verify.jsonl, and the snapshots in the repository (for storage growth). Where nothing was
+recorded it says so, in red. The first page is a plain-English summary with traffic lights
+(OK, ATTENTION, ACTION NEEDED); then incidents and risks, each share in detail, a glossary, a
+sign-off block for the headteacher and the chair of governors, and a technician's appendix.
+The school's name comes from site.toml in the configuration directory.
+
+--out FILE writes FILE.pdf (or FILE, when it ends in .pdf) and the same report as a
+self-contained HTML page beside it (FILE.html). Dates are read like the rest of firesafe:
+2026-09-01, \"2026-09-01 08:00\", yesterday, \"last friday\".
+
+EXAMPLES:
+  firesafe report --out /srv/reports/dr-autumn-2026
+  firesafe report nightly --from 2026-09-01 --to 2026-12-19 --out dr-autumn-2026.pdf"
+    )]
+    Report(ReportArgs),
+    /// Write the printable recovery sheet for the fire safe (PDF and HTML).
+    #[command(
+        after_help = "The sheet lists where every copy lives (targets, locations, media, paths, S3
+endpoints, buckets and prefixes), the repository id, the key's fingerprint (its public age
+recipient), the last restore drill that passed for each share, whom to call (site.toml), and
+the commands that restore each share onto a new machine, one per line starting with $.
+No storage credential is ever printed.
+
+The key itself is printed, as text and as a QR code, only with --include-key FILE; without it
+the sheet says where the key is kept and that it is not on the sheet. A sheet with the key on
+it must be kept locked away.
+
+EXAMPLES:
+  firesafe recovery-sheet --out /root/recovery-sheet
+  firesafe recovery-sheet nightly --out sheet.pdf --include-key /etc/firesafe/recovery.key"
+    )]
+    RecoverySheet(SheetArgs),
     /// List the restores recorded in the audit log: who, when, what, where to, how it went.
     #[command(
         after_help = "Every restore (not a dry run) is appended to STATE/audit.jsonl and stored, encrypted, in
@@ -365,6 +402,17 @@ EXAMPLES:
   firesafe --repo /mnt/nas/firesafe audit"
     )]
     Audit(restores::AuditArgs),
+    /// Show snapshots as read-only folders (FUSE): DIR/SOURCE/2026-11-23T0200/...
+    #[command(
+        after_help = "Needs /dev/fuse and fusermount (Debian: apt-get install fuse3); without them it says so
+and exits with status 2. The view stays until unmounted (fusermount -u DIR) or Ctrl-C.
+
+EXAMPLES:
+  firesafe --repo /mnt/nas/firesafe mount curriculum /mnt/snapshots
+  firesafe --repo /mnt/nas/firesafe mount 1a2b3c4d /mnt/snapshots
+  firesafe --repo /mnt/nas/firesafe mount all /mnt/snapshots"
+    )]
+    Mount(restores::MountArgs),
 }
 
 #[derive(Args, Debug)]
@@ -687,6 +735,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Ls(a) => ls_cmd(repo_url, a).await,
         Command::Restore(a) => restores::restore_cmd(repo_url, a).await,
         Command::Audit(a) => restores::audit_cmd(repo_url, a).await,
+        Command::Mount(a) => restores::mount_cmd(repo_url, a).await,
         Command::Find(a) => find_cmd(repo_url, a).await,
         Command::Versions(a) => versions_cmd(repo_url, a).await,
         Command::Diff(a) => diff_cmd(repo_url, a).await,
@@ -703,6 +752,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Drill(a) => drill_cmd(a).await,
         Command::Media(a) => media_cmd(a).await,
         Command::Summary(a) => summary_cmd(a).await,
+        Command::Report(a) => report_cmd(a).await,
+        Command::RecoverySheet(a) => sheet_cmd(a).await,
     }
 }
 
@@ -1307,6 +1358,31 @@ async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
             }
         }
         print_pools(&s.media, "  ");
+        if !s.verification.is_empty() {
+            println!("  verification (latest run per target):");
+        }
+        for v in &s.verification {
+            println!(
+                "    {:<12} {} {}: read back {:.0}% in 30 days, {:.0}% in 90 days; last complete read {}{}",
+                v.target,
+                v.verified.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                match v.result.as_str() {
+                    "pass" => "OK",
+                    "fail" => "PROBLEMS",
+                    _ => "COULD NOT RUN",
+                },
+                v.coverage_30d * 100.0,
+                v.coverage_90d * 100.0,
+                v.last_complete_read
+                    .map(|t| t.with_timezone(&Local).format("%Y-%m-%d").to_string())
+                    .unwrap_or_else(|| "never".into()),
+                if v.open_findings > 0 {
+                    format!("; {} finding(s) open (`firesafe verify` lists them)", v.open_findings)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     Ok(if ok {
         Outcome::Success
@@ -2228,4 +2304,157 @@ async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
     } else {
         Outcome::Findings
     })
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Only these schedules (default: every schedule).
+    schedules: Vec<String>,
+    /// The start of the period (default: 90 days ago).
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// The end of the period (default: now).
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Where to write: FILE.pdf and FILE.html (or FILE and its .html, when FILE ends in .pdf).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Where the run, drill and verification records are kept (default /var/lib/firesafe for
+    /// root, ~/.local/state/firesafe otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SheetArgs {
+    /// Only these schedules (default: every schedule).
+    schedules: Vec<String>,
+    /// Where to write: FILE.pdf and FILE.html (or FILE and its .html, when FILE ends in .pdf).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Print this key file's key on the sheet, as text and as a QR code.
+    #[arg(long, value_name = "FILE")]
+    include_key: Option<PathBuf>,
+    #[arg(
+        long,
+        default_value = ".",
+        env = "FIRESAFE_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: PathBuf,
+    /// Where the drill records are kept (default /var/lib/firesafe for root,
+    /// ~/.local/state/firesafe otherwise).
+    #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// The PDF and HTML paths for `--out FILE`.
+fn document_paths(out: &Path) -> (PathBuf, PathBuf) {
+    let pdf = if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
+        out.to_path_buf()
+    } else {
+        let mut p = out.as_os_str().to_owned();
+        p.push(".pdf");
+        PathBuf::from(p)
+    };
+    let html = pdf.with_extension("html");
+    (pdf, html)
+}
+
+/// Writes a document as PDF and HTML, refusing early when the place cannot be written.
+fn write_document(out: &Path, doc: &firesafe::doc::Doc) -> Result<(PathBuf, PathBuf)> {
+    let (pdf, html) = document_paths(out);
+    std::fs::write(&pdf, firesafe::pdf::render(doc))
+        .map_err(|e| Error::local(&pdf, "cannot write the PDF (check --out)", e))?;
+    std::fs::write(&html, doc.html())
+        .map_err(|e| Error::local(&html, "cannot write the HTML (check --out)", e))?;
+    Ok((pdf, html))
+}
+
+/// Checks that `--out` names a place that can be written before the slow part starts.
+fn check_out(out: &Path) -> Result<()> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--out {}: the folder {} does not exist; create it or choose another place",
+            out.display(),
+            dir.display()
+        )));
+    }
+    tempfile::NamedTempFile::new_in(&dir)
+        .map(drop)
+        .map_err(|e| Error::local(&dir, "cannot write here (check --out)", e))
+}
+
+async fn report_cmd(a: ReportArgs) -> Result<Outcome> {
+    let now = chrono::Utc::now();
+    let local = chrono::Local::now();
+    let read = |text: &str, end: bool| -> Result<chrono::DateTime<chrono::Utc>> {
+        let span = firesafe::when::parse(text, &local).map_err(Error::Usage)?;
+        Ok(if end { span.end } else { span.start })
+    };
+    let from = match &a.from {
+        Some(t) => read(t, false)?,
+        None => now - chrono::Duration::days(90),
+    };
+    let to = match &a.to {
+        Some(t) => read(t, true)?,
+        None => now,
+    };
+    if to < from {
+        return Err(Error::Usage(format!(
+            "--to {} is before --from {}; give the start of the period first",
+            a.to.as_deref().unwrap_or("now"),
+            a.from.as_deref().unwrap_or("(90 days ago)")
+        )));
+    }
+    check_out(&a.out)?;
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    for s in &a.schedules {
+        config.schedule(s)?;
+    }
+    let state = state_dir(a.state_dir)?;
+    let options = firesafe::report::ReportOptions {
+        schedules: a.schedules,
+        from,
+        to,
+        now,
+    };
+    let data = firesafe::report::gather(&config, &state, &options).await?;
+    let doc = firesafe::report::build(&data);
+    let (pdf, html) = write_document(&a.out, &doc)?;
+    println!("wrote {} and {}", pdf.display(), html.display());
+    Ok(Outcome::Success)
+}
+
+async fn sheet_cmd(a: SheetArgs) -> Result<Outcome> {
+    check_out(&a.out)?;
+    let config = firesafe::config::Config::load(&a.config_dir)?;
+    for s in &a.schedules {
+        config.schedule(s)?;
+    }
+    let state = state_dir(a.state_dir)?;
+    let options = firesafe::sheet::SheetOptions {
+        schedules: a.schedules,
+        include_key: a.include_key,
+        now: chrono::Utc::now(),
+    };
+    let data = firesafe::sheet::gather(&config, &state, &options).await?;
+    let doc = firesafe::sheet::build(&data);
+    let (pdf, html) = write_document(&a.out, &doc)?;
+    println!("wrote {} and {}", pdf.display(), html.display());
+    if data.key.is_some() {
+        println!("the sheet holds the recovery key: print it, keep it locked away, and delete the files");
+    }
+    Ok(Outcome::Success)
 }

@@ -7,6 +7,8 @@
 //! - On SIGTERM the current backup stops starting new files, stores and indexes what it has
 //!   queued, and the daemon exits; the next run continues from what was stored.
 //! - Every run is recorded in the state directory's history.
+//! - Verifications and restore drills ([`crate::checks`]) run at their own times, under the
+//!   schedule's lock.
 //! - Weekly summaries ([`crate::summary`]) are sent at their own times; one missed while the
 //!   daemon was not running is skipped.
 
@@ -67,6 +69,12 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
         state.clone(),
         Arc::clone(&cancel),
     ));
+    // Verifications and drills too.
+    let checks = tokio::spawn(crate::checks::run_at_times(
+        Arc::clone(&config),
+        state.clone(),
+        Arc::clone(&cancel),
+    ));
     let started = Utc::now();
     // The last scheduled time handled, per schedule; a schedule never run starts from now.
     let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -114,6 +122,7 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
         last.insert(name, at);
     }
     summaries.abort();
+    checks.abort();
     tracing::info!("daemon stopped");
     Ok(())
 }

@@ -64,8 +64,7 @@ pub struct Chart {
 impl Chart {
     /// The time and value ranges of every point, when there are any.
     pub fn bounds(&self) -> Option<(DateTime<Utc>, DateTime<Utc>, f64)> {
-        let all: Vec<&(DateTime<Utc>, f64)> =
-            self.series.iter().flat_map(|s| &s.points).collect();
+        let all: Vec<&(DateTime<Utc>, f64)> = self.series.iter().flat_map(|s| &s.points).collect();
         let t0 = all.iter().map(|p| p.0).min()?;
         let t1 = all.iter().map(|p| p.0).max()?;
         let max = all.iter().map(|p| p.1).fold(0.0, f64::max);
@@ -77,7 +76,10 @@ impl Chart {
 #[derive(Clone, Debug)]
 pub enum Block {
     /// The document's title and a line under it.
-    Title { title: String, subtitle: String },
+    Title {
+        title: String,
+        subtitle: String,
+    },
     Heading(String),
     Subheading(String),
     Para(String),
@@ -103,7 +105,10 @@ pub enum Block {
     /// Verbatim monospaced text (a key).
     Mono(Vec<String>),
     /// A QR code of this text, with a caption.
-    Qr { text: String, caption: String },
+    Qr {
+        text: String,
+        caption: String,
+    },
     /// Lines for signatures: one per role.
     SignOff(Vec<String>),
     PageBreak,
@@ -339,8 +344,8 @@ fn text_block(out: &mut String, b: &Block) {
 /// The QR code's modules (true = dark), row by row, and its width; `None` when the text is too
 /// long for a QR code.
 pub fn qr_modules(text: &str) -> Option<(usize, Vec<bool>)> {
-    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
-        .ok()?;
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).ok()?;
     let width = code.width();
     let dark = code
         .to_colors()
@@ -394,7 +399,12 @@ impl Plot {
     }
 
     /// Where a point goes, in the box's coordinates (y downwards).
-    pub fn at(&self, t: DateTime<Utc>, v: f64, bounds: (DateTime<Utc>, DateTime<Utc>, f64)) -> (f32, f32) {
+    pub fn at(
+        &self,
+        t: DateTime<Utc>,
+        v: f64,
+        bounds: (DateTime<Utc>, DateTime<Utc>, f64),
+    ) -> (f32, f32) {
         let (t0, t1, max) = bounds;
         let span = (t1 - t0).num_seconds().max(1) as f64;
         let x = if t1 == t0 {
@@ -412,7 +422,10 @@ impl Plot {
 
 fn svg_chart(c: &Chart) -> String {
     let (w, h) = (600.0_f32, 220.0_f32);
-    let mut out = format!("<figure class=\"chart\"><figcaption><strong>{}</strong></figcaption>\n", esc(&c.title));
+    let mut out = format!(
+        "<figure class=\"chart\"><figcaption><strong>{}</strong></figcaption>\n",
+        esc(&c.title)
+    );
     let Some(bounds) = c.bounds() else {
         out.push_str(&format!("<p>{}</p></figure>\n", esc(&c.empty)));
         return out;

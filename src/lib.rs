@@ -18,7 +18,7 @@
 //! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`], [`when`], [`doc`], [`pdf`] | no I/O, no async |
 //! | 1 storage and format | [`target`], [`lock`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
 //! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`], [`find`], [`diff`], [`prune`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`audit`], [`status`], [`state`], [`timetable`], [`daemon`], [`media`], [`summary`], [`site`], [`report`], [`sheet`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
+//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`audit`], [`status`], [`state`], [`timetable`], [`daemon`], [`media`], [`mount`], [`summary`], [`site`], [`report`], [`sheet`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
@@ -27,6 +27,7 @@ pub mod audit;
 pub mod backup;
 pub mod blobs;
 pub mod check;
+pub mod checks;
 pub mod chunker;
 pub mod compress;
 pub mod config;
@@ -44,6 +45,7 @@ pub mod keys;
 pub mod lock;
 pub mod ls;
 pub mod media;
+pub mod mount;
 pub mod pack;
 pub mod pdf;
 pub mod policy;

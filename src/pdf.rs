@@ -303,7 +303,14 @@ impl Layout {
             Block::Mono(lines) => self.mono_box(lines, 9.0, (0xff, 0xff, 0xff)),
             Block::Qr { text, caption } => {
                 let Some((w, dark)) = qr_modules(text) else {
-                    self.flow(MARGIN, TEXT_W, Face::Regular, 9.0, INK, "(too long for a QR code)");
+                    self.flow(
+                        MARGIN,
+                        TEXT_W,
+                        Face::Regular,
+                        9.0,
+                        INK,
+                        "(too long for a QR code)",
+                    );
                     return;
                 };
                 let side = 150.0_f32;
@@ -473,7 +480,14 @@ impl Layout {
             });
             let label = bytes(v);
             let lw = self.m.width(Face::Regular, 7.0, &label);
-            self.text(ox + plot.left - 4.0 - lw, y + 2.5, Face::Regular, 7.0, GREY, &label);
+            self.text(
+                ox + plot.left - 4.0 - lw,
+                y + 2.5,
+                Face::Regular,
+                7.0,
+                GREY,
+                &label,
+            );
         }
         let base = oy + plot.top + plot.height;
         self.page().push(Mark::Line {
@@ -487,9 +501,23 @@ impl Layout {
         });
         let first = bounds.0.format("%-d %b %Y").to_string();
         let last = bounds.1.format("%-d %b %Y").to_string();
-        self.text(ox + plot.left, base + 10.0, Face::Regular, 7.0, GREY, &first);
+        self.text(
+            ox + plot.left,
+            base + 10.0,
+            Face::Regular,
+            7.0,
+            GREY,
+            &first,
+        );
         let lw = self.m.width(Face::Regular, 7.0, &last);
-        self.text(ox + plot.left + plot.width - lw, base + 10.0, Face::Regular, 7.0, GREY, &last);
+        self.text(
+            ox + plot.left + plot.width - lw,
+            base + 10.0,
+            Face::Regular,
+            7.0,
+            GREY,
+            &last,
+        );
         let mut lx = ox + plot.left;
         for s in &c.series {
             let pts: Vec<(f32, f32)> = s.points.iter().map(|(t, v)| at(*t, *v)).collect();
@@ -569,8 +597,7 @@ pub fn render(doc: &Doc) -> Vec<u8> {
             .creator(format!("firesafe {}", crate::VERSION)),
     );
     for (n, marks) in l.pages.iter().enumerate() {
-        let mut page =
-            document.start_page_with(PageSettings::from_wh(PAGE_W, PAGE_H).expect("A4"));
+        let mut page = document.start_page_with(PageSettings::from_wh(PAGE_W, PAGE_H).expect("A4"));
         let mut s = page.surface();
         let footer = format!("{} — page {} of {total}", doc.footer, n + 1);
         let fw = l.m.width(Face::Regular, 7.5, &footer);

@@ -164,17 +164,20 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
     let within = |t: DateTime<Utc>| t >= o.from && t <= o.to;
     let mut out = Vec::new();
     for s in &schedules {
-        let status =
-            crate::status::status_with_records(config, s, Some(state), o.now)
-                .await
-                .map_err(|e| e.to_string());
+        let status = crate::status::status_with_records(config, s, Some(state), o.now)
+            .await
+            .map_err(|e| e.to_string());
         out.push(ScheduleData {
             name: s.name.clone(),
             description: s.description.clone(),
             sources: s.sources.iter().map(|x| x.name.clone()).collect(),
             max_age_hours: s.policy.max_age_hours,
             rto_hours: s.policy.rto_hours,
-            targets: s.targets.iter().map(|t| TargetInfo::of(config, t)).collect(),
+            targets: s
+                .targets
+                .iter()
+                .map(|t| TargetInfo::of(config, t))
+                .collect(),
             status,
             runs: history
                 .iter()
@@ -215,7 +218,10 @@ async fn storage(config: &Config, s: &ScheduleSpec, to: DateTime<Utc>) -> Storag
         Ok(u) => u,
         Err(why) => {
             return Storage {
-                error: Some(format!("the key file {} could not be used: {why}", key_path.display())),
+                error: Some(format!(
+                    "the key file {} could not be used: {why}",
+                    key_path.display()
+                )),
                 ..Storage::default()
             };
         }
@@ -340,7 +346,12 @@ impl<'a> Share<'a> {
 fn shares(d: &ReportData) -> Vec<Share<'_>> {
     d.schedules
         .iter()
-        .flat_map(|s| s.sources.iter().map(move |n| Share { schedule: s, name: n }))
+        .flat_map(|s| {
+            s.sources.iter().map(move |n| Share {
+                schedule: s,
+                name: n,
+            })
+        })
         .collect()
 }
 
@@ -374,7 +385,10 @@ fn check_copies(d: &ReportData) -> Check {
     let all = shares(d);
     let bad: Vec<&Share> = all
         .iter()
-        .filter(|s| s.status().is_none_or(|x| x.evaluation.verdict != Verdict::Ok))
+        .filter(|s| {
+            s.status()
+                .is_none_or(|x| x.evaluation.verdict != Verdict::Ok)
+        })
         .collect();
     let policy = d.schedules[0].status.as_ref().ok();
     let rule = policy.map_or(String::new(), |p| {
@@ -462,7 +476,10 @@ fn check_newest(d: &ReportData, c: &Clock) -> Check {
                     .unwrap_or(24)
             ),
             detail: oldest.map_or(String::new(), |t| {
-                format!("The oldest of the newest copies was taken on {}.", c.time(t))
+                format!(
+                    "The oldest of the newest copies was taken on {}.",
+                    c.time(t)
+                )
             }),
         }
     }
@@ -543,11 +560,11 @@ fn check_drills(d: &ReportData, c: &Clock) -> Check {
     } else if !missing.is_empty() {
         Check {
             light: Light::Amber,
-            headline: format!("No restore drill of {} was recorded {period}.", list(&missing)),
-            detail: format!(
-                "{} restore drill(s) of the other shares passed.",
-                count
+            headline: format!(
+                "No restore drill of {} was recorded {period}.",
+                list(&missing)
             ),
+            detail: format!("{} restore drill(s) of the other shares passed.", count),
         }
     } else {
         Check {
@@ -636,12 +653,7 @@ fn check_recovery(d: &ReportData) -> Check {
 fn latest_verifies(s: &ScheduleData) -> Vec<(&TargetInfo, Option<&VerifyRecord>)> {
     s.targets
         .iter()
-        .map(|t| {
-            (
-                t,
-                s.verifies.iter().rev().find(|v| v.target == t.name),
-            )
-        })
+        .map(|t| (t, s.verifies.iter().rev().find(|v| v.target == t.name)))
         .collect()
 }
 
@@ -706,7 +718,10 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
         if let Err(e) = &s.status {
             out.push((
                 Light::Red,
-                format!("The copies of schedule {} could not be checked: {e}", s.name),
+                format!(
+                    "The copies of schedule {} could not be checked: {e}",
+                    s.name
+                ),
             ));
         }
         for r in &s.runs {
@@ -757,7 +772,11 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
                 )),
                 _ => {
                     let first = v.findings.first().map_or(String::new(), |f| {
-                        format!(" The first: {} {}", f.object, f.problem.trim_end_matches('.'))
+                        format!(
+                            " The first: {} {}",
+                            f.object,
+                            f.problem.trim_end_matches('.')
+                        )
                     });
                     out.push((
                         Light::Red,
@@ -765,7 +784,10 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
                             "Checking {} on {} found {} problem(s) that were not repaired.{first}.",
                             v.target,
                             c.time(v.started),
-                            v.findings.iter().filter(|f| !f.repair.starts_with("repaired")).count()
+                            v.findings
+                                .iter()
+                                .filter(|f| !f.repair.starts_with("repaired"))
+                                .count()
                         ),
                     ));
                 }
@@ -790,10 +812,7 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
             }
         }
         for name in &s.sources {
-            let share = Share {
-                schedule: s,
-                name,
-            };
+            let share = Share { schedule: s, name };
             let drills = share.drills();
             if drills.is_empty() {
                 out.push((
@@ -835,19 +854,58 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
 }
 
 const GLOSSARY: &[(&str, &str)] = &[
-    ("Backup", "A copy of the school's files, kept so they can be got back if the originals are lost, damaged or locked by ransomware."),
-    ("Share", "One of the school's shared folders on the file server, such as the curriculum, admin or staff share."),
-    ("Snapshot", "One backup of a share: the files exactly as they were at one moment. Older snapshots are kept, so a file can be got back as it was last week or last term."),
-    ("3-2-1 rule", "At least three copies of important data, on at least two separate kinds of storage, with at least one kept off site. The school's policy asks for this."),
-    ("Off site", "Away from the school building (another building, or a data centre), so that a fire, flood or theft at school cannot destroy every copy."),
-    ("Encryption", "The backups are scrambled with a secret key before they leave the server. Without the key, nobody (including the storage company) can read them."),
-    ("Recovery key", "The secret key that unlocks the backups. A copy is kept in the fire safe; without it the backups cannot be read."),
-    ("Restore drill", "A practice restore: files are really restored from the backups and compared with the originals, to prove the backups work."),
-    ("RPO (recovery point objective)", "How much recent work the school could lose: the time since the last good backup. A nightly backup means at most about a day."),
-    ("RTO (recovery time objective)", "How long the school can manage without its files: the target time to get a whole share back. Restore drills measure the real time."),
-    ("Verification", "Reading the stored backups back and checking every piece is intact, so that hidden damage is found before the backups are needed."),
-    ("Immutability", "Backups that cannot be changed or deleted for a set time, even by someone with the passwords: a defence against ransomware."),
-    ("Ransomware", "Malicious software that locks or deletes files and demands payment. The school's policy counts an attack as a security breach."),
+    (
+        "Backup",
+        "A copy of the school's files, kept so they can be got back if the originals are lost, damaged or locked by ransomware.",
+    ),
+    (
+        "Share",
+        "One of the school's shared folders on the file server, such as the curriculum, admin or staff share.",
+    ),
+    (
+        "Snapshot",
+        "One backup of a share: the files exactly as they were at one moment. Older snapshots are kept, so a file can be got back as it was last week or last term.",
+    ),
+    (
+        "3-2-1 rule",
+        "At least three copies of important data, on at least two separate kinds of storage, with at least one kept off site. The school's policy asks for this.",
+    ),
+    (
+        "Off site",
+        "Away from the school building (another building, or a data centre), so that a fire, flood or theft at school cannot destroy every copy.",
+    ),
+    (
+        "Encryption",
+        "The backups are scrambled with a secret key before they leave the server. Without the key, nobody (including the storage company) can read them.",
+    ),
+    (
+        "Recovery key",
+        "The secret key that unlocks the backups. A copy is kept in the fire safe; without it the backups cannot be read.",
+    ),
+    (
+        "Restore drill",
+        "A practice restore: files are really restored from the backups and compared with the originals, to prove the backups work.",
+    ),
+    (
+        "RPO (recovery point objective)",
+        "How much recent work the school could lose: the time since the last good backup. A nightly backup means at most about a day.",
+    ),
+    (
+        "RTO (recovery time objective)",
+        "How long the school can manage without its files: the target time to get a whole share back. Restore drills measure the real time.",
+    ),
+    (
+        "Verification",
+        "Reading the stored backups back and checking every piece is intact, so that hidden damage is found before the backups are needed.",
+    ),
+    (
+        "Immutability",
+        "Backups that cannot be changed or deleted for a set time, even by someone with the passwords: a defence against ransomware.",
+    ),
+    (
+        "Ransomware",
+        "Malicious software that locks or deletes files and demands payment. The school's policy counts an attack as a security breach.",
+    ),
 ];
 
 /// Builds the report from its facts.
@@ -878,10 +936,7 @@ pub fn build(d: &ReportData) -> Doc {
         light: worst,
         headline: match worst {
             Light::Green => "Overall: the backups are working and were tested.".into(),
-            Light::Amber => format!(
-                "Overall: {} point(s) need attention.",
-                count(Light::Amber)
-            ),
+            Light::Amber => format!("Overall: {} point(s) need attention.", count(Light::Amber)),
             Light::Red => format!(
                 "Overall: {} point(s) need action{}.",
                 count(Light::Red),
@@ -891,7 +946,9 @@ pub fn build(d: &ReportData) -> Doc {
                 }
             ),
         },
-        detail: "Each point below is one question a governor may ask, answered from what was measured.".into(),
+        detail:
+            "Each point below is one question a governor may ask, answered from what was measured."
+                .into(),
     });
     b.push(Block::Subheading("The six questions".into()));
     let questions = [
@@ -915,11 +972,12 @@ pub fn build(d: &ReportData) -> Doc {
         rows.push(vec![
             s.name.to_string(),
             s.newest().map_or("never".into(), |t| c.time(t)),
-            s.status().map_or("not checked".into(), |x| match x.evaluation.verdict {
-                Verdict::Ok => "OK".into(),
-                Verdict::Degraded => "ATTENTION: a copy is old".into(),
-                Verdict::Violated => "ACTION NEEDED: a copy is missing".into(),
-            }),
+            s.status()
+                .map_or("not checked".into(), |x| match x.evaluation.verdict {
+                    Verdict::Ok => "OK".into(),
+                    Verdict::Degraded => "ATTENTION: a copy is old".into(),
+                    Verdict::Violated => "ACTION NEEDED: a copy is missing".into(),
+                }),
             match s.drills().last() {
                 None => "never in this period".into(),
                 Some(x) if x.result == "pass" => format!("passed {}", c.day(x.finished)),
@@ -988,11 +1046,7 @@ pub fn build(d: &ReportData) -> Doc {
     appendix(&mut b, d, &c);
     Doc {
         title: format!("{school}: backup and disaster recovery report"),
-        footer: format!(
-            "{school} · DR report {} to {}",
-            c.day(d.from),
-            c.day(d.to)
-        ),
+        footer: format!("{school} · DR report {} to {}", c.day(d.from), c.day(d.to)),
         blocks: b,
     }
 }
@@ -1023,12 +1077,7 @@ fn share_detail(b: &mut Vec<Block>, d: &ReportData, c: &Clock, s: &ScheduleData,
         .map(|w| (w[1].finished - w[0].finished, w[0].finished, w[1].finished))
         .max_by_key(|g| g.0);
     let gap = match gap {
-        Some((g, a, z)) => format!(
-            "{} (from {} to {}).",
-            describe_age(g),
-            c.time(a),
-            c.time(z)
-        ),
+        Some((g, a, z)) => format!("{} (from {} to {}).", describe_age(g), c.time(a), c.time(z)),
         None => "Not measured: fewer than two complete backups were recorded in the period.".into(),
     };
     let newest = match share.newest() {
@@ -1080,7 +1129,10 @@ fn share_detail(b: &mut Vec<Block>, d: &ReportData, c: &Clock, s: &ScheduleData,
         header: vec!["Measure".into(), "In this period".into()],
         rows: vec![
             vec!["Backup success rate".into(), rate],
-            vec!["Longest gap between complete backups (RPO achieved)".into(), gap],
+            vec![
+                "Longest gap between complete backups (RPO achieved)".into(),
+                gap,
+            ],
             vec!["Newest copy now".into(), newest],
             vec!["Restore drills".into(), drill_text],
             vec!["Recovery time (RTO) measured".into(), rto],
@@ -1142,7 +1194,10 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
         d.timezone
     )));
     for s in &d.schedules {
-        b.push(Block::Subheading(format!("Schedule {}: {}", s.name, s.description)));
+        b.push(Block::Subheading(format!(
+            "Schedule {}: {}",
+            s.name, s.description
+        )));
         if let Ok(st) = &s.status {
             b.push(Block::Para(format!(
                 "Policy: {} copies, {} media, {} offsite; newest copy at most {} hours old; the live share {}; recovery time target {}.",
@@ -1236,7 +1291,9 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
                     .map(|r| {
                         vec![
                             c.time(r.started),
-                            describe_seconds((r.finished - r.started).num_milliseconds() as f64 / 1000.0),
+                            describe_seconds(
+                                (r.finished - r.started).num_milliseconds() as f64 / 1000.0,
+                            ),
                             r.outcome.clone(),
                             r.message.clone(),
                         ]
@@ -1244,9 +1301,14 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
                     .collect(),
             });
         }
-        b.push(Block::Subheading(format!("Restore drills ({})", s.drills.len())));
+        b.push(Block::Subheading(format!(
+            "Restore drills ({})",
+            s.drills.len()
+        )));
         if s.drills.is_empty() {
-            b.push(Block::Para("No restore drill was recorded in the period.".into()));
+            b.push(Block::Para(
+                "No restore drill was recorded in the period.".into(),
+            ));
         } else {
             b.push(Block::Table {
                 widths: vec![0.17, 0.11, 0.1, 0.08, 0.16, 0.14, 0.08, 0.16],
@@ -1287,9 +1349,14 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
                     .collect(),
             });
         }
-        b.push(Block::Subheading(format!("Verifications ({})", s.verifies.len())));
+        b.push(Block::Subheading(format!(
+            "Verifications ({})",
+            s.verifies.len()
+        )));
         if s.verifies.is_empty() {
-            b.push(Block::Para("No verification was recorded in the period.".into()));
+            b.push(Block::Para(
+                "No verification was recorded in the period.".into(),
+            ));
         } else {
             b.push(Block::Table {
                 widths: vec![0.18, 0.11, 0.2, 0.17, 0.1, 0.24],
@@ -1335,10 +1402,12 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
                     .collect(),
             });
         }
-        b.push(Block::Note(match (&s.storage.read_from, &s.storage.error) {
-            (Some(t), _) => format!("Snapshot statistics were read from target {t}."),
-            (None, Some(e)) => format!("Snapshot statistics could not be read: {e}."),
-            _ => String::new(),
-        }));
+        b.push(Block::Note(
+            match (&s.storage.read_from, &s.storage.error) {
+                (Some(t), _) => format!("Snapshot statistics were read from target {t}."),
+                (None, Some(e)) => format!("Snapshot statistics could not be read: {e}."),
+                _ => String::new(),
+            },
+        ));
     }
 }

@@ -17,8 +17,8 @@ use crate::crypto::Unlock;
 use crate::doc::{Block, Doc};
 use crate::error::{Error, Result};
 use crate::records::DrillRecord;
-use crate::report::TargetInfo;
 use crate::repo::Repository;
+use crate::report::TargetInfo;
 use crate::site::Contact;
 use crate::state::StateDir;
 use crate::target::{Location, Target, TargetOptions};
@@ -80,7 +80,8 @@ pub struct SheetData {
 fn read_unlock(path: &Path) -> std::result::Result<(Unlock, String), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read it ({e})", path.display()))?;
-    let unlock = Unlock::parse_identity_file(&text).map_err(|why| format!("{}: {why}", path.display()))?;
+    let unlock =
+        Unlock::parse_identity_file(&text).map_err(|why| format!("{}: {why}", path.display()))?;
     Ok((unlock, text))
 }
 
@@ -255,7 +256,11 @@ pub fn commands(s: &SheetSchedule, from: &TargetInfo) -> Vec<String> {
     if from.is_s3() {
         out.push(format!(
             "export AWS_ENDPOINT_URL={} AWS_REGION={}",
-            shell_quote(from.endpoint.as_deref().unwrap_or("https://YOUR-S3-ENDPOINT")),
+            shell_quote(
+                from.endpoint
+                    .as_deref()
+                    .unwrap_or("https://YOUR-S3-ENDPOINT")
+            ),
             shell_quote(from.region.as_deref().unwrap_or("YOUR-REGION"))
         ));
         out.push(
@@ -300,7 +305,14 @@ pub fn build(d: &SheetData) -> Doc {
             rows: d
                 .contacts
                 .iter()
-                .map(|c| vec![c.name.clone(), c.role.clone(), c.phone.clone(), c.email.clone()])
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        c.role.clone(),
+                        c.phone.clone(),
+                        c.email.clone(),
+                    ]
+                })
                 .collect(),
         });
     }
@@ -334,15 +346,23 @@ pub fn build(d: &SheetData) -> Doc {
         }
     }
     for s in &d.schedules {
-        b.push(Block::Heading(format!("Schedule {}: {}", s.name, s.description)));
-        let ids: Vec<&String> = s.targets.iter().filter_map(|t| t.repo_id.as_ref().ok()).collect();
+        b.push(Block::Heading(format!(
+            "Schedule {}: {}",
+            s.name, s.description
+        )));
+        let ids: Vec<&String> = s
+            .targets
+            .iter()
+            .filter_map(|t| t.repo_id.as_ref().ok())
+            .collect();
         b.push(Block::Table {
             widths: vec![0.3, 0.7],
             header: vec!["Item".into(), "Value".into()],
             rows: vec![
                 vec![
                     "Repository id".into(),
-                    ids.first().map_or("not readable when printed".into(), |i| i.to_string()),
+                    ids.first()
+                        .map_or("not readable when printed".into(), |i| i.to_string()),
                 ],
                 vec![
                     "Key fingerprint (public key)".into(),
@@ -415,7 +435,9 @@ pub fn build(d: &SheetData) -> Doc {
                                 x.target,
                                 x.files
                             ),
-                            None => "NONE RECORDED: no restore of this share has been proven".into(),
+                            None => {
+                                "NONE RECORDED: no restore of this share has been proven".into()
+                            }
                         },
                     ]
                 })

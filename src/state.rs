@@ -4,6 +4,7 @@
 //! ```text
 //! STATE/schedules/NAME.json   last scheduled time handled, last start, end and outcome
 //! STATE/history.jsonl         one JSON line per run
+//! STATE/audit.jsonl           one JSON line per restore (see crate::audit)
 //! STATE/locks/NAME.lock       held (flock) while NAME runs, by the daemon or `firesafe run`
 //! STATE/media/               rotated disks: what each held when written, the rotation log
 //!                             (see crate::media)

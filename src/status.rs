@@ -58,6 +58,55 @@ pub struct ScheduleStatus {
     pub sources: Vec<SourceStatus>,
     /// The schedule's removable-disk pools: which disk holds what, and rotation warnings.
     pub media: Vec<crate::media::PoolStatus>,
+    /// Per target, the latest verification recorded in the state directory.
+    pub verification: Vec<TargetVerification>,
+}
+
+/// What the latest verification of one target found, and how much of it has been read back.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetVerification {
+    pub target: String,
+    /// When it ran, and `pass`, `fail` or `error`.
+    pub verified: DateTime<Utc>,
+    pub result: String,
+    /// Share of the target's data read back within the 30 and 90 days before that run.
+    pub coverage_30d: f64,
+    pub coverage_90d: f64,
+    /// When every byte had last been read back (a completed rotation or a full read).
+    pub last_complete_read: Option<DateTime<Utc>>,
+    /// Findings not repaired.
+    pub open_findings: usize,
+}
+
+/// The latest verification of each of the schedule's targets, from the state directory.
+pub fn verification(
+    schedule: &ScheduleSpec,
+    state: &crate::state::StateDir,
+) -> Result<Vec<TargetVerification>> {
+    let records = state.verify_records()?;
+    Ok(schedule
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let r = records
+                .iter()
+                .rev()
+                .find(|r| r.schedule == schedule.name && &r.target == t)?;
+            Some(TargetVerification {
+                target: t.clone(),
+                verified: r.finished,
+                result: r.result.clone(),
+                coverage_30d: r.coverage_30d,
+                coverage_90d: r.coverage_90d,
+                last_complete_read: r.last_complete_read,
+                open_findings: r
+                    .findings
+                    .iter()
+                    .filter(|f| !f.repair.starts_with("repaired"))
+                    .count(),
+            })
+        })
+        .collect())
 }
 
 /// Reads every target of `schedule` and evaluates each source at `now`, without the records of
@@ -197,5 +246,9 @@ pub async fn status_with_records(
         live_data_counts: policy.live_data_counts,
         sources,
         media: pools,
+        verification: match state {
+            Some(st) => verification(schedule, st)?,
+            None => Vec::new(),
+        },
     })
 }

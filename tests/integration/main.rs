@@ -21,6 +21,8 @@ mod no_plaintext;
 mod object_lock;
 mod prune;
 mod recovery;
+mod recovery_sheet;
+mod report;
 mod restore_technician;
 mod round_trip;
 mod run_schedule;

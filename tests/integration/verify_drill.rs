@@ -117,6 +117,13 @@ fn rotating_verification_reads_every_pack_once_per_cycle() {
     );
     assert_success(&out, "verify run 5");
     assert!(record_for(&json(&out), "nas")["bytes_read"].as_u64() > Some(0));
+    // Status shows each target's coverage and its last complete read.
+    let out = cmd(dir.path(), &["status", "nightly", "--json"]);
+    let status = json(&out);
+    let v = &status[0]["verification"];
+    let nas = record_for(v, "nas");
+    assert!(nas["coverage_90d"].as_f64() > Some(0.999), "{nas}");
+    assert!(!nas["last_complete_read"].is_null(), "{nas}");
     // Recorded in the state directory: four runs of two targets.
     let lines = fs::read_to_string(dir.path().join("state/verify.jsonl")).expect("verify.jsonl");
     assert_eq!(lines.lines().count(), 10);
