@@ -531,3 +531,62 @@ fn mount_shows_snapshots_read_only_by_source_and_date() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn without_root_owners_are_not_restored_and_one_warning_says_so() {
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !nix::unistd::geteuid().is_root() || !setpriv.exists() {
+        eprintln!("needs root and setpriv to run a restore as another user: not exercised");
+        return;
+    }
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    write(&share.join("report.txt"), b"owned by someone else");
+    nix::unistd::chown(
+        &share.join("report.txt"),
+        Some(nix::unistd::Uid::from_raw(1234)),
+        Some(nix::unistd::Gid::from_raw(1234)),
+    )
+    .expect("chown");
+    repo.backup(&share, "staff");
+    // Let an unprivileged user read the repository and key, and write the destination.
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(repo.dir.path())
+        .output()
+        .expect("chmod");
+    assert_success(&chmod, "chmod");
+    let out_dir = repo.path("out");
+    fs::create_dir(&out_dir).expect("mkdir");
+    fs::set_permissions(
+        &out_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+
+    let out = std::process::Command::new(setpriv)
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_firesafe"))
+        .arg("--repo")
+        .arg(&repo.url)
+        .args(["restore", "latest", "--to"])
+        .arg(out_dir.join("r"))
+        .env("FIRESAFE_KEY_FILE", &repo.key)
+        .env("FIRESAFE_STATE_DIR", out_dir.join("state"))
+        .output()
+        .expect("run");
+    let err = assert_exit(&out, 0, "restore as an unprivileged user");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("ownership not restored"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("run as root to restore owners (2 files)"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(out_dir.join("r/share/report.txt")).expect("read"),
+        b"owned by someone else"
+    );
+}
