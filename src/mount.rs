@@ -54,7 +54,7 @@ enum Entry {
     Source,
     /// A snapshot's directory: its root tree.
     Snapshot(Id),
-    Node(Node),
+    Node(Box<Node>),
 }
 
 struct Inode {
@@ -174,7 +174,7 @@ impl SnapshotFs {
             let child = inodes.len() as u64;
             children.push((node.name.as_os().to_os_string(), child));
             inodes.push(Inode {
-                entry: Entry::Node(node),
+                entry: Entry::Node(Box::new(node)),
                 parent: ino,
                 children: None,
                 offsets: None,

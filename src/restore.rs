@@ -450,7 +450,8 @@ fn prepare_destination(to: &Path, options: &RestoreOptions) -> Result<bool> {
             let mut entries = std::fs::read_dir(to)
                 .map_err(|e| Error::local(to, "cannot list the restore directory", e))?;
             let empty = entries.next().is_none();
-            if !empty && !(options.overwrite || options.resume || options.in_place) {
+            let may_hold_files = options.overwrite || options.resume || options.in_place;
+            if !empty && !may_hold_files {
                 return Err(Error::Usage(format!(
                     "restore target {} is not empty; choose a new or empty directory, pass --resume to finish an interrupted restore there, or --overwrite to replace files there",
                     to.display()

@@ -170,9 +170,7 @@ async fn load_all(repos: &[Repository]) -> Result<(Catalog, Index)> {
         }
     }
     let mut catalog = catalog.expect("at least one copy");
-    catalog
-        .snapshots
-        .sort_by(|a, b| (a.snapshot.start, a.id).cmp(&(b.snapshot.start, b.id)));
+    catalog.snapshots.sort_by_key(|l| (l.snapshot.start, l.id));
     Ok((catalog, index.expect("at least one copy")))
 }
 
@@ -222,7 +220,7 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
         if let Err(e) = state {
             eprintln!("firesafe: warning: restore not recorded in the audit log: {e}");
         }
-        for (target, e) in audit::store(&copies.repos().to_vec(), &record).await {
+        for (target, e) in audit::store(copies.repos(), &record).await {
             eprintln!(
                 "firesafe: warning: restore not recorded in the repository on target \"{target}\": {e}"
             );
