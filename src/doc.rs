@@ -362,7 +362,7 @@ fn svg_qr(text: &str) -> String {
     let quiet = 4;
     let size = w + 2 * quiet;
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" width=\"{}\" height=\"{}\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
+        "<svg viewBox=\"0 0 {size} {size}\" width=\"{}\" height=\"{}\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
         size * 5,
         size * 5
     );
@@ -432,7 +432,7 @@ fn svg_chart(c: &Chart) -> String {
     };
     let plot = Plot::new(w, h);
     out.push_str(&format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"10\">\n"
+        "<svg viewBox=\"0 0 {w} {h}\" role=\"img\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"10\">\n"
     ));
     for i in 0..=4 {
         let v = bounds.2 * f64::from(i) / 4.0;

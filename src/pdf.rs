@@ -369,6 +369,11 @@ impl Layout {
 
     fn mono_box(&mut self, lines: &[String], size: f32, bg: Rgb) {
         let lead = size * 1.4;
+        // Kept on one page when it fits on one.
+        let whole = lines.len() as f32 * lead + 18.0;
+        if whole < BOTTOM - MARGIN {
+            self.need(whole);
+        }
         let mut i = 0;
         while i < lines.len() {
             self.need(lead + 10.0);
@@ -706,7 +711,7 @@ mod tests {
     #[test]
     fn long_commands_break_at_spaces_with_continuations() {
         let lines = shell_lines(
-            "$ firesafe --repo /a/very/long/path/to/the/offsite/copy restore latest --source curriculum --to restored",
+            "$ firesafe --repo /mnt/offsite/firesafe restore latest --source curriculum --to restored",
             40,
         );
         assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
@@ -718,7 +723,7 @@ mod tests {
             .join(" ");
         assert_eq!(
             joined,
-            "$ firesafe --repo /a/very/long/path/to/the/offsite/copy restore latest --source curriculum --to restored"
+            "$ firesafe --repo /mnt/offsite/firesafe restore latest --source curriculum --to restored"
         );
     }
 

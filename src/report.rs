@@ -53,10 +53,11 @@ impl TargetInfo {
     pub fn of(config: &Config, name: &str) -> TargetInfo {
         let spec = &config.targets[name];
         let place = match spec.kind {
-            TargetKind::Path => config
-                .resolve(spec.path.as_deref().unwrap_or(std::path::Path::new("")))
-                .display()
-                .to_string(),
+            TargetKind::Path => {
+                absolute(&config.resolve(spec.path.as_deref().unwrap_or(std::path::Path::new(""))))
+                    .display()
+                    .to_string()
+            }
             TargetKind::S3 => {
                 let prefix = spec.prefix.trim_matches('/');
                 let bucket = spec.bucket.as_deref().unwrap_or_default();
@@ -81,6 +82,11 @@ impl TargetInfo {
     pub fn is_s3(&self) -> bool {
         self.place.starts_with("s3://")
     }
+}
+
+/// A path made absolute (without following links), for documents read on another machine.
+pub fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// A share's size and the repository space its snapshots added, at one snapshot.
@@ -363,6 +369,15 @@ fn list(names: &[&str]) -> String {
     }
 }
 
+/// "1 point", "3 points".
+fn points(n: usize) -> String {
+    if n == 1 {
+        "1 point".into()
+    } else {
+        format!("{n} points")
+    }
+}
+
 /// A traffic light with its headline and detail.
 struct Check {
     light: Light,
@@ -504,10 +519,19 @@ fn check_runs(d: &ReportData, c: &Clock) -> Check {
         runs.len(),
         complete * 100 / runs.len()
     );
+    let none = |n: usize| {
+        if n == 0 {
+            "none".to_string()
+        } else {
+            n.to_string()
+        }
+    };
     let detail = format!(
-        "{degraded} left a copy out of date, {failed} failed{}.",
+        "Left a copy out of date: {}. Failed: {}{}.",
+        none(degraded),
+        none(failed),
         if other > 0 {
-            format!(", {other} were interrupted")
+            format!(". Interrupted: {other}")
         } else {
             String::new()
         }
@@ -613,7 +637,7 @@ fn check_recovery(d: &ReportData) -> Check {
     }
     if unmeasured.len() == all.len() {
         return Check {
-            light: Light::Red,
+            light: Light::Amber,
             headline: "The recovery time was not measured.".into(),
             detail: "Only a restore drill can measure it, and none was recorded in this period."
                 .into(),
@@ -936,13 +960,13 @@ pub fn build(d: &ReportData) -> Doc {
         light: worst,
         headline: match worst {
             Light::Green => "Overall: the backups are working and were tested.".into(),
-            Light::Amber => format!("Overall: {} point(s) need attention.", count(Light::Amber)),
+            Light::Amber => format!("Overall: {} need attention.", points(count(Light::Amber))),
             Light::Red => format!(
-                "Overall: {} point(s) need action{}.",
-                count(Light::Red),
+                "Overall: {} need action{}.",
+                points(count(Light::Red)),
                 match count(Light::Amber) {
                     0 => String::new(),
-                    n => format!(", {n} need attention"),
+                    n => format!(", {} attention", points(n)),
                 }
             ),
         },
@@ -962,8 +986,8 @@ pub fn build(d: &ReportData) -> Doc {
     for (q, k) in questions.iter().zip(checks) {
         b.push(Block::Status {
             light: k.light,
-            headline: format!("{q} {}", k.headline),
-            detail: k.detail,
+            headline: q.to_string(),
+            detail: format!("{} {}", k.headline, k.detail),
         });
     }
     b.push(Block::Subheading("Each share".into()));

@@ -181,7 +181,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
                 repo_id,
             });
         }
-        let key_file = config.resolve(&s.key_file);
+        let key_file = crate::report::absolute(&config.resolve(&s.key_file));
         out.push(SheetSchedule {
             name: s.name.clone(),
             description: s.description.clone(),
@@ -462,17 +462,13 @@ pub fn build(d: &SheetData) -> Doc {
             if from.info.is_s3() {
                 steps.push("Get the storage access key from the storage provider's account (it is not on this sheet) and put it in place of the YOUR-... words.".into());
             }
-            steps.push("In that folder, type each line below that starts with $, without the $. Each share's files appear under restored/SHARE/.".into());
+            steps.push("In that folder, type each line below that starts with $, without the $. Each share comes back in restored/SHARE/SHARE (restored/curriculum/curriculum, ...).".into());
             steps.push(
                 "If this copy cannot be reached, use another copy from the table above: put its location after --repo.".into(),
             );
-            b.push(Block::Bullets(
-                steps
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, t)| (None, format!("{}. {t}", i + 1)))
-                    .collect(),
-            ));
+            for (i, t) in steps.into_iter().enumerate() {
+                b.push(Block::Para(format!("{}. {t}", i + 1)));
+            }
             b.push(Block::Commands(commands(s, &from.info)));
         }
     }

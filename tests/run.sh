@@ -22,6 +22,9 @@ trap '[ -z "$GARAGE_BUILD" ] || kill -- -"$GARAGE_BUILD" 2>/dev/null; rm -f "$GA
 missing=()
 command -v age >/dev/null || missing+=(age)
 command -v zstd >/dev/null || missing+=(zstd)
+# The report tests render PDFs with poppler and open the HTML in headless Chromium.
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+command -v chromium >/dev/null || missing+=(chromium)
 command -v curl >/dev/null || missing+=(curl)
 command -v ss >/dev/null || missing+=(iproute2)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
