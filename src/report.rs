@@ -294,8 +294,10 @@ impl Clock {
 
 /// How long something takes, in words: "40 seconds", "12 minutes", "3.5 hours".
 pub fn describe_seconds(s: f64) -> String {
-    if s < 90.0 {
-        format!("{} seconds", s.round().max(1.0))
+    if s < 1.5 {
+        "1 second".into()
+    } else if s < 90.0 {
+        format!("{} seconds", s.round())
     } else if s < 5400.0 {
         format!("{} minutes", (s / 60.0).round())
     } else {
