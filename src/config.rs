@@ -551,6 +551,19 @@ impl Config {
         }
     }
 
+    /// The key that opens a schedule's repository, from its `key_file`.
+    pub fn schedule_key(&self, schedule: &ScheduleSpec) -> Result<crate::crypto::Unlock> {
+        let path = self.resolve(&schedule.key_file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::WrongKey(format!(
+                "key_file {}: cannot read it ({e}); check the schedule's key_file",
+                path.display()
+            ))
+        })?;
+        crate::crypto::Unlock::parse_identity_file(&text)
+            .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", path.display())))
+    }
+
     pub fn schedule(&self, name: &str) -> Result<&ScheduleSpec> {
         self.schedules.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.schedules.keys().map(String::as_str).collect();

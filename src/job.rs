@@ -438,15 +438,7 @@ pub async fn prune_schedule(
             schedule.name, schedule.name
         )));
     };
-    let key_path = config.resolve(&schedule.key_file);
-    let text = std::fs::read_to_string(&key_path).map_err(|e| {
-        Error::WrongKey(format!(
-            "key_file {}: cannot read it ({e})",
-            key_path.display()
-        ))
-    })?;
-    let unlock = Unlock::parse_identity_file(&text)
-        .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", key_path.display())))?;
+    let unlock = config.schedule_key(schedule)?;
     let timezone: chrono_tz::Tz = schedule.timezone.parse().map_err(|_| {
         Error::Usage(format!(
             "schedule \"{}\": timezone \"{}\" is not an IANA time zone",

@@ -15,8 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, ScheduleSpec, Site};
-use crate::crypto::Unlock;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::policy::{self, Copy, Evaluation};
 use crate::repo::Repository;
 use crate::snapshot::Catalog;
@@ -127,15 +126,7 @@ pub async fn status_with_records(
     state: Option<&crate::state::StateDir>,
     now: DateTime<Utc>,
 ) -> Result<ScheduleStatus> {
-    let key_path = config.resolve(&schedule.key_file);
-    let text = std::fs::read_to_string(&key_path).map_err(|e| {
-        Error::WrongKey(format!(
-            "key_file {}: cannot read it ({e})",
-            key_path.display()
-        ))
-    })?;
-    let unlock = Unlock::parse_identity_file(&text)
-        .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", key_path.display())))?;
+    let unlock = config.schedule_key(schedule)?;
 
     // For each target: its catalog, or why it could not be read.
     let mut catalogs: Vec<(String, std::result::Result<Catalog, String>)> = Vec::new();

@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{self, CheckOptions};
 use crate::config::{Config, ScheduleSpec};
-use crate::crypto::Unlock;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, IndexPack};
@@ -170,7 +169,7 @@ pub async fn verify_schedule(
     state: &StateDir,
     options: &VerifyOptions,
 ) -> Result<Vec<VerifyRecord>> {
-    let unlock = read_key(config, schedule)?;
+    let unlock = config.schedule_key(schedule)?;
     let now = Utc::now();
     // Every target that answers and holds the repository.
     let mut repos: Vec<(String, std::result::Result<Repository, String>)> = Vec::new();
@@ -577,15 +576,6 @@ async fn compare(targets: &[(&str, &Repository)]) -> Result<HashMap<String, Vec<
         }
     }
     Ok(out)
-}
-
-fn read_key(config: &Config, schedule: &ScheduleSpec) -> Result<Unlock> {
-    let path = config.resolve(&schedule.key_file);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::WrongKey(format!("key_file {}: cannot read it ({e})", path.display()))
-    })?;
-    Unlock::parse_identity_file(&text)
-        .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", path.display())))
 }
 
 #[cfg(test)]
