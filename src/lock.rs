@@ -23,7 +23,9 @@
 //! host that no longer exists, is stale and ignored: a killed backup never blocks pruning for
 //! long. A holder whose refreshes fail could be judged stale by a prune elsewhere, so before
 //! writing a snapshot a writer calls [`TargetLock::ensure_fresh`], which fails unless a refresh
-//! succeeded within [`STALE`] minus [`MARGIN`]; the margin covers the snapshot write and clock
+//! succeeded within [`STALE`] minus [`MARGIN`] and no two successful refreshes (nor the first
+//! and the lock's creation) were ever further apart than that: a holder whose lock lapsed, even
+//! once, may have been overtaken by a prune. The margin covers the snapshot write and clock
 //! differences between hosts.
 
 use std::sync::{Arc, Mutex};
@@ -90,12 +92,35 @@ impl LockInfo {
     }
 }
 
+/// How well a holder has kept its lock refreshed.
+struct Freshness {
+    /// When the last refresh succeeded.
+    last: DateTime<Utc>,
+    /// The last good refresh before the first gap longer than `STALE - MARGIN`, if any.
+    lapsed: Option<DateTime<Utc>>,
+}
+
+impl Freshness {
+    /// Notes a successful refresh at `at`. A gap longer than the limit may have let another
+    /// host judge the lock stale and go ahead; a later refresh cannot undo that.
+    fn record(&mut self, at: DateTime<Utc>) {
+        if self.lapsed.is_none() && at - self.last > limit() {
+            self.lapsed = Some(self.last);
+        }
+        self.last = at;
+    }
+}
+
+/// The longest a holder may go without a refresh and still trust its lock.
+fn limit() -> chrono::Duration {
+    chrono::Duration::from_std(STALE - MARGIN).expect("small")
+}
+
 /// A lock held on one target; refreshed in the background until released or dropped.
 pub struct TargetLock {
     target: Target,
     key: String,
-    /// When the last refresh succeeded.
-    fresh: Arc<Mutex<DateTime<Utc>>>,
+    fresh: Arc<Mutex<Freshness>>,
     refresher: tokio::task::JoinHandle<()>,
     released: bool,
 }
@@ -152,7 +177,10 @@ impl TargetLock {
         };
         let key = format!("{LOCKS}/{}", Id::random().to_hex());
         target.put_replace(&key, encode(&info)).await?;
-        let fresh = Arc::new(Mutex::new(now));
+        let fresh = Arc::new(Mutex::new(Freshness {
+            last: now,
+            lapsed: None,
+        }));
         let refresher = {
             let (target, key, fresh) = (target.clone(), key.clone(), Arc::clone(&fresh));
             tokio::spawn(async move {
@@ -161,7 +189,7 @@ impl TargetLock {
                     tokio::time::sleep(REFRESH).await;
                     info.refreshed = Utc::now();
                     match target.put_replace(&key, encode(&info)).await {
-                        Ok(()) => *fresh.lock().expect("not poisoned") = info.refreshed,
+                        Ok(()) => fresh.lock().expect("not poisoned").record(info.refreshed),
                         Err(e) => tracing::warn!(error = %e, "could not refresh a lock"),
                     }
                 }
@@ -197,12 +225,21 @@ impl TargetLock {
         Ok(out)
     }
 
-    /// Fails unless the lock was refreshed recently enough that no prune can have judged it
-    /// stale by the time the caller's next write lands.
+    /// Fails unless the lock was refreshed recently enough, and never went so long unrefreshed,
+    /// that no prune can have judged it stale by the time the caller's next write lands.
     pub fn ensure_fresh(&self) -> Result<()> {
-        let fresh = *self.fresh.lock().expect("not poisoned");
-        let limit = chrono::Duration::from_std(STALE - MARGIN).expect("small");
-        if Utc::now() - fresh > limit {
+        let (fresh, lapsed) = {
+            let f = self.fresh.lock().expect("not poisoned");
+            (f.last, f.lapsed)
+        };
+        if let Some(since) = lapsed {
+            return Err(Error::Busy(format!(
+                "target \"{}\": this process could not refresh its lock for a while after {} (was the target unreachable or the machine asleep?), so a prune may have run meanwhile; stopped before writing a snapshot, run again",
+                self.target.name(),
+                since.format("%H:%M:%S UTC")
+            )));
+        }
+        if Utc::now() - fresh > limit() {
             return Err(Error::Busy(format!(
                 "target \"{}\": this process could not refresh its lock since {} (is the target reachable?); stopped before writing a snapshot, run again",
                 self.target.name(),
@@ -238,4 +275,27 @@ impl Drop for TargetLock {
 
 fn encode(info: &LockInfo) -> bytes::Bytes {
     serde_json::to_vec(info).expect("a lock serialises").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lapse_in_refreshing_is_remembered_after_refreshes_resume() {
+        let start: DateTime<Utc> = "2026-01-01T02:00:00Z".parse().expect("time");
+        let mut f = Freshness {
+            last: start,
+            lapsed: None,
+        };
+        let step = chrono::Duration::from_std(REFRESH).expect("small");
+        f.record(start + step);
+        assert_eq!(f.lapsed, None);
+        // Refreshes failed for longer than the limit, then one succeeded.
+        let late = start + step + limit() + chrono::Duration::seconds(1);
+        f.record(late);
+        f.record(late + step);
+        assert_eq!(f.lapsed, Some(start + step));
+        assert_eq!(f.last, late + step);
+    }
 }
