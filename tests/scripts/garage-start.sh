@@ -10,7 +10,7 @@
 #       (P defaults to 3900; a busy range moves P up by 100). Stop with garage-stop.sh DIR.
 #   garage-start.sh DIR --node I
 #       Starts node I of the cluster in DIR again (after garage-stop.sh DIR --node I), with its
-#       configuration, data and ports, and waits until the cluster is healthy.
+#       configuration, data and ports, and waits until it is connected to every running node.
 #   garage-start.sh --install-only
 #       Builds garage if it is not cached yet, and nothing else.
 #
@@ -104,7 +104,13 @@ wait_for() { # wait_for SECONDS WHAT COMMAND...
     sleep 0.3
   done
 }
-healthy() { curl -fsS "$(cat "$DIR/admin-url")/health"; }
+sees() { # sees I N: node I is connected to N nodes (itself included) and has quorum everywhere
+  local token view
+  token="$(sed -n 's/^admin_token = "\(.*\)"$/\1/p' "$DIR/node$1/garage.toml")"
+  view="$(curl -fsS -H "Authorization: Bearer $token" "$(cat "$DIR/node$1/admin-url")/v2/GetClusterHealth")" || return 1
+  [ "$(echo "$view" | sed -n 's/.*"connectedNodes": *\([0-9]*\).*/\1/p')" -ge "$2" ] &&
+    ! echo "$view" | grep -q '"status": *"unavailable"'
+}
 
 # ---------- restart one node ----------
 if [ -n "$NODE" ]; then
@@ -115,7 +121,16 @@ if [ -n "$NODE" ]; then
   fi
   start_node "$NODE"
   wait_for 60 "node $NODE" "$GARAGE" -c "$nd/garage.toml" status
-  wait_for 120 "cluster health" healthy
+  # Connect it to the running nodes now: left to themselves they can take half a minute to retry.
+  up=0
+  for other in "$DIR"/node*; do
+    { [ -f "$other/garage.pid" ] && running "$(cat "$other/garage.pid")"; } || continue
+    up=$((up + 1))
+    [ "$other" = "$nd" ] && continue
+    "$GARAGE" -c "$nd/garage.toml" node connect "$("$GARAGE" -c "$other/garage.toml" node id -q)" \
+      >>"$DIR/setup.log" 2>&1 || true
+  done
+  wait_for 120 "node $NODE to see the $up running nodes" sees "$NODE" "$up"
   log "node $NODE running again (pid $(cat "$nd/garage.pid"))"
   exit 0
 fi
@@ -172,10 +187,10 @@ api_bind_addr = "127.0.0.1:$((s3 + 3))"
 admin_token = "$ADMIN_TOKEN"
 EOF
   umask 022
+  echo "http://127.0.0.1:$((s3 + 3))" >"$nd/admin-url"
   start_node "$i"
   log "node$i pid $(cat "$nd/garage.pid") s3=127.0.0.1:$s3"
 done
-echo "http://127.0.0.1:$((PORT_BASE + 3))" >"$DIR/admin-url"
 G() { "$GARAGE" -c "$DIR/node0/garage.toml" "$@" >>"$DIR/setup.log" 2>&1; }
 stop_on_failure() {
   local rc=$?
@@ -199,7 +214,7 @@ for ((i = 0; i < NODES; i++)); do
   G layout assign -z "school$((i + 1))" -c 1G "${IDS[$i]%%@*}"
 done
 G layout apply --version 1
-wait_for 60 "cluster health" healthy
+wait_for 60 "every node to be connected" sees 0 "$NODES"
 
 # ---------- key and bucket ----------
 KEY_ID="GK$(rand_hex 12)"
