@@ -1612,6 +1612,12 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::prune::PruneReport) {
             r.packs_in_grace
         );
     }
+    if r.blobs_unlocated > 0 {
+        println!(
+            "  kept {} unindexed pack(s) whatever their age: {} blob(s) the snapshots use are in no indexed pack here (an index object or pack is missing); run `firesafe repair {schedule}`",
+            r.packs_unindexed_kept, r.blobs_unlocated
+        );
+    }
     if let Some(until) = r.locked_until {
         println!(
             "  could not delete {} object(s) yet: under object lock, the first until {}; a later prune deletes them",

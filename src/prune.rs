@@ -18,6 +18,10 @@
 //! 3. **A pack that no index object lists is older than the grace period.** Such a pack belongs
 //!    to a backup that was killed before indexing it, or to one still running whose lock went
 //!    stale; the grace period (24 hours unless configured) lets any such backup end first.
+//! 4. **If it is a pack no index object lists, every blob the remaining snapshots use is placed
+//!    by the index in a pack that is present.** Otherwise an index object may have been lost, and
+//!    an unlisted pack may hold the only copy of data a snapshot needs: unlisted packs then stay
+//!    until `repair` indexes them again.
 //!
 //! The newest snapshot and the newest complete snapshot of every source on a target are always
 //! kept, whatever the retention rules say. Deletion order keeps the repository valid at every
@@ -108,6 +112,10 @@ pub struct PruneReport {
     pub bytes_unused_in_kept_packs: u64,
     /// Unlisted packs kept because they are younger than the grace period.
     pub packs_in_grace: u64,
+    /// Blobs the remaining snapshots use that no index places in a pack on the target, and the
+    /// unlisted packs kept, whatever their age, because they may hold them.
+    pub blobs_unlocated: u64,
+    pub packs_unindexed_kept: u64,
     /// Objects that are no longer needed but are under object lock, and when the first lock ends.
     pub locked: Vec<String>,
     pub locked_until: Option<DateTime<Utc>>,
@@ -354,9 +362,23 @@ pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneRep
         }
     }
     repack.sort_by_key(|p| p.id);
+    // A used blob that no index places in a pack on the target may be in a pack no index lists
+    // (its index object lost): then unlisted packs stay, whatever their age, until `repair`
+    // indexes them again.
+    let unlocated = used
+        .iter()
+        .filter(|b| {
+            !index
+                .get(b)
+                .is_some_and(|(p, _)| present.contains_key(&p.id))
+        })
+        .count() as u64;
+    report.blobs_unlocated = unlocated;
     for (id, l) in &present {
         if !listed_packs.contains(id) {
-            if l.modified + options.grace <= options.now {
+            if unlocated > 0 {
+                report.packs_unindexed_kept += 1;
+            } else if l.modified + options.grace <= options.now {
                 delete.insert(*id);
             } else {
                 report.packs_in_grace += 1;

@@ -392,3 +392,32 @@ fn prune_and_backup_at_the_same_time_never_lose_data() {
         eprintln!("{backend:?}: {refused} of {} prunes met a running backup", rounds.len());
     }
 }
+
+#[test]
+fn a_lost_index_object_does_not_let_prune_delete_the_packs_it_listed() {
+    let s = Setup::new(Backend::Local, "");
+    // Unlisted packs of any age may go.
+    let schedule = s.root().join("schedules/s.toml");
+    let text = fs::read_to_string(&schedule).expect("schedule");
+    fs::write(&schedule, format!("{text}grace_hours = 0\n")).expect("write schedule");
+    write(&s.share().join("kept.bin"), &noise(21, 2_000_000));
+    write(&s.share().join("changing.bin"), &noise(22, 1_000_000));
+    assert_success(&s.run(true), "first run");
+    let first_index: Vec<String> = s
+        .objects()
+        .into_keys()
+        .filter(|k| k.starts_with("index/"))
+        .collect();
+    write(&s.share().join("changing.bin"), &noise(23, 1_000_000));
+    assert_success(&s.run(false), "second run");
+    // The index object listing kept.bin's pack is lost; the newest snapshot still uses it.
+    let t = s.target();
+    for k in &first_index {
+        block_on(t.delete(k)).expect("delete index object");
+    }
+    let out = s.prune(&[]);
+    assert_success(&out, "prune");
+    assert!(stdout(&out).contains("firesafe repair s"), "{}", stdout(&out));
+    assert_success(&s.cmd(&["repair", "s"]).output().expect("repair"), "repair");
+    s.assert_intact("prune after a lost index object, then repair");
+}
