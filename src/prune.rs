@@ -32,8 +32,10 @@
 //! The `forgotten/ID` markers stop replication from copying a forgotten snapshot back from a
 //! target that has not been pruned yet, and tell the next prune of that target to forget it too.
 //!
-//! Packs that hold both used and unused blobs are kept whole (they are not rewritten); the report
-//! says how much space they hold that no snapshot uses.
+//! A pack in use of which at least [`REPACK_UNUSED_PERCENT`] percent is unused is rewritten: its
+//! used blobs are copied (checked against their ids) into new packs, which the new index objects
+//! list before the old pack goes. Other packs that hold both used and unused blobs are kept
+//! whole; the report says how much space they hold that no snapshot uses.
 
 use std::collections::{HashMap, HashSet};
 
