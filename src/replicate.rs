@@ -55,16 +55,21 @@ pub async fn replicate(from: &Target, to: &Target) -> Result<ReplicateReport> {
             }
         }
     }
-    for dir in [KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS] {
+    let order = [KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS];
+    // The source is listed in the reverse of the order a backup writes, so that everything a
+    // listed snapshot or index object refers to is listed too, even while a backup writes there.
+    let mut listed: Vec<Vec<String>> = Vec::new();
+    for dir in order.iter().rev() {
+        listed.push(from.list(dir).await?.into_iter().map(|l| l.key).collect());
+    }
+    listed.reverse();
+    for (dir, keys) in order.into_iter().zip(listed) {
         if dir == SNAPSHOTS {
             lock.ensure_fresh()?;
         }
         let have: HashSet<String> = to.list(dir).await?.into_iter().map(|l| l.key).collect();
-        let missing: Vec<String> = from
-            .list(dir)
-            .await?
+        let missing: Vec<String> = keys
             .into_iter()
-            .map(|l| l.key)
             .filter(|k| !have.contains(k))
             .filter(|k| {
                 dir != SNAPSHOTS || !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n))
