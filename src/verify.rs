@@ -417,6 +417,15 @@ async fn repair_object(
     if object.starts_with("blob ") {
         return String::new();
     }
+    // A prune may have forgotten the snapshot since the comparison listed the targets; the
+    // caller's lock keeps prunes out from here on, so the marker is checked now.
+    if let Some(id) = object.strip_prefix(&format!("{SNAPSHOTS}/")) {
+        match repo.target().exists(&format!("{FORGOTTEN}/{id}")).await {
+            Ok(false) => {}
+            Ok(true) => return "not repaired: a prune forgot this snapshot".into(),
+            Err(e) => return format!("not repaired: {e}"),
+        }
+    }
     let here = repo.target().name();
     for (name, other) in others {
         if *name == here {
