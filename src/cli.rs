@@ -1530,6 +1530,31 @@ async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
                     }
                     print_prune(&schedule.name, &name, &r);
                 }
+                PruneOutcome::Mirrored {
+                    from,
+                    deleted,
+                    locked,
+                    dry_run,
+                } => {
+                    if a.json {
+                        json.push(serde_json::json!({"schedule": schedule.name, "target": name, "result": "mirrored", "from": from, "deleted": deleted, "locked": locked, "dry_run": dry_run}));
+                    } else if dry_run {
+                        println!(
+                            "{}: target {name}: would receive {from}'s new objects and the same deletions",
+                            schedule.name
+                        );
+                    } else {
+                        println!(
+                            "{}: target {name}: given {from}'s new objects and the same deletions ({deleted} object(s) deleted{})",
+                            schedule.name,
+                            if locked > 0 {
+                                format!("; {locked} under object lock, deleted by a later prune")
+                            } else {
+                                String::new()
+                            }
+                        );
+                    }
+                }
                 PruneOutcome::Skipped(why) => {
                     if a.json {
                         json.push(serde_json::json!({"schedule": schedule.name, "target": name, "result": "skipped", "reason": why}));

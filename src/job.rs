@@ -12,6 +12,7 @@ use crate::backup::{self, BackupOptions, BackupReport};
 use crate::config::{Config, ScheduleSpec};
 use crate::crypto::{self, Recipient, Unlock};
 use crate::error::{Error, Result};
+use crate::lock::TargetLock;
 use crate::replicate::{self, ReplicateReport};
 use crate::repo::{InitOptions, Repository};
 use crate::target::Target;
@@ -160,18 +161,10 @@ pub async fn run(
 
     // Bring the primary up to date from the others (a run when it was down went elsewhere).
     // A target that fails here is left out of the run, not allowed to stop it.
-    let mut targets = targets;
-    for (i, (_, t)) in targets.iter_mut().enumerate() {
-        if i != p
-            && let Ok(target) = t
-            && Repository::read_config(target).await.is_ok()
-            && let Err(e) = replicate::replicate(target, &primary_target).await
-        {
-            *t = Err(e);
-        }
-    }
-
     let repo = Repository::open(primary_target.clone(), &unlock).await?;
+    let mut targets = targets;
+    catch_up(&repo, p, &mut targets, &unlock).await;
+
     let mut backups = Vec::new();
     for source in &schedule.sources {
         let mut opts = BackupOptions::new(&source.name, vec![config.resolve(&source.path)]);
@@ -219,18 +212,35 @@ pub async fn sync(
         )));
     };
     let primary = targets[p].1.as_ref().expect("reachable").clone();
+    let unlock = config.schedule_key(schedule)?;
+    let repo = Repository::open(primary.clone(), &unlock).await?;
     let mut targets = targets;
-    for &i in holders.iter().skip(1) {
-        let result = match &targets[i].1 {
-            Ok(t) => replicate::replicate(t, &primary).await,
-            Err(_) => continue,
-        };
-        if let Err(e) = result {
-            targets[i].1 = Err(e);
-        }
-    }
+    catch_up(&repo, p, &mut targets, &unlock).await;
     let outcomes = push(&primary, p, targets).await;
     Ok(outcomes)
+}
+
+/// Brings the primary (at position `p`) the snapshots the other targets hold and it lacks, with
+/// the data they need (see [`replicate::pull`]). A target that fails is marked failed.
+async fn catch_up(
+    primary: &Repository,
+    p: usize,
+    targets: &mut [(String, Result<Target>)],
+    unlock: &Unlock,
+) {
+    for (i, (_, t)) in targets.iter_mut().enumerate() {
+        let Ok(target) = t else { continue };
+        if i == p || Repository::read_config(target).await.is_err() {
+            continue;
+        }
+        let result = match Repository::open(target.clone(), unlock).await {
+            Ok(other) => replicate::pull(&other, primary).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            *t = Err(e);
+        }
+    }
 }
 
 /// Runs a schedule under its lock and records the run in the state directory's history.
@@ -418,14 +428,29 @@ pub async fn open_schedule_targets(
 /// What `prune` did on one target of a schedule.
 #[derive(Debug)]
 pub enum PruneOutcome {
+    /// The target retention was worked out on (the first reachable one).
     Pruned(crate::prune::PruneReport),
+    /// Another target, given the pruned target's new objects and then the same deletions, so
+    /// that every target keeps holding the same objects.
+    Mirrored {
+        from: String,
+        deleted: usize,
+        /// Deletions left for later: the objects are under object lock.
+        locked: usize,
+        dry_run: bool,
+    },
     /// Left alone, and why (append-only, holds no repository).
     Skipped(String),
     Failed(Error),
 }
 
-/// Applies a schedule's retention on every reachable target it names. Targets marked
-/// `append_only` are skipped unless `include_append_only`.
+/// Applies a schedule's retention to its targets. Every target taking part is locked
+/// exclusively first; the first one is brought the snapshots the others hold (so it holds
+/// everything any of them holds), pruned, and the others are then given its new objects and
+/// the same deletions. Working retention out once keeps the targets identical: pruning each on
+/// its own would write different index objects and packs on each (encryption is randomised),
+/// which replication would then copy across. Targets marked `append_only` are left alone unless
+/// `include_append_only`.
 pub async fn prune_schedule(
     config: &Config,
     schedule: &ScheduleSpec,
@@ -446,53 +471,225 @@ pub async fn prune_schedule(
         ))
     })?;
     let now = chrono::Utc::now();
-    let mut outcomes = Vec::new();
+    let lock_of = |name: &str| {
+        config.targets[name]
+            .object_lock_days
+            .map(|d| chrono::Duration::days(i64::from(d)))
+    };
+
+    // Who takes part.
+    let mut outcomes: Vec<(String, Option<PruneOutcome>)> = Vec::new();
+    let mut members: Vec<(usize, Repository)> = Vec::new();
     for (name, target) in open_targets(config, schedule, false).await {
         let spec = &config.targets[&name];
-        if spec.append_only && !include_append_only {
-            outcomes.push((
-                name,
-                PruneOutcome::Skipped(
-                    "append-only: routine runs never delete here (use --include-append-only with credentials that may delete)".into(),
-                ),
-            ));
-            continue;
-        }
-        let options = crate::prune::PruneOptions {
-            retention: crate::prune::Retention {
-                last: retention.keep_last,
-                hourly: retention.keep_hourly,
-                daily: retention.keep_daily,
-                weekly: retention.keep_weekly,
-                monthly: retention.keep_monthly,
-                yearly: retention.keep_yearly,
-            },
-            sources: schedule.sources.iter().map(|s| s.name.clone()).collect(),
-            timezone,
-            grace: chrono::Duration::hours(i64::from(retention.grace_hours.unwrap_or(24))),
-            object_lock: spec
-                .object_lock_days
-                .map(|d| chrono::Duration::days(i64::from(d))),
-            dry_run,
-            now,
-        };
-        let outcome = match target {
-            Err(e) => PruneOutcome::Failed(e),
-            Ok(t) => match Repository::read_config(&t).await {
-                Err(Error::NotARepository { .. }) => {
-                    PruneOutcome::Skipped("holds no repository yet".into())
-                }
-                Err(e) => PruneOutcome::Failed(e),
-                Ok(_) => match Repository::open(t, &unlock).await {
-                    Ok(repo) => match crate::prune::prune(&repo, &options).await {
-                        Ok(r) => PruneOutcome::Pruned(r),
-                        Err(e) => PruneOutcome::Failed(e),
+        let i = outcomes.len();
+        let outcome = if spec.append_only && !include_append_only {
+            Some(PruneOutcome::Skipped(
+                "append-only: routine runs never delete here (use --include-append-only with credentials that may delete)".into(),
+            ))
+        } else {
+            match target {
+                Err(e) => Some(PruneOutcome::Failed(e)),
+                Ok(t) => match Repository::read_config(&t).await {
+                    Err(Error::NotARepository { .. }) => {
+                        Some(PruneOutcome::Skipped("holds no repository yet".into()))
+                    }
+                    Err(e) => Some(PruneOutcome::Failed(e)),
+                    Ok(_) => match Repository::open(t, &unlock).await {
+                        Ok(repo) => {
+                            members.push((i, repo));
+                            None
+                        }
+                        Err(e) => Some(PruneOutcome::Failed(e)),
                     },
-                    Err(e) => PruneOutcome::Failed(e),
                 },
-            },
+            }
         };
         outcomes.push((name, outcome));
     }
-    Ok(outcomes)
+    let finish = |outcomes: Vec<(String, Option<PruneOutcome>)>| {
+        outcomes
+            .into_iter()
+            .map(|(n, o)| (n, o.expect("every target has an outcome")))
+            .collect()
+    };
+    let Some((first, primary)) = members.first() else {
+        return Ok(finish(outcomes));
+    };
+    let primary_name = outcomes[*first].0.clone();
+    let options = crate::prune::PruneOptions {
+        retention: crate::prune::Retention {
+            last: retention.keep_last,
+            hourly: retention.keep_hourly,
+            daily: retention.keep_daily,
+            weekly: retention.keep_weekly,
+            monthly: retention.keep_monthly,
+            yearly: retention.keep_yearly,
+        },
+        sources: schedule.sources.iter().map(|s| s.name.clone()).collect(),
+        timezone,
+        grace: chrono::Duration::hours(i64::from(retention.grace_hours.unwrap_or(24))),
+        object_lock: lock_of(&primary_name),
+        dry_run,
+        now,
+    };
+
+    if dry_run {
+        match crate::prune::prune_locked(primary, &options, None).await {
+            Ok(r) => {
+                let n = r.forgotten.len() + r.packs_deleted as usize + r.index_objects_rewritten as usize;
+                outcomes[*first].1 = Some(PruneOutcome::Pruned(r));
+                for (i, _) in members.iter().skip(1) {
+                    outcomes[*i].1 = Some(PruneOutcome::Mirrored {
+                        from: primary_name.clone(),
+                        deleted: n,
+                        locked: 0,
+                        dry_run: true,
+                    });
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                outcomes[*first].1 = Some(PruneOutcome::Failed(e));
+                for (i, _) in members.iter().skip(1) {
+                    outcomes[*i].1 = Some(PruneOutcome::Failed(Error::Usage(format!(
+                        "not pruned: {primary_name} could not be: {text}"
+                    ))));
+                }
+            }
+        }
+        return Ok(finish(outcomes));
+    }
+
+    // Every member locked before anything changes; one that is busy stops them all.
+    let mut locks = Vec::new();
+    for (i, repo) in &members {
+        match TargetLock::exclusive(repo.target(), "prune").await {
+            Ok(l) => locks.push(l),
+            Err(e) => {
+                let text = e.to_string();
+                for l in locks {
+                    l.release().await;
+                }
+                for (j, _) in &members {
+                    outcomes[*j].1 = Some(PruneOutcome::Failed(if j == i {
+                        Error::Busy(text.clone())
+                    } else {
+                        Error::Busy(format!("not pruned, because {text}"))
+                    }));
+                }
+                return Ok(finish(outcomes));
+            }
+        }
+    }
+    let result = prune_members(&members, &locks, &options, &primary_name, &lock_of, now).await;
+    for l in locks {
+        l.release().await;
+    }
+    match result {
+        Ok(done) => {
+            for ((i, _), outcome) in members.iter().zip(done) {
+                outcomes[*i].1 = Some(outcome);
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            for (n, (i, _)) in members.iter().enumerate() {
+                outcomes[*i].1 = Some(PruneOutcome::Failed(if n == 0 {
+                    Error::Usage(text.clone())
+                } else {
+                    Error::Usage(format!("not pruned: {primary_name} could not be: {text}"))
+                }));
+            }
+        }
+    }
+    Ok(finish(outcomes))
+}
+
+/// The locked part of a prune: catch the first member up, prune it, mirror it to the others.
+async fn prune_members(
+    members: &[(usize, Repository)],
+    locks: &[TargetLock],
+    options: &crate::prune::PruneOptions,
+    primary_name: &str,
+    lock_of: &dyn Fn(&str) -> Option<chrono::Duration>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<PruneOutcome>> {
+    let primary = &members[0].1;
+    for (_, other) in members.iter().skip(1) {
+        replicate::pull_with(other, primary, Some(&locks[0])).await?;
+    }
+    let report = crate::prune::prune_locked(primary, options, Some(&locks[0])).await?;
+    let mut done = Vec::new();
+    for ((_, other), lock) in members.iter().zip(locks).skip(1) {
+        let outcome = async {
+            replicate::replicate_with(primary.target(), other.target(), Some(lock)).await?;
+            let target = other.target();
+            let held = lock_of(target.name());
+            let mut modified = std::collections::HashMap::new();
+            if held.is_some() {
+                for dir in [crate::repo::SNAPSHOTS, crate::repo::INDEX, crate::repo::DATA] {
+                    for l in target.list(dir).await? {
+                        modified.insert(l.key, l.modified);
+                    }
+                }
+            }
+            // Also what the first target no longer has: index objects only this target holds
+            // (it now has every index object of the first, which lists all that its snapshots
+            // need) and snapshots a prune forgot.
+            let mut extra = Vec::new();
+            let theirs: std::collections::HashSet<String> = primary
+                .target()
+                .list(crate::repo::INDEX)
+                .await?
+                .into_iter()
+                .map(|l| l.key)
+                .collect();
+            for l in target.list(crate::repo::INDEX).await? {
+                if !theirs.contains(&l.key) && !report.deleted.contains(&l.key) {
+                    extra.push(l.key);
+                }
+            }
+            let forgotten: std::collections::HashSet<String> = target
+                .list(crate::repo::FORGOTTEN)
+                .await?
+                .into_iter()
+                .filter_map(|l| l.key.rsplit('/').next().map(str::to_string))
+                .collect();
+            for l in target.list(crate::repo::SNAPSHOTS).await? {
+                let id = l.key.rsplit('/').next().unwrap_or_default();
+                if forgotten.contains(id) && !report.deleted.contains(&l.key) {
+                    extra.insert(0, l.key);
+                }
+            }
+            let (mut deleted, mut locked) = (0, 0);
+            let snapshots_first = extra
+                .iter()
+                .filter(|k| k.starts_with(crate::repo::SNAPSHOTS))
+                .chain(report.deleted.iter().filter(|k| k.starts_with(crate::repo::SNAPSHOTS)))
+                .chain(extra.iter().filter(|k| !k.starts_with(crate::repo::SNAPSHOTS)))
+                .chain(report.deleted.iter().filter(|k| !k.starts_with(crate::repo::SNAPSHOTS)));
+            for key in snapshots_first {
+                lock.ensure_fresh()?;
+                let under_lock = held.zip(modified.get(key)).is_some_and(|(d, m)| *m + d > now);
+                if under_lock {
+                    locked += 1;
+                    continue;
+                }
+                target.delete(key).await?;
+                deleted += 1;
+            }
+            Ok::<_, Error>(PruneOutcome::Mirrored {
+                from: primary_name.to_string(),
+                deleted,
+                locked,
+                dry_run: false,
+            })
+        }
+        .await
+        .unwrap_or_else(PruneOutcome::Failed);
+        done.push(outcome);
+    }
+    done.insert(0, PruneOutcome::Pruned(report));
+    Ok(done)
 }

@@ -121,6 +121,10 @@ pub struct PruneReport {
     /// Objects that are no longer needed but are under object lock, and when the first lock ends.
     pub locked: Vec<String>,
     pub locked_until: Option<DateTime<Utc>>,
+    /// The keys deleted, in the order they were deleted (snapshots, index objects, packs); the
+    /// same deletions are then made on the schedule's other targets.
+    #[serde(skip)]
+    pub deleted: Vec<String>,
 }
 
 /// Chooses the snapshots to keep. `snapshots` may be in any order and of several sources;
@@ -203,14 +207,25 @@ pub fn select(
     (kept, forgotten)
 }
 
-/// Prunes one repository (one target).
+/// Prunes one repository (one target), taking its exclusive lock.
 pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
+    if options.dry_run {
+        return prune_locked(repo, options, None).await;
+    }
+    let lock = TargetLock::exclusive(repo.target(), "prune").await?;
+    let report = prune_locked(repo, options, Some(&lock)).await;
+    lock.release().await;
+    report
+}
+
+/// Prunes one repository whose exclusive lock the caller holds (`None` only for a dry run).
+pub async fn prune_locked(
+    repo: &Repository,
+    options: &PruneOptions,
+    lock: Option<&TargetLock>,
+) -> Result<PruneReport> {
     let target = repo.target();
-    let lock = if options.dry_run {
-        None
-    } else {
-        Some(TargetLock::exclusive(target, "prune").await?)
-    };
+    let lock = if options.dry_run { None } else { lock };
     let refuse = |what: String| {
         Error::Usage(format!(
             "target \"{}\": {what}; prune deletes nothing while it cannot tell what every snapshot uses (run `firesafe check` to see the damage)",
@@ -447,7 +462,9 @@ pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneRep
         target
             .put_new(&format!("{FORGOTTEN}/{}", d.id), bytes::Bytes::new())
             .await?;
-        target.delete(&format!("{SNAPSHOTS}/{}", d.id)).await?;
+        let key = format!("{SNAPSHOTS}/{}", d.id);
+        target.delete(&key).await?;
+        report.deleted.push(key);
     }
     // 2. Used blobs of the packs being rewritten go into new packs; new index objects list
     //    them and the packs that stay; then the old index objects go.
@@ -464,17 +481,19 @@ pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneRep
     }
     for &i in &rewrite {
         target.delete(&index_files[i].0.key).await?;
+        report.deleted.push(index_files[i].0.key.clone());
     }
     // 3. The packs no index lists any more.
     lock.ensure_fresh()?;
-    let keys: Vec<String> = delete.iter().map(pack_key).collect();
-    let results: Vec<Result<()>> = futures::stream::iter(keys)
+    let mut keys: Vec<String> = delete.iter().map(pack_key).collect();
+    keys.sort();
+    let results: Vec<Result<()>> = futures::stream::iter(keys.clone())
         .map(|k| async move { target.delete(&k).await })
         .buffer_unordered(8)
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>>>()?;
-    lock.release().await;
+    report.deleted.extend(keys);
     Ok(report)
 }
 
@@ -549,7 +568,7 @@ async fn store_pack(repo: &Repository, writer: PackWriter) -> Result<IndexPack> 
 }
 
 /// Every blob (trees and file content) reachable from `roots`, each tree read once.
-async fn used_blobs(
+pub(crate) async fn used_blobs(
     repo: &Repository,
     index: &Index,
     roots: impl Iterator<Item = Id>,

@@ -430,3 +430,112 @@ fn a_lost_index_object_does_not_let_prune_delete_the_packs_it_listed() {
     assert_success(&s.cmd(&["repair", "s"]).output().expect("repair"), "repair");
     s.assert_intact("prune after a lost index object, then repair");
 }
+
+/// Every file under a local target (but locks), with its size.
+fn tree_of(root: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let key = p.strip_prefix(root).expect("inside").display().to_string();
+            if key.starts_with("locks") || key.starts_with("tmp") {
+                continue;
+            }
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(key, fs::metadata(&p).expect("stat").len());
+            }
+        }
+    }
+    out
+}
+
+/// The shipped example keeping one snapshot per share, after three runs that leave data to
+/// prune.
+fn example_to_prune(offsite_extra: &str) -> TempDir {
+    let dir = example();
+    let sched = dir.path().join("schedules/nightly.toml");
+    let text = fs::read_to_string(&sched).expect("read");
+    fs::write(&sched, text.replace("keep_daily = 14", "keep_last = 1\nkeep_daily = 0"))
+        .expect("write");
+    let offsite = dir.path().join("targets/offsite.toml");
+    let text = fs::read_to_string(&offsite).expect("read");
+    fs::write(&offsite, format!("{text}{offsite_extra}")).expect("write");
+    let run = |args: &[&str]| {
+        firesafe()
+            .args(args)
+            .arg("--config-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .output()
+            .expect("run")
+    };
+    assert_success(&run(&["run", "nightly", "--init"]), "first run");
+    write(&dir.path().join("demo/shares/admin/big.bin"), &noise(77, 3_000_000));
+    assert_success(&run(&["run", "nightly"]), "second run");
+    fs::remove_file(dir.path().join("demo/shares/admin/big.bin")).expect("remove");
+    assert_success(&run(&["run", "nightly"]), "third run");
+    dir
+}
+
+fn in_dir(dir: &Path, args: &[&str]) -> Output {
+    firesafe()
+        .args(args)
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .expect("firesafe")
+}
+
+#[test]
+fn every_target_holds_the_same_objects_after_a_prune_and_the_next_run() {
+    let dir = example_to_prune("");
+    let (nas, offsite) = (dir.path().join("demo/nas"), dir.path().join("demo/offsite"));
+    let before = tree_of(&nas).values().sum::<u64>();
+    let out = in_dir(dir.path(), &["prune", "nightly"]);
+    assert_success(&out, "prune");
+    assert!(
+        stdout(&out).contains("target offsite: given nas's new objects and the same deletions"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(tree_of(&nas), tree_of(&offsite), "the targets differ after the prune");
+    let after = tree_of(&nas).values().sum::<u64>();
+    assert!(before - after > 2_900_000, "freed only {} bytes", before - after);
+    assert_success(&in_dir(dir.path(), &["run", "nightly"]), "run after the prune");
+    assert_eq!(tree_of(&nas), tree_of(&offsite), "the targets differ after the next run");
+    assert!(tree_of(&nas).values().sum::<u64>() < before - 2_900_000);
+    for target in [&nas, &offsite] {
+        let out = firesafe()
+            .arg("--repo")
+            .arg(target)
+            .args(["check", "--read-data"])
+            .env("FIRESAFE_KEY_FILE", dir.path().join("demo/firesafe.key"))
+            .output()
+            .expect("check");
+        assert_success(&out, "check after prune and run");
+    }
+}
+
+#[test]
+fn an_append_only_target_does_not_give_pruned_data_back() {
+    let dir = example_to_prune("append_only = true\n");
+    let nas = dir.path().join("demo/nas");
+    let offsite_before = tree_of(&dir.path().join("demo/offsite"));
+    assert_success(&in_dir(dir.path(), &["prune", "nightly"]), "prune");
+    let pruned = tree_of(&nas).values().sum::<u64>();
+    assert_success(&in_dir(dir.path(), &["run", "nightly"]), "run after the prune");
+    let now = tree_of(&nas).values().sum::<u64>();
+    assert!(
+        now < pruned + 100_000,
+        "the NAS grew from {pruned} to {now} bytes: pruned data came back"
+    );
+    // Nothing was deleted from the append-only target.
+    let offsite = tree_of(&dir.path().join("demo/offsite"));
+    assert!(offsite_before.keys().all(|k| offsite.contains_key(k)));
+}

@@ -50,8 +50,10 @@ cat > "$DIR/s3.json" <<EOF
 EOF
 umask 022
 # -ip must be loopback too: it defaults to the machine's first non-loopback address.
+# -volume.max is fixed: left to 0, weed sizes it from the free disk, and each bucket (the
+# object-lock test makes its own) takes 7 volumes, so a nearly full disk refuses writes.
 setsid "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$DIR/data" \
-  -master.port=$MP -master.volumeSizeLimitMB=512 -volume.port=$VP -volume.max=0 -volume.preStopSeconds=0 \
+  -master.port=$MP -master.volumeSizeLimitMB=512 -volume.port=$VP -volume.max=100 -volume.preStopSeconds=0 \
   -filer -filer.port=$FP -s3 -s3.port=$S3P -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$DIR/s3.json" \
   > "$DIR/weed.log" 2>&1 < /dev/null &
 PID=$!
