@@ -589,6 +589,13 @@ pub fn cron_schedule(expr: &str) -> std::result::Result<cron::Schedule, String> 
             fields.len()
         ));
     }
+    // crontab runs when either day field matches if both are restricted; the cron library
+    // would need both, so such an expression is refused rather than run less often than meant.
+    if fields[2] != "*" && fields[2] != "?" && fields[4] != "*" && fields[4] != "?" {
+        return Err(format!(
+            "\"{expr}\" restricts both the day of the month and the day of the week; crontab would run on either, which firesafe does not support: use \"*\" for one of them (or two schedules)"
+        ));
+    }
     let weekdays = crontab_weekdays(fields[4])
         .map_err(|why| format!("\"{expr}\": day of week \"{}\": {why}", fields[4]))?;
     let rewritten = format!(
@@ -644,7 +651,7 @@ fn crontab_weekdays(field: &str) -> std::result::Result<String, String> {
                 }
                 None => {
                     let d = day(r)?;
-                    (d, if step > 1 { 6 } else { d })
+                    (d, if step > 1 { 7 } else { d })
                 }
             },
         };
@@ -691,6 +698,8 @@ mod cron_tests {
         assert_eq!(days("0 6 * * mon,wed"), [Mon, Wed]);
         assert_eq!(days("0 6 * * */2"), [Sun, Tue, Thu, Sat]);
         assert_eq!(days("0 6 * * 1-5/2"), [Mon, Wed, Fri]);
+        assert_eq!(days("0 6 * * 5/2"), [Sun, Fri]);
+        assert!(cron_schedule("0 2 1 * 1").is_err());
         assert_eq!(days("0 6 * * *").len(), 7);
         assert!(cron_schedule("0 6 * * 8").is_err());
         assert!(cron_schedule("0 6 * * 5-1").is_err());

@@ -70,9 +70,12 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    fn is_live(&self, now: DateTime<Utc>) -> bool {
+    /// Whether the holder is still there. `written` is when the store says the lock object was
+    /// last written: a holder whose own clock is behind ours is not taken for gone as long as
+    /// either time is recent.
+    fn is_live(&self, written: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let stale = chrono::Duration::from_std(STALE).expect("small");
-        if self.refreshed + stale < now {
+        if self.refreshed.max(written) + stale < now {
             return false;
         }
         if self.host == crate::repo::hostname() {
@@ -217,7 +220,7 @@ impl TargetLock {
                 continue;
             };
             match serde_json::from_slice::<LockInfo>(&bytes) {
-                Ok(info) if info.is_live(now) => out.push(info),
+                Ok(info) if info.is_live(listed.modified, now) => out.push(info),
                 Ok(_) => {}
                 Err(_) => tracing::warn!(key = listed.key, "ignoring an unreadable lock object"),
             }
