@@ -11,7 +11,8 @@
 //! holds the snapshot's content (re-hashed against the snapshot's blob ids) is left alone, its
 //! metadata restored if that differs; a file that differs is skipped unless `overwrite`, and
 //! then, with `keep_replaced`, it is first renamed aside to `NAME.firesafe-YYYYMMDD-HHMMSS`.
-//! This is also how an interrupted restore resumes (`resume`): files already renamed into place
+//! This is also how an interrupted restore resumes (`resume`, or on its own when the destination
+//! holds the [`IN_PROGRESS`] marker an interrupted restore leaves): files already renamed into place
 //! are complete, and re-hashing proves it, so they are kept and not rewritten; leftover
 //! `.firesafe-partial-*` files in the restored directories are removed. No journal is kept: the
 //! destination itself is the record of what was finished.
@@ -429,6 +430,10 @@ pub async fn find_node(
     Err(not_found())
 }
 
+/// Left in the destination while a restore runs there, and removed when it completes: a rerun
+/// of an interrupted restore finds it and resumes without being asked.
+pub const IN_PROGRESS: &str = ".firesafe-restore-in-progress";
+
 /// Checks the destination: it must be new, or an empty directory unless `overwrite`, `resume`
 /// or `in_place`. Creates it (not in a dry run). Returns whether it was new or empty, so that
 /// nothing there needs comparing.
@@ -450,7 +455,10 @@ fn prepare_destination(to: &Path, options: &RestoreOptions) -> Result<bool> {
             let mut entries = std::fs::read_dir(to)
                 .map_err(|e| Error::local(to, "cannot list the restore directory", e))?;
             let empty = entries.next().is_none();
-            let may_hold_files = options.overwrite || options.resume || options.in_place;
+            // A restore interrupted here left its marker: running it again resumes it.
+            let interrupted = to.join(IN_PROGRESS).exists();
+            let may_hold_files =
+                options.overwrite || options.resume || options.in_place || interrupted;
             if !empty && !may_hold_files {
                 return Err(Error::Usage(format!(
                     "restore target {} is not empty; choose a new or empty directory, pass --resume to finish an interrupted restore there, or --overwrite to replace files there",
@@ -592,6 +600,11 @@ pub async fn restore_from(
 
     if !fresh {
         remove_leftovers(to, dry_run, &mut report);
+    }
+    let marker = (!dry_run && !options.in_place).then(|| to.join(IN_PROGRESS));
+    if let Some(m) = &marker {
+        std::fs::write(m, b"")
+            .map_err(|e| Error::local(m, "cannot write to the restore directory", e))?;
     }
     for d in &plan.dirs {
         let path = to.join(&d.rel);
@@ -1031,6 +1044,11 @@ pub async fn restore_from(
         }
     }
     report.copies = copies.used();
+    if let Some(m) = &marker
+        && report.failed.is_empty()
+    {
+        let _ = std::fs::remove_file(m);
+    }
     Ok(report)
 }
 

@@ -52,7 +52,8 @@ pub(super) struct RestoreArgs {
     #[arg(long)]
     dry_run: bool,
     /// Finish an interrupted restore into the same directory: complete files already there are
-    /// kept, leftover temporary files removed.
+    /// kept, leftover temporary files removed. Not needed when the directory holds the marker an
+    /// interrupted restore leaves (running the same command again resumes it).
     #[arg(long)]
     resume: bool,
     /// Read from a schedule's targets instead of --repo: the first (normally the onsite NAS)

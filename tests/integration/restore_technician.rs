@@ -288,18 +288,11 @@ fn a_killed_restore_resumes_without_rewriting_finished_files() {
         done_before.len()
     );
 
-    // Run again as it was: refused, pointing at --resume.
-    let again = repo.restore("latest", &to);
-    let err = assert_exit(&again, 2, "rerun without --resume");
-    assert!(err.contains("--resume"), "{err}");
-
-    let out = repo
-        .cmd()
-        .args(["restore", "latest", "--resume", "--to"])
-        .arg(&to)
-        .output()
-        .expect("run");
-    assert_success(&out, "resumed restore");
+    // Run again exactly as it was: the marker the killed restore left makes it resume.
+    assert!(to.join(".firesafe-restore-in-progress").exists());
+    let out = repo.restore("latest", &to);
+    assert_success(&out, "rerun of the interrupted restore");
+    assert!(!to.join(".firesafe-restore-in-progress").exists());
     assert_same_tree(&share, &to.join("share"));
     let after = finished(&to);
     for (p, seen) in &done_before {
