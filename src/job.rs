@@ -288,6 +288,11 @@ pub async fn run_recorded(
         Err(Error::Interrupted(m)) => ("interrupted", m.clone()),
         Err(e) => ("failed", e.to_string()),
     };
+    // What a first run set up (and what it found out about each store) stays in the history.
+    let message = match &result {
+        Ok(r) if !r.created.is_empty() => format!("{}; {message}", r.created.join("; ")),
+        _ => message,
+    };
     let record = crate::state::RunRecord {
         schedule: schedule.name.clone(),
         scheduled_for,

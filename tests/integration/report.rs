@@ -202,7 +202,9 @@ fn redact(text: &str, dir: &Path) -> String {
         for word in line.split(' ') {
             let core = word.trim_matches(|c: char| ",.;:()/".contains(c));
             let has_digit = core.chars().any(|c| c.is_ascii_digit());
-            let w = if MONTHS.contains(&core) {
+            let w = if core.starts_with("age1") {
+                word.replace(core, "PUBLICKEY")
+            } else if MONTHS.contains(&core) {
                 word.replace(core, "MON")
             } else if has_digit && core.len() >= 8 && core.chars().all(|c| c.is_ascii_hexdigit()) {
                 word.replace(core, "ID")
