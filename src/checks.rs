@@ -33,8 +33,14 @@ fn timetables(config: &Config) -> BTreeMap<Job, Timetable> {
             continue;
         };
         let crons = [
-            (s.verify.as_ref().map(|v| &v.cron), Job::Verify(s.name.clone())),
-            (s.drill.as_ref().map(|d| &d.cron), Job::Drill(s.name.clone())),
+            (
+                s.verify.as_ref().map(|v| &v.cron),
+                Job::Verify(s.name.clone()),
+            ),
+            (
+                s.drill.as_ref().map(|d| &d.cron),
+                Job::Drill(s.name.clone()),
+            ),
         ];
         for (cron, job) in crons {
             if let Some(Ok(c)) = cron.map(|c| crate::config::cron_schedule(c)) {
@@ -114,7 +120,9 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
                         }
                     }
                 }
-                Err(e) => tracing::error!(schedule = %name, error = %e, "verification could not run"),
+                Err(e) => {
+                    tracing::error!(schedule = %name, error = %e, "verification could not run")
+                }
             }
         }
         Job::Drill(_) => {
@@ -142,7 +150,9 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
                         }
                     }
                 }
-                Err(e) => tracing::error!(schedule = %name, error = %e, "restore drill could not run"),
+                Err(e) => {
+                    tracing::error!(schedule = %name, error = %e, "restore drill could not run")
+                }
             }
         }
     }

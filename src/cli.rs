@@ -988,7 +988,12 @@ async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Outcome> {
 async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
     let repo = open(url).await?;
     let catalog = Catalog::load(&repo).await?;
-    let snap = pick(&catalog, &a.snapshot, a.source.as_deref(), a.as_of.as_deref())?;
+    let snap = pick(
+        &catalog,
+        &a.snapshot,
+        a.source.as_deref(),
+        a.as_of.as_deref(),
+    )?;
     let index = Index::load(&repo).await?.index;
     let reader = BlobReader::new(&repo, &index, 64 << 20);
     let entries = ls::list(&reader, snap, a.path.as_deref()).await?;
@@ -1377,7 +1382,10 @@ async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
                     .map(|t| t.with_timezone(&Local).format("%Y-%m-%d").to_string())
                     .unwrap_or_else(|| "never".into()),
                 if v.open_findings > 0 {
-                    format!("; {} finding(s) open (`firesafe verify` lists them)", v.open_findings)
+                    format!(
+                        "; {} finding(s) open (`firesafe verify` lists them)",
+                        v.open_findings
+                    )
                 } else {
                     String::new()
                 }
@@ -1591,7 +1599,11 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::prune::PruneReport) {
     let when = |d: &firesafe::prune::Decision| d.start.format("%Y-%m-%d %H:%M UTC").to_string();
     println!(
         "{schedule}: target {target}:{}",
-        if r.dry_run { " (dry run: nothing changed)" } else { "" }
+        if r.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
     );
     for d in &r.kept {
         println!(
@@ -1603,7 +1615,12 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::prune::PruneReport) {
         );
     }
     for d in &r.forgotten {
-        println!("  {would}forget {} {:<12} {}", d.id.short(), d.source, when(d));
+        println!(
+            "  {would}forget {} {:<12} {}",
+            d.id.short(),
+            d.source,
+            when(d)
+        );
     }
     let (delete, rewrite) = if r.dry_run {
         ("would delete", "would rewrite")
@@ -1619,7 +1636,11 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::prune::PruneReport) {
     if r.packs_repacked > 0 {
         println!(
             "  {} {} pack(s) with much unused space, copying {} still in use into new packs",
-            if r.dry_run { "would rewrite" } else { "rewrote" },
+            if r.dry_run {
+                "would rewrite"
+            } else {
+                "rewrote"
+            },
             r.packs_repacked,
             bytesize::ByteSize(r.bytes_repacked)
         );
@@ -2081,7 +2102,11 @@ fn print_versions(versions: &[firesafe::find::Version]) {
         }
         let ids: Vec<String> = v.snapshots.iter().map(|s| s.snapshot.short()).collect();
         let shown = if ids.len() > 6 {
-            format!("{} ... {}", ids[..3].join(" "), ids[ids.len() - 2..].join(" "))
+            format!(
+                "{} ... {}",
+                ids[..3].join(" "),
+                ids[ids.len() - 2..].join(" ")
+            )
         } else {
             ids.join(" ")
         };
@@ -2123,7 +2148,10 @@ async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     use firesafe::diff::ChangeKind;
-    let size = |s: Option<u64>| s.map(|b| bytesize::ByteSize(b).to_string()).unwrap_or_default();
+    let size = |s: Option<u64>| {
+        s.map(|b| bytesize::ByteSize(b).to_string())
+            .unwrap_or_default()
+    };
     for c in &report.changes {
         let kind = format!("{:?}", c.kind).to_lowercase();
         match c.change {
@@ -2271,16 +2299,14 @@ async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
     };
     if a.key.is_some() && kind != DrillKind::SiteLoss {
         return Err(Error::Usage(
-            "--key is the recovery key for --site-loss drills; other drills use the schedule's key".into(),
+            "--key is the recovery key for --site-loss drills; other drills use the schedule's key"
+                .into(),
         ));
     }
     let options = firesafe::drill::DrillOptions {
         kind,
         target: a.target,
-        sample_files: a
-            .files
-            .or(configured.map(|d| d.sample_files))
-            .unwrap_or(20),
+        sample_files: a.files.or(configured.map(|d| d.sample_files)).unwrap_or(20),
         seed: a.seed,
         recovery_key: a.key,
         scratch: a.scratch,
@@ -2296,14 +2322,21 @@ async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
                 DrillKind::SiteLoss => "site-loss drill",
             };
             if r.snapshot.is_empty() {
-                println!("{} from {}: {what} FAILED: {}", r.source, r.target, r.reason);
+                println!(
+                    "{} from {}: {what} FAILED: {}",
+                    r.source, r.target, r.reason
+                );
                 continue;
             }
             println!(
                 "{} from {}: {what} {}: snapshot {} ({}), {} file(s), {} restored in {:.1} s ({}/s); a full restore would take about {}{}{}",
                 r.source,
                 r.target,
-                if r.result == "pass" { "passed" } else { "FAILED" },
+                if r.result == "pass" {
+                    "passed"
+                } else {
+                    "FAILED"
+                },
                 &r.snapshot[..8],
                 r.snapshot_taken.format("%Y-%m-%d %H:%M UTC"),
                 r.files,
@@ -2388,7 +2421,10 @@ struct SheetArgs {
 
 /// The PDF and HTML paths for `--out FILE`.
 fn document_paths(out: &Path) -> (PathBuf, PathBuf) {
-    let pdf = if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
+    let pdf = if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pdf"))
+    {
         out.to_path_buf()
     } else {
         let mut p = out.as_os_str().to_owned();
@@ -2485,7 +2521,9 @@ async fn sheet_cmd(a: SheetArgs) -> Result<Outcome> {
     let (pdf, html) = write_document(&a.out, &doc)?;
     println!("wrote {} and {}", pdf.display(), html.display());
     if data.key.is_some() {
-        println!("the sheet holds the recovery key: print it, keep it locked away, and delete the files");
+        println!(
+            "the sheet holds the recovery key: print it, keep it locked away, and delete the files"
+        );
     }
     Ok(Outcome::Success)
 }

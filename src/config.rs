@@ -498,7 +498,12 @@ impl Config {
                     }
                     if let Some(v) = &s.verify {
                         if let Err(why) = cron_schedule(&v.cron) {
-                            problems.push(problem(&path, &text, key_span(&text, "cron"), &format!("[verify] key cron: {why}")));
+                            problems.push(problem(
+                                &path,
+                                &text,
+                                key_span(&text, "cron"),
+                                &format!("[verify] key cron: {why}"),
+                            ));
                         }
                         if !(v.read_percent > 0.0 && v.read_percent <= 100.0) {
                             problems.push(problem(&path, &text, key_span(&text, "read_percent"), "[verify] key read_percent: give a percentage above 0 and at most 100 (5 reads everything in 20 runs)"));
@@ -506,7 +511,12 @@ impl Config {
                     }
                     if let Some(d) = &s.drill {
                         if let Err(why) = cron_schedule(&d.cron) {
-                            problems.push(problem(&path, &text, key_span(&text, "cron"), &format!("[drill] key cron: {why}")));
+                            problems.push(problem(
+                                &path,
+                                &text,
+                                key_span(&text, "cron"),
+                                &format!("[drill] key cron: {why}"),
+                            ));
                         }
                         if !["sample", "full", "site-loss"].contains(&d.kind.as_str()) {
                             problems.push(problem(&path, &text, key_span(&text, "kind"), &format!("[drill] key kind: \"{}\" is not a drill; use \"sample\", \"full\" or \"site-loss\"", d.kind)));
@@ -515,7 +525,12 @@ impl Config {
                             problems.push(problem(&path, &text, key_span(&text, "kind"), "[drill] key recovery_key_file: a site-loss drill needs the recovery key file (kept apart from key_file)"));
                         }
                         if d.sample_files == 0 {
-                            problems.push(problem(&path, &text, key_span(&text, "sample_files"), "[drill] key sample_files: restore at least 1 file"));
+                            problems.push(problem(
+                                &path,
+                                &text,
+                                key_span(&text, "sample_files"),
+                                "[drill] key sample_files: restore at least 1 file",
+                            ));
                         }
                     }
                     if s.sources.is_empty() {
@@ -679,7 +694,11 @@ mod cron_tests {
     fn days(expr: &str) -> Vec<Weekday> {
         let mut out: Vec<Weekday> = cron_schedule(expr)
             .expect("valid")
-            .after(&"2026-11-22T12:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().expect("time"))
+            .after(
+                &"2026-11-22T12:00:00Z"
+                    .parse::<chrono::DateTime<chrono::Utc>>()
+                    .expect("time"),
+            )
             .take(7)
             .map(|t| t.weekday())
             .collect();

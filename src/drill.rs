@@ -79,7 +79,14 @@ pub async fn drill_schedule(
             Ok(r) => r,
             Err(e) => {
                 for source in &schedule.sources {
-                    let r = failed(schedule, options, &source.name, &name, &key_label, e.to_string());
+                    let r = failed(
+                        schedule,
+                        options,
+                        &source.name,
+                        &name,
+                        &key_label,
+                        e.to_string(),
+                    );
                     state.append_drill(&r)?;
                     records.push(r);
                 }
@@ -89,22 +96,38 @@ pub async fn drill_schedule(
         let catalog = Catalog::load(&repo).await?;
         let index = Index::load(&repo).await?.index;
         for source in &schedule.sources {
-            let record = match catalog.latest_complete(&source.name).filter(|l| !l.snapshot.partial) {
+            let record = match catalog
+                .latest_complete(&source.name)
+                .filter(|l| !l.snapshot.partial)
+            {
                 None => failed(
                     schedule,
                     options,
                     &source.name,
                     &name,
                     &key_label,
-                    format!("target {name} holds no complete snapshot of {}", source.name),
+                    format!(
+                        "target {name} holds no complete snapshot of {}",
+                        source.name
+                    ),
                 ),
                 Some(snap) => {
                     let scratch = tempfile::Builder::new()
                         .prefix("firesafe-drill-")
                         .tempdir_in(&scratch_base)
-                        .map_err(|e| Error::local(&scratch_base, "cannot create a drill directory", e))?;
-                    let r = drill_one(&repo, &index, schedule, options, snap, scratch.path(), &key_label)
-                        .await;
+                        .map_err(|e| {
+                            Error::local(&scratch_base, "cannot create a drill directory", e)
+                        })?;
+                    let r = drill_one(
+                        &repo,
+                        &index,
+                        schedule,
+                        options,
+                        snap,
+                        scratch.path(),
+                        &key_label,
+                    )
+                    .await;
                     drop(scratch);
                     r?
                 }
@@ -123,7 +146,11 @@ pub async fn drill_schedule(
             (Some(t), _) => format!(
                 "schedule \"{}\" has no target \"{t}\"{}",
                 schedule.name,
-                if options.kind == DrillKind::SiteLoss { " with location = \"offsite\"" } else { "" }
+                if options.kind == DrillKind::SiteLoss {
+                    " with location = \"offsite\""
+                } else {
+                    ""
+                }
             ),
             (None, DrillKind::SiteLoss) => format!(
                 "schedule \"{}\" has no offsite target to drill a site loss from",
@@ -176,7 +203,11 @@ fn drill_key(
 }
 
 /// Where drills restore to; never inside a share.
-fn scratch_base(config: &Config, schedule: &ScheduleSpec, options: &DrillOptions) -> Result<PathBuf> {
+fn scratch_base(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    options: &DrillOptions,
+) -> Result<PathBuf> {
     let base = options
         .scratch
         .clone()
@@ -267,7 +298,8 @@ async fn drill_one(
     if let Some(seed) = seed {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let n = (options.sample_files as usize).min(plan.files.len());
-        let mut picked: Vec<usize> = rand::seq::index::sample(&mut rng, plan.files.len(), n).into_vec();
+        let mut picked: Vec<usize> =
+            rand::seq::index::sample(&mut rng, plan.files.len(), n).into_vec();
         picked.sort_unstable();
         let files = std::mem::take(&mut plan.files);
         plan.files = picked.into_iter().map(|i| files[i].clone()).collect();
@@ -299,7 +331,10 @@ async fn drill_one(
         .iter()
         .filter_map(|p| {
             let p = PathBuf::from(p);
-            Some((p.file_name()?.to_string_lossy().into_owned(), p.parent()?.to_path_buf()))
+            Some((
+                p.file_name()?.to_string_lossy().into_owned(),
+                p.parent()?.to_path_buf(),
+            ))
         })
         .collect();
     let mut changed_since = 0;
@@ -315,7 +350,8 @@ async fn drill_one(
         let size = f.node.size;
         let path = restored.clone();
         let check = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
-            let meta = std::fs::metadata(&path).map_err(|e| format!("missing after the restore ({e})"))?;
+            let meta =
+                std::fs::metadata(&path).map_err(|e| format!("missing after the restore ({e})"))?;
             if meta.len() != size {
                 return Err(format!("{} bytes; the snapshot says {size}", meta.len()));
             }
@@ -374,10 +410,9 @@ async fn drill_one(
     } else {
         restore_seconds
     };
-    let rto_missed = schedule
-        .policy
-        .rto_hours
-        .is_some_and(|h| options.kind != DrillKind::Sample && estimated_recovery_seconds > h * 3600.0);
+    let rto_missed = schedule.policy.rto_hours.is_some_and(|h| {
+        options.kind != DrillKind::Sample && estimated_recovery_seconds > h * 3600.0
+    });
     let reason = if !mismatches.is_empty() {
         format!(
             "{} file(s) did not restore to the snapshot's exact bytes (first: {}: {})",
@@ -428,7 +463,11 @@ fn same_as_live(live: &Path, restored: &Path, node: &crate::tree::Node) -> bool 
     let Ok(meta) = std::fs::symlink_metadata(live) else {
         return false;
     };
-    if !meta.is_file() || meta.len() != node.size || meta.mtime() != node.mtime || meta.mtime_nsec() as u32 != node.mtime_nsec {
+    if !meta.is_file()
+        || meta.len() != node.size
+        || meta.mtime() != node.mtime
+        || meta.mtime_nsec() as u32 != node.mtime_nsec
+    {
         return false;
     }
     let (Ok(mut a), Ok(mut b)) = (std::fs::File::open(live), std::fs::File::open(restored)) else {

@@ -542,7 +542,9 @@ pub async fn prune_schedule(
     if dry_run {
         match crate::prune::prune_locked(primary, &options, None).await {
             Ok(r) => {
-                let n = r.forgotten.len() + r.packs_deleted as usize + r.index_objects_rewritten as usize;
+                let n = r.forgotten.len()
+                    + r.packs_deleted as usize
+                    + r.index_objects_rewritten as usize;
                 outcomes[*first].1 = Some(PruneOutcome::Pruned(r));
                 for (i, _) in members.iter().skip(1) {
                     outcomes[*i].1 = Some(PruneOutcome::Mirrored {
@@ -633,7 +635,11 @@ async fn prune_members(
             let held = lock_of(target.name());
             let mut modified = std::collections::HashMap::new();
             if held.is_some() {
-                for dir in [crate::repo::SNAPSHOTS, crate::repo::INDEX, crate::repo::DATA] {
+                for dir in [
+                    crate::repo::SNAPSHOTS,
+                    crate::repo::INDEX,
+                    crate::repo::DATA,
+                ] {
                     for l in target.list(dir).await? {
                         modified.insert(l.key, l.modified);
                     }
@@ -671,12 +677,28 @@ async fn prune_members(
             let snapshots_first = extra
                 .iter()
                 .filter(|k| k.starts_with(crate::repo::SNAPSHOTS))
-                .chain(report.deleted.iter().filter(|k| k.starts_with(crate::repo::SNAPSHOTS)))
-                .chain(extra.iter().filter(|k| !k.starts_with(crate::repo::SNAPSHOTS)))
-                .chain(report.deleted.iter().filter(|k| !k.starts_with(crate::repo::SNAPSHOTS)));
+                .chain(
+                    report
+                        .deleted
+                        .iter()
+                        .filter(|k| k.starts_with(crate::repo::SNAPSHOTS)),
+                )
+                .chain(
+                    extra
+                        .iter()
+                        .filter(|k| !k.starts_with(crate::repo::SNAPSHOTS)),
+                )
+                .chain(
+                    report
+                        .deleted
+                        .iter()
+                        .filter(|k| !k.starts_with(crate::repo::SNAPSHOTS)),
+                );
             for key in snapshots_first {
                 lock.ensure_fresh()?;
-                let under_lock = held.zip(modified.get(key)).is_some_and(|(d, m)| *m + d > now);
+                let under_lock = held
+                    .zip(modified.get(key))
+                    .is_some_and(|(d, m)| *m + d > now);
                 if under_lock {
                     locked += 1;
                     continue;

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::TargetLock;
-use crate::repo::{pack_key, AUDIT, CONFIG, DATA, DRILLS, FORGOTTEN, INDEX, KEYS, Repository, SNAPSHOTS};
+use crate::repo::{
+    AUDIT, CONFIG, DATA, DRILLS, FORGOTTEN, INDEX, KEYS, Repository, SNAPSHOTS, pack_key,
+};
 use crate::target::{Put, Target};
 
 /// What a replication copied.
@@ -181,8 +183,12 @@ pub async fn pull_with(
         }
     }
     // Listed before anything is read, so that what they need is listed after them.
-    let have_snapshots: HashSet<String> =
-        dst.list(SNAPSHOTS).await?.into_iter().map(|l| l.key).collect();
+    let have_snapshots: HashSet<String> = dst
+        .list(SNAPSHOTS)
+        .await?
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
     let missing: Vec<String> = src
         .list(SNAPSHOTS)
         .await?
@@ -195,8 +201,14 @@ pub async fn pull_with(
         let have: HashSet<String> = dst.list(dir).await?.into_iter().map(|l| l.key).collect();
         for l in src.list(dir).await? {
             if !have.contains(&l.key) {
-                copy_one(src, dst, &l.key, dir != FORGOTTEN && !l.key.ends_with(".info"), &mut report)
-                    .await?;
+                copy_one(
+                    src,
+                    dst,
+                    &l.key,
+                    dir != FORGOTTEN && !l.key.ends_with(".info"),
+                    &mut report,
+                )
+                .await?;
             }
         }
     }

@@ -209,9 +209,7 @@ impl Catalog {
                 show(at),
                 show(first.snapshot.start)
             ),
-            None => format!(
-                "{whose} in this repository; `firesafe snapshots` lists what there is"
-            ),
+            None => format!("{whose} in this repository; `firesafe snapshots` lists what there is"),
         }))
     }
 
@@ -246,11 +244,7 @@ pub fn split_path(what: &str) -> (&str, Option<&str>) {
         return (what, None);
     }
     let colons: Vec<usize> = what[at..].match_indices(':').map(|(i, _)| at + i).collect();
-    let cut = colons
-        .iter()
-        .rev()
-        .find(|&&i| reads(i))
-        .or(colons.first());
+    let cut = colons.iter().rev().find(|&&i| reads(i)).or(colons.first());
     match cut {
         Some(&i) => (&what[..i], Some(&what[i + 1..])),
         None => (what, None),

@@ -126,7 +126,13 @@ impl Coverage {
     /// Records a run that read `read` (all good) out of `packs`. A cycle is `runs_per_cycle`
     /// runs: when its packs are all read before the end, the remaining runs read nothing, so
     /// that no pack is read twice in one cycle.
-    pub fn record(&mut self, packs: &[(Id, u64)], read: &[Id], runs_per_cycle: u32, now: DateTime<Utc>) {
+    pub fn record(
+        &mut self,
+        packs: &[(Id, u64)],
+        read: &[Id],
+        runs_per_cycle: u32,
+        now: DateTime<Utc>,
+    ) {
         let present: HashSet<String> = packs.iter().map(|(id, _)| id.to_hex()).collect();
         self.last_read.retain(|k, _| present.contains(k));
         self.cycle_read.retain(|k| present.contains(k));
@@ -154,7 +160,11 @@ impl Coverage {
         }
         let read: u64 = packs
             .iter()
-            .filter(|(id, _)| self.last_read.get(&id.to_hex()).is_some_and(|t| *t >= since))
+            .filter(|(id, _)| {
+                self.last_read
+                    .get(&id.to_hex())
+                    .is_some_and(|t| *t >= since)
+            })
             .map(|(_, s)| s)
             .sum();
         read as f64 / total as f64
@@ -175,7 +185,9 @@ pub async fn verify_schedule(
     let mut repos: Vec<(String, std::result::Result<Repository, String>)> = Vec::new();
     for (name, target) in crate::job::open_schedule_targets(config, schedule).await {
         let repo = match target {
-            Ok(t) => Repository::open(t, &unlock).await.map_err(|e| e.to_string()),
+            Ok(t) => Repository::open(t, &unlock)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         repos.push((name, repo));
@@ -341,11 +353,18 @@ async fn verify_target(
         // A lost index object: index again the packs no index lists, from their headers.
         if findings.iter().any(|f| f.object.starts_with("blob ")) {
             let rebuilt = reindex(repo, options.dry_run).await?;
-            for f in findings.iter_mut().filter(|f| f.object.starts_with("blob ")) {
+            for f in findings
+                .iter_mut()
+                .filter(|f| f.object.starts_with("blob "))
+            {
                 f.repair = if rebuilt > 0 {
                     format!(
                         "{} {rebuilt} pack(s) no index listed",
-                        if options.dry_run { "would index" } else { "indexed" }
+                        if options.dry_run {
+                            "would index"
+                        } else {
+                            "indexed"
+                        }
                     )
                 } else {
                     "not repaired: no pack on any target holds it".into()
@@ -391,7 +410,11 @@ async fn verify_target(
             coverage.cycle_read.clear();
             coverage.cycle_runs = 0;
         }
-        let runs = if options.read == Read::All { 1 } else { runs_per_cycle };
+        let runs = if options.read == Read::All {
+            1
+        } else {
+            runs_per_cycle
+        };
         coverage.record(&packs, &good_reads, runs, now);
         coverage.save(state, &name)?;
     }
@@ -559,7 +582,10 @@ async fn compare(targets: &[(&str, &Repository)]) -> Result<HashMap<String, Vec<
         }
         let sizes: BTreeSet<u64> = holders.iter().map(|(_, s)| *s).collect();
         if sizes.len() > 1 {
-            let desc: Vec<String> = holders.iter().map(|(n, s)| format!("{s} bytes on {n}")).collect();
+            let desc: Vec<String> = holders
+                .iter()
+                .map(|(n, s)| format!("{s} bytes on {n}"))
+                .collect();
             for (name, _) in &holders {
                 out.entry(name.to_string()).or_default().push(Finding {
                     object: key.clone(),

@@ -27,6 +27,6 @@ mod restore_technician;
 mod round_trip;
 mod run_schedule;
 mod scheduler;
-mod verify_drill;
 mod status;
 mod summary;
+mod verify_drill;

@@ -83,7 +83,10 @@ fn every_object_written_is_locked_and_prune_respects_it() {
         let until: chrono::DateTime<chrono::Utc> =
             v["until"].as_str().expect("until").parse().expect("date");
         assert!(until > soon, "{key} is locked only until {until}");
-        assert_eq!(v["deleted"], false, "{key}: a locked version was deleted: {line}");
+        assert_eq!(
+            v["deleted"], false,
+            "{key}: a locked version was deleted: {line}"
+        );
         if ["config", "keys/", "data/", "index/", "snapshots/"]
             .iter()
             .any(|p| key.starts_with(p))

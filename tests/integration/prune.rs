@@ -126,7 +126,9 @@ impl Setup {
     fn assert_intact(&self, what: &str) {
         let out = self.repo(&["check", "--read-data"]);
         assert_success(&out, &format!("{what}: check --read-data"));
-        let to = self.root().join(format!("restored-{}", rand::random::<u32>()));
+        let to = self
+            .root()
+            .join(format!("restored-{}", rand::random::<u32>()));
         let out = self.repo(&[
             "restore",
             "latest",
@@ -155,7 +157,10 @@ fn prune_forgets_old_snapshots_and_deletes_only_unused_data() {
         write(&s.share().join("changing.bin"), &noise(3, 3_000_000));
         assert_success(&s.run(false), "second run");
         let before = s.objects();
-        let snapshots_before = before.keys().filter(|k| k.starts_with("snapshots/")).count();
+        let snapshots_before = before
+            .keys()
+            .filter(|k| k.starts_with("snapshots/"))
+            .count();
         assert_eq!(snapshots_before, 2, "{backend:?}");
 
         // A dry run says what would go and changes nothing.
@@ -166,7 +171,11 @@ fn prune_forgets_old_snapshots_and_deletes_only_unused_data() {
             text.contains("would forget") && text.contains("would delete"),
             "{text}"
         );
-        assert_eq!(s.objects(), before, "{backend:?}: --dry-run changed the target");
+        assert_eq!(
+            s.objects(),
+            before,
+            "{backend:?}: --dry-run changed the target"
+        );
         // Which packs share chunks of both files depends on the order the readers finish, so a
         // pack of changing.bin may also hold some of kept.bin and stay, partly unused.
         let plan = s.prune(&["--dry-run", "--json"]);
@@ -212,7 +221,11 @@ fn prune_forgets_old_snapshots_and_deletes_only_unused_data() {
         // A second prune has nothing left to do.
         let out = s.prune(&[]);
         assert_success(&out, "second prune");
-        assert!(stdout(&out).contains("deleted 0 pack(s)"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("deleted 0 pack(s)"),
+            "{}",
+            stdout(&out)
+        );
 
         // The next backup after a prune still deduplicates against what stayed, and restores.
         write(&s.share().join("new.txt"), b"after the prune");
@@ -233,7 +246,11 @@ fn append_only_targets_are_not_pruned_without_the_flag() {
     let before = s.objects();
     let out = s.prune(&[]);
     assert_success(&out, "prune");
-    assert!(stdout(&out).contains("skipped: append-only"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("skipped: append-only"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(s.objects(), before);
 
     let out = s.prune(&["--include-append-only"]);
@@ -283,7 +300,11 @@ fn a_running_backup_elsewhere_stops_a_prune_and_a_stale_one_does_not() {
             text.contains("NOT PRUNED") && text.contains("another-server"),
             "{text}"
         );
-        assert_eq!(s.objects(), before, "{backend:?}: a refused prune changed something");
+        assert_eq!(
+            s.objects(),
+            before,
+            "{backend:?}: a refused prune changed something"
+        );
 
         // A lock that says it was refreshed an hour ago, but that the store saw written just
         // now (a holder whose clock is behind): still live.
@@ -363,8 +384,15 @@ fn prune_and_backup_at_the_same_time_never_lose_data() {
             if delay_ms == u64::MAX {
                 let t = s.target();
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-                while !block_on(t.list("locks")).expect("list locks").iter().any(|_| true) {
-                    assert!(std::time::Instant::now() < deadline, "the backup never took its lock");
+                while !block_on(t.list("locks"))
+                    .expect("list locks")
+                    .iter()
+                    .any(|_| true)
+                {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the backup never took its lock"
+                    );
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
             } else {
@@ -406,7 +434,10 @@ fn prune_and_backup_at_the_same_time_never_lose_data() {
         let out = s.prune(&[]);
         assert_success(&out, "final prune");
         s.assert_intact("after the final prune");
-        eprintln!("{backend:?}: {refused} of {} prunes met a running backup", rounds.len());
+        eprintln!(
+            "{backend:?}: {refused} of {} prunes met a running backup",
+            rounds.len()
+        );
     }
 }
 
@@ -434,7 +465,11 @@ fn a_lost_index_object_does_not_let_prune_delete_the_packs_it_listed() {
     }
     let out = s.prune(&[]);
     assert_success(&out, "prune");
-    assert!(stdout(&out).contains("firesafe repair s"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("firesafe repair s"),
+        "{}",
+        stdout(&out)
+    );
     assert_success(&s.cmd(&["repair", "s"]).output().expect("repair"), "repair");
     s.assert_intact("prune after a lost index object, then repair");
 }
@@ -466,8 +501,11 @@ fn example_to_prune(offsite_extra: &str) -> TempDir {
     let dir = example();
     let sched = dir.path().join("schedules/nightly.toml");
     let text = fs::read_to_string(&sched).expect("read");
-    fs::write(&sched, text.replace("keep_daily = 14", "keep_last = 1\nkeep_daily = 0"))
-        .expect("write");
+    fs::write(
+        &sched,
+        text.replace("keep_daily = 14", "keep_last = 1\nkeep_daily = 0"),
+    )
+    .expect("write");
     let offsite = dir.path().join("targets/offsite.toml");
     let text = fs::read_to_string(&offsite).expect("read");
     fs::write(&offsite, format!("{text}{offsite_extra}")).expect("write");
@@ -482,7 +520,10 @@ fn example_to_prune(offsite_extra: &str) -> TempDir {
             .expect("run")
     };
     assert_success(&run(&["run", "nightly", "--init"]), "first run");
-    write(&dir.path().join("demo/shares/admin/big.bin"), &noise(77, 3_000_000));
+    write(
+        &dir.path().join("demo/shares/admin/big.bin"),
+        &noise(77, 3_000_000),
+    );
     assert_success(&run(&["run", "nightly"]), "second run");
     fs::remove_file(dir.path().join("demo/shares/admin/big.bin")).expect("remove");
     assert_success(&run(&["run", "nightly"]), "third run");
@@ -512,11 +553,26 @@ fn every_target_holds_the_same_objects_after_a_prune_and_the_next_run() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(tree_of(&nas), tree_of(&offsite), "the targets differ after the prune");
+    assert_eq!(
+        tree_of(&nas),
+        tree_of(&offsite),
+        "the targets differ after the prune"
+    );
     let after = tree_of(&nas).values().sum::<u64>();
-    assert!(before - after > 2_900_000, "freed only {} bytes", before - after);
-    assert_success(&in_dir(dir.path(), &["run", "nightly"]), "run after the prune");
-    assert_eq!(tree_of(&nas), tree_of(&offsite), "the targets differ after the next run");
+    assert!(
+        before - after > 2_900_000,
+        "freed only {} bytes",
+        before - after
+    );
+    assert_success(
+        &in_dir(dir.path(), &["run", "nightly"]),
+        "run after the prune",
+    );
+    assert_eq!(
+        tree_of(&nas),
+        tree_of(&offsite),
+        "the targets differ after the next run"
+    );
     assert!(tree_of(&nas).values().sum::<u64>() < before - 2_900_000);
     for target in [&nas, &offsite] {
         let out = firesafe()
@@ -537,7 +593,10 @@ fn an_append_only_target_does_not_give_pruned_data_back() {
     let offsite_before = tree_of(&dir.path().join("demo/offsite"));
     assert_success(&in_dir(dir.path(), &["prune", "nightly"]), "prune");
     let pruned = tree_of(&nas).values().sum::<u64>();
-    assert_success(&in_dir(dir.path(), &["run", "nightly"]), "run after the prune");
+    assert_success(
+        &in_dir(dir.path(), &["run", "nightly"]),
+        "run after the prune",
+    );
     let now = tree_of(&nas).values().sum::<u64>();
     assert!(
         now < pruned + 100_000,

@@ -167,7 +167,10 @@ fn damage_on_the_nas_is_found_and_repaired_from_the_offsite_copy() {
 
     // A dry run changes nothing.
     let before = fs::read(&pack).expect("read");
-    let out = cmd(dir.path(), &["repair", "nightly", "--read-data", "--dry-run"]);
+    let out = cmd(
+        dir.path(),
+        &["repair", "nightly", "--read-data", "--dry-run"],
+    );
     assert_exit(&out, 1, "repair --dry-run");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("would be repaired from offsite"),
@@ -183,20 +186,36 @@ fn damage_on_the_nas_is_found_and_repaired_from_the_offsite_copy() {
     assert!(text.contains("repaired from offsite"), "{text}");
     assert!(snapshot.exists());
     let out = firesafe()
-        .args(["--repo", nas.to_str().expect("utf-8"), "check", "--read-data"])
+        .args([
+            "--repo",
+            nas.to_str().expect("utf-8"),
+            "check",
+            "--read-data",
+        ])
         .env("FIRESAFE_KEY_FILE", dir.path().join("demo/firesafe.key"))
         .output()
         .expect("check");
     assert_success(&out, "check after repair");
     let to = dir.path().join("restored");
     let out = firesafe()
-        .args(["--repo", nas.to_str().expect("utf-8"), "restore", "latest", "--source", "curriculum", "--to"])
+        .args([
+            "--repo",
+            nas.to_str().expect("utf-8"),
+            "restore",
+            "latest",
+            "--source",
+            "curriculum",
+            "--to",
+        ])
         .arg(&to)
         .env("FIRESAFE_KEY_FILE", dir.path().join("demo/firesafe.key"))
         .output()
         .expect("restore");
     assert_success(&out, "restore after repair");
-    assert_same_tree(&dir.path().join("demo/shares/curriculum"), &to.join("curriculum"));
+    assert_same_tree(
+        &dir.path().join("demo/shares/curriculum"),
+        &to.join("curriculum"),
+    );
 }
 
 #[test]
@@ -219,7 +238,10 @@ fn damage_on_every_copy_names_the_files_it_affects() {
             .find(|f| f["object"] == key.as_str())
             .unwrap_or_else(|| panic!("{r}"));
         assert!(
-            f["repair"].as_str().expect("repair").contains("no healthy copy"),
+            f["repair"]
+                .as_str()
+                .expect("repair")
+                .contains("no healthy copy"),
             "{f}"
         );
         let affects = f["affects"].to_string();
@@ -294,7 +316,9 @@ fn drills_pass_fail_and_tell_a_changed_share_from_a_bad_backup() {
     write(&changed, b"rewritten after the backup");
     let out = cmd(
         dir.path(),
-        &["drill", "nightly", "--target", "nas", "--files", "1000", "--json"],
+        &[
+            "drill", "nightly", "--target", "nas", "--files", "1000", "--json",
+        ],
     );
     assert_success(&out, "drill with a changed live file");
     let records = json(&out);
@@ -314,7 +338,9 @@ fn drills_pass_fail_and_tell_a_changed_share_from_a_bad_backup() {
     }
     let out = cmd(
         dir.path(),
-        &["drill", "nightly", "--target", "nas", "--files", "1000", "--json"],
+        &[
+            "drill", "nightly", "--target", "nas", "--files", "1000", "--json",
+        ],
     );
     assert_exit(&out, 1, "drill of a tampered repository");
     let records = json(&out);
@@ -326,7 +352,10 @@ fn drills_pass_fail_and_tell_a_changed_share_from_a_bad_backup() {
         .collect();
     assert!(!failed.is_empty(), "{records}");
     for r in failed {
-        assert!(!r["mismatches"].as_array().expect("mismatches").is_empty(), "{r}");
+        assert!(
+            !r["mismatches"].as_array().expect("mismatches").is_empty(),
+            "{r}"
+        );
     }
     // The offsite copy is still good.
     let out = cmd(dir.path(), &["drill", "nightly", "--target", "offsite"]);
@@ -354,7 +383,13 @@ fn a_site_loss_drill_uses_only_the_offsite_copy_and_the_recovery_key() {
     let nightly = dir.path().join("demo/firesafe.key");
     let out = cmd(
         dir.path(),
-        &["drill", "nightly", "--site-loss", "--key", nightly.to_str().expect("utf-8")],
+        &[
+            "drill",
+            "nightly",
+            "--site-loss",
+            "--key",
+            nightly.to_str().expect("utf-8"),
+        ],
     );
     let err = assert_exit(&out, 2, "site-loss drill with the nightly key");
     assert!(err.contains("recovery key"), "{err}");
@@ -363,7 +398,14 @@ fn a_site_loss_drill_uses_only_the_offsite_copy_and_the_recovery_key() {
     fs::rename(dir.path().join("demo/nas"), dir.path().join("nas-burnt")).expect("move");
     let out = cmd(
         dir.path(),
-        &["drill", "nightly", "--site-loss", "--key", recovery.to_str().expect("utf-8"), "--json"],
+        &[
+            "drill",
+            "nightly",
+            "--site-loss",
+            "--key",
+            recovery.to_str().expect("utf-8"),
+            "--json",
+        ],
     );
     assert_success(&out, "site-loss drill");
     let records = json(&out);
@@ -384,7 +426,12 @@ fn drills_never_restore_into_a_share() {
     let inside = dir.path().join("demo/shares/admin/scratch");
     let out = cmd(
         dir.path(),
-        &["drill", "nightly", "--scratch", inside.to_str().expect("utf-8")],
+        &[
+            "drill",
+            "nightly",
+            "--scratch",
+            inside.to_str().expect("utf-8"),
+        ],
     );
     let err = assert_exit(&out, 2, "scratch inside a share");
     assert!(err.contains("inside the share admin"), "{err}");
@@ -396,18 +443,30 @@ fn the_governors_report_reads_real_drills_and_verifications() {
     let dir = backed_up();
     let report = |name: &str| -> String {
         let pdf = dir.path().join(format!("{name}.pdf"));
-        let out = cmd(dir.path(), &["report", "nightly", "--out", pdf.to_str().expect("utf-8")]);
+        let out = cmd(
+            dir.path(),
+            &["report", "nightly", "--out", pdf.to_str().expect("utf-8")],
+        );
         assert_success(&out, "report");
         let html = fs::read_to_string(dir.path().join(format!("{name}.html"))).expect("html");
         html.split_whitespace().collect::<Vec<_>>().join(" ")
     };
     // Nothing measured yet: the report says so.
     let before = report("before");
-    assert!(before.contains("No restore drill was recorded between"), "{before}");
+    assert!(
+        before.contains("No restore drill was recorded between"),
+        "{before}"
+    );
 
-    assert_success(&cmd(dir.path(), &["verify", "nightly", "--read-all"]), "verify");
+    assert_success(
+        &cmd(dir.path(), &["verify", "nightly", "--read-all"]),
+        "verify",
+    );
     assert_success(&cmd(dir.path(), &["drill", "nightly"]), "sample drill");
-    assert_success(&cmd(dir.path(), &["drill", "nightly", "--full"]), "full drill");
+    assert_success(
+        &cmd(dir.path(), &["drill", "nightly", "--full"]),
+        "full drill",
+    );
     let after = report("after");
     for want in [
         "A restore of every share was tested and passed",
