@@ -5,9 +5,6 @@
 //! restore opened, the same bytes under the same name), so the trail survives the loss of the
 //! server and travels with the repository when it is replicated.
 
-use std::io::Write;
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -81,34 +78,13 @@ pub fn new_id() -> String {
 impl StateDir {
     /// Appends a restore to `STATE/audit.jsonl`.
     pub fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        let path = self.path().join("audit.jsonl");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::local(&path, "cannot open", e))?;
-        let mut line = serde_json::to_vec(record).expect("a record serialises");
-        line.push(b'\n');
-        f.write_all(&line)
-            .map_err(|e| Error::local(&path, "cannot write", e))
+        crate::state::append_line(&self.path().join("audit.jsonl"), record)
     }
 
     /// Every audited restore, oldest first; a torn line is skipped.
     pub fn audit_records(&self) -> Result<Vec<AuditRecord>> {
-        read_lines(&self.path().join("audit.jsonl"))
+        crate::state::read_lines(&self.path().join("audit.jsonl"))
     }
-}
-
-fn read_lines(path: &Path) -> Result<Vec<AuditRecord>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::local(path, "cannot read", e)),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
 }
 
 /// Stores a record, sealed once, as `audit/ID` on every copy given; returns the copies it could

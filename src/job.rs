@@ -365,19 +365,7 @@ async fn open_targets(
 ) -> Vec<(String, Result<Target>)> {
     let mut targets = Vec::new();
     for name in &schedule.targets {
-        let spec = &config.targets[name];
-        let location = match spec.location() {
-            crate::target::Location::Path(p) => crate::target::Location::Path(config.resolve(&p)),
-            other => other,
-        };
-        // A disk pool: only a disk of the pool is ever opened (and written).
-        if let crate::target::Location::Path(p) = &location
-            && let Err(e) = crate::media::attached(spec, p)
-        {
-            targets.push((name.clone(), Err(e)));
-            continue;
-        }
-        let opened = match Target::open(name, &location, &spec.options(), create) {
+        let opened = match open_target(config, name, create) {
             Ok(t) => match Repository::read_config(&t).await {
                 Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
                 Err(e) => Err(e),
@@ -387,6 +375,20 @@ async fn open_targets(
         targets.push((name.clone(), opened));
     }
     targets
+}
+
+/// Opens one configured target: a path is resolved against the configuration directory, and a
+/// disk pool is opened (and so written) only when a disk of the pool is mounted there.
+pub fn open_target(config: &Config, name: &str, create: bool) -> Result<Target> {
+    let spec = &config.targets[name];
+    let location = match spec.location() {
+        crate::target::Location::Path(p) => crate::target::Location::Path(config.resolve(&p)),
+        other => other,
+    };
+    if let crate::target::Location::Path(p) = &location {
+        crate::media::attached(spec, p)?;
+    }
+    Target::open(name, &location, &spec.options(), create)
 }
 
 /// Copies what the primary (at position `p`) holds to every other target.

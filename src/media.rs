@@ -34,7 +34,6 @@
 //! "as recorded", because it cannot be read.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
@@ -294,18 +293,10 @@ fn media_dir(state: &StateDir) -> Result<PathBuf> {
 
 /// The write records of a pool target's disks, by pool entry.
 pub fn records(state: &StateDir, target: &str) -> Result<BTreeMap<String, DiskRecord>> {
-    let path = state.path().join("media").join(format!("{target}.json"));
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::local(
-                &path,
-                "is not a valid media record (move it aside to start afresh)",
-                std::io::Error::other(e),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(Error::local(&path, "cannot read", e)),
-    }
+    crate::state::read_json(
+        &state.path().join("media").join(format!("{target}.json")),
+        "is not a valid media record (move it aside to start afresh)",
+    )
 }
 
 /// Records that a run wrote to `disk` of `target` at `at`, which then held `held` (the newest
@@ -325,11 +316,7 @@ pub fn record_written(
         .retain(|h| !held.iter().any(|n| n.source == h.source));
     r.snapshots.extend(held);
     r.snapshots.sort_by(|a, b| a.source.cmp(&b.source));
-    let path = media_dir(state)?.join(format!("{target}.json"));
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&all).expect("JSON"))
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::local(&path, "cannot write", e))
+    crate::state::write_json(&media_dir(state)?.join(format!("{target}.json")), &all)
 }
 
 /// After a run: records, for each pool target the run wrote to, the disk written and the newest
@@ -370,16 +357,7 @@ pub fn record_run(
 
 /// The whole rotation log, in the order recorded.
 pub fn log(state: &StateDir) -> Result<Vec<Move>> {
-    let path = state.path().join("media").join("rotation.jsonl");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::local(&path, "cannot read", e)),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    crate::state::read_lines(&state.path().join("media").join("rotation.jsonl"))
 }
 
 /// Checks that `target` is a pool target of the configuration and `disk` one of its disks;
@@ -432,16 +410,7 @@ pub fn who() -> String {
 
 /// Appends a move to the rotation log.
 pub fn record_move(state: &StateDir, m: &Move) -> Result<()> {
-    let path = media_dir(state)?.join("rotation.jsonl");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| Error::local(&path, "cannot open", e))?;
-    let mut line = serde_json::to_vec(m).expect("JSON");
-    line.push(b'\n');
-    f.write_all(&line)
-        .map_err(|e| Error::local(&path, "cannot write", e))
+    crate::state::append_line(&media_dir(state)?.join("rotation.jsonl"), m)
 }
 
 /// Reads a time given on the command line: RFC 3339 (`2026-03-02T08:00:00Z`), or a local

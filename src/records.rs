@@ -9,15 +9,11 @@
 //! STATE/coverage/T.json  when each object of target T was last read back (rotating reads)
 //! ```
 
-use std::io::Write;
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::state::StateDir;
+use crate::error::Result;
+use crate::state::{StateDir, append_line, read_lines};
 
 /// One finding of a verification: an object that is damaged, missing, or differs between
 /// targets, and what it affects.
@@ -144,30 +140,4 @@ impl StateDir {
     pub fn drill_records(&self) -> Result<Vec<DrillRecord>> {
         read_lines(&self.path().join("drills.jsonl"))
     }
-}
-
-fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::local(path, "cannot open", e))?;
-    let mut line = serde_json::to_vec(value).expect("a record serialises");
-    line.push(b'\n');
-    f.write_all(&line)
-        .map_err(|e| Error::local(path, "cannot write", e))
-}
-
-/// Every record in a JSON-lines file, oldest first; a missing file is an empty history, and a
-/// line that cannot be read (a torn write) is skipped.
-fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::local(path, "cannot read", e)),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
 }

@@ -23,7 +23,6 @@ use crate::repo::Repository;
 use crate::snapshot::Catalog;
 use crate::state::{RunRecord, StateDir};
 use crate::status::ScheduleStatus;
-use crate::target::{Location, Target, TargetOptions};
 
 /// What to report on.
 #[derive(Clone, Debug)]
@@ -234,16 +233,8 @@ async fn storage(config: &Config, s: &ScheduleSpec, to: DateTime<Utc>) -> Storag
     };
     let mut errors = Vec::new();
     for name in &s.targets {
-        let spec = &config.targets[name];
-        let location = match spec.location() {
-            Location::Path(p) => Location::Path(config.resolve(&p)),
-            other => other,
-        };
         let result = async {
-            if let Location::Path(p) = &location {
-                crate::media::attached(spec, p)?;
-            }
-            let target = Target::open(name, &location, &TargetOptions::default(), false)?;
+            let target = crate::job::open_target(config, name, false)?;
             let repo = Repository::open(target, &unlock).await?;
             Catalog::load(&repo).await
         }

@@ -430,6 +430,28 @@ pub async fn find_node(
     Err(not_found())
 }
 
+/// What to do with a link's destination: `None` to leave it (the same link is there, or a
+/// differing entry that is not to be replaced), else the name to keep a replaced entry under.
+fn link_decision(
+    state: Existing,
+    dest: &Path,
+    options: &RestoreOptions,
+    report: &mut RestoreReport,
+) -> Option<Option<PathBuf>> {
+    match state {
+        Existing::Same => {
+            report.unchanged += 1;
+            None
+        }
+        Existing::Differs if !options.overwrite => {
+            report.skipped.push(dest.to_path_buf());
+            None
+        }
+        Existing::Differs if options.keep_replaced => Some(Some(kept_name(dest, &options.now))),
+        _ => Some(None),
+    }
+}
+
 /// Left in the destination while a restore runs there, and removed when it completes: a rerun
 /// of an interrupted restore finds it and resumes without being asked.
 pub const IN_PROGRESS: &str = ".firesafe-restore-in-progress";
@@ -899,17 +921,8 @@ pub async fn restore_from(
             continue;
         }
         let state = link_state(&dest, None, Some(&to.join(first)));
-        let keep = match state {
-            Existing::Same => {
-                report.unchanged += 1;
-                continue;
-            }
-            Existing::Differs if !options.overwrite => {
-                report.skipped.push(dest);
-                continue;
-            }
-            Existing::Differs if options.keep_replaced => Some(kept_name(&dest, &options.now)),
-            _ => None,
+        let Some(keep) = link_decision(state, &dest, options, &mut report) else {
+            continue;
         };
         // Made under a temporary name and renamed into place, so that an existing file is
         // replaced only by a link that exists.
@@ -947,17 +960,8 @@ pub async fn restore_from(
         let dest = to.join(&s.rel);
         let target = s.node.target.as_ref().expect("checked by Tree::decode");
         let state = link_state(&dest, Some(target), None);
-        let keep = match state {
-            Existing::Same => {
-                report.unchanged += 1;
-                continue;
-            }
-            Existing::Differs if !options.overwrite => {
-                report.skipped.push(dest);
-                continue;
-            }
-            Existing::Differs if options.keep_replaced => Some(kept_name(&dest, &options.now)),
-            _ => None,
+        let Some(keep) = link_decision(state, &dest, options, &mut report) else {
+            continue;
         };
         let temp = dest.with_file_name(format!(
             ".firesafe-partial-link-{:08x}",

@@ -21,7 +21,6 @@ use crate::repo::Repository;
 use crate::report::TargetInfo;
 use crate::site::Contact;
 use crate::state::StateDir;
-use crate::target::{Location, Target, TargetOptions};
 
 /// What to put on the sheet.
 #[derive(Clone, Debug)]
@@ -93,18 +92,6 @@ fn recipients(unlock: &Unlock) -> Vec<String> {
         .collect()
 }
 
-fn open_target(config: &Config, name: &str) -> Result<Target> {
-    let spec = &config.targets[name];
-    let location = match spec.location() {
-        Location::Path(p) => Location::Path(config.resolve(&p)),
-        other => other,
-    };
-    if let Location::Path(p) = &location {
-        crate::media::attached(spec, p)?;
-    }
-    Target::open(name, &location, &TargetOptions::default(), false)
-}
-
 /// Collects the sheet's facts: each target is asked for its repository id (no key needed), the
 /// key files are read for their public half, and the drill records for the last good drill.
 pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Result<SheetData> {
@@ -132,7 +119,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
                 let mut result = Err("no target could be read".to_string());
                 for t in &s.targets {
                     let attempt = async {
-                        let target = open_target(config, t)?;
+                        let target = crate::job::open_target(config, t, false)?;
                         Repository::open(target, &unlock).await.map(|_| ())
                     }
                     .await;
@@ -170,7 +157,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
         let mut targets = Vec::new();
         for t in &s.targets {
             let repo_id = async {
-                let target = open_target(config, t)?;
+                let target = crate::job::open_target(config, t, false)?;
                 Repository::read_config(&target).await
             }
             .await

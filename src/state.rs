@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use nix::fcntl::{Flock, FlockArg};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -105,18 +106,10 @@ impl StateDir {
     }
 
     pub fn load(&self, schedule: &str) -> Result<ScheduleState> {
-        let path = self.state_file(schedule);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::local(
-                    &path,
-                    "is not valid state (delete it to start afresh)",
-                    std::io::Error::other(e),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ScheduleState::default()),
-            Err(e) => Err(Error::local(&path, "cannot read", e)),
-        }
+        read_json(
+            &self.state_file(schedule),
+            "is not valid state (delete it to start afresh)",
+        )
     }
 
     /// Records a finished run: replaces the schedule's state (atomically) and appends to the
@@ -129,38 +122,72 @@ impl StateDir {
         state.last_started = Some(run.started);
         state.last_finished = Some(run.finished);
         state.last_outcome = Some(run.outcome.clone());
-        let path = self.state_file(&run.schedule);
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&state).expect("JSON"))
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| Error::local(&path, "cannot write", e))?;
-        let history = self.root.join("history.jsonl");
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&history)
-            .map_err(|e| Error::local(&history, "cannot open", e))?;
-        let mut line = serde_json::to_vec(run).expect("JSON");
-        line.push(b'\n');
-        f.write_all(&line)
-            .map_err(|e| Error::local(&history, "cannot write", e))
+        write_json(&self.state_file(&run.schedule), &state)?;
+        append_line(&self.root.join("history.jsonl"), run)
     }
 
     /// Every recorded run, oldest first.
     pub fn history(&self) -> Result<Vec<RunRecord>> {
-        let path = self.root.join("history.jsonl");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::local(&path, "cannot read", e)),
-        };
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
+        read_lines(&self.root.join("history.jsonl"))
     }
 
     fn state_file(&self, schedule: &str) -> PathBuf {
         self.root.join("schedules").join(format!("{schedule}.json"))
     }
+}
+
+/// Reads a JSON file of the state directory; a missing file is the default value. `invalid`
+/// says what to do about a file that is not valid.
+pub(crate) fn read_json<T: DeserializeOwned + Default>(
+    path: &Path,
+    invalid: &'static str,
+) -> Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::local(path, invalid, std::io::Error::other(e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(Error::local(path, "cannot read", e)),
+    }
+}
+
+/// Replaces a JSON file of the state directory atomically (a temporary file, then a rename),
+/// creating its directory.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::local(dir, "cannot create", e))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(value).expect("state serialises"),
+    )
+    .and_then(|_| std::fs::rename(&tmp, path))
+    .map_err(|e| Error::local(path, "cannot write", e))
+}
+
+/// Appends one JSON line to a log of the state directory.
+pub(crate) fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::local(path, "cannot open", e))?;
+    let mut line = serde_json::to_vec(value).expect("a record serialises");
+    line.push(b'\n');
+    f.write_all(&line)
+        .map_err(|e| Error::local(path, "cannot write", e))
+}
+
+/// Every record of a JSON-lines log, oldest first; a missing file is an empty log, and a line
+/// that cannot be read (a torn write) is skipped.
+pub(crate) fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::local(path, "cannot read", e)),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{self, CheckOptions};
 use crate::config::{Config, ScheduleSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::index::{self, IndexPack};
 use crate::lock::TargetLock;
@@ -77,28 +77,14 @@ impl Coverage {
     }
 
     pub fn load(state: &StateDir, target: &str) -> Result<Coverage> {
-        let path = Self::path(state, target);
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                Error::local(
-                    &path,
-                    "is not valid coverage state (delete it to start a new cycle)",
-                    std::io::Error::other(e),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Coverage::default()),
-            Err(e) => Err(Error::local(&path, "cannot read", e)),
-        }
+        crate::state::read_json(
+            &Self::path(state, target),
+            "is not valid coverage state (delete it to start a new cycle)",
+        )
     }
 
     fn save(&self, state: &StateDir, target: &str) -> Result<()> {
-        let path = Self::path(state, target);
-        let dir = path.parent().expect("has a parent");
-        std::fs::create_dir_all(dir).map_err(|e| Error::local(dir, "cannot create", e))?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("JSON"))
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| Error::local(&path, "cannot write", e))
+        crate::state::write_json(&Self::path(state, target), self)
     }
 
     /// The packs to read this run, out of `packs` (id, size).

@@ -7,7 +7,6 @@ use clap::Args;
 use firesafe::audit::{self, AuditRecord};
 use firesafe::blobs::Copies;
 use firesafe::config::Config;
-use firesafe::crypto::Unlock;
 use firesafe::index::Index;
 use firesafe::repo::Repository;
 use firesafe::restore::{self, RestoreOptions, Step};
@@ -109,14 +108,7 @@ async fn open_schedule(
     let schedule = config.schedule(name)?;
     let unlock = match unlock_from_env()? {
         Some(u) => u,
-        None => {
-            let path = config.resolve(&schedule.key_file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                Error::WrongKey(format!("key_file {}: cannot read it ({e})", path.display()))
-            })?;
-            Unlock::parse_identity_file(&text)
-                .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", path.display())))?
-        }
+        None => config.schedule_key(schedule)?,
     };
     let mut repos = Vec::new();
     let mut notes = Vec::new();
