@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use firesafe::backup::{self, BackupOptions};
-use firesafe::blobs::BlobReader;
-use firesafe::crypto::{self, Recipient};
-use firesafe::find::{self, FindOptions, VersionsOptions};
-use firesafe::index::Index;
-use firesafe::repo::{InitOptions, Repository};
-use firesafe::snapshot::Catalog;
-use firesafe::target::{Location, Target, TargetOptions};
+use firesafe::format::crypto::{self, Recipient};
+use firesafe::ops::backup::{self, BackupOptions};
+use firesafe::ops::find::{self, FindOptions, VersionsOptions};
+use firesafe::store::blobs::BlobReader;
+use firesafe::store::index::Index;
+use firesafe::store::repo::{InitOptions, Repository};
+use firesafe::store::snapshot::Catalog;
+use firesafe::store::target::{Location, Target, TargetOptions};
 
 const SNAPSHOTS: usize = 200;
 /// 20 folders of 20 folders of 50 files.

@@ -15,10 +15,10 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
-use firesafe::chunker::ChunkerParams;
-use firesafe::compress::{Compressor, decompress};
-use firesafe::crypto::RepoKey;
-use firesafe::pack::{BlobKind, PackWriter};
+use firesafe::format::chunker::ChunkerParams;
+use firesafe::format::compress::{Compressor, decompress};
+use firesafe::format::crypto::RepoKey;
+use firesafe::format::pack::{BlobKind, PackWriter};
 
 const MIB: usize = 1024 * 1024;
 /// Size of the inputs for the per-stage benchmarks.

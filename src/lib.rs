@@ -22,51 +22,16 @@
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
-pub mod alert;
-pub mod audit;
-pub mod backup;
-pub mod blobs;
-pub mod check;
-pub mod checks;
-pub mod chunker;
-pub mod compress;
-pub mod config;
-pub mod crypto;
-pub mod daemon;
-pub mod diff;
-pub mod doc;
-pub mod drill;
 pub mod error;
-pub mod find;
 pub mod id;
-pub mod index;
-pub mod job;
-pub mod keys;
-pub mod lock;
-pub mod ls;
-pub mod media;
-pub mod mount;
-pub mod pack;
-pub mod pdf;
-pub mod policy;
-pub mod progress;
-pub mod prune;
-pub mod records;
-pub mod replicate;
-pub mod repo;
-pub mod report;
-pub mod restore;
-pub mod sheet;
-pub mod site;
-pub mod snapshot;
-pub mod state;
-pub mod status;
-pub mod summary;
-pub mod target;
-pub mod timetable;
-pub mod tree;
-pub mod verify;
-pub mod when;
+
+pub mod config;
+pub mod format;
+pub mod ops;
+pub mod paper;
+pub mod plan;
+pub mod schedule;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use id::Id;

@@ -4,15 +4,16 @@ use std::path::PathBuf;
 
 use chrono::{Local, Utc};
 use clap::Args;
-use firesafe::audit::{self, AuditRecord};
-use firesafe::blobs::Copies;
 use firesafe::config::Config;
-use firesafe::index::Index;
-use firesafe::repo::Repository;
-use firesafe::restore::{self, RestoreOptions, Step};
-use firesafe::snapshot::{Catalog, Listed};
-use firesafe::state::StateDir;
-use firesafe::{Error, Result, progress};
+use firesafe::ops::progress;
+use firesafe::ops::restore::{self, RestoreOptions, Step};
+use firesafe::store::audit::{self, AuditRecord};
+use firesafe::store::blobs::Copies;
+use firesafe::store::index::Index;
+use firesafe::store::repo::Repository;
+use firesafe::store::snapshot::{Catalog, Listed};
+use firesafe::store::state::StateDir;
+use firesafe::{Error, Result};
 
 use super::{Outcome, open, pick, unlock_from_env};
 
@@ -112,7 +113,8 @@ async fn open_schedule(
     };
     let mut repos = Vec::new();
     let mut notes = Vec::new();
-    for (target, opened) in firesafe::job::open_schedule_targets(&config, schedule).await {
+    for (target, opened) in firesafe::schedule::run::open_schedule_targets(&config, schedule).await
+    {
         let result = match opened {
             Ok(t) => Repository::open(t, &unlock).await,
             Err(e) => Err(e),
@@ -172,7 +174,7 @@ fn state_dir(dir: Option<PathBuf>) -> Result<StateDir> {
 }
 
 pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Outcome> {
-    let (spec, path) = firesafe::snapshot::split_path(&a.what);
+    let (spec, path) = firesafe::store::snapshot::split_path(&a.what);
     let (spec, path) = (spec.to_string(), path.map(str::to_string));
     let (repos, notes) = match &a.schedule {
         Some(name) => open_schedule(&a.config_dir, name).await?,
@@ -330,7 +332,7 @@ fn audit_record(
         id: audit::new_id(),
         user,
         uid,
-        host: firesafe::repo::hostname(),
+        host: firesafe::store::repo::hostname(),
         started,
         finished: Utc::now(),
         snapshot: snap.id.to_hex(),
@@ -390,7 +392,7 @@ pub(super) struct MountArgs {
 }
 
 pub(super) async fn mount_cmd(url: Option<&str>, a: MountArgs) -> Result<Outcome> {
-    firesafe::mount::available()?;
+    firesafe::ops::mount::available()?;
     let (repos, notes) = match &a.schedule {
         Some(name) => open_schedule(&a.config_dir, name).await?,
         None => (vec![open(url).await?], Vec::new()),
@@ -416,8 +418,8 @@ pub(super) async fn mount_cmd(url: Option<&str>, a: MountArgs) -> Result<Outcome
     let repos: &'static [Repository] = Box::leak(repos.into_boxed_slice());
     let index: &'static Index = Box::leak(Box::new(index));
     let copies = Copies::new(repos.iter().collect()).expect("at least one copy");
-    let reader = firesafe::blobs::BlobReader::with_copies(copies, index, 256 << 20);
-    let fs = firesafe::mount::SnapshotFs::new(reader, &selected);
+    let reader = firesafe::store::blobs::BlobReader::with_copies(copies, index, 256 << 20);
+    let fs = firesafe::ops::mount::SnapshotFs::new(reader, &selected);
     println!(
         "mounted {} snapshot(s) read-only at {}; unmount with `fusermount -u {}` or Ctrl-C",
         selected.len(),
@@ -432,7 +434,7 @@ pub(super) async fn mount_cmd(url: Option<&str>, a: MountArgs) -> Result<Outcome
             _ = term.recv() => {}
         }
     };
-    firesafe::mount::serve(fs, &a.dir, stop).await?;
+    firesafe::ops::mount::serve(fs, &a.dir, stop).await?;
     Ok(Outcome::Success)
 }
 
@@ -449,7 +451,7 @@ pub(super) async fn audit_cmd(url: Option<&str>, a: AuditArgs) -> Result<Outcome
         state_dir(a.state_dir.clone())?.audit_records()?
     };
     if let Some(since) = &a.since {
-        let span = firesafe::when::parse(since, &Local::now()).map_err(Error::Usage)?;
+        let span = firesafe::plan::when::parse(since, &Local::now()).map_err(Error::Usage)?;
         records.retain(|r| r.started >= span.start);
     }
     if a.json {

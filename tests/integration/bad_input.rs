@@ -55,7 +55,7 @@ fn unknown_snapshot_id() {
 fn repository_that_does_not_exist() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("k");
-    std::fs::write(&key, firesafe::crypto::generate_identity_file().0).expect("key");
+    std::fs::write(&key, firesafe::format::crypto::generate_identity_file().0).expect("key");
     let missing = dir.path().join("nowhere");
     let out = firesafe()
         .arg("--repo")
@@ -132,7 +132,7 @@ fn init_twice_changes_nothing() {
 fn unreachable_endpoint_names_the_target() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("k");
-    std::fs::write(&key, firesafe::crypto::generate_identity_file().0).expect("key");
+    std::fs::write(&key, firesafe::format::crypto::generate_identity_file().0).expect("key");
     let t = Instant::now();
     let out = firesafe()
         .args(["--repo", "s3://school-dr/firesafe", "snapshots"])

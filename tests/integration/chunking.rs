@@ -1,6 +1,6 @@
 //! Property tests for chunking: the chunks are the input, and boundaries are content-defined.
 
-use firesafe::chunker::ChunkerParams;
+use firesafe::format::chunker::ChunkerParams;
 use proptest::prelude::*;
 
 fn small() -> ChunkerParams {

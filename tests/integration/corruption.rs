@@ -189,7 +189,7 @@ fn a_damaged_tree_names_the_directory() {
 fn wrong_key_and_wrong_passphrase_are_clear_errors() {
     let (repo, _) = fixture(Backend::Local);
     let other = repo.path("other.key");
-    let (text, _) = firesafe::crypto::generate_identity_file();
+    let (text, _) = firesafe::format::crypto::generate_identity_file();
     fs::write(&other, text).expect("write key");
 
     let out = repo

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use firesafe::crypto::Unlock;
-use firesafe::pack::{BlobKind, PackWriter};
-use firesafe::repo::Repository;
-use firesafe::snapshot::{Snapshot, SnapshotStats};
-use firesafe::tree::{Name, Node, NodeKind, Tree};
+use firesafe::format::crypto::Unlock;
+use firesafe::format::pack::{BlobKind, PackWriter};
+use firesafe::format::tree::{Name, Node, NodeKind, Tree};
+use firesafe::store::repo::Repository;
+use firesafe::store::snapshot::{Snapshot, SnapshotStats};
 
 use crate::support::*;
 
@@ -51,9 +51,9 @@ fn forge(repo: &Repo, entries: Vec<Node>) {
         w.add(id, &json, json.len(), false).expect("add");
         let pack = w.finish();
         r.save_pack(&pack).await.expect("pack");
-        firesafe::index::save(
+        firesafe::store::index::save(
             &r,
-            vec![firesafe::index::IndexPack {
+            vec![firesafe::store::index::IndexPack {
                 id: pack.id,
                 kind: BlobKind::Tree,
                 size: pack.bytes.len() as u64,
@@ -77,7 +77,9 @@ fn forge(repo: &Repo, entries: Vec<Node>) {
             warnings: vec![],
             stats: SnapshotStats::default(),
         };
-        firesafe::snapshot::save(&r, &snap).await.expect("snapshot");
+        firesafe::store::snapshot::save(&r, &snap)
+            .await
+            .expect("snapshot");
     });
 }
 

@@ -39,7 +39,7 @@ fn add_list_and_remove_keys() {
     assert_success(&out, "key add --passphrase");
 
     // A recipient only (the public half of a recovery key).
-    let (recovery_text, recovery_public) = firesafe::crypto::generate_identity_file();
+    let (recovery_text, recovery_public) = firesafe::format::crypto::generate_identity_file();
     let recovery = repo.path("recovery.key");
     std::fs::write(&recovery, recovery_text).expect("write");
     repo.ok(&[

@@ -93,12 +93,12 @@ impl Setup {
             .expect("firesafe")
     }
 
-    fn target(&self) -> firesafe::target::Target {
-        let location = firesafe::target::Location::parse(&self.repo_url).expect("location");
-        firesafe::target::Target::open(
+    fn target(&self) -> firesafe::store::target::Target {
+        let location = firesafe::store::target::Location::parse(&self.repo_url).expect("location");
+        firesafe::store::target::Target::open(
             "store",
             &location,
-            &firesafe::target::TargetOptions::default(),
+            &firesafe::store::target::TargetOptions::default(),
             false,
         )
         .expect("open target")

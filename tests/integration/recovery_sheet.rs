@@ -34,13 +34,13 @@ fn commands(text: &str) -> Vec<String> {
 fn the_sheet_restores_every_share_on_a_new_machine() {
     let dir = example_with_site();
     let d = dir.path();
-    let state = firesafe::state::StateDir::open(&d.join("state")).expect("state");
+    let state = firesafe::store::state::StateDir::open(&d.join("state")).expect("state");
     let now = Utc::now();
     state
-        .append_drill(&firesafe::records::DrillRecord {
+        .append_drill(&firesafe::store::records::DrillRecord {
             id: "d1".into(),
             schedule: "nightly".into(),
-            kind: firesafe::records::DrillKind::Sample,
+            kind: firesafe::store::records::DrillKind::Sample,
             source: "curriculum".into(),
             target: "nas".into(),
             snapshot: "0".repeat(64),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{Duration, Utc};
-use firesafe::records::{DrillKind, DrillRecord, VerifyRecord};
+use firesafe::store::records::{DrillKind, DrillRecord, VerifyRecord};
 
 use crate::support::*;
 
@@ -327,7 +327,7 @@ fn the_report_says_what_was_measured_and_renders() {
 
     // Drills of two shares (one too slow for the target), none of staff; verification of
     // both targets, the offsite one only partly read back so far.
-    let state = firesafe::state::StateDir::open(&d.join("state")).expect("state");
+    let state = firesafe::store::state::StateDir::open(&d.join("state")).expect("state");
     state
         .append_drill(&drill("curriculum", DrillKind::Full, "pass", 1_200.0))
         .expect("drill");
@@ -402,10 +402,10 @@ fn the_report_says_what_was_measured_and_renders() {
     // The text, with what changes between runs redacted, reads as recorded.
     let config = firesafe::config::Config::load(d).expect("config");
     let now = Utc::now();
-    let data = block_on(firesafe::report::gather(
+    let data = block_on(firesafe::paper::report::gather(
         &config,
         &state,
-        &firesafe::report::ReportOptions {
+        &firesafe::paper::report::ReportOptions {
             schedules: vec!["nightly".into()],
             from: now - Duration::days(90),
             to: now,
@@ -415,7 +415,7 @@ fn the_report_says_what_was_measured_and_renders() {
     .expect("gather");
     assert_snapshot(
         "report.txt",
-        &redact(&firesafe::report::build(&data).text(), d),
+        &redact(&firesafe::paper::report::build(&data).text(), d),
     );
 }
 

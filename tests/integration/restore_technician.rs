@@ -349,7 +349,7 @@ fn every_restore_is_in_the_audit_log_and_the_repository() {
         assert_eq!(first["user"], user.as_str());
     }
     assert_eq!(first["uid"], nix::unistd::getuid().as_raw());
-    assert_eq!(first["host"], firesafe::repo::hostname().as_str());
+    assert_eq!(first["host"], firesafe::store::repo::hostname().as_str());
     assert_eq!(first["paths"], serde_json::json!(["curriculum/sub"]));
     assert_eq!(first["to"], serde_json::json!([to.display().to_string()]));
     assert_eq!(first["files"], 2);

@@ -221,9 +221,9 @@ fn an_s3_offsite_target_receives_the_same_objects() {
         "s3://{}/{prefix}",
         std::env::var("AWS_BUCKET").expect("bucket")
     );
-    let loc = firesafe::target::Location::parse(&url).expect("url");
-    let target =
-        firesafe::target::Target::open(&url, &loc, &Default::default(), false).expect("open");
+    let loc = firesafe::store::target::Location::parse(&url).expect("url");
+    let target = firesafe::store::target::Target::open(&url, &loc, &Default::default(), false)
+        .expect("open");
     let remote: BTreeMap<String, Vec<u8>> = block_on(async {
         let mut m = BTreeMap::new();
         for l in target.list("").await.expect("list") {

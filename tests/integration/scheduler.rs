@@ -27,7 +27,7 @@ fn a_missed_run_runs_once_at_start_up() {
     assert_success(&run, "first run");
     // The machine was off: the last scheduled run handled was three days ago.
     let three_days_ago = chrono::Utc::now() - chrono::Duration::days(3);
-    let st = firesafe::state::ScheduleState {
+    let st = firesafe::store::state::ScheduleState {
         last_scheduled: Some(three_days_ago),
         ..Default::default()
     };
@@ -46,7 +46,7 @@ fn a_missed_run_runs_once_at_start_up() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn daemon");
-    let sm = firesafe::state::StateDir::open(&state).expect("state");
+    let sm = firesafe::store::state::StateDir::open(&state).expect("state");
     let t = Instant::now();
     while sm.history().expect("history").len() < 2 {
         assert!(
@@ -90,7 +90,7 @@ fn a_missed_run_runs_once_at_start_up() {
 fn two_runs_of_one_schedule_never_overlap() {
     let dir = example();
     let state = dir.path().join("state");
-    let sm = firesafe::state::StateDir::open(&state).expect("state");
+    let sm = firesafe::store::state::StateDir::open(&state).expect("state");
     let lock = sm.try_lock("nightly").expect("lock").expect("free");
     let out = firesafe()
         .args(["run", "nightly", "--init", "--config-dir"])

@@ -147,9 +147,10 @@ fn stale_copies_degrade_and_missing_copies_violate() {
     let schedule = config.schedule("nightly").expect("nightly");
     // Three days on, with no run since: every copy is stale.
     let later = chrono::Utc::now() + chrono::Duration::days(3);
-    let status = block_on(firesafe::status::status(&config, schedule, later)).expect("status");
+    let status =
+        block_on(firesafe::schedule::status::status(&config, schedule, later)).expect("status");
     let e = &status.sources[0].evaluation;
-    assert_eq!(e.verdict, firesafe::policy::Verdict::Degraded);
+    assert_eq!(e.verdict, firesafe::plan::policy::Verdict::Degraded);
     assert!(
         e.reasons
             .iter()
@@ -161,14 +162,14 @@ fn stale_copies_degrade_and_missing_copies_violate() {
     // so the policy is violated, and the reasons say where.
     fs::remove_dir_all(dir.path().join("demo/offsite/snapshots")).expect("rm");
     fs::create_dir(dir.path().join("demo/offsite/snapshots")).expect("mkdir");
-    let status = block_on(firesafe::status::status(
+    let status = block_on(firesafe::schedule::status::status(
         &config,
         schedule,
         chrono::Utc::now(),
     ))
     .expect("status");
     let e = &status.sources[0].evaluation;
-    assert_eq!(e.verdict, firesafe::policy::Verdict::Violated);
+    assert_eq!(e.verdict, firesafe::plan::policy::Verdict::Violated);
     assert!(
         e.reasons
             .iter()

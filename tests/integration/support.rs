@@ -134,9 +134,9 @@ impl Repo {
     }
 
     /// The target through the library, for inspecting and damaging objects.
-    pub fn target(&self) -> firesafe::target::Target {
-        let loc = firesafe::target::Location::parse(&self.url).expect("location");
-        firesafe::target::Target::open(&self.url, &loc, &Default::default(), false)
+    pub fn target(&self) -> firesafe::store::target::Target {
+        let loc = firesafe::store::target::Location::parse(&self.url).expect("location");
+        firesafe::store::target::Target::open(&self.url, &loc, &Default::default(), false)
             .expect("open target")
     }
 

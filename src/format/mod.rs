@@ -1,0 +1,7 @@
+//! On-target encodings: chunking, compression, sealing (age), packs and trees. Pure: no I/O, no async, no configuration.
+
+pub mod chunker;
+pub mod compress;
+pub mod crypto;
+pub mod pack;
+pub mod tree;

@@ -1,0 +1,393 @@
+//! Check: is every snapshot restorable from this target?
+//!
+//! The structure check reads every index and snapshot object and every tree, and confirms that
+//! every blob a snapshot references is indexed and that every indexed pack exists with the size
+//! the index records. `--read-data` also downloads every pack, checks it against its name,
+//! decrypts it, and decompresses and re-hashes every blob. A damaged or missing object is a
+//! finding that names the object and the snapshots and files it affects.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::format::pack;
+use crate::format::tree::{Node, NodeKind};
+use crate::id::Id;
+use crate::ops::progress::Ticker;
+use crate::store::blobs::{self, BlobReader};
+use crate::store::index::Index;
+use crate::store::repo::{DATA, Repository, pack_key};
+use crate::store::snapshot::Catalog;
+
+/// How deep to check.
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// Download and verify every blob.
+    pub read_data: bool,
+    /// With `read_data`: download only these packs (a rotating verification's share).
+    pub only_packs: Option<HashSet<Id>>,
+    pub progress: bool,
+}
+
+/// Files of one snapshot affected by a finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Affected {
+    pub snapshot: Id,
+    pub source: String,
+    pub time: DateTime<Utc>,
+    /// Up to [`MAX_PATHS`] affected paths.
+    pub paths: Vec<String>,
+    /// How many affected paths there are in all.
+    pub count: usize,
+}
+
+pub const MAX_PATHS: usize = 20;
+
+/// One problem with one object.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// The object's key on the target (`data/ab/ab12...`, `index/...`), or `blob ID`.
+    pub object: String,
+    pub problem: String,
+    pub affects: Vec<Affected>,
+}
+
+/// The outcome of a check.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    pub target: String,
+    pub snapshots: usize,
+    pub trees: usize,
+    pub packs: usize,
+    pub blobs: usize,
+    /// Bytes downloaded and verified (with `--read-data`).
+    pub bytes_read: u64,
+    pub findings: Vec<Finding>,
+    /// Observations that are not damage (packs no index lists yet, left by an interrupted backup).
+    pub notes: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Runs the check.
+pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
+    let mut report = CheckReport {
+        target: repo.target().name().to_string(),
+        ..CheckReport::default()
+    };
+    let mut problems: BTreeMap<String, String> = BTreeMap::new();
+
+    let loaded = Index::load(repo).await?;
+    for (key, e) in &loaded.damaged {
+        problems.insert(key.clone(), describe(e));
+    }
+    let index = loaded.index;
+    let catalog = Catalog::load(repo).await?;
+    for (key, e) in &catalog.damaged {
+        problems.insert(key.clone(), describe(e));
+    }
+    report.snapshots = catalog.snapshots.len();
+    report.blobs = index.blob_count();
+
+    // Which packs exist, and at what size.
+    let mut listed: HashMap<Id, u64> = HashMap::new();
+    for l in repo.target().list(DATA).await? {
+        match l.key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) {
+            Some(id) if l.key == pack_key(&id) => {
+                listed.insert(id, l.size);
+            }
+            _ => report
+                .notes
+                .push(format!("{} is not a pack name; ignored", l.key)),
+        }
+    }
+    report.packs = listed.len();
+    let mut bad_packs: HashSet<Id> = HashSet::new();
+    for p in &index.packs {
+        match listed.get(&p.id) {
+            None => {
+                problems.insert(pack_key(&p.id), "the pack is missing".into());
+                bad_packs.insert(p.id);
+            }
+            Some(&size) if size != p.size => {
+                problems.insert(
+                    pack_key(&p.id),
+                    format!(
+                        "the pack is {size} bytes; the index says {} (truncated or replaced)",
+                        p.size
+                    ),
+                );
+                bad_packs.insert(p.id);
+            }
+            Some(_) => {}
+        }
+    }
+    let unindexed = listed.keys().filter(|id| index.pack(id).is_none()).count();
+    if unindexed > 0 {
+        report.notes.push(format!(
+            "{unindexed} pack(s) are listed by no index object (left by an interrupted backup; harmless, their data is stored again when needed)"
+        ));
+    }
+
+    // Blob-level damage found by reading the data.
+    let mut bad_blobs: HashMap<Id, String> = HashMap::new();
+    if options.read_data {
+        let wanted = |id: &Id| {
+            !bad_packs.contains(id) && options.only_packs.as_ref().is_none_or(|o| o.contains(id))
+        };
+        let total: u64 = index
+            .packs
+            .iter()
+            .filter(|p| wanted(&p.id))
+            .map(|p| p.size)
+            .sum();
+        let done = Arc::new(AtomicU64::new(0));
+        let ticker = options.progress.then(|| {
+            let d = Arc::clone(&done);
+            Ticker::bar(total, move || d.load(Ordering::Relaxed))
+        });
+        let mut blobs_of: HashMap<Id, Vec<(Id, crate::store::index::BlobLocation)>> =
+            HashMap::new();
+        for (id, loc) in index.blobs() {
+            blobs_of
+                .entry(index.packs[loc.pack as usize].id)
+                .or_default()
+                .push((*id, *loc));
+        }
+        let target = repo.target();
+        let jobs: Vec<(Id, Vec<(Id, crate::store::index::BlobLocation)>)> = index
+            .packs
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| wanted(id))
+            .map(|id| (id, blobs_of.remove(&id).unwrap_or_default()))
+            .collect();
+        // Download and verification overlap, a few packs at a time, on every core.
+        let mut stream = futures::stream::iter(jobs)
+            .map(|(pack_id, expected)| {
+                let key = repo.shared_key();
+                let name = target.name().to_string();
+                let done = Arc::clone(&done);
+                async move {
+                    let Some(bytes) = target.get_opt(&pack_key(&pack_id)).await? else {
+                        return Ok::<_, Error>((
+                            pack_id,
+                            0,
+                            Err("the pack is missing".to_string()),
+                        ));
+                    };
+                    let len = bytes.len() as u64;
+                    done.fetch_add(len, Ordering::Relaxed);
+                    let outcome = tokio::task::spawn_blocking(move || {
+                        verify_pack(&key, &name, &pack_id, &bytes, &expected)
+                    })
+                    .await
+                    .expect("verifying a pack does not panic");
+                    Ok((pack_id, len, outcome))
+                }
+            })
+            .buffer_unordered(2);
+        while let Some(result) = stream.next().await {
+            let (pack_id, len, outcome) = result?;
+            report.bytes_read += len;
+            match outcome {
+                Ok(bad) => {
+                    if let Some((_, why)) = bad.first() {
+                        problems.insert(
+                            pack_key(&pack_id),
+                            format!(
+                                "{} blob(s) in the pack are damaged (first: {why})",
+                                bad.len()
+                            ),
+                        );
+                    }
+                    bad_blobs.extend(bad);
+                }
+                Err(why) => {
+                    problems.insert(pack_key(&pack_id), why);
+                    bad_packs.insert(pack_id);
+                }
+            }
+        }
+        drop(stream);
+        drop(ticker);
+    }
+
+    // Walk every snapshot: every referenced blob must be indexed and intact.
+    let reader = BlobReader::new(repo, &index, 64 << 20);
+    let mut affected: HashMap<String, Vec<Affected>> = HashMap::new();
+    let mut clean_trees: HashSet<Id> = HashSet::new();
+    let mut trees_seen: HashSet<Id> = HashSet::new();
+    for snap in &catalog.snapshots {
+        let mut hits: HashMap<String, (Vec<String>, usize)> = HashMap::new();
+        let mut hit = |object: String, path: String| {
+            let e = hits.entry(object).or_default();
+            if e.0.len() < MAX_PATHS {
+                e.0.push(path);
+            }
+            e.1 += 1;
+        };
+        let blob_problem = |id: &Id| -> Option<String> {
+            match index.get(id) {
+                None => Some(format!("blob {}", id.to_hex())),
+                Some((p, _)) if bad_packs.contains(&p.id) || bad_blobs.contains_key(id) => {
+                    Some(pack_key(&p.id))
+                }
+                Some(_) => None,
+            }
+        };
+        let mut todo: Vec<(String, Id)> = vec![(String::new(), snap.snapshot.tree)];
+        while let Some((dir, tree_id)) = todo.pop() {
+            if clean_trees.contains(&tree_id) {
+                continue;
+            }
+            trees_seen.insert(tree_id);
+            let shown = if dir.is_empty() {
+                "/".to_string()
+            } else {
+                dir.clone()
+            };
+            if let Some(object) = blob_problem(&tree_id) {
+                hit(object, format!("{shown} (directory listing)"));
+                continue;
+            }
+            let tree = match reader.tree(&tree_id).await {
+                Ok(t) => t,
+                Err(e @ Error::Target { .. }) => return Err(e),
+                Err(e) => {
+                    let object = index
+                        .get(&tree_id)
+                        .map_or(format!("blob {}", tree_id.to_hex()), |(p, _)| {
+                            pack_key(&p.id)
+                        });
+                    problems
+                        .entry(object.clone())
+                        .or_insert_with(|| describe(&e));
+                    hit(object, format!("{shown} (directory listing)"));
+                    continue;
+                }
+            };
+            let mut damaged_here = false;
+            for node in &tree.entries {
+                let path = format!("{dir}/{}", node.name.display());
+                match node.kind {
+                    NodeKind::Dir => {
+                        if let Some(sub) = node.subtree {
+                            todo.push((path, sub));
+                        }
+                    }
+                    NodeKind::File => {
+                        if let Some(object) = first_problem(node, &blob_problem) {
+                            hit(object, path);
+                            damaged_here = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // A tree whose files are intact and whose subtrees are intact need not be walked again;
+            // subtrees are checked on their own, so only mark trees without subdirectories.
+            if !damaged_here && tree.entries.iter().all(|n| n.kind != NodeKind::Dir) {
+                clean_trees.insert(tree_id);
+            }
+        }
+        for (object, (paths, count)) in hits {
+            affected.entry(object).or_default().push(Affected {
+                snapshot: snap.id,
+                source: snap.snapshot.source.clone(),
+                time: snap.snapshot.start,
+                paths,
+                count,
+            });
+        }
+    }
+    report.trees = trees_seen.len();
+
+    for object in affected.keys() {
+        problems.entry(object.clone()).or_insert_with(|| {
+            if object.starts_with("blob ") {
+                "a snapshot references this blob, but no index object lists it".into()
+            } else {
+                "damaged".into()
+            }
+        });
+    }
+    for (object, problem) in problems {
+        let mut affects = affected.remove(&object).unwrap_or_default();
+        affects.sort_by_key(|a| a.time);
+        report.findings.push(Finding {
+            object,
+            problem,
+            affects,
+        });
+    }
+    Ok(report)
+}
+
+/// The first damaged object among a file's blobs.
+fn first_problem(node: &Node, problem: &impl Fn(&Id) -> Option<String>) -> Option<String> {
+    node.content.iter().find_map(problem)
+}
+
+/// Verifies one downloaded pack: name, decryption, header, and each expected blob. Returns the
+/// damaged blobs, or why the whole pack is unusable.
+pub(crate) fn verify_pack(
+    key: &crate::format::crypto::RepoKey,
+    target: &str,
+    id: &Id,
+    bytes: &[u8],
+    expected: &[(Id, crate::store::index::BlobLocation)],
+) -> Result<Vec<(Id, String)>, String> {
+    let plain = blobs::open_pack(key, target, id, bytes).map_err(|e| match e {
+        Error::Corrupt { detail, .. } => detail,
+        other => other.to_string(),
+    })?;
+    let header = pack::read_header(&plain)?;
+    // The pack's own header must agree with the index about every blob the index places there.
+    let listed: HashMap<Id, &pack::PackEntry> = header.blobs.iter().map(|b| (b.id, b)).collect();
+    for (bid, loc) in expected {
+        match listed.get(bid) {
+            Some(e)
+                if e.offset == loc.offset
+                    && e.length == loc.length
+                    && e.raw_length == loc.raw_length
+                    && e.zstd == loc.zstd => {}
+            Some(_) => {
+                return Err(format!(
+                    "the pack's header and the index disagree about blob {}",
+                    bid.short()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the index places blob {} in this pack, but the pack's header does not list it",
+                    bid.short()
+                ));
+            }
+        }
+    }
+    Ok(expected
+        .iter()
+        .filter_map(|(bid, loc)| {
+            blobs::extract_blob(key, &plain, bid, loc)
+                .err()
+                .map(|why| (*bid, why))
+        })
+        .collect())
+}
+
+fn describe(e: &Error) -> String {
+    match e {
+        Error::Corrupt { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,490 @@
+//! Restore drills: restore from a copy into scratch space, prove the bytes, and time it.
+//!
+//! - A **sample** drill restores a random sample of files (chosen with a recorded seed) from the
+//!   newest complete snapshot of each source on each target, re-hashes every restored file
+//!   against the snapshot's own blob ids, and compares files that have not changed since with
+//!   the live share. A file that differs from the snapshot's hashes, or that cannot be restored,
+//!   is a failure; a live file that changed since the snapshot is not (it is counted and shown).
+//! - A **full** drill restores a whole share and times it: the measured throughput gives the
+//!   share's recovery time from that copy, compared with the policy's RTO.
+//! - A **site-loss** drill is a full drill from the offsite targets only, opened with a recovery
+//!   key rather than the key the nightly run uses, as if the server and the NAS were gone.
+//!
+//! Every drill writes a [`DrillRecord`] to the state directory and, sealed, to the repository
+//! (`drills/ID`) on the target drilled, so the history survives the loss of the server. Drills
+//! restore into a temporary directory that is removed afterwards, and refuse a scratch directory
+//! inside any configured share.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Utc;
+use rand::{Rng, SeedableRng};
+
+use crate::config::{Config, ScheduleSpec, Site};
+use crate::error::{Error, Result};
+use crate::format::crypto::Unlock;
+use crate::id::Id;
+use crate::ops::restore::{self, PlanEntry, RestoreOptions};
+use crate::store::blobs::BlobReader;
+use crate::store::index::Index;
+use crate::store::records::{DrillKind, DrillRecord, Mismatch};
+use crate::store::repo::{DRILLS, Repository};
+use crate::store::snapshot::{Catalog, Listed};
+use crate::store::state::StateDir;
+
+/// What to drill.
+#[derive(Clone, Debug)]
+pub struct DrillOptions {
+    pub kind: DrillKind,
+    /// Only this target (by name); default every target (offsite ones for site-loss).
+    pub target: Option<String>,
+    /// Files per source and target in a sample drill.
+    pub sample_files: u32,
+    /// The sample's seed; default random (and recorded).
+    pub seed: Option<u64>,
+    /// For site-loss: the recovery key file.
+    pub recovery_key: Option<PathBuf>,
+    /// Where to restore to; default the system's temporary directory.
+    pub scratch: Option<PathBuf>,
+}
+
+/// Drills every source of `schedule` on each chosen target.
+pub async fn drill_schedule(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: &StateDir,
+    options: &DrillOptions,
+) -> Result<Vec<DrillRecord>> {
+    let (unlock, key_label) = drill_key(config, schedule, options)?;
+    let scratch_base = scratch_base(config, schedule, options)?;
+    let mut records = Vec::new();
+    let mut chosen = 0;
+    for (name, target) in crate::schedule::run::open_schedule_targets(config, schedule).await {
+        let spec = &config.targets[&name];
+        if options.target.as_ref().is_some_and(|t| *t != name) {
+            continue;
+        }
+        if options.kind == DrillKind::SiteLoss && spec.location != Site::Offsite {
+            continue;
+        }
+        chosen += 1;
+        let opened = match target {
+            Ok(t) => Repository::open(t, &unlock).await,
+            Err(e) => Err(e),
+        };
+        let repo = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                for source in &schedule.sources {
+                    let r = failed(
+                        schedule,
+                        options,
+                        &source.name,
+                        &name,
+                        &key_label,
+                        e.to_string(),
+                    );
+                    state.append_drill(&r)?;
+                    records.push(r);
+                }
+                continue;
+            }
+        };
+        let catalog = Catalog::load(&repo).await?;
+        let index = Index::load(&repo).await?.index;
+        for source in &schedule.sources {
+            let record = match catalog
+                .latest_complete(&source.name)
+                .filter(|l| !l.snapshot.partial)
+            {
+                None => failed(
+                    schedule,
+                    options,
+                    &source.name,
+                    &name,
+                    &key_label,
+                    format!(
+                        "target {name} holds no complete snapshot of {}",
+                        source.name
+                    ),
+                ),
+                Some(snap) => {
+                    let scratch = tempfile::Builder::new()
+                        .prefix("firesafe-drill-")
+                        .tempdir_in(&scratch_base)
+                        .map_err(|e| {
+                            Error::local(&scratch_base, "cannot create a drill directory", e)
+                        })?;
+                    let r = drill_one(
+                        &repo,
+                        &index,
+                        schedule,
+                        options,
+                        snap,
+                        scratch.path(),
+                        &key_label,
+                    )
+                    .await;
+                    drop(scratch);
+                    r?
+                }
+            };
+            state.append_drill(&record)?;
+            // The record also goes into the repository, so that the history survives the
+            // server; a target that refuses it does not undo the drill.
+            if let Err(e) = repo.save_sealed(DRILLS, &record).await {
+                tracing::warn!(target = name, error = %e, "could not store the drill record in the repository");
+            }
+            records.push(record);
+        }
+    }
+    if chosen == 0 {
+        return Err(Error::Usage(match (&options.target, options.kind) {
+            (Some(t), _) => format!(
+                "schedule \"{}\" has no target \"{t}\"{}",
+                schedule.name,
+                if options.kind == DrillKind::SiteLoss {
+                    " with location = \"offsite\""
+                } else {
+                    ""
+                }
+            ),
+            (None, DrillKind::SiteLoss) => format!(
+                "schedule \"{}\" has no offsite target to drill a site loss from",
+                schedule.name
+            ),
+            (None, _) => format!("schedule \"{}\" has no targets", schedule.name),
+        }));
+    }
+    Ok(records)
+}
+
+/// The key a drill opens the repository with: the recovery key for site-loss drills (which
+/// must not be the nightly key), the schedule's key otherwise.
+fn drill_key(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    options: &DrillOptions,
+) -> Result<(Unlock, String)> {
+    let nightly = config.resolve(&schedule.key_file);
+    let (path, label) = if options.kind == DrillKind::SiteLoss {
+        let path = options
+            .recovery_key
+            .clone()
+            .or_else(|| schedule.drill.as_ref().and_then(|d| d.recovery_key_file.clone()))
+            .map(|p| config.resolve(&p))
+            .ok_or_else(|| {
+                Error::Usage(
+                    "a site-loss drill needs the recovery key: pass --key FILE (or set recovery_key_file in [drill])".into(),
+                )
+            })?;
+        let same_file = std::fs::canonicalize(&path).ok() == std::fs::canonicalize(&nightly).ok();
+        let same_text = std::fs::read(&path).ok() == std::fs::read(&nightly).ok();
+        if same_file || same_text {
+            return Err(Error::Usage(format!(
+                "{} is the schedule's own key; a site-loss drill proves the recovery key kept apart from the server, so give that one",
+                path.display()
+            )));
+        }
+        let label = format!("recovery key ({})", path.display());
+        (path, label)
+    } else {
+        (nightly, "schedule key".to_string())
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::WrongKey(format!("key file {}: cannot read it ({e})", path.display()))
+    })?;
+    let unlock = Unlock::parse_identity_file(&text)
+        .map_err(|why| Error::WrongKey(format!("key file {}: {why}", path.display())))?;
+    Ok((unlock, label))
+}
+
+/// Where drills restore to; never inside a share.
+fn scratch_base(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    options: &DrillOptions,
+) -> Result<PathBuf> {
+    let base = options
+        .scratch
+        .clone()
+        .or_else(|| schedule.drill.as_ref().and_then(|d| d.scratch_dir.clone()))
+        .map(|p| config.resolve(&p))
+        .unwrap_or_else(std::env::temp_dir);
+    // Judged before anything is created: the nearest existing ancestor, resolved, plus the rest.
+    let absolute = std::path::absolute(&base)
+        .map_err(|e| Error::local(&base, "cannot use the drill scratch directory", e))?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name().unwrap_or_default().to_os_string());
+        existing = existing.parent().unwrap_or(Path::new("/"));
+    }
+    let mut real = std::fs::canonicalize(existing)
+        .map_err(|e| Error::local(existing, "cannot use the drill scratch directory", e))?;
+    real.extend(rest.iter().rev());
+    for s in config.schedules.values() {
+        for source in &s.sources {
+            if let Ok(share) = std::fs::canonicalize(config.resolve(&source.path))
+                && real.starts_with(&share)
+            {
+                return Err(Error::Usage(format!(
+                    "the drill scratch directory {} is inside the share {} ({}); drills never write to a live share, choose another directory",
+                    base.display(),
+                    source.name,
+                    share.display()
+                )));
+            }
+        }
+    }
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Error::local(&base, "cannot create the drill scratch directory", e))?;
+    Ok(base)
+}
+
+fn failed(
+    schedule: &ScheduleSpec,
+    options: &DrillOptions,
+    source: &str,
+    target: &str,
+    key: &str,
+    reason: String,
+) -> DrillRecord {
+    let now = Utc::now();
+    DrillRecord {
+        id: Id::random().to_hex(),
+        schedule: schedule.name.clone(),
+        kind: options.kind,
+        source: source.to_string(),
+        target: target.to_string(),
+        snapshot: String::new(),
+        snapshot_taken: now,
+        started: now,
+        finished: now,
+        seed: None,
+        files: 0,
+        bytes: 0,
+        restore_seconds: 0.0,
+        bytes_per_second: 0.0,
+        share_bytes: 0,
+        estimated_recovery_seconds: 0.0,
+        rto_hours: schedule.policy.rto_hours,
+        mismatches: Vec::new(),
+        changed_since: 0,
+        live_identical: 0,
+        key: key.to_string(),
+        result: "fail".into(),
+        reason,
+    }
+}
+
+async fn drill_one(
+    repo: &Repository,
+    index: &Index,
+    schedule: &ScheduleSpec,
+    options: &DrillOptions,
+    snap: &Listed,
+    scratch: &Path,
+    key_label: &str,
+) -> Result<DrillRecord> {
+    let started = Utc::now();
+    let reader = BlobReader::new(repo, index, 64 << 20);
+    let mut plan = restore::plan(&reader, snap, None).await?;
+    let seed = (options.kind == DrillKind::Sample)
+        .then(|| options.seed.unwrap_or_else(|| rand::thread_rng().r#gen()));
+    if let Some(seed) = seed {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let n = (options.sample_files as usize).min(plan.files.len());
+        let mut picked: Vec<usize> =
+            rand::seq::index::sample(&mut rng, plan.files.len(), n).into_vec();
+        picked.sort_unstable();
+        let files = std::mem::take(&mut plan.files);
+        plan.files = picked.into_iter().map(|i| files[i].clone()).collect();
+        plan.hardlinks.clear();
+        plan.symlinks.clear();
+        plan.specials.clear();
+        plan.total_bytes = plan.files.iter().map(|f| f.node.size).sum();
+    }
+    let files: Vec<PlanEntry> = plan.files.clone();
+    let dest = scratch.join("restore");
+    let clock = Instant::now();
+    let report = restore::restore(repo, index, plan, &RestoreOptions::new(&dest)).await?;
+    let restore_seconds = clock.elapsed().as_secs_f64().max(1e-6);
+
+    let mut mismatches: Vec<Mismatch> = report
+        .failed
+        .iter()
+        .map(|(p, why)| Mismatch {
+            path: p.display().to_string(),
+            problem: format!("could not be restored: {why}"),
+        })
+        .collect();
+    let failed: std::collections::HashSet<PathBuf> =
+        report.failed.iter().map(|(p, _)| p.clone()).collect();
+    // Where each snapshot root entry lives on the server: the parent of the path backed up.
+    let live_roots: HashMap<String, PathBuf> = snap
+        .snapshot
+        .paths
+        .iter()
+        .filter_map(|p| {
+            let p = PathBuf::from(p);
+            Some((
+                p.file_name()?.to_string_lossy().into_owned(),
+                p.parent()?.to_path_buf(),
+            ))
+        })
+        .collect();
+    let mut changed_since = 0;
+    let mut live_identical = 0;
+    for f in &files {
+        if failed.contains(&f.rel) || failed.contains(&dest.join(&f.rel)) {
+            continue;
+        }
+        let restored = dest.join(&f.rel);
+        let chunker = repo.config().chunker;
+        let key = repo.shared_key();
+        let expected = f.node.content.clone();
+        let size = f.node.size;
+        let path = restored.clone();
+        let check = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
+            let meta =
+                std::fs::metadata(&path).map_err(|e| format!("missing after the restore ({e})"))?;
+            if meta.len() != size {
+                return Err(format!("{} bytes; the snapshot says {size}", meta.len()));
+            }
+            let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            let mut ids = Vec::new();
+            chunker
+                .stream(file, |chunk| {
+                    ids.push(key.blob_id(&chunk));
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+            // Sparse runs of zeros are restored as holes; they read back as zeros and hash alike.
+            if ids != expected {
+                return Err("the restored bytes differ from the snapshot's hashes".into());
+            }
+            Ok(())
+        })
+        .await
+        .expect("hashing a file does not panic");
+        if let Err(problem) = check {
+            mismatches.push(Mismatch {
+                path: f.rel.display().to_string(),
+                problem,
+            });
+            continue;
+        }
+        if options.kind != DrillKind::Sample {
+            continue;
+        }
+        // The live file, for information: changed since the snapshot, or identical.
+        let mut parts = f.rel.components();
+        let Some(first) = parts.next() else { continue };
+        let Some(root) = live_roots.get(&first.as_os_str().to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let live = root.join(&f.rel);
+        let node = f.node.clone();
+        let identical = tokio::task::spawn_blocking(move || same_as_live(&live, &restored, &node))
+            .await
+            .expect("comparing files does not panic");
+        if identical {
+            live_identical += 1;
+        } else {
+            changed_since += 1;
+        }
+    }
+
+    let bytes_per_second = report.bytes as f64 / restore_seconds;
+    let share_bytes = snap.snapshot.stats.bytes;
+    let estimated_recovery_seconds = if options.kind == DrillKind::Sample {
+        if bytes_per_second > 0.0 {
+            share_bytes as f64 / bytes_per_second
+        } else {
+            0.0
+        }
+    } else {
+        restore_seconds
+    };
+    let rto_missed = schedule.policy.rto_hours.is_some_and(|h| {
+        options.kind != DrillKind::Sample && estimated_recovery_seconds > h * 3600.0
+    });
+    let reason = if !mismatches.is_empty() {
+        format!(
+            "{} file(s) did not restore to the snapshot's exact bytes (first: {}: {})",
+            mismatches.len(),
+            mismatches[0].path,
+            mismatches[0].problem
+        )
+    } else if rto_missed {
+        format!(
+            "the restore took {}; the policy allows {} hours",
+            crate::plan::policy::describe_duration(estimated_recovery_seconds),
+            schedule.policy.rto_hours.unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
+    Ok(DrillRecord {
+        id: Id::random().to_hex(),
+        schedule: schedule.name.clone(),
+        kind: options.kind,
+        source: snap.snapshot.source.clone(),
+        target: repo.target().name().to_string(),
+        snapshot: snap.id.to_hex(),
+        snapshot_taken: snap.snapshot.start,
+        started,
+        finished: Utc::now(),
+        seed,
+        files: report.files,
+        bytes: report.bytes,
+        restore_seconds,
+        bytes_per_second,
+        share_bytes,
+        estimated_recovery_seconds,
+        rto_hours: schedule.policy.rto_hours,
+        mismatches,
+        changed_since,
+        live_identical,
+        key: key_label.to_string(),
+        result: if reason.is_empty() { "pass" } else { "fail" }.into(),
+        reason,
+    })
+}
+
+/// Whether the live file still is what the snapshot recorded: same size and modification time,
+/// and the same bytes as the restored copy.
+fn same_as_live(live: &Path, restored: &Path, node: &crate::format::tree::Node) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(live) else {
+        return false;
+    };
+    if !meta.is_file()
+        || meta.len() != node.size
+        || meta.mtime() != node.mtime
+        || meta.mtime_nsec() as u32 != node.mtime_nsec
+    {
+        return false;
+    }
+    let (Ok(mut a), Ok(mut b)) = (std::fs::File::open(live), std::fs::File::open(restored)) else {
+        return false;
+    };
+    let mut x = vec![0u8; 1 << 16];
+    let mut y = vec![0u8; 1 << 16];
+    loop {
+        let n = match a.read(&mut x) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if n == 0 {
+            return b.read(&mut y).is_ok_and(|m| m == 0);
+        }
+        if b.read_exact(&mut y[..n]).is_err() || x[..n] != y[..n] {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Key envelopes: list, add and remove the keys that open a repository.
+//!
+//! Adding or removing an envelope writes or deletes only `keys/ID` and `keys/ID.info`; no data
+//! is rewritten. Removing an envelope stops that key opening the repository; anyone who opened
+//! it before may still hold its secrets (see the threat model in [`crate::format::crypto`]).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::format::crypto::Recipient;
+use crate::id::Id;
+use crate::store::repo::{KEYS, KeyInfo, Repository, envelope_id};
+
+/// One envelope as `key list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyEntry {
+    pub id: Id,
+    /// `x25519`, `passphrase`, or `unknown` when its info object is missing or unreadable.
+    pub kind: String,
+    pub label: String,
+    pub recipient: Option<String>,
+    pub created: Option<DateTime<Utc>>,
+    pub host: Option<String>,
+    /// The envelope this command opened the repository with.
+    pub current: bool,
+}
+
+pub async fn list(repo: &Repository) -> Result<Vec<KeyEntry>> {
+    let mut out = Vec::new();
+    for l in repo.target().list(KEYS).await? {
+        let Some(id) = envelope_id(&l.key) else {
+            continue;
+        };
+        let info: Option<KeyInfo> = repo
+            .load_sealed::<KeyInfo>("key info", &format!("{KEYS}/{id}.info"))
+            .await
+            .ok();
+        out.push(KeyEntry {
+            id,
+            kind: info.as_ref().map_or("unknown".into(), |i| i.kind.clone()),
+            label: info.as_ref().map_or(String::new(), |i| i.label.clone()),
+            recipient: info.as_ref().and_then(|i| i.recipient.clone()),
+            created: info.as_ref().map(|i| i.created),
+            host: info.as_ref().map(|i| i.host.clone()),
+            current: id == repo.envelope(),
+        });
+    }
+    out.sort_by_key(|k| (k.created, k.id));
+    Ok(out)
+}
+
+pub async fn add(repo: &Repository, who: &Recipient, label: &str) -> Result<Id> {
+    repo.add_envelope(who, label).await
+}
+
+/// Removes the envelope whose id starts with `prefix`. Refuses to remove the last one, and the
+/// one in use unless `force`.
+pub async fn remove(repo: &Repository, prefix: &str, force: bool) -> Result<Id> {
+    let keys = list(repo).await?;
+    let matches: Vec<&KeyEntry> = keys
+        .iter()
+        .filter(|k| k.id.to_hex().starts_with(&prefix.to_ascii_lowercase()))
+        .collect();
+    let entry = match matches.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::NotFound(format!(
+                "no key with id {prefix}; `firesafe key list` shows them"
+            )));
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "key id {prefix} is ambiguous; give more digits"
+            )));
+        }
+    };
+    if keys.len() == 1 {
+        return Err(Error::Usage(
+            "refusing to remove the only key: the repository could never be opened again".into(),
+        ));
+    }
+    if entry.current && !force {
+        return Err(Error::Usage(format!(
+            "key {} is the one you opened the repository with; pass --force to remove it anyway",
+            entry.id.short()
+        )));
+    }
+    let target = repo.target();
+    target.delete(&format!("{KEYS}/{}", entry.id)).await?;
+    target.delete(&format!("{KEYS}/{}.info", entry.id)).await?;
+    Ok(entry.id)
+}

@@ -1,0 +1,307 @@
+//! Replication: bring one target up to date with another by copying the objects it lacks.
+//!
+//! Every target of a schedule holds the same logical repository, object for object: objects are
+//! encrypted once and are named by the hash of their bytes, so a copy is exact and checkable.
+//! Objects are copied in the order a backup writes them (keys, packs, index objects, snapshots,
+//! then `config` for a new target), so the receiving target is valid at every instant, and a
+//! snapshot appears there only once everything it references is there. Content-addressed objects
+//! are checked against their names before they are written, so damage is never copied.
+
+use std::collections::{BTreeSet, HashSet};
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::store::index::{Index, IndexFile, IndexPack};
+use crate::store::lock::TargetLock;
+use crate::store::repo::{
+    AUDIT, CONFIG, DATA, DRILLS, FORGOTTEN, INDEX, KEYS, Repository, SNAPSHOTS, pack_key,
+};
+use crate::store::target::{Put, Target};
+
+/// What a replication copied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplicateReport {
+    pub copied: u64,
+    pub bytes: u64,
+    /// Objects skipped because the source copy is damaged (the receiving target lacks them).
+    pub damaged: Vec<String>,
+}
+
+/// Copies to `to` every object of `from` that `to` lacks.
+pub async fn replicate(from: &Target, to: &Target) -> Result<ReplicateReport> {
+    replicate_with(from, to, None).await
+}
+
+/// Like [`replicate`], under a lock on `to` the caller already holds (a prune's exclusive lock).
+pub async fn replicate_with(
+    from: &Target,
+    to: &Target,
+    held: Option<&TargetLock>,
+) -> Result<ReplicateReport> {
+    let source_config = Repository::read_config(from).await?;
+    let has_config = match Repository::read_config(to).await {
+        Ok(c) if c.id == source_config.id => true,
+        Ok(c) => {
+            return Err(Error::Usage(format!(
+                "target \"{}\" holds a different repository ({}) from target \"{}\" ({}); refusing to mix them",
+                to.name(),
+                c.id.short(),
+                from.name(),
+                source_config.id.short()
+            )));
+        }
+        Err(Error::NotARepository { .. }) => false,
+        Err(e) => return Err(e),
+    };
+    // Held on the receiving target until its snapshots are written (see `lock`).
+    let own = match held {
+        Some(_) => None,
+        None => Some(TargetLock::shared(to, "copy").await?),
+    };
+    let lock = held.or(own.as_ref()).expect("one of them");
+    let mut report = ReplicateReport::default();
+    // Snapshots a prune forgot on either side are not copied (the markers themselves are).
+    let mut forgotten: HashSet<String> = HashSet::new();
+    for t in [from, to] {
+        for l in t.list(FORGOTTEN).await? {
+            if let Some(id) = l.key.rsplit('/').next() {
+                forgotten.insert(id.to_string());
+            }
+        }
+    }
+    let order = [KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS];
+    // The source is listed in the reverse of the order a backup writes, so that everything a
+    // listed snapshot or index object refers to is listed too, even while a backup writes there.
+    let mut listed: Vec<Vec<String>> = Vec::new();
+    for dir in order.iter().rev() {
+        listed.push(from.list(dir).await?.into_iter().map(|l| l.key).collect());
+    }
+    listed.reverse();
+    for (dir, keys) in order.into_iter().zip(listed) {
+        if dir == SNAPSHOTS {
+            lock.ensure_fresh()?;
+        }
+        let have: HashSet<String> = to.list(dir).await?.into_iter().map(|l| l.key).collect();
+        let missing: Vec<String> = keys
+            .into_iter()
+            .filter(|k| !have.contains(k))
+            .filter(|k| {
+                dir != SNAPSHOTS || !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n))
+            })
+            .collect();
+        let results: Vec<(String, Copied)> = futures::stream::iter(missing)
+            .map(|key| async move {
+                let bytes = from.get(&key).await?;
+                // Markers are empty and named by the snapshot they stand for.
+                let named = key
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse::<Id>().ok())
+                    .filter(|_| dir != FORGOTTEN);
+                if named.is_some_and(|id| Id::of_object(&bytes) != id) {
+                    return Ok((key, Copied::Damaged));
+                }
+                let len = bytes.len() as u64;
+                let copied = match to.put_new(&key, bytes).await? {
+                    Put::Created => Copied::Created(len),
+                    Put::Existed => Copied::Existed,
+                };
+                Ok::<_, Error>((key, copied))
+            })
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        for (key, copied) in results {
+            match copied {
+                Copied::Created(len) => {
+                    report.copied += 1;
+                    report.bytes += len;
+                }
+                Copied::Existed => {}
+                Copied::Damaged => report.damaged.push(key),
+            }
+        }
+    }
+    if !has_config {
+        let bytes = from.get(CONFIG).await?;
+        to.put_new(CONFIG, bytes).await?;
+        report.copied += 1;
+    }
+    if let Some(own) = own {
+        own.release().await;
+    }
+    Ok(report)
+}
+
+enum Copied {
+    Created(u64),
+    Existed,
+    Damaged,
+}
+
+/// Brings `to` the snapshots `from` has and `to` lacks, with exactly the data they need: the
+/// packs holding blobs they use that `to` does not hold, a new index object listing those packs,
+/// then the snapshots. Key envelopes and the small record objects are copied whole.
+///
+/// This is how the primary of a run catches up from the other targets. Copying everything the
+/// primary lacks instead would copy back, from a target not pruned yet (or append-only), every
+/// pack a prune deleted from the primary.
+pub async fn pull(from: &Repository, to: &Repository) -> Result<ReplicateReport> {
+    pull_with(from, to, None).await
+}
+
+/// Like [`pull`], under a lock on `to` the caller already holds.
+pub async fn pull_with(
+    from: &Repository,
+    to: &Repository,
+    held: Option<&TargetLock>,
+) -> Result<ReplicateReport> {
+    if from.config().id != to.config().id {
+        return Err(Error::Usage(format!(
+            "target \"{}\" holds a different repository ({}) from target \"{}\" ({}); refusing to mix them",
+            from.target().name(),
+            from.config().id.short(),
+            to.target().name(),
+            to.config().id.short()
+        )));
+    }
+    let (src, dst) = (from.target(), to.target());
+    let own = match held {
+        Some(_) => None,
+        None => Some(TargetLock::shared(dst, "copy").await?),
+    };
+    let lock = held.or(own.as_ref()).expect("one of them");
+    let mut report = ReplicateReport::default();
+    let mut forgotten: HashSet<String> = HashSet::new();
+    for t in [src, dst] {
+        for l in t.list(FORGOTTEN).await? {
+            if let Some(id) = l.key.rsplit('/').next() {
+                forgotten.insert(id.to_string());
+            }
+        }
+    }
+    // Listed before anything is read, so that what they need is listed after them.
+    let have_snapshots: HashSet<String> = dst
+        .list(SNAPSHOTS)
+        .await?
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
+    let missing: Vec<String> = src
+        .list(SNAPSHOTS)
+        .await?
+        .into_iter()
+        .map(|l| l.key)
+        .filter(|k| !have_snapshots.contains(k))
+        .filter(|k| !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n)))
+        .collect();
+    for dir in [KEYS, FORGOTTEN, DRILLS, AUDIT] {
+        let have: HashSet<String> = dst.list(dir).await?.into_iter().map(|l| l.key).collect();
+        for l in src.list(dir).await? {
+            if !have.contains(&l.key) {
+                copy_one(
+                    src,
+                    dst,
+                    &l.key,
+                    dir != FORGOTTEN && !l.key.ends_with(".info"),
+                    &mut report,
+                )
+                .await?;
+            }
+        }
+    }
+    if missing.is_empty() {
+        if let Some(own) = own {
+            own.release().await;
+        }
+        return Ok(report);
+    }
+
+    // What the missing snapshots use, and where `from` keeps it.
+    let mut snapshots = Vec::new();
+    for key in &missing {
+        match from
+            .load_sealed::<crate::store::snapshot::Snapshot>("snapshot", key)
+            .await
+        {
+            Ok(s) => snapshots.push((key.clone(), s.tree)),
+            Err(e @ Error::Target { .. }) => return Err(e),
+            Err(_) => report.damaged.push(key.clone()),
+        }
+    }
+    let mut listing: std::collections::HashMap<Id, IndexPack> = std::collections::HashMap::new();
+    for l in src.list(INDEX).await? {
+        match from.load_sealed::<IndexFile>("index", &l.key).await {
+            Ok(f) => {
+                for p in f.packs {
+                    listing.entry(p.id).or_insert(p);
+                }
+            }
+            Err(e @ Error::Target { .. }) => return Err(e),
+            Err(_) => report.damaged.push(l.key),
+        }
+    }
+    let mut from_index = Index::default();
+    for p in listing.values() {
+        from_index.add_pack(p.id, p.kind, p.size, &p.blobs);
+    }
+    let here = Index::load(to).await?;
+    let used =
+        crate::ops::prune::used_blobs(from, &from_index, snapshots.iter().map(|(_, t)| *t)).await?;
+    let mut needed: BTreeSet<Id> = BTreeSet::new();
+    for blob in &used {
+        let stored_here = here
+            .index
+            .get(blob)
+            .is_some_and(|(p, _)| here.is_present(p));
+        if !stored_here && let Some((p, _)) = from_index.get(blob) {
+            needed.insert(p.id);
+        }
+    }
+    let mut packs = Vec::new();
+    for id in &needed {
+        let key = pack_key(id);
+        if !here.present.contains_key(id) && !copy_one(src, dst, &key, true, &mut report).await? {
+            continue;
+        }
+        if let Some(p) = listing.get(id) {
+            packs.push(p.clone());
+        }
+    }
+    if !packs.is_empty() {
+        crate::store::index::save(to, packs).await?;
+    }
+    lock.ensure_fresh()?;
+    for (key, _) in &snapshots {
+        copy_one(src, dst, key, true, &mut report).await?;
+    }
+    if let Some(own) = own {
+        own.release().await;
+    }
+    Ok(report)
+}
+
+/// Copies one object, checking a content-addressed one against its name first. Returns false
+/// (and notes it) when the source copy is damaged.
+async fn copy_one(
+    from: &Target,
+    to: &Target,
+    key: &str,
+    content_addressed: bool,
+    report: &mut ReplicateReport,
+) -> Result<bool> {
+    let bytes = from.get(key).await?;
+    let named = key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok());
+    if content_addressed && named.is_some_and(|id| Id::of_object(&bytes) != id) {
+        report.damaged.push(key.to_string());
+        return Ok(false);
+    }
+    let len = bytes.len() as u64;
+    if to.put_new(key, bytes).await? == Put::Created {
+        report.copied += 1;
+        report.bytes += len;
+    }
+    Ok(true)
+}

@@ -1,0 +1,281 @@
+//! After a run: a Prometheus text-format metrics file, and a healthchecks-style ping.
+//!
+//! An email goes to the technician when a run fails, ends degraded or a 3-2-1 verdict is not OK
+//! (SMTP with STARTTLS or TLS, and authentication; the password comes from the environment).
+//!
+//! The metrics file is written whole to a temporary name and renamed, so a collector (such as
+//! node_exporter's textfile collector) never reads half a file. The ping is a GET of the
+//! schedule's `ping_url` on success, and of `ping_url/fail` when the run failed, ended degraded
+//! or a 3-2-1 verdict is not OK; it carries nothing but the URL, so no secret leaves the machine.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::plan::policy::Verdict;
+use crate::schedule::run::RunReport;
+use crate::schedule::status::ScheduleStatus;
+use crate::store::state::RunRecord;
+
+const OUTCOMES: [&str; 4] = ["complete", "degraded", "failed", "interrupted"];
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ")
+}
+
+/// The metrics for one run, in Prometheus text format.
+pub fn metrics(
+    run: &RunRecord,
+    report: Option<&RunReport>,
+    status: Option<&ScheduleStatus>,
+) -> String {
+    let s = label(&run.schedule);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP firesafe_run_finished_timestamp_seconds When the last run of the schedule finished."
+    );
+    let _ = writeln!(out, "# TYPE firesafe_run_finished_timestamp_seconds gauge");
+    let _ = writeln!(
+        out,
+        "firesafe_run_finished_timestamp_seconds{{schedule=\"{s}\"}} {}",
+        run.finished.timestamp()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP firesafe_run_duration_seconds How long the last run took."
+    );
+    let _ = writeln!(out, "# TYPE firesafe_run_duration_seconds gauge");
+    let secs = (run.finished - run.started).num_milliseconds() as f64 / 1000.0;
+    let _ = writeln!(
+        out,
+        "firesafe_run_duration_seconds{{schedule=\"{s}\"}} {secs}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP firesafe_run_outcome 1 for the outcome of the last run, 0 for the others."
+    );
+    let _ = writeln!(out, "# TYPE firesafe_run_outcome gauge");
+    for o in OUTCOMES {
+        let _ = writeln!(
+            out,
+            "firesafe_run_outcome{{schedule=\"{s}\",outcome=\"{o}\"}} {}",
+            u8::from(run.outcome == o)
+        );
+    }
+    if let Some(r) = report {
+        let _ = writeln!(
+            out,
+            "# HELP firesafe_backup_bytes_added Bytes of new data the last run added, per source."
+        );
+        let _ = writeln!(out, "# TYPE firesafe_backup_bytes_added gauge");
+        for (source, b) in &r.backups {
+            if let Ok(b) = b {
+                let _ = writeln!(
+                    out,
+                    "firesafe_backup_bytes_added{{schedule=\"{s}\",source=\"{}\"}} {}",
+                    label(source),
+                    b.snapshot.stats.bytes_added
+                );
+            }
+        }
+    }
+    if let Some(st) = status {
+        let _ = writeln!(
+            out,
+            "# HELP firesafe_copy_newest_timestamp_seconds When the newest complete snapshot of a source on a target was taken (absent: none)."
+        );
+        let _ = writeln!(out, "# TYPE firesafe_copy_newest_timestamp_seconds gauge");
+        for src in &st.sources {
+            // A rotated disk's copy as recorded is not read now: the metric is what targets hold.
+            for c in src.copies.iter().filter(|c| !c.as_recorded) {
+                if let Some(t) = c.taken {
+                    let _ = writeln!(
+                        out,
+                        "firesafe_copy_newest_timestamp_seconds{{schedule=\"{s}\",source=\"{}\",target=\"{}\"}} {}",
+                        label(&src.source),
+                        label(&c.target),
+                        t.timestamp()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP firesafe_verdict The 3-2-1 verdict per source: 0 OK, 1 DEGRADED, 2 VIOLATED."
+        );
+        let _ = writeln!(out, "# TYPE firesafe_verdict gauge");
+        for src in &st.sources {
+            let v = match src.evaluation.verdict {
+                Verdict::Ok => 0,
+                Verdict::Degraded => 1,
+                Verdict::Violated => 2,
+            };
+            let _ = writeln!(
+                out,
+                "firesafe_verdict{{schedule=\"{s}\",source=\"{}\"}} {v}",
+                label(&src.source)
+            );
+        }
+    }
+    out
+}
+
+/// Writes a metrics file atomically.
+pub fn write_metrics(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::local(dir, "cannot create the metrics directory", e))?;
+    }
+    let tmp = path.with_extension("prom.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::local(path, "cannot write the metrics file", e))
+}
+
+/// Pings `url` (success) or `url/fail`. Returns why it failed, if it did.
+pub async fn ping(url: &str, ok: bool) -> std::result::Result<(), String> {
+    let url = if ok {
+        url.to_string()
+    } else {
+        format!("{}/fail", url.trim_end_matches('/'))
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The URL is left out of messages: it identifies the check and may be all its secret.
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("the monitoring ping failed: {}", e.without_url()))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the monitoring ping answered HTTP {}",
+            response.status()
+        ))
+    }
+}
+
+/// The email about a run that needs attention: subject and plain-text body.
+pub fn email_text(
+    run: &RunRecord,
+    status: Option<&ScheduleStatus>,
+    host: &str,
+) -> (String, String) {
+    let worst = status
+        .iter()
+        .flat_map(|s| s.sources.iter().map(|src| src.evaluation.verdict))
+        .max_by_key(|v| match v {
+            Verdict::Ok => 0,
+            Verdict::Degraded => 1,
+            Verdict::Violated => 2,
+        });
+    let subject = format!(
+        "firesafe on {host}: schedule {} {}{}",
+        run.schedule,
+        run.outcome.to_uppercase(),
+        match worst {
+            Some(v) if v != Verdict::Ok => format!(", 3-2-1 {v}"),
+            _ => String::new(),
+        }
+    );
+    let mut body = String::new();
+    let _ = writeln!(body, "Schedule: {}", run.schedule);
+    let _ = writeln!(
+        body,
+        "Run: {} (started {}, finished {})",
+        run.outcome,
+        run.started.to_rfc3339(),
+        run.finished.to_rfc3339()
+    );
+    if !run.message.is_empty() {
+        let _ = writeln!(body, "What happened: {}", run.message);
+    }
+    if let Some(st) = status {
+        let _ = writeln!(
+            body,
+            "\nThe 3-2-1 rule, checked against what is on each target:"
+        );
+        for src in &st.sources {
+            let _ = writeln!(body, "  {}: {}", src.source, src.evaluation.verdict);
+            for r in &src.evaluation.reasons {
+                let _ = writeln!(body, "    - {r}");
+            }
+        }
+    }
+    let _ = writeln!(body, "\nRun `firesafe status` on {host} for the details.");
+    (subject, body)
+}
+
+/// Sends one email with the schedule's SMTP settings.
+pub async fn send_email(
+    alerts: &crate::config::AlertsSpec,
+    ca: Option<&[u8]>,
+    subject: &str,
+    body: &str,
+) -> std::result::Result<(), String> {
+    use lettre::message::{Mailbox, header::ContentType};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let host = alerts.smtp_host.as_deref().ok_or("no smtp_host")?;
+    let from: Mailbox = alerts
+        .email_from
+        .as_deref()
+        .ok_or("no email_from")?
+        .parse()
+        .map_err(|e| format!("email_from is not an address: {e}"))?;
+    let mut message = Message::builder().from(from).subject(subject);
+    for to in &alerts.email_to {
+        message = message.to(to
+            .parse()
+            .map_err(|e| format!("email_to \"{to}\" is not an address: {e}"))?);
+    }
+    let message = message
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_string())
+        .map_err(|e| format!("cannot build the email: {e}"))?;
+    let tls = |host: &str| -> std::result::Result<TlsParameters, String> {
+        let mut b = TlsParameters::builder(host.to_string());
+        if let Some(pem) = ca {
+            b = b.add_root_certificate(
+                Certificate::from_pem(pem).map_err(|e| format!("smtp_ca_file: {e}"))?,
+            );
+        }
+        b.build_rustls()
+            .map_err(|e| format!("TLS set-up failed: {e}"))
+    };
+    let (tls, port) = match alerts.smtp_tls {
+        crate::config::SmtpTls::Starttls => (Tls::Required(tls(host)?), 587),
+        crate::config::SmtpTls::Tls => (Tls::Wrapper(tls(host)?), 465),
+        crate::config::SmtpTls::None => (Tls::None, 25),
+    };
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(alerts.smtp_port.unwrap_or(port))
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(30)));
+    if let Some(user) = &alerts.smtp_user {
+        let password = std::env::var("FIRESAFE_SMTP_PASSWORD")
+            .map_err(|_| "smtp_user is set but FIRESAFE_SMTP_PASSWORD is not".to_string())?;
+        transport = transport.credentials(Credentials::new(user.clone(), password));
+    }
+    transport
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "the alert email to {} could not be sent: {e}",
+                alerts.email_to.join(", ")
+            )
+        })
+}

@@ -1,0 +1,157 @@
+//! The scheduler: runs every schedule at its times, in its own time zone.
+//!
+//! - Times come from [`crate::plan::timetable`], so clock changes neither skip nor double a run.
+//! - A run missed while the machine was off runs once at start-up (for the latest missed time).
+//! - Two runs of one schedule never overlap: runs take the schedule's lock in the state
+//!   directory, which `firesafe run` takes too; the daemon itself runs one schedule at a time.
+//! - On SIGTERM the current backup stops starting new files, stores and indexes what it has
+//!   queued, and the daemon exits; the next run continues from what was stored.
+//! - Every run is recorded in the state directory's history.
+//! - Verifications and restore drills ([`crate::schedule::checks`]) run at their own times, under the
+//!   schedule's lock.
+//! - Weekly summaries ([`crate::schedule::summary`]) are sent at their own times; one missed while the
+//!   daemon was not running is skipped.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::timetable::{self, Timetable};
+use crate::schedule::run::{self, RunOptions};
+use crate::store::state::StateDir;
+
+/// What the daemon needs.
+pub struct DaemonOptions {
+    pub config: Config,
+    pub state: StateDir,
+    /// Set when the daemon must stop; running backups watch it.
+    pub cancel: Arc<AtomicBool>,
+    /// Notified when `cancel` is set, to wake the daemon from its sleep.
+    pub wake: Arc<Notify>,
+}
+
+fn timetables(config: &Config) -> Result<BTreeMap<String, Timetable>> {
+    config
+        .schedules
+        .values()
+        .map(|s| {
+            let cron = crate::config::cron_schedule(&s.cron).map_err(|e| Error::Config(vec![e]))?;
+            let tz = chrono_tz::Tz::from_str(&s.timezone).map_err(|_| {
+                Error::Config(vec![format!(
+                    "schedule {}: bad time zone {}",
+                    s.name, s.timezone
+                )])
+            })?;
+            Ok((s.name.clone(), Timetable::new(cron, tz)))
+        })
+        .collect()
+}
+
+/// Runs until `cancel` is set.
+pub async fn daemon(options: DaemonOptions) -> Result<()> {
+    let DaemonOptions {
+        config,
+        state,
+        cancel,
+        wake,
+    } = options;
+    let tables = timetables(&config)?;
+    let config = Arc::new(config);
+    // Weekly summaries go out on their own times, beside the runs.
+    let summaries = tokio::spawn(crate::schedule::summary::send_at_times(
+        Arc::clone(&config),
+        state.clone(),
+        Arc::clone(&cancel),
+    ));
+    // Verifications and drills too.
+    let checks = tokio::spawn(crate::schedule::checks::run_at_times(
+        Arc::clone(&config),
+        state.clone(),
+        Arc::clone(&cancel),
+    ));
+    let started = Utc::now();
+    // The last scheduled time handled, per schedule; a schedule never run starts from now.
+    let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    for name in tables.keys() {
+        let s = state.load(name)?;
+        last.insert(name.clone(), s.last_scheduled.unwrap_or(started));
+    }
+    tracing::info!(schedules = tables.len(), state = %state.path().display(), "daemon started");
+
+    // Catch up: one run for each schedule that missed a time while the daemon was not running.
+    for (name, table) in &tables {
+        if let Some(at) = timetable::missed(table, last.get(name).copied(), Utc::now()) {
+            tracing::warn!(schedule = %name, missed = %at, "a run was missed while firesafe was not running; running it now");
+            run_one(&config, &state, name, at, &cancel).await;
+            last.insert(name.clone(), at);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+
+    while !cancel.load(Ordering::Relaxed) {
+        let now = Utc::now();
+        let next = tables
+            .iter()
+            .filter_map(|(name, t)| {
+                t.next_after(last[name].max(now))
+                    .map(|at| (at, name.clone()))
+            })
+            .min();
+        let Some((at, name)) = next else {
+            tracing::warn!("no schedule has a future run time; the daemon stops");
+            break;
+        };
+        tracing::info!(schedule = %name, at = %at, "next run");
+        let wait = (at - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wake.notified() => continue,
+        }
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        run_one(&config, &state, &name, at, &cancel).await;
+        last.insert(name, at);
+    }
+    summaries.abort();
+    checks.abort();
+    tracing::info!("daemon stopped");
+    Ok(())
+}
+
+async fn run_one(
+    config: &Config,
+    state: &StateDir,
+    name: &str,
+    at: DateTime<Utc>,
+    cancel: &Arc<AtomicBool>,
+) {
+    let schedule = &config.schedules[name];
+    tracing::info!(schedule = %name, scheduled_for = %at, "run started");
+    let options = RunOptions {
+        init: false,
+        progress: false,
+        cancel: Some(Arc::clone(cancel)),
+    };
+    match run::run_recorded(config, schedule, state, Some(at), &options).await {
+        Ok(r) if r.is_clean() => tracing::info!(schedule = %name, "run complete"),
+        Ok(r) => {
+            for (target, outcome) in &r.targets {
+                if let run::TargetOutcome::Failed(e) = outcome {
+                    tracing::warn!(schedule = %name, target = %target, error = %e, "target not updated");
+                }
+            }
+            tracing::warn!(schedule = %name, "run degraded");
+        }
+        Err(e @ Error::Interrupted(_)) => tracing::warn!(schedule = %name, "{e}"),
+        Err(e) => tracing::error!(schedule = %name, error = %e, "run failed"),
+    }
+}

@@ -1,0 +1,245 @@
+//! Status: the 3-2-1 verdict for each source of a schedule, from what is really on each target.
+//!
+//! Every target is opened and its snapshots read; the newest complete snapshot of each source
+//! there is what counts. A snapshot object is only ever written after every object it references
+//! (by a backup, and by replication), so its presence on a target means the copy is there.
+//! Nothing here is taken from configuration alone: a target that cannot be read holds no copy.
+//!
+//! A removable-disk pool (see [`crate::schedule::media`]) is the exception that proves the rule: the
+//! attached disk is read like any target, and counts as on site (it is plugged into the server);
+//! a disk recorded off site cannot be read, so the most recently written one counts as the
+//! offsite copy with the snapshots it held when last written, marked "as recorded". When the
+//! pool's rotation is overdue, every source's verdict is at least DEGRADED.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, ScheduleSpec, Site};
+use crate::error::Result;
+use crate::plan::policy::{self, Copy, Evaluation};
+use crate::store::repo::Repository;
+use crate::store::snapshot::Catalog;
+use crate::store::target::{Location, Target, TargetOptions};
+
+/// One source's copy on one target.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetCopy {
+    pub target: String,
+    pub location: Site,
+    pub medium: String,
+    /// The newest complete snapshot there: short id and time taken.
+    pub snapshot: Option<String>,
+    pub taken: Option<DateTime<Utc>>,
+    /// Why the target could not be read, if it could not.
+    pub error: Option<String>,
+    /// For a disk pool: the disk holding this copy.
+    pub disk: Option<String>,
+    /// The copy is on a disk off site, as recorded when it was last written, not read now.
+    pub as_recorded: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceStatus {
+    pub source: String,
+    pub copies: Vec<TargetCopy>,
+    pub evaluation: Evaluation,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleStatus {
+    pub schedule: String,
+    pub checked_at: DateTime<Utc>,
+    pub min_copies: usize,
+    pub min_media: usize,
+    pub min_offsite: usize,
+    pub max_age_hours: u32,
+    pub live_data_counts: bool,
+    pub sources: Vec<SourceStatus>,
+    /// The schedule's removable-disk pools: which disk holds what, and rotation warnings.
+    pub media: Vec<crate::schedule::media::PoolStatus>,
+    /// Per target, the latest verification recorded in the state directory.
+    pub verification: Vec<TargetVerification>,
+}
+
+/// What the latest verification of one target found, and how much of it has been read back.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetVerification {
+    pub target: String,
+    /// When it ran, and `pass`, `fail` or `error`.
+    pub verified: DateTime<Utc>,
+    pub result: String,
+    /// Share of the target's data read back within the 30 and 90 days before that run.
+    pub coverage_30d: f64,
+    pub coverage_90d: f64,
+    /// When every byte had last been read back (a completed rotation or a full read).
+    pub last_complete_read: Option<DateTime<Utc>>,
+    /// Findings not repaired.
+    pub open_findings: usize,
+}
+
+/// The latest verification of each of the schedule's targets, from the state directory.
+pub fn verification(
+    schedule: &ScheduleSpec,
+    state: &crate::store::state::StateDir,
+) -> Result<Vec<TargetVerification>> {
+    let records = state.verify_records()?;
+    Ok(schedule
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let r = records
+                .iter()
+                .rev()
+                .find(|r| r.schedule == schedule.name && &r.target == t)?;
+            Some(TargetVerification {
+                target: t.clone(),
+                verified: r.finished,
+                result: r.result.clone(),
+                coverage_30d: r.coverage_30d,
+                coverage_90d: r.coverage_90d,
+                last_complete_read: r.last_complete_read,
+                open_findings: r
+                    .findings
+                    .iter()
+                    .filter(|f| !f.repair.starts_with("repaired"))
+                    .count(),
+            })
+        })
+        .collect())
+}
+
+/// Reads every target of `schedule` and evaluates each source at `now`, without the records of
+/// removable-disk pools (see [`status_with_records`]).
+pub async fn status(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    now: DateTime<Utc>,
+) -> Result<ScheduleStatus> {
+    status_with_records(config, schedule, None, now).await
+}
+
+/// Like [`status`], with what the state directory records about disk pools: the offsite disk's
+/// copy and overdue rotation.
+pub async fn status_with_records(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: Option<&crate::store::state::StateDir>,
+    now: DateTime<Utc>,
+) -> Result<ScheduleStatus> {
+    let unlock = config.schedule_key(schedule)?;
+
+    // For each target: its catalog, or why it could not be read.
+    let mut catalogs: Vec<(String, std::result::Result<Catalog, String>)> = Vec::new();
+    let mut disks: Vec<Option<String>> = Vec::new();
+    for name in &schedule.targets {
+        let spec = &config.targets[name];
+        let location = match spec.location() {
+            Location::Path(p) => Location::Path(config.resolve(&p)),
+            other => other,
+        };
+        let disk = match &location {
+            Location::Path(p) => crate::schedule::media::attached(spec, p),
+            _ => Ok(None),
+        };
+        disks.push(disk.as_ref().ok().cloned().flatten());
+        let result = async {
+            disk?;
+            let target = Target::open(name, &location, &TargetOptions::default(), false)?;
+            let repo = Repository::open(target, &unlock).await?;
+            Catalog::load(&repo).await
+        }
+        .await
+        .map_err(|e| e.to_string());
+        catalogs.push((name.clone(), result));
+    }
+
+    let pools = crate::schedule::media::pools(config, &schedule.targets, state, now)?;
+    let policy = schedule.policy.policy();
+    let mut sources = Vec::new();
+    for source in &schedule.sources {
+        let mut copies = Vec::new();
+        for ((name, catalog), disk) in catalogs.iter().zip(&disks) {
+            let spec = &config.targets[name];
+            let newest = catalog.as_ref().ok().and_then(|c| {
+                c.snapshots
+                    .iter()
+                    .rev()
+                    .find(|l| l.snapshot.source == source.name && !l.snapshot.partial)
+            });
+            let pool = pools.iter().find(|p| &p.target == name);
+            copies.push(TargetCopy {
+                target: name.clone(),
+                location: if pool.is_some() {
+                    Site::Onsite
+                } else {
+                    spec.location
+                },
+                medium: spec.medium.clone(),
+                snapshot: newest.map(|l| l.id.short()),
+                taken: newest.map(|l| l.snapshot.start),
+                error: catalog.as_ref().err().cloned(),
+                disk: disk.clone(),
+                as_recorded: false,
+            });
+            if let Some((d, held)) = pool.and_then(|p| p.offsite_held(&source.name)) {
+                copies.push(TargetCopy {
+                    target: name.clone(),
+                    location: Site::Offsite,
+                    medium: spec.medium.clone(),
+                    snapshot: Some(held.snapshot.clone()),
+                    taken: Some(held.taken),
+                    error: None,
+                    disk: Some(d.to_string()),
+                    as_recorded: true,
+                });
+            }
+        }
+        let facts: Vec<Copy> = copies
+            .iter()
+            .map(|c| Copy {
+                target: match &c.disk {
+                    Some(d) if c.as_recorded => format!("{} disk {d} (as recorded)", c.target),
+                    Some(d) => format!("{} disk {d}", c.target),
+                    None => c.target.clone(),
+                },
+                medium: c.medium.clone(),
+                offsite: c.location == Site::Offsite,
+                newest: c.taken,
+            })
+            .collect();
+        let mut evaluation = policy::evaluate(&policy, &facts, now);
+        for c in &copies {
+            if let Some(e) = &c.error {
+                evaluation
+                    .reasons
+                    .insert(0, format!("{} could not be read: {e}", c.target));
+            }
+        }
+        for warning in pools.iter().filter_map(|p| p.warning.as_ref()) {
+            evaluation.reasons.push(warning.clone());
+            if evaluation.verdict == policy::Verdict::Ok {
+                evaluation.verdict = policy::Verdict::Degraded;
+            }
+        }
+        sources.push(SourceStatus {
+            source: source.name.clone(),
+            copies,
+            evaluation,
+        });
+    }
+    Ok(ScheduleStatus {
+        schedule: schedule.name.clone(),
+        checked_at: now,
+        min_copies: policy.min_copies,
+        min_media: policy.min_media,
+        min_offsite: policy.min_offsite,
+        max_age_hours: schedule.policy.max_age_hours,
+        live_data_counts: policy.live_data_counts,
+        sources,
+        media: pools,
+        verification: match state {
+            Some(st) => verification(schedule, st)?,
+            None => Vec::new(),
+        },
+    })
+}

@@ -1,0 +1,359 @@
+//! Reading blobs back: fetch a pack, check it against its name, decrypt it, cut out a blob,
+//! decompress it and check its keyed id. Every read path (ls, restore, check) goes through here,
+//! so nothing reaches a user without being verified.
+//!
+//! A reader may be given several copies of one repository ([`Copies`]: the targets of a
+//! schedule, the onsite NAS first). Packs are byte-identical on every target, so each pack is
+//! read from the first copy that holds it intact, and a pack missing or damaged there is read
+//! from the next. The choice is made per pack, on its name and its decryption: a pack whose
+//! bytes hash to its name is the same on every copy, so a blob that then fails its id check
+//! would fail it on every copy, and there is nothing to fall back to.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::format::compress;
+use crate::format::crypto::{OpenError, RepoKey};
+use crate::format::pack;
+use crate::format::tree::Tree;
+use crate::id::Id;
+use crate::store::index::{BlobLocation, Index};
+use crate::store::repo::{Repository, pack_key};
+
+/// Checks a downloaded pack against its name and decrypts it.
+pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<Vec<u8>> {
+    let corrupt = |detail: String| Error::Corrupt {
+        what: "pack",
+        id: pack_key(id),
+        target: target.to_string(),
+        detail,
+    };
+    if Id::of_object(bytes) != *id {
+        return Err(corrupt(format!(
+            "its content ({} bytes) does not match its name",
+            bytes.len()
+        )));
+    }
+    key.open(bytes).map_err(|e| match e {
+        OpenError::WrongKey => corrupt("it is not sealed to this repository's key".into()),
+        OpenError::Damaged(why) => corrupt(why),
+    })
+}
+
+/// Cuts one blob out of a decrypted pack, decompresses it and checks its id.
+pub fn extract_blob(
+    key: &RepoKey,
+    plaintext: &[u8],
+    id: &Id,
+    loc: &BlobLocation,
+) -> Result<Vec<u8>, String> {
+    let stored = pack::blob_bytes(plaintext, loc.offset, loc.length)
+        .ok_or_else(|| "it lies outside its pack".to_string())?;
+    let data = if loc.zstd {
+        compress::decompress(stored, loc.raw_length as usize).map_err(|e| format!("zstd: {e}"))?
+    } else {
+        stored.to_vec()
+    };
+    if key.blob_id(&data) != *id {
+        return Err("its content does not match its id".into());
+    }
+    Ok(data)
+}
+
+/// Reads blobs, keeping recently used decrypted packs in memory up to a byte limit.
+pub struct BlobReader<'a> {
+    copies: Copies<'a>,
+    index: &'a Index,
+    cache: Mutex<PackCache>,
+}
+
+struct PackCache {
+    packs: HashMap<Id, Arc<Vec<u8>>>,
+    order: VecDeque<Id>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl<'a> BlobReader<'a> {
+    pub fn new(repo: &'a Repository, index: &'a Index, cache_limit: usize) -> BlobReader<'a> {
+        Self::with_copies(Copies::one(repo), index, cache_limit)
+    }
+
+    /// A reader that takes each pack from the first of `copies` that holds it intact.
+    pub fn with_copies(copies: Copies<'a>, index: &'a Index, cache_limit: usize) -> BlobReader<'a> {
+        BlobReader {
+            copies,
+            index,
+            cache: Mutex::new(PackCache {
+                packs: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+                limit: cache_limit,
+            }),
+        }
+    }
+
+    pub fn index(&self) -> &Index {
+        self.index
+    }
+
+    /// The copies this reader reads from.
+    pub fn copies(&self) -> &Copies<'a> {
+        &self.copies
+    }
+
+    /// A pack's decrypted plaintext.
+    pub async fn pack(&self, id: &Id) -> Result<Arc<Vec<u8>>> {
+        if let Some(p) = self.cache.lock().expect("cache lock").packs.get(id) {
+            return Ok(Arc::clone(p));
+        }
+        let plain = self.copies.read_pack(id).await?;
+        let plain = Arc::new(plain);
+        let mut cache = self.cache.lock().expect("cache lock");
+        if plain.len() <= cache.limit && !cache.packs.contains_key(id) {
+            while cache.bytes + plain.len() > cache.limit {
+                let Some(old) = cache.order.pop_front() else {
+                    break;
+                };
+                if let Some(p) = cache.packs.remove(&old) {
+                    cache.bytes -= p.len();
+                }
+            }
+            cache.bytes += plain.len();
+            cache.order.push_back(*id);
+            cache.packs.insert(*id, Arc::clone(&plain));
+        }
+        Ok(plain)
+    }
+
+    /// One blob's plaintext, verified.
+    pub async fn blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let (pack, loc) = self.index.get(id).ok_or_else(|| Error::Corrupt {
+            what: "blob",
+            id: id.to_hex(),
+            target: self.copies.first().target().name().to_string(),
+            detail: "no index object lists it".into(),
+        })?;
+        let pack_id = pack.id;
+        let plain = self.pack(&pack_id).await?;
+        extract_blob(self.copies.first().key(), &plain, id, &loc).map_err(|detail| Error::Corrupt {
+            what: "blob",
+            id: format!("{} in {}", id.to_hex(), pack_key(&pack_id)),
+            target: self.copies.first().target().name().to_string(),
+            detail,
+        })
+    }
+
+    /// A tree, verified and checked for unsafe names.
+    pub async fn tree(&self, id: &Id) -> Result<Tree> {
+        let bytes = self.blob(id).await?;
+        Tree::decode(&bytes).map_err(|detail| Error::Corrupt {
+            what: "tree",
+            id: id.to_hex(),
+            target: self.copies.first().target().name().to_string(),
+            detail,
+        })
+    }
+}
+
+/// The copies of one repository a reader may read packs from, in order of preference, with a
+/// tally of which copy served each pack. Clones share the tally.
+#[derive(Clone)]
+pub struct Copies<'a> {
+    repos: Vec<&'a Repository>,
+    tally: Arc<Mutex<CopiesUsed>>,
+}
+
+/// Which copies a read used.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiesUsed {
+    /// Each copy (target name) in order of preference, with the packs read from it.
+    pub packs: Vec<CopyCount>,
+    /// Packs that could not be read from a copy tried before the one that served them (or
+    /// from any copy).
+    pub fallbacks: Vec<Fallback>,
+}
+
+/// The packs read from one copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyCount {
+    pub target: String,
+    pub packs: u64,
+}
+
+/// A pack one copy could not give.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// The pack's key (`data/ab/ab12…`).
+    pub pack: String,
+    pub target: String,
+    /// `missing`, or what was wrong with it.
+    pub problem: String,
+}
+
+impl CopiesUsed {
+    /// One sentence: "read 812 packs from nas, 3 from offsite (missing or damaged on nas:
+    /// data/ab/ab12…)".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (i, c) in self.packs.iter().enumerate() {
+            let unit = if c.packs == 1 { "pack" } else { "packs" };
+            parts.push(match i {
+                0 => format!("read {} {unit} from {}", c.packs, c.target),
+                _ => format!("{} from {}", c.packs, c.target),
+            });
+        }
+        let mut text = parts.join(", ");
+        let mut by_target: Vec<(&str, Vec<&str>)> = Vec::new();
+        for f in &self.fallbacks {
+            match by_target.iter_mut().find(|(t, _)| *t == f.target) {
+                Some((_, packs)) => packs.push(&f.pack),
+                None => by_target.push((&f.target, vec![&f.pack])),
+            }
+        }
+        if !by_target.is_empty() {
+            let notes: Vec<String> = by_target
+                .iter()
+                .map(|(t, packs)| format!("missing or damaged on {t}: {}", packs.join(", ")))
+                .collect();
+            text.push_str(&format!(" ({})", notes.join("; ")));
+        }
+        text
+    }
+}
+
+impl<'a> Copies<'a> {
+    /// One repository, on its own.
+    pub fn one(repo: &'a Repository) -> Copies<'a> {
+        Copies::new(vec![repo]).expect("one copy")
+    }
+
+    /// Several copies of one repository, the preferred first. They must share one key (the same
+    /// repository replicated); `None` when empty.
+    pub fn new(repos: Vec<&'a Repository>) -> Option<Copies<'a>> {
+        let first = repos.first()?;
+        let tally = CopiesUsed {
+            packs: repos
+                .iter()
+                .map(|r| CopyCount {
+                    target: r.target().name().to_string(),
+                    packs: 0,
+                })
+                .collect(),
+            fallbacks: Vec::new(),
+        };
+        debug_assert!(repos.iter().all(|r| r.config().id == first.config().id));
+        Some(Copies {
+            repos,
+            tally: Arc::new(Mutex::new(tally)),
+        })
+    }
+
+    /// The preferred copy.
+    pub fn first(&self) -> &'a Repository {
+        self.repos[0]
+    }
+
+    pub fn repos(&self) -> &[&'a Repository] {
+        &self.repos
+    }
+
+    /// Which copies have served packs so far.
+    pub fn used(&self) -> CopiesUsed {
+        self.tally.lock().expect("tally lock").clone()
+    }
+
+    /// A pack's decrypted plaintext, from the first copy that holds it intact (its bytes match
+    /// its name and decrypt). When no copy does, the error names what was wrong on each; it is
+    /// a target error only when every copy failed to answer.
+    pub async fn read_pack(&self, id: &Id) -> Result<Vec<u8>> {
+        let key_name = pack_key(id);
+        let mut problems: Vec<(usize, Error)> = Vec::new();
+        for (i, repo) in self.repos.iter().enumerate() {
+            let target = repo.target();
+            let got = match target.get_opt(&key_name).await {
+                Ok(Some(bytes)) => {
+                    let key = repo.shared_key();
+                    let name = target.name().to_string();
+                    let pid = *id;
+                    tokio::task::spawn_blocking(move || open_pack(&key, &name, &pid, &bytes))
+                        .await
+                        .expect("pack decryption does not panic")
+                }
+                Ok(None) => Err(Error::Corrupt {
+                    what: "pack",
+                    id: key_name.clone(),
+                    target: target.name().to_string(),
+                    detail: "it is missing".into(),
+                }),
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(plain) => {
+                    let mut tally = self.tally.lock().expect("tally lock");
+                    tally.packs[i].packs += 1;
+                    for (j, e) in &problems {
+                        tally.fallbacks.push(Fallback {
+                            pack: key_name.clone(),
+                            target: self.repos[*j].target().name().to_string(),
+                            problem: problem_text(e),
+                        });
+                    }
+                    return Ok(plain);
+                }
+                Err(e) => problems.push((i, e)),
+            }
+        }
+        {
+            let mut tally = self.tally.lock().expect("tally lock");
+            for (j, e) in &problems {
+                tally.fallbacks.push(Fallback {
+                    pack: key_name.clone(),
+                    target: self.repos[*j].target().name().to_string(),
+                    problem: problem_text(e),
+                });
+            }
+        }
+        if problems.len() == 1
+            || problems
+                .iter()
+                .all(|(_, e)| matches!(e, Error::Target { .. }))
+        {
+            return Err(problems.pop().expect("at least one copy").1);
+        }
+        Err(Error::Corrupt {
+            what: "pack",
+            id: key_name,
+            target: self
+                .repos
+                .iter()
+                .map(|r| r.target().name())
+                .collect::<Vec<_>>()
+                .join("\", \""),
+            detail: format!(
+                "no copy holds it intact ({})",
+                problems
+                    .iter()
+                    .map(|(j, e)| format!(
+                        "{}: {}",
+                        self.repos[*j].target().name(),
+                        problem_text(e)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        })
+    }
+}
+
+/// What was wrong with one copy of a pack, in a few words.
+fn problem_text(e: &Error) -> String {
+    match e {
+        Error::Corrupt { detail, .. } if detail == "it is missing" => "missing".into(),
+        Error::Corrupt { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,202 @@
+//! The index: which blob lives where.
+//!
+//! Each index object lists packs and the blobs in each. A backup writes one after every few
+//! dozen packs it uploads and one at its end, always after the packs it lists are stored, so an
+//! index never points at a pack that was not written. Loading the index reads every index object.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::format::pack::{BlobKind, PackEntry};
+use crate::id::Id;
+use crate::store::repo::{DATA, INDEX, Repository};
+
+/// One pack as an index object lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IndexPack {
+    pub id: Id,
+    pub kind: BlobKind,
+    /// Stored (encrypted) size of the pack object in bytes.
+    pub size: u64,
+    pub blobs: Vec<PackEntry>,
+}
+
+/// The content of one index object.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IndexFile {
+    pub packs: Vec<IndexPack>,
+}
+
+/// Where one blob is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// Position in [`Index::packs`].
+    pub pack: u32,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_length: u32,
+    pub zstd: bool,
+}
+
+/// A pack the index knows.
+#[derive(Clone, Debug)]
+pub struct PackInfo {
+    pub id: Id,
+    pub kind: BlobKind,
+    pub size: u64,
+}
+
+/// The whole index in memory.
+#[derive(Default)]
+pub struct Index {
+    pub packs: Vec<PackInfo>,
+    pack_pos: HashMap<Id, u32>,
+    blobs: HashMap<Id, BlobLocation>,
+}
+
+/// The index and any index objects that could not be read.
+pub struct LoadedIndex {
+    pub index: Index,
+    /// (object key, what is wrong with it)
+    pub damaged: Vec<(String, Error)>,
+    /// Keys of the index objects read.
+    pub objects: Vec<String>,
+    /// The packs on the target and their sizes, as listed when the index was loaded.
+    pub present: HashMap<Id, u64>,
+}
+
+impl LoadedIndex {
+    /// Whether a pack is on the target at the size the index records.
+    pub fn is_present(&self, pack: &PackInfo) -> bool {
+        self.present.get(&pack.id) == Some(&pack.size)
+    }
+}
+
+impl Index {
+    /// Reads every index object on the repository's target.
+    pub async fn load(repo: &Repository) -> Result<LoadedIndex> {
+        let listed = repo.target().list(INDEX).await?;
+        let objects: Vec<String> = listed.into_iter().map(|l| l.key).collect();
+        let results: Vec<(String, Result<IndexFile>)> =
+            futures::stream::iter(objects.iter().cloned())
+                .map(|key| async move {
+                    let r = repo.load_sealed::<IndexFile>("index", &key).await;
+                    (key, r)
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        let mut damaged = Vec::new();
+        let mut sorted = results;
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut packs = Vec::new();
+        for (key, result) in sorted {
+            match result {
+                Ok(file) => packs.extend(file.packs),
+                // A target that is down stops everything; a damaged object is a finding.
+                Err(e @ Error::Target { .. }) => return Err(e),
+                Err(e) => damaged.push((key, e)),
+            }
+        }
+        // Which packs are really there. When a blob is in several packs (stored again after its
+        // first pack was lost), the copy in a pack that is present wins.
+        let present: HashMap<Id, u64> = repo
+            .target()
+            .list(DATA)
+            .await?
+            .into_iter()
+            .filter_map(|l| {
+                l.key
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .map(|id| (id, l.size))
+            })
+            .collect();
+        packs.sort_by_key(|p| present.get(&p.id) != Some(&p.size));
+        let mut index = Index::default();
+        for p in packs {
+            index.add_pack(p.id, p.kind, p.size, &p.blobs);
+        }
+        Ok(LoadedIndex {
+            index,
+            damaged,
+            objects,
+            present,
+        })
+    }
+
+    /// Records a pack and its blobs. A blob already known keeps its first location.
+    pub fn add_pack(&mut self, id: Id, kind: BlobKind, size: u64, blobs: &[PackEntry]) {
+        let pos = match self.pack_pos.get(&id) {
+            Some(&p) => p,
+            None => {
+                let p = self.packs.len() as u32;
+                self.packs.push(PackInfo { id, kind, size });
+                self.pack_pos.insert(id, p);
+                p
+            }
+        };
+        for b in blobs {
+            self.blobs.entry(b.id).or_insert(BlobLocation {
+                pack: pos,
+                offset: b.offset,
+                length: b.length,
+                raw_length: b.raw_length,
+                zstd: b.zstd,
+            });
+        }
+    }
+
+    pub fn get(&self, id: &Id) -> Option<(&PackInfo, BlobLocation)> {
+        self.blobs
+            .get(id)
+            .map(|loc| (&self.packs[loc.pack as usize], *loc))
+    }
+
+    pub fn contains(&self, id: &Id) -> bool {
+        self.blobs.contains_key(id)
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.blobs.len()
+    }
+
+    /// Every blob with its location, for checks.
+    pub fn blobs(&self) -> impl Iterator<Item = (&Id, &BlobLocation)> {
+        self.blobs.iter()
+    }
+
+    /// Adds what `other` knows and this index does not (the index of another copy of the same
+    /// repository). A blob already known keeps its location here.
+    pub fn absorb(&mut self, other: &Index) {
+        for (id, loc) in &other.blobs {
+            if self.blobs.contains_key(id) {
+                continue;
+            }
+            let info = &other.packs[loc.pack as usize];
+            let pos = match self.pack_pos.get(&info.id) {
+                Some(&p) => p,
+                None => {
+                    let p = self.packs.len() as u32;
+                    self.packs.push(info.clone());
+                    self.pack_pos.insert(info.id, p);
+                    p
+                }
+            };
+            self.blobs.insert(*id, BlobLocation { pack: pos, ..*loc });
+        }
+    }
+
+    pub fn pack(&self, id: &Id) -> Option<&PackInfo> {
+        self.pack_pos.get(id).map(|&p| &self.packs[p as usize])
+    }
+}
+
+/// Writes one index object listing `packs`.
+pub async fn save(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
+    repo.save_sealed(INDEX, &IndexFile { packs }).await
+}

@@ -1,0 +1,340 @@
+//! Snapshots: what was backed up, from where, when, and how it went.
+//!
+//! A snapshot is the school policy's "clearly marked stating what they are and when they were
+//! taken": it names its source (the share label), the host and paths it read, the start and end
+//! of the run, tags, the program version and its parent, and carries the run's statistics and
+//! warnings. A snapshot is written only after every object it references is stored.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::plan::when;
+use crate::store::repo::{Repository, SNAPSHOTS};
+
+/// A file or directory that could not be read during a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub path: String,
+    pub message: String,
+}
+
+/// Counts for one backup run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    /// Total size of the files in the snapshot.
+    pub bytes: u64,
+    /// Files read because they were new or changed since the parent.
+    pub files_new: u64,
+    pub files_changed: u64,
+    /// Files recorded from the parent without reading them.
+    pub files_unchanged: u64,
+    pub bytes_read: u64,
+    /// Blobs this run added to the repository.
+    pub blobs_added: u64,
+    /// Plaintext bytes of those blobs.
+    pub bytes_added: u64,
+    /// Bytes those blobs take in packs (after compression).
+    pub bytes_stored: u64,
+    pub packs_added: u64,
+}
+
+/// One snapshot, as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The share label (`curriculum`, `admin`, ...).
+    pub source: String,
+    pub host: String,
+    /// The paths read, as given (absolute).
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub program_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Id>,
+    /// The root tree: one entry per backed-up path, named by its last component.
+    pub tree: Id,
+    /// True when some files could not be read (see `warnings`).
+    pub partial: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+    pub stats: SnapshotStats,
+}
+
+/// A snapshot with its id.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub id: Id,
+    pub snapshot: Snapshot,
+}
+
+/// All readable snapshots, oldest first, and the keys of those that could not be read.
+pub struct Catalog {
+    pub snapshots: Vec<Listed>,
+    pub damaged: Vec<(String, Error)>,
+}
+
+impl Catalog {
+    pub async fn load(repo: &Repository) -> Result<Catalog> {
+        let keys: Vec<String> = repo
+            .target()
+            .list(SNAPSHOTS)
+            .await?
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        let results: Vec<(String, Result<Snapshot>)> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let r = repo.load_sealed::<Snapshot>("snapshot", &key).await;
+                (key, r)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut snapshots = Vec::new();
+        let mut damaged = Vec::new();
+        for (key, r) in results {
+            match r {
+                Ok(snapshot) => match key.rsplit('/').next().and_then(|n| n.parse().ok()) {
+                    Some(id) => snapshots.push(Listed { id, snapshot }),
+                    None => damaged.push((
+                        key.clone(),
+                        Error::Format(format!("{key} is not named by an id; ignored")),
+                    )),
+                },
+                Err(e @ Error::Target { .. }) => return Err(e),
+                Err(e) => damaged.push((key, e)),
+            }
+        }
+        snapshots.sort_by(|a, b| (a.snapshot.start, a.id).cmp(&(b.snapshot.start, b.id)));
+        Ok(Catalog { snapshots, damaged })
+    }
+
+    /// Finds a snapshot by id prefix, `latest` (of `source`, when given), or `SOURCE@WHEN`: the
+    /// newest snapshot of SOURCE (or of `source`, for `@WHEN`) taken at or before WHEN, read in
+    /// the local time zone by [`when::parse`].
+    pub fn resolve(&self, spec: &str, source: Option<&str>) -> Result<&Listed> {
+        self.resolve_at(spec, source, &chrono::Local::now())
+    }
+
+    /// [`Catalog::resolve`], with relative times (`yesterday`) read from `now` and in its zone.
+    pub fn resolve_at<Tz: chrono::TimeZone>(
+        &self,
+        spec: &str,
+        source: Option<&str>,
+        now: &DateTime<Tz>,
+    ) -> Result<&Listed>
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        if let Some((name, text)) = spec.rsplit_once('@') {
+            let source = match (name, source) {
+                ("", s) => s,
+                (n, Some(s)) if n != s => {
+                    return Err(Error::Usage(format!(
+                        "\"{spec}\" names source \"{n}\" but --source says \"{s}\"; give one"
+                    )));
+                }
+                (n, _) => Some(n),
+            };
+            let span = when::parse(text, now).map_err(Error::Usage)?;
+            return self.as_of(source, span.end, &now.timezone());
+        }
+        let of_source = |l: &&Listed| source.is_none_or(|s| l.snapshot.source == s);
+        if spec == "latest" {
+            return self.snapshots.iter().rev().find(of_source).ok_or_else(|| {
+                Error::NotFound(match source {
+                    Some(s) => format!("no snapshot of source \"{s}\" in this repository; `firesafe snapshots` lists what there is"),
+                    None => "the repository has no snapshots yet; run `firesafe backup` first".into(),
+                })
+            });
+        }
+        if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Usage(format!(
+                "\"{spec}\" is not a snapshot id; give an id (or its first digits) from `firesafe snapshots`, `latest`, or SOURCE@DATE"
+            )));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let matches: Vec<&Listed> = self
+            .snapshots
+            .iter()
+            .filter(|l| l.id.to_hex().starts_with(&spec))
+            .filter(of_source)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::NotFound(format!(
+                "no snapshot with id {spec} in this repository; `firesafe snapshots` lists them"
+            ))),
+            many => Err(Error::Usage(format!(
+                "snapshot id {spec} is ambiguous ({} snapshots start with it); give more digits",
+                many.len()
+            ))),
+        }
+    }
+
+    /// The newest snapshot (of `source`, when given) taken at or before `at`; times in the error
+    /// are shown in `zone`.
+    pub fn as_of<Tz: chrono::TimeZone>(
+        &self,
+        source: Option<&str>,
+        at: DateTime<Utc>,
+        zone: &Tz,
+    ) -> Result<&Listed>
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        let of_source: Vec<&Listed> = self
+            .snapshots
+            .iter()
+            .filter(|l| source.is_none_or(|s| l.snapshot.source == s))
+            .collect();
+        if let Some(found) = of_source.iter().rev().find(|l| l.snapshot.start <= at) {
+            return Ok(found);
+        }
+        let show = |t: DateTime<Utc>| t.with_timezone(zone).format("%Y-%m-%d %H:%M:%S");
+        let whose = source.map_or("no snapshot".to_string(), |s| {
+            format!("no snapshot of source \"{s}\"")
+        });
+        Err(Error::NotFound(match of_source.first() {
+            Some(first) => format!(
+                "{whose} was taken at or before {}; the first was taken {} (`firesafe snapshots` lists them)",
+                show(at),
+                show(first.snapshot.start)
+            ),
+            None => format!("{whose} in this repository; `firesafe snapshots` lists what there is"),
+        }))
+    }
+
+    /// The newest complete snapshot of `source` (the parent for the next backup).
+    pub fn latest_complete(&self, source: &str) -> Option<&Listed> {
+        self.snapshots
+            .iter()
+            .rev()
+            .find(|l| l.snapshot.source == source && !l.snapshot.partial)
+            .or_else(|| {
+                self.snapshots
+                    .iter()
+                    .rev()
+                    .find(|l| l.snapshot.source == source)
+            })
+    }
+}
+
+/// Splits `SNAPSHOT:PATH` into the snapshot and the path. After `@` the time may hold colons
+/// itself (`curriculum@2026-11-20 18:00:year7`): the whole is a snapshot when the time reads,
+/// and otherwise the path starts after the last colon that leaves a readable time before it.
+pub fn split_path(what: &str) -> (&str, Option<&str>) {
+    let Some(at) = what.rfind('@') else {
+        return match what.split_once(':') {
+            Some((spec, path)) => (spec, Some(path)),
+            None => (what, None),
+        };
+    };
+    let now = chrono::Local::now();
+    let reads = |end: usize| when::parse(&what[at + 1..end], &now).is_ok();
+    if reads(what.len()) {
+        return (what, None);
+    }
+    let colons: Vec<usize> = what[at..].match_indices(':').map(|(i, _)| at + i).collect();
+    let cut = colons.iter().rev().find(|&&i| reads(i)).or(colons.first());
+    match cut {
+        Some(&i) => (&what[..i], Some(&what[i + 1..])),
+        None => (what, None),
+    }
+}
+
+/// Stores a snapshot; returns its id.
+pub async fn save(repo: &Repository, snapshot: &Snapshot) -> Result<Id> {
+    repo.save_sealed(SNAPSHOTS, snapshot).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(n: u8, source: &str, start: &str) -> Listed {
+        Listed {
+            id: Id([n; 32]),
+            snapshot: Snapshot {
+                source: source.into(),
+                host: "h".into(),
+                paths: vec![],
+                tags: vec![],
+                start: start.parse().expect("time"),
+                end: start.parse().expect("time"),
+                program_version: "0".into(),
+                parent: None,
+                tree: Id([0; 32]),
+                partial: false,
+                warnings: vec![],
+                stats: SnapshotStats::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_time_picks_the_newest_snapshot_of_its_source_at_or_before_it() {
+        let catalog = Catalog {
+            snapshots: vec![
+                listed(1, "curriculum", "2026-11-19T18:00:05Z"),
+                listed(2, "admin", "2026-11-20T12:00:00Z"),
+                listed(3, "curriculum", "2026-11-20T18:00:05Z"),
+                listed(4, "curriculum", "2026-11-23T09:00:00Z"),
+            ],
+            damaged: vec![],
+        };
+        let now: DateTime<Utc> = "2026-11-23T14:30:00Z".parse().expect("time");
+        let pick = |spec: &str, source: Option<&str>| {
+            catalog
+                .resolve_at(spec, source, &now)
+                .map(|l| l.id.0[0])
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(pick("curriculum@2026-11-20", None), Ok(3));
+        assert_eq!(pick("curriculum@2026-11-20 18:00", None), Ok(3));
+        assert_eq!(pick("curriculum@2026-11-20 17:59", None), Ok(1));
+        assert_eq!(pick("curriculum@last friday 18:00", None), Ok(3));
+        assert_eq!(pick("@yesterday", Some("admin")), Ok(2));
+        assert_eq!(pick("curriculum@today", None), Ok(4));
+        let early = pick("curriculum@2026-11-18", None).unwrap_err();
+        assert!(
+            early.contains("at or before 2026-11-18 23:59:59")
+                && early.contains("the first was taken 2026-11-19 18:00:05"),
+            "{early}"
+        );
+        assert!(pick("admin@2026-11-20", Some("curriculum")).is_err());
+    }
+
+    #[test]
+    fn a_path_follows_the_snapshot_even_when_its_time_has_colons() {
+        assert_eq!(
+            split_path("latest:curriculum/year7"),
+            ("latest", Some("curriculum/year7"))
+        );
+        assert_eq!(split_path("1a2b3c4d"), ("1a2b3c4d", None));
+        assert_eq!(
+            split_path("curriculum@2026-11-20 18:00"),
+            ("curriculum@2026-11-20 18:00", None)
+        );
+        assert_eq!(
+            split_path("curriculum@2026-11-20 18:00:year7/plan.docx"),
+            ("curriculum@2026-11-20 18:00", Some("year7/plan.docx"))
+        );
+        assert_eq!(
+            split_path("curriculum@last friday 18:00:30:notes 10:30.txt"),
+            ("curriculum@last friday 18:00:30", Some("notes 10:30.txt"))
+        );
+        assert_eq!(
+            split_path("curriculum@yesterday:a:b"),
+            ("curriculum@yesterday", Some("a:b"))
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The state directory: per-schedule state, run history, and the locks that keep two runs of one
+//! schedule from overlapping.
+//!
+//! ```text
+//! STATE/schedules/NAME.json   last scheduled time handled, last start, end and outcome
+//! STATE/history.jsonl         one JSON line per run
+//! STATE/audit.jsonl           one JSON line per restore (see crate::store::audit)
+//! STATE/locks/NAME.lock       held (flock) while NAME runs, by the daemon or `firesafe run`
+//! STATE/media/               rotated disks: what each held when written, the rotation log
+//!                             (see crate::schedule::media)
+//! ```
+//!
+//! A lock is an advisory `flock`: the kernel drops it when the holder exits, however it exits, so
+//! a crashed run never leaves a schedule locked.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use nix::fcntl::{Flock, FlockArg};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What is remembered about one schedule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleState {
+    /// The scheduled time of the last run started (catch-up looks for times after it).
+    pub last_scheduled: Option<DateTime<Utc>>,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+    /// `complete`, `degraded`, `failed` or `interrupted`.
+    pub last_outcome: Option<String>,
+}
+
+/// One run, as recorded in the history.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schedule: String,
+    /// The time it was scheduled for (`None` for a run started by hand).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub outcome: String,
+    pub message: String,
+}
+
+/// An open state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// A held schedule lock; released when dropped.
+pub struct Lock {
+    _flock: Flock<File>,
+}
+
+impl StateDir {
+    /// Opens (creating) a state directory.
+    pub fn open(root: &Path) -> Result<StateDir> {
+        for dir in [
+            root.to_path_buf(),
+            root.join("schedules"),
+            root.join("locks"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::local(&dir, "cannot create the state directory", e))?;
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The default: `/var/lib/firesafe` for root, `~/.local/state/firesafe` otherwise.
+    pub fn default_path() -> PathBuf {
+        if nix::unistd::geteuid().is_root() {
+            PathBuf::from("/var/lib/firesafe")
+        } else {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".local/state/firesafe"))
+                .unwrap_or_else(|| PathBuf::from(".firesafe-state"))
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the schedule's lock without waiting; `None` if another run holds it.
+    pub fn try_lock(&self, schedule: &str) -> Result<Option<Lock>> {
+        let path = self.root.join("locks").join(format!("{schedule}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::local(&path, "cannot open the lock file", e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(flock) => Ok(Some(Lock { _flock: flock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(Error::local(&path, "cannot lock", std::io::Error::from(e))),
+        }
+    }
+
+    pub fn load(&self, schedule: &str) -> Result<ScheduleState> {
+        read_json(
+            &self.state_file(schedule),
+            "is not valid state (delete it to start afresh)",
+        )
+    }
+
+    /// Records a finished run: replaces the schedule's state (atomically) and appends to the
+    /// history.
+    pub fn record(&self, run: &RunRecord) -> Result<()> {
+        let mut state = self.load(&run.schedule)?;
+        if run.scheduled_for.is_some() {
+            state.last_scheduled = run.scheduled_for;
+        }
+        state.last_started = Some(run.started);
+        state.last_finished = Some(run.finished);
+        state.last_outcome = Some(run.outcome.clone());
+        write_json(&self.state_file(&run.schedule), &state)?;
+        append_line(&self.root.join("history.jsonl"), run)
+    }
+
+    /// Every recorded run, oldest first.
+    pub fn history(&self) -> Result<Vec<RunRecord>> {
+        read_lines(&self.root.join("history.jsonl"))
+    }
+
+    fn state_file(&self, schedule: &str) -> PathBuf {
+        self.root.join("schedules").join(format!("{schedule}.json"))
+    }
+}
+
+/// Reads a JSON file of the state directory; a missing file is the default value. `invalid`
+/// says what to do about a file that is not valid.
+pub(crate) fn read_json<T: DeserializeOwned + Default>(
+    path: &Path,
+    invalid: &'static str,
+) -> Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::local(path, invalid, std::io::Error::other(e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(Error::local(path, "cannot read", e)),
+    }
+}
+
+/// Replaces a JSON file of the state directory atomically (a temporary file, then a rename),
+/// creating its directory.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::local(dir, "cannot create", e))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(value).expect("state serialises"),
+    )
+    .and_then(|_| std::fs::rename(&tmp, path))
+    .map_err(|e| Error::local(path, "cannot write", e))
+}
+
+/// Appends one JSON line to a log of the state directory.
+pub(crate) fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::local(path, "cannot open", e))?;
+    let mut line = serde_json::to_vec(value).expect("a record serialises");
+    line.push(b'\n');
+    f.write_all(&line)
+        .map_err(|e| Error::local(path, "cannot write", e))
+}
+
+/// Every record of a JSON-lines log, oldest first; a missing file is an empty log, and a line
+/// that cannot be read (a torn write) is skipped.
+pub(crate) fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::local(path, "cannot read", e)),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
