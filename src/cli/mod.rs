@@ -1194,7 +1194,8 @@ async fn run_cmd(a: RunArgs) -> Result<Outcome> {
         cancel: Some(cancel),
     };
     let report =
-        firesafe::schedule::run::run_recorded(&config, schedule, &state, None, &options).await?;
+        firesafe::schedule::backup_job::run_recorded(&config, schedule, &state, None, &options)
+            .await?;
     for line in &report.created {
         println!("{line}");
     }
@@ -1536,7 +1537,7 @@ async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
                 schedule.name
             )));
         };
-        let outcomes = firesafe::schedule::run::prune_schedule(
+        let outcomes = firesafe::schedule::prune_job::prune_schedule(
             &config,
             schedule,
             a.dry_run,
@@ -1544,7 +1545,7 @@ async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
         )
         .await?;
         for (name, outcome) in outcomes {
-            use firesafe::schedule::run::PruneOutcome;
+            use firesafe::schedule::prune_job::PruneOutcome;
             match outcome {
                 PruneOutcome::Pruned(r) => {
                     if a.json {
@@ -1612,7 +1613,7 @@ async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
 fn print_prune(schedule: &str, target: &str, r: &firesafe::ops::prune::PruneReport) {
     let would = if r.dry_run { "would " } else { "" };
     let when =
-        |d: &firesafe::ops::prune::Decision| d.start.format("%Y-%m-%d %H:%M UTC").to_string();
+        |d: &firesafe::plan::retention::Decision| d.start.format("%Y-%m-%d %H:%M UTC").to_string();
     println!(
         "{schedule}: target {target}:{}",
         if r.dry_run {
@@ -1949,7 +1950,7 @@ fn media_move(
     if to == firesafe::config::Site::Offsite
         && m.at.is_none()
         && let Some(path) = &spec.path
-        && media::attached(spec, &config.resolve(path))
+        && firesafe::store::target::disk::attached(&spec.name, &spec.pool, &config.resolve(path))
             .ok()
             .flatten()
             .as_deref()
@@ -2241,7 +2242,8 @@ async fn verify_cmd(a: VerifyArgs) -> Result<Outcome> {
         progress: progress::on_terminal() && !a.dirs.json,
     };
     let records =
-        firesafe::ops::verify::verify_schedule(&config, schedule, &state, &options).await?;
+        firesafe::schedule::verify_job::verify_schedule(&config, schedule, &state, &options)
+            .await?;
     print_verify(&records, a.dirs.json)
 }
 
@@ -2260,7 +2262,8 @@ async fn repair_cmd(a: RepairArgs) -> Result<Outcome> {
         progress: progress::on_terminal() && !a.dirs.json,
     };
     let records =
-        firesafe::ops::verify::verify_schedule(&config, schedule, &state, &options).await?;
+        firesafe::schedule::verify_job::verify_schedule(&config, schedule, &state, &options)
+            .await?;
     print_verify(&records, a.dirs.json)
 }
 
@@ -2332,7 +2335,8 @@ async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
         recovery_key: a.key,
         scratch: a.scratch,
     };
-    let records = firesafe::ops::drill::drill_schedule(&config, schedule, &state, &options).await?;
+    let records =
+        firesafe::schedule::drill_job::drill_schedule(&config, schedule, &state, &options).await?;
     if a.dirs.json {
         println!("{}", serde_json::to_string_pretty(&records).expect("JSON"));
     } else {

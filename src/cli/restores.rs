@@ -113,7 +113,8 @@ async fn open_schedule(
     };
     let mut repos = Vec::new();
     let mut notes = Vec::new();
-    for (target, opened) in firesafe::schedule::run::open_schedule_targets(&config, schedule).await
+    for (target, opened) in
+        firesafe::config::targets::open_schedule_targets(&config, schedule).await
     {
         let result = match opened {
             Ok(t) => Repository::open(t, &unlock).await,

@@ -4,4 +4,5 @@ pub mod chunker;
 pub mod compress;
 pub mod crypto;
 pub mod pack;
+pub mod snapshot;
 pub mod tree;

@@ -23,17 +23,21 @@ use std::time::Instant;
 use chrono::Utc;
 use rand::{Rng, SeedableRng};
 
-use crate::config::{Config, ScheduleSpec, Site};
-use crate::error::{Error, Result};
-use crate::format::crypto::Unlock;
+use crate::error::Result;
 use crate::id::Id;
 use crate::ops::restore::{self, PlanEntry, RestoreOptions};
 use crate::store::blobs::BlobReader;
 use crate::store::index::Index;
 use crate::store::records::{DrillKind, DrillRecord, Mismatch};
-use crate::store::repo::{DRILLS, Repository};
-use crate::store::snapshot::{Catalog, Listed};
-use crate::store::state::StateDir;
+use crate::store::repo::Repository;
+use crate::store::snapshot::Listed;
+
+/// Which schedule a drill is for, and the recovery time its policy asks for.
+#[derive(Clone, Debug)]
+pub struct DrillSchedule {
+    pub name: String,
+    pub rto_hours: Option<f64>,
+}
 
 /// What to drill.
 #[derive(Clone, Debug)]
@@ -51,202 +55,9 @@ pub struct DrillOptions {
     pub scratch: Option<PathBuf>,
 }
 
-/// Drills every source of `schedule` on each chosen target.
-pub async fn drill_schedule(
-    config: &Config,
-    schedule: &ScheduleSpec,
-    state: &StateDir,
-    options: &DrillOptions,
-) -> Result<Vec<DrillRecord>> {
-    let (unlock, key_label) = drill_key(config, schedule, options)?;
-    let scratch_base = scratch_base(config, schedule, options)?;
-    let mut records = Vec::new();
-    let mut chosen = 0;
-    for (name, target) in crate::schedule::run::open_schedule_targets(config, schedule).await {
-        let spec = &config.targets[&name];
-        if options.target.as_ref().is_some_and(|t| *t != name) {
-            continue;
-        }
-        if options.kind == DrillKind::SiteLoss && spec.location != Site::Offsite {
-            continue;
-        }
-        chosen += 1;
-        let opened = match target {
-            Ok(t) => Repository::open(t, &unlock).await,
-            Err(e) => Err(e),
-        };
-        let repo = match opened {
-            Ok(r) => r,
-            Err(e) => {
-                for source in &schedule.sources {
-                    let r = failed(
-                        schedule,
-                        options,
-                        &source.name,
-                        &name,
-                        &key_label,
-                        e.to_string(),
-                    );
-                    state.append_drill(&r)?;
-                    records.push(r);
-                }
-                continue;
-            }
-        };
-        let catalog = Catalog::load(&repo).await?;
-        let index = Index::load(&repo).await?.index;
-        for source in &schedule.sources {
-            let record = match catalog
-                .latest_complete(&source.name)
-                .filter(|l| !l.snapshot.partial)
-            {
-                None => failed(
-                    schedule,
-                    options,
-                    &source.name,
-                    &name,
-                    &key_label,
-                    format!(
-                        "target {name} holds no complete snapshot of {}",
-                        source.name
-                    ),
-                ),
-                Some(snap) => {
-                    let scratch = tempfile::Builder::new()
-                        .prefix("firesafe-drill-")
-                        .tempdir_in(&scratch_base)
-                        .map_err(|e| {
-                            Error::local(&scratch_base, "cannot create a drill directory", e)
-                        })?;
-                    let r = drill_one(
-                        &repo,
-                        &index,
-                        schedule,
-                        options,
-                        snap,
-                        scratch.path(),
-                        &key_label,
-                    )
-                    .await;
-                    drop(scratch);
-                    r?
-                }
-            };
-            state.append_drill(&record)?;
-            // The record also goes into the repository, so that the history survives the
-            // server; a target that refuses it does not undo the drill.
-            if let Err(e) = repo.save_sealed(DRILLS, &record).await {
-                tracing::warn!(target = name, error = %e, "could not store the drill record in the repository");
-            }
-            records.push(record);
-        }
-    }
-    if chosen == 0 {
-        return Err(Error::Usage(match (&options.target, options.kind) {
-            (Some(t), _) => format!(
-                "schedule \"{}\" has no target \"{t}\"{}",
-                schedule.name,
-                if options.kind == DrillKind::SiteLoss {
-                    " with location = \"offsite\""
-                } else {
-                    ""
-                }
-            ),
-            (None, DrillKind::SiteLoss) => format!(
-                "schedule \"{}\" has no offsite target to drill a site loss from",
-                schedule.name
-            ),
-            (None, _) => format!("schedule \"{}\" has no targets", schedule.name),
-        }));
-    }
-    Ok(records)
-}
-
-/// The key a drill opens the repository with: the recovery key for site-loss drills (which
-/// must not be the nightly key), the schedule's key otherwise.
-fn drill_key(
-    config: &Config,
-    schedule: &ScheduleSpec,
-    options: &DrillOptions,
-) -> Result<(Unlock, String)> {
-    let nightly = config.resolve(&schedule.key_file);
-    let (path, label) = if options.kind == DrillKind::SiteLoss {
-        let path = options
-            .recovery_key
-            .clone()
-            .or_else(|| schedule.drill.as_ref().and_then(|d| d.recovery_key_file.clone()))
-            .map(|p| config.resolve(&p))
-            .ok_or_else(|| {
-                Error::Usage(
-                    "a site-loss drill needs the recovery key: pass --key FILE (or set recovery_key_file in [drill])".into(),
-                )
-            })?;
-        let same_file = std::fs::canonicalize(&path).ok() == std::fs::canonicalize(&nightly).ok();
-        let same_text = std::fs::read(&path).ok() == std::fs::read(&nightly).ok();
-        if same_file || same_text {
-            return Err(Error::Usage(format!(
-                "{} is the schedule's own key; a site-loss drill proves the recovery key kept apart from the server, so give that one",
-                path.display()
-            )));
-        }
-        let label = format!("recovery key ({})", path.display());
-        (path, label)
-    } else {
-        (nightly, "schedule key".to_string())
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::WrongKey(format!("key file {}: cannot read it ({e})", path.display()))
-    })?;
-    let unlock = Unlock::parse_identity_file(&text)
-        .map_err(|why| Error::WrongKey(format!("key file {}: {why}", path.display())))?;
-    Ok((unlock, label))
-}
-
-/// Where drills restore to; never inside a share.
-fn scratch_base(
-    config: &Config,
-    schedule: &ScheduleSpec,
-    options: &DrillOptions,
-) -> Result<PathBuf> {
-    let base = options
-        .scratch
-        .clone()
-        .or_else(|| schedule.drill.as_ref().and_then(|d| d.scratch_dir.clone()))
-        .map(|p| config.resolve(&p))
-        .unwrap_or_else(std::env::temp_dir);
-    // Judged before anything is created: the nearest existing ancestor, resolved, plus the rest.
-    let absolute = std::path::absolute(&base)
-        .map_err(|e| Error::local(&base, "cannot use the drill scratch directory", e))?;
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        rest.push(existing.file_name().unwrap_or_default().to_os_string());
-        existing = existing.parent().unwrap_or(Path::new("/"));
-    }
-    let mut real = std::fs::canonicalize(existing)
-        .map_err(|e| Error::local(existing, "cannot use the drill scratch directory", e))?;
-    real.extend(rest.iter().rev());
-    for s in config.schedules.values() {
-        for source in &s.sources {
-            if let Ok(share) = std::fs::canonicalize(config.resolve(&source.path))
-                && real.starts_with(&share)
-            {
-                return Err(Error::Usage(format!(
-                    "the drill scratch directory {} is inside the share {} ({}); drills never write to a live share, choose another directory",
-                    base.display(),
-                    source.name,
-                    share.display()
-                )));
-            }
-        }
-    }
-    std::fs::create_dir_all(&base)
-        .map_err(|e| Error::local(&base, "cannot create the drill scratch directory", e))?;
-    Ok(base)
-}
-
-fn failed(
-    schedule: &ScheduleSpec,
+/// A drill that could not run, as a record.
+pub fn failed(
+    schedule: &DrillSchedule,
     options: &DrillOptions,
     source: &str,
     target: &str,
@@ -271,7 +82,7 @@ fn failed(
         bytes_per_second: 0.0,
         share_bytes: 0,
         estimated_recovery_seconds: 0.0,
-        rto_hours: schedule.policy.rto_hours,
+        rto_hours: schedule.rto_hours,
         mismatches: Vec::new(),
         changed_since: 0,
         live_identical: 0,
@@ -281,10 +92,10 @@ fn failed(
     }
 }
 
-async fn drill_one(
+pub async fn drill_one(
     repo: &Repository,
     index: &Index,
-    schedule: &ScheduleSpec,
+    schedule: &DrillSchedule,
     options: &DrillOptions,
     snap: &Listed,
     scratch: &Path,
@@ -410,7 +221,7 @@ async fn drill_one(
     } else {
         restore_seconds
     };
-    let rto_missed = schedule.policy.rto_hours.is_some_and(|h| {
+    let rto_missed = schedule.rto_hours.is_some_and(|h| {
         options.kind != DrillKind::Sample && estimated_recovery_seconds > h * 3600.0
     });
     let reason = if !mismatches.is_empty() {
@@ -424,7 +235,7 @@ async fn drill_one(
         format!(
             "the restore took {}; the policy allows {} hours",
             crate::plan::policy::describe_duration(estimated_recovery_seconds),
-            schedule.policy.rto_hours.unwrap_or_default()
+            schedule.rto_hours.unwrap_or_default()
         )
     } else {
         String::new()
@@ -446,7 +257,7 @@ async fn drill_one(
         bytes_per_second,
         share_bytes,
         estimated_recovery_seconds,
-        rto_hours: schedule.policy.rto_hours,
+        rto_hours: schedule.rto_hours,
         mismatches,
         changed_since,
         live_identical,

@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ScheduleSpec};
 use crate::error::Result;
 use crate::id::Id;
 use crate::ops::check::{self, CheckOptions};
@@ -157,97 +156,8 @@ impl Coverage {
     }
 }
 
-/// Verifies (and optionally repairs) every target of a schedule; one record per target, each
-/// also appended to the state directory.
-pub async fn verify_schedule(
-    config: &Config,
-    schedule: &ScheduleSpec,
-    state: &StateDir,
-    options: &VerifyOptions,
-) -> Result<Vec<VerifyRecord>> {
-    let unlock = config.schedule_key(schedule)?;
-    let now = Utc::now();
-    // Every target that answers and holds the repository.
-    let mut repos: Vec<(String, std::result::Result<Repository, String>)> = Vec::new();
-    for (name, target) in crate::schedule::run::open_schedule_targets(config, schedule).await {
-        let repo = match target {
-            Ok(t) => Repository::open(t, &unlock)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        repos.push((name, repo));
-    }
-    let healthy: Vec<(&str, &Repository)> = repos
-        .iter()
-        .filter_map(|(n, r)| r.as_ref().ok().map(|r| (n.as_str(), r)))
-        .collect();
-    let compared = compare(&healthy).await?;
-
-    let runs_per_cycle = match options.read {
-        Read::Rotating(p) => (100.0 / p.clamp(0.01, 100.0)).ceil() as u32,
-        _ => 1,
-    };
-    let mut records = Vec::new();
-    for (name, repo) in &repos {
-        let started = Utc::now();
-        let mut record = VerifyRecord {
-            schedule: schedule.name.clone(),
-            target: name.clone(),
-            started,
-            finished: started,
-            structure_checked: false,
-            packs_read: 0,
-            bytes_read: 0,
-            packs_total: 0,
-            bytes_total: 0,
-            coverage_30d: 0.0,
-            coverage_90d: 0.0,
-            last_complete_read: None,
-            compared: 0,
-            findings: Vec::new(),
-            result: "error".into(),
-            error: String::new(),
-        };
-        let repo = match repo {
-            Ok(r) => r,
-            Err(e) => {
-                record.error = e.clone();
-                record.finished = Utc::now();
-                state.append_verify(&record)?;
-                records.push(record);
-                continue;
-            }
-        };
-        match verify_target(
-            repo,
-            &healthy,
-            compared.get(name.as_str()),
-            state,
-            options,
-            runs_per_cycle,
-            now,
-            &mut record,
-        )
-        .await
-        {
-            Ok(()) => {}
-            Err(e) => {
-                record.result = "error".into();
-                record.error = e.to_string();
-            }
-        }
-        record.finished = Utc::now();
-        if !options.dry_run {
-            state.append_verify(&record)?;
-        }
-        records.push(record);
-    }
-    Ok(records)
-}
-
 #[allow(clippy::too_many_arguments)]
-async fn verify_target(
+pub async fn verify_target(
     repo: &Repository,
     others: &[(&str, &Repository)],
     differences: Option<&Vec<Finding>>,
@@ -534,7 +444,7 @@ async fn reindex(repo: &Repository, dry_run: bool) -> Result<usize> {
 /// Objects that some targets hold and others lack, or hold at another size: a finding for each
 /// target concerned. Packs are left to each target's own check (a pack one target lacks matters
 /// only if that target's index lists it), and snapshots a prune forgot are left out.
-async fn compare(targets: &[(&str, &Repository)]) -> Result<HashMap<String, Vec<Finding>>> {
+pub async fn compare(targets: &[(&str, &Repository)]) -> Result<HashMap<String, Vec<Finding>>> {
     let mut out: HashMap<String, Vec<Finding>> = HashMap::new();
     if targets.len() < 2 {
         return Ok(out);

@@ -234,7 +234,7 @@ async fn storage(config: &Config, s: &ScheduleSpec, to: DateTime<Utc>) -> Storag
     let mut errors = Vec::new();
     for name in &s.targets {
         let result = async {
-            let target = crate::schedule::run::open_target(config, name, false)?;
+            let target = crate::config::targets::open_target(config, name, false)?;
             let repo = Repository::open(target, &unlock).await?;
             Catalog::load(&repo).await
         }

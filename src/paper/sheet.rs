@@ -119,7 +119,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
                 let mut result = Err("no target could be read".to_string());
                 for t in &s.targets {
                     let attempt = async {
-                        let target = crate::schedule::run::open_target(config, t, false)?;
+                        let target = crate::config::targets::open_target(config, t, false)?;
                         Repository::open(target, &unlock).await.map(|_| ())
                     }
                     .await;
@@ -157,7 +157,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
         let mut targets = Vec::new();
         for t in &s.targets {
             let repo_id = async {
-                let target = crate::schedule::run::open_target(config, t, false)?;
+                let target = crate::config::targets::open_target(config, t, false)?;
                 Repository::read_config(&target).await
             }
             .await

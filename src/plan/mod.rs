@@ -1,5 +1,7 @@
 //! Pure policy: the 3-2-1 evaluation, retention, cron dialect, timetables and human dates. Time is passed in; no I/O.
 
+pub mod cron;
 pub mod policy;
+pub mod retention;
 pub mod timetable;
 pub mod when;

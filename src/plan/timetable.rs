@@ -98,7 +98,7 @@ mod tests {
 
     fn london(expr: &str) -> Timetable {
         Timetable::new(
-            crate::config::cron_schedule(expr).unwrap(),
+            crate::plan::cron::cron_schedule(expr).unwrap(),
             Tz::from_str("Europe/London").unwrap(),
         )
     }

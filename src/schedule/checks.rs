@@ -43,7 +43,7 @@ fn timetables(config: &Config) -> BTreeMap<Job, Timetable> {
             ),
         ];
         for (cron, job) in crons {
-            if let Some(Ok(c)) = cron.map(|c| crate::config::cron_schedule(c)) {
+            if let Some(Ok(c)) = cron.map(|c| crate::plan::cron::cron_schedule(c)) {
                 out.insert(job, Timetable::new(c, tz));
             }
         }
@@ -110,7 +110,9 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
                 dry_run: false,
                 progress: false,
             };
-            match crate::ops::verify::verify_schedule(config, schedule, state, &options).await {
+            match crate::schedule::verify_job::verify_schedule(config, schedule, state, &options)
+                .await
+            {
                 Ok(records) => {
                     for r in records {
                         if r.result == "pass" {
@@ -140,7 +142,9 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
                 recovery_key: spec.recovery_key_file.clone(),
                 scratch: spec.scratch_dir.clone(),
             };
-            match crate::ops::drill::drill_schedule(config, schedule, state, &options).await {
+            match crate::schedule::drill_job::drill_schedule(config, schedule, state, &options)
+                .await
+            {
                 Ok(records) => {
                     for r in records {
                         if r.result == "pass" {

@@ -41,7 +41,8 @@ fn timetables(config: &Config) -> Result<BTreeMap<String, Timetable>> {
         .schedules
         .values()
         .map(|s| {
-            let cron = crate::config::cron_schedule(&s.cron).map_err(|e| Error::Config(vec![e]))?;
+            let cron =
+                crate::plan::cron::cron_schedule(&s.cron).map_err(|e| Error::Config(vec![e]))?;
             let tz = chrono_tz::Tz::from_str(&s.timezone).map_err(|_| {
                 Error::Config(vec![format!(
                     "schedule {}: bad time zone {}",
@@ -141,7 +142,9 @@ async fn run_one(
         progress: false,
         cancel: Some(Arc::clone(cancel)),
     };
-    match run::run_recorded(config, schedule, state, Some(at), &options).await {
+    match crate::schedule::backup_job::run_recorded(config, schedule, state, Some(at), &options)
+        .await
+    {
         Ok(r) if r.is_clean() => tracing::info!(schedule = %name, "run complete"),
         Ok(r) => {
             for (target, outcome) in &r.targets {

@@ -1,9 +1,13 @@
 //! Everything whose input is a schedule: runs, sync, jobs, status, media rotation, alerts, summary and the daemon.
 
 pub mod alert;
+pub mod backup_job;
 pub mod checks;
 pub mod daemon;
+pub mod drill_job;
 pub mod media;
+pub mod prune_job;
 pub mod run;
 pub mod status;
 pub mod summary;
+pub mod verify_job;

@@ -138,7 +138,7 @@ pub async fn status_with_records(
             other => other,
         };
         let disk = match &location {
-            Location::Path(p) => crate::schedule::media::attached(spec, p),
+            Location::Path(p) => crate::store::target::disk::attached(&spec.name, &spec.pool, p),
             _ => Ok(None),
         };
         disks.push(disk.as_ref().ok().cloned().flatten());

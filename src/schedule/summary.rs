@@ -220,7 +220,7 @@ pub fn timetables(config: &Config) -> BTreeMap<String, Timetable> {
         .schedules
         .values()
         .filter_map(|s| {
-            let cron = crate::config::cron_schedule(s.alerts.summary_cron.as_deref()?).ok()?;
+            let cron = crate::plan::cron::cron_schedule(s.alerts.summary_cron.as_deref()?).ok()?;
             let tz = Tz::from_str(&s.timezone).ok()?;
             Some((s.name.clone(), Timetable::new(cron, tz)))
         })

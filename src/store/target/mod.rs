@@ -9,6 +9,8 @@
 //! Transient failures are retried with exponential backoff by `object_store` (S3); a target that
 //! stays down fails with an error that names it.
 
+pub mod disk;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,180 @@
+//! A schedule's backup job: the run under the schedule's lock, recorded in the history, and the
+//! monitoring that follows it (disk records, metrics, ping, email). The run itself
+//! ([`crate::schedule::run`]) knows nothing of what happens after it.
+
+use crate::config::{Config, ScheduleSpec};
+use crate::error::{Error, Result};
+use crate::schedule::media::{Held, record_written};
+use crate::schedule::run::{RunOptions, RunReport, TargetOutcome, run};
+use crate::store::state::StateDir;
+
+use chrono::{DateTime, Utc};
+
+/// Runs a schedule under its lock and records the run in the state directory's history.
+/// `scheduled_for` is the timetable time a daemon run is for (`None` for a run by hand).
+pub async fn run_recorded(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: &crate::store::state::StateDir,
+    scheduled_for: Option<chrono::DateTime<chrono::Utc>>,
+    options: &RunOptions,
+) -> Result<RunReport> {
+    let Some(_lock) = state.try_lock(&schedule.name)? else {
+        return Err(Error::Usage(format!(
+            "schedule \"{}\" is already running (its lock in {} is held); two runs of one schedule never overlap",
+            schedule.name,
+            state.path().display()
+        )));
+    };
+    let started = chrono::Utc::now();
+    let result = run(config, schedule, options).await;
+    let (outcome, message) = match &result {
+        Ok(r) if r.is_clean() => (
+            "complete",
+            "every source backed up to every target".to_string(),
+        ),
+        Ok(r) => (
+            "degraded",
+            r.targets
+                .iter()
+                .filter_map(|(n, t)| match t {
+                    TargetOutcome::Failed(e) => Some(format!("{n}: {e}")),
+                    _ => None,
+                })
+                .chain(r.backups.iter().filter_map(|(s, b)| match b {
+                    Err(e) => Some(format!("{s}: {e}")),
+                    Ok(b) if b.snapshot.partial => Some(format!(
+                        "{s}: partial snapshot, {} warning(s)",
+                        b.snapshot.warnings.len()
+                    )),
+                    Ok(_) => None,
+                }))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(Error::Interrupted(m)) => ("interrupted", m.clone()),
+        Err(e) => ("failed", e.to_string()),
+    };
+    // What a first run set up (and what it found out about each store) stays in the history.
+    let message = match &result {
+        Ok(r) if !r.created.is_empty() => format!("{}; {message}", r.created.join("; ")),
+        _ => message,
+    };
+    let record = crate::store::state::RunRecord {
+        schedule: schedule.name.clone(),
+        scheduled_for,
+        started,
+        finished: chrono::Utc::now(),
+        outcome: outcome.into(),
+        message,
+    };
+    state.record(&record)?;
+
+    // Monitoring: metrics from the run and from what the targets now hold, then the ping.
+    let status = crate::schedule::status::status_with_records(
+        config,
+        schedule,
+        Some(state),
+        chrono::Utc::now(),
+    )
+    .await
+    .ok();
+    if let (Ok(report), Some(status)) = (&result, &status)
+        && let Err(e) = record_run(state, report, status, record.finished)
+    {
+        warn(&schedule.name, &e.to_string());
+    }
+    let metrics = crate::schedule::alert::metrics(&record, result.as_ref().ok(), status.as_ref());
+    let path = match &schedule.alerts.metrics_file {
+        Some(p) => config.resolve(p),
+        None => state
+            .path()
+            .join("metrics")
+            .join(format!("{}.prom", schedule.name)),
+    };
+    crate::schedule::alert::write_metrics(&path, &metrics)?;
+    if let Some(url) = &schedule.alerts.ping_url {
+        let verdicts_ok = status.as_ref().is_some_and(|s| {
+            s.sources
+                .iter()
+                .all(|src| src.evaluation.verdict == crate::plan::policy::Verdict::Ok)
+        });
+        if let Err(why) =
+            crate::schedule::alert::ping(url, outcome == "complete" && verdicts_ok).await
+        {
+            warn(&schedule.name, &why);
+        }
+    }
+    let attention = outcome != "complete"
+        || status.as_ref().is_none_or(|s| {
+            s.sources
+                .iter()
+                .any(|src| src.evaluation.verdict != crate::plan::policy::Verdict::Ok)
+        });
+    if attention && !schedule.alerts.email_to.is_empty() {
+        let ca = match &schedule.alerts.smtp_ca_file {
+            Some(p) => Some(
+                std::fs::read(config.resolve(p))
+                    .map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?,
+            ),
+            None => None,
+        };
+        let (subject, body) = crate::schedule::alert::email_text(
+            &record,
+            status.as_ref(),
+            &crate::store::repo::hostname(),
+        );
+        if let Err(why) =
+            crate::schedule::alert::send_email(&schedule.alerts, ca.as_deref(), &subject, &body)
+                .await
+        {
+            warn(&schedule.name, &why);
+        }
+    }
+    result
+}
+
+/// A warning from monitoring: to the log when the daemon has one, else to standard error.
+fn warn(schedule: &str, why: &str) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::warn!(schedule = %schedule, "{why}");
+    } else {
+        eprintln!("firesafe: warning: {why}");
+    }
+}
+
+/// After a run: records, for each pool target the run wrote to, the disk written and the newest
+/// snapshot of each source now on it (as `status` read it from the disk).
+pub fn record_run(
+    state: &StateDir,
+    report: &crate::schedule::run::RunReport,
+    status: &crate::schedule::status::ScheduleStatus,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    for (target, outcome) in &report.targets {
+        if matches!(outcome, crate::schedule::run::TargetOutcome::Failed(_)) {
+            continue;
+        }
+        let mut disk = None;
+        let mut held = Vec::new();
+        for src in &status.sources {
+            for c in &src.copies {
+                if &c.target != target || c.as_recorded || c.disk.is_none() {
+                    continue;
+                }
+                disk = c.disk.clone();
+                if let (Some(snapshot), Some(taken)) = (&c.snapshot, c.taken) {
+                    held.push(Held {
+                        source: src.source.clone(),
+                        snapshot: snapshot.clone(),
+                        taken,
+                    });
+                }
+            }
+        }
+        if let Some(disk) = disk {
+            record_written(state, target, &disk, held, at)?;
+        }
+    }
+    Ok(())
+}
