@@ -16,6 +16,7 @@ mod escape;
 mod find;
 mod garage;
 mod keys;
+mod layers;
 mod media;
 mod no_plaintext;
 mod object_lock;
