@@ -1381,10 +1381,10 @@ async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
                 "    {:<12} {} {}: read back {:.0}% in 30 days, {:.0}% in 90 days; last complete read {}{}",
                 v.target,
                 v.verified.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
-                match v.result.as_str() {
-                    "pass" => "OK",
-                    "fail" => "PROBLEMS",
-                    _ => "COULD NOT RUN",
+                match v.result {
+                    firesafe::store::records::CheckOutcome::Pass => "OK",
+                    firesafe::store::records::CheckOutcome::Fail => "PROBLEMS",
+                    firesafe::store::records::CheckOutcome::Error => "COULD NOT RUN",
                 },
                 v.coverage_30d * 100.0,
                 v.coverage_90d * 100.0,
@@ -2272,14 +2272,18 @@ fn print_verify(records: &[firesafe::store::records::VerifyRecord], json: bool) 
         println!("{}", serde_json::to_string_pretty(records).expect("JSON"));
     } else {
         for r in records {
-            if r.result == "error" {
+            if r.result == firesafe::store::records::CheckOutcome::Error {
                 println!("target {}: NOT VERIFIED: {}", r.target, r.error);
                 continue;
             }
             println!(
                 "target {}: {}: structure checked, {} of {} pack(s) read back ({} of {}); read back in the last 30 days: {:.0}%, 90 days: {:.0}%{}",
                 r.target,
-                if r.result == "pass" { "OK" } else { "PROBLEMS" },
+                if r.result == firesafe::store::records::CheckOutcome::Pass {
+                    "OK"
+                } else {
+                    "PROBLEMS"
+                },
                 r.packs_read,
                 r.packs_total,
                 bytesize::ByteSize(r.bytes_read),
@@ -2301,11 +2305,16 @@ fn print_verify(records: &[firesafe::store::records::VerifyRecord], json: bool) 
             }
         }
     }
-    Ok(if records.iter().all(|r| r.result == "pass") {
-        Outcome::Success
-    } else {
-        Outcome::Findings
-    })
+    Ok(
+        if records
+            .iter()
+            .all(|r| r.result == firesafe::store::records::CheckOutcome::Pass)
+        {
+            Outcome::Success
+        } else {
+            Outcome::Findings
+        },
+    )
 }
 
 async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
@@ -2357,7 +2366,7 @@ async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
                 "{} from {}: {what} {}: snapshot {} ({}), {} file(s), {} restored in {:.1} s ({}/s); a full restore would take about {}{}{}",
                 r.source,
                 r.target,
-                if r.result == "pass" {
+                if r.result == firesafe::store::records::CheckOutcome::Pass {
                     "passed"
                 } else {
                     "FAILED"
@@ -2383,16 +2392,21 @@ async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
             for m in &r.mismatches {
                 println!("  MISMATCH {}: {}", m.path, m.problem);
             }
-            if !r.reason.is_empty() && r.result != "pass" {
+            if !r.reason.is_empty() && r.result != firesafe::store::records::CheckOutcome::Pass {
                 println!("  {}", r.reason);
             }
         }
     }
-    Ok(if records.iter().all(|r| r.result == "pass") {
-        Outcome::Success
-    } else {
-        Outcome::Findings
-    })
+    Ok(
+        if records
+            .iter()
+            .all(|r| r.result == firesafe::store::records::CheckOutcome::Pass)
+        {
+            Outcome::Success
+        } else {
+            Outcome::Findings
+        },
+    )
 }
 
 #[derive(Args, Debug)]

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::plan::cron::cron_schedule;
 use crate::plan::policy::Policy;
+use crate::plan::timetable::Timetable;
 use crate::store::target::Location;
 
 /// Where a copy is kept.
@@ -139,6 +140,77 @@ pub struct ScheduleSpec {
     pub drill: Option<DrillSpec>,
     #[serde(skip)]
     pub name: String,
+    /// `cron`, `timezone` and the other cron times, parsed once by [`ScheduleSpec::parse_times`]
+    /// (which [`Config::load`] calls).
+    #[serde(skip)]
+    times: Option<Times>,
+}
+
+/// A schedule's times, parsed from its cron expressions in its time zone.
+#[derive(Clone, Debug)]
+pub struct Times {
+    pub timezone: chrono_tz::Tz,
+    /// The backup runs (`cron`).
+    pub backup: Timetable,
+    /// `[verify] cron`, `[drill] cron` and `[alerts] summary_cron`, where given.
+    pub verify: Option<Timetable>,
+    pub drill: Option<Timetable>,
+    pub summary: Option<Timetable>,
+}
+
+impl ScheduleSpec {
+    /// Parses every cron time of the schedule in its time zone, once; the problems are returned
+    /// as (key, what is wrong) for the loader to place in the file.
+    pub fn parse_times(&mut self) -> std::result::Result<(), Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let timezone = chrono_tz::Tz::from_str(&self.timezone);
+        if timezone.is_err() {
+            problems.push((
+                "timezone",
+                format!(
+                    "key timezone: \"{}\" is not an IANA time zone (for example Europe/London)",
+                    self.timezone
+                ),
+            ));
+        }
+        let mut parse = |key: &'static str, label: &str, expr: Option<&String>| {
+            let expr = expr?;
+            match cron_schedule(expr) {
+                Ok(c) => Some(c),
+                Err(why) => {
+                    problems.push((key, format!("{label}key {key}: {why}")));
+                    None
+                }
+            }
+        };
+        let backup = parse("cron", "", Some(&self.cron));
+        let summary = parse("summary_cron", "", self.alerts.summary_cron.as_ref());
+        let verify = parse("cron", "[verify] ", self.verify.as_ref().map(|v| &v.cron));
+        let drill = parse("cron", "[drill] ", self.drill.as_ref().map(|d| &d.cron));
+        let (Ok(tz), Some(backup), true) = (timezone, backup, problems.is_empty()) else {
+            return Err(problems);
+        };
+        let table = |c: Option<cron::Schedule>| c.map(|c| Timetable::new(c, tz));
+        self.times = Some(Times {
+            timezone: tz,
+            backup: Timetable::new(backup, tz),
+            verify: table(verify),
+            drill: table(drill),
+            summary: table(summary),
+        });
+        Ok(())
+    }
+
+    /// The schedule's parsed times.
+    ///
+    /// # Panics
+    /// On a spec that [`ScheduleSpec::parse_times`] has not accepted: every schedule of a loaded
+    /// [`Config`] has.
+    pub fn times(&self) -> &Times {
+        self.times
+            .as_ref()
+            .expect("Config::load parses every schedule's times")
+    }
 }
 
 /// `[verify]` in a schedule: a structure check of every target, a rotating read-back of the
@@ -166,8 +238,8 @@ fn default_read_percent() -> f64 {
 pub struct DrillSpec {
     pub cron: String,
     /// `sample` (default), `full` or `site-loss`.
-    #[serde(default = "default_drill_kind")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: crate::store::records::DrillKind,
     /// Files restored by a sample drill, per source and target (default 20).
     #[serde(default = "default_sample_files")]
     pub sample_files: u32,
@@ -175,10 +247,6 @@ pub struct DrillSpec {
     pub recovery_key_file: Option<PathBuf>,
     /// Where drills restore to (default: a temporary directory); never a live share.
     pub scratch_dir: Option<PathBuf>,
-}
-
-fn default_drill_kind() -> String {
-    "sample".into()
 }
 
 fn default_sample_files() -> u32 {
@@ -429,21 +497,10 @@ impl Config {
             match toml::from_str::<ScheduleSpec>(&text) {
                 Ok(mut s) => {
                     s.name = name.clone();
-                    if let Err(why) = cron_schedule(&s.cron) {
-                        problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, "cron"),
-                            &format!("key cron: {why}"),
-                        ));
-                    }
-                    if chrono_tz::Tz::from_str(&s.timezone).is_err() {
-                        problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, "timezone"),
-                            &format!("key timezone: \"{}\" is not an IANA time zone (for example Europe/London)", s.timezone),
-                        ));
+                    if let Err(found) = s.parse_times() {
+                        for (key, why) in found {
+                            problems.push(problem(&path, &text, key_span(&text, key), &why));
+                        }
                     }
                     for t in &s.targets {
                         if !config.targets.contains_key(t) {
@@ -476,14 +533,7 @@ impl Config {
                         ));
                     }
                     if let Some(expr) = &s.alerts.summary_cron {
-                        if let Err(why) = cron_schedule(expr) {
-                            problems.push(problem(
-                                &path,
-                                &text,
-                                key_span(&text, "summary_cron"),
-                                &format!("key summary_cron: {why}"),
-                            ));
-                        } else if s.alerts.email_to.is_empty() {
+                        if cron_schedule(expr).is_ok() && s.alerts.email_to.is_empty() {
                             problems.push(problem(
                                 &path,
                                 &text,
@@ -501,31 +551,14 @@ impl Config {
                         ));
                     }
                     if let Some(v) = &s.verify {
-                        if let Err(why) = cron_schedule(&v.cron) {
-                            problems.push(problem(
-                                &path,
-                                &text,
-                                key_span(&text, "cron"),
-                                &format!("[verify] key cron: {why}"),
-                            ));
-                        }
                         if !(v.read_percent > 0.0 && v.read_percent <= 100.0) {
                             problems.push(problem(&path, &text, key_span(&text, "read_percent"), "[verify] key read_percent: give a percentage above 0 and at most 100 (5 reads everything in 20 runs)"));
                         }
                     }
                     if let Some(d) = &s.drill {
-                        if let Err(why) = cron_schedule(&d.cron) {
-                            problems.push(problem(
-                                &path,
-                                &text,
-                                key_span(&text, "cron"),
-                                &format!("[drill] key cron: {why}"),
-                            ));
-                        }
-                        if !["sample", "full", "site-loss"].contains(&d.kind.as_str()) {
-                            problems.push(problem(&path, &text, key_span(&text, "kind"), &format!("[drill] key kind: \"{}\" is not a drill; use \"sample\", \"full\" or \"site-loss\"", d.kind)));
-                        }
-                        if d.kind == "site-loss" && d.recovery_key_file.is_none() {
+                        if d.kind == crate::store::records::DrillKind::SiteLoss
+                            && d.recovery_key_file.is_none()
+                        {
                             problems.push(problem(&path, &text, key_span(&text, "kind"), "[drill] key recovery_key_file: a site-loss drill needs the recovery key file (kept apart from key_file)"));
                         }
                         if d.sample_files == 0 {

@@ -87,7 +87,7 @@ pub fn failed(
         changed_since: 0,
         live_identical: 0,
         key: key.to_string(),
-        result: "fail".into(),
+        result: crate::store::records::CheckOutcome::Fail,
         reason,
     }
 }
@@ -262,7 +262,11 @@ pub async fn drill_one(
         changed_since,
         live_identical,
         key: key_label.to_string(),
-        result: if reason.is_empty() { "pass" } else { "fail" }.into(),
+        result: if reason.is_empty() {
+            crate::store::records::CheckOutcome::Pass
+        } else {
+            crate::store::records::CheckOutcome::Fail
+        },
         reason,
     })
 }

@@ -320,7 +320,11 @@ pub async fn verify_target(
     let unresolved = findings
         .iter()
         .any(|f| !(f.repair.starts_with("repaired") && !f.repair.contains("still damaged")));
-    record.result = if unresolved { "fail" } else { "pass" }.into();
+    record.result = if unresolved {
+        crate::store::records::CheckOutcome::Fail
+    } else {
+        crate::store::records::CheckOutcome::Pass
+    };
     record.findings = findings;
     Ok(())
 }

@@ -9,7 +9,6 @@
 //! between ...") and marks it red, rather than assuming all is well.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -19,10 +18,10 @@ use crate::format::crypto::Unlock;
 use crate::paper::doc::{Block, Chart, Doc, Light, Series, bytes};
 use crate::plan::policy::{Verdict, describe_age};
 use crate::schedule::status::ScheduleStatus;
-use crate::store::records::{DrillKind, DrillRecord, VerifyRecord};
+use crate::store::records::{CheckOutcome, DrillKind, DrillRecord, VerifyRecord};
 use crate::store::repo::Repository;
 use crate::store::snapshot::Catalog;
-use crate::store::state::{RunRecord, StateDir};
+use crate::store::state::{RunOutcome, RunRecord, StateDir};
 
 /// What to report on.
 #[derive(Clone, Debug)]
@@ -207,7 +206,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
         from: o.from,
         to: o.to,
         generated: o.now,
-        timezone: chrono_tz::Tz::from_str(&schedules[0].timezone).unwrap_or(chrono_tz::UTC),
+        timezone: schedules[0].times().timezone,
         schedules: out,
     })
 }
@@ -331,7 +330,7 @@ impl<'a> Share<'a> {
         let measured: Vec<&DrillRecord> = self
             .drills()
             .into_iter()
-            .filter(|d| d.estimated_recovery_seconds > 0.0 && d.result == "pass")
+            .filter(|d| d.estimated_recovery_seconds > 0.0 && d.result == CheckOutcome::Pass)
             .collect();
         measured
             .iter()
@@ -555,7 +554,11 @@ fn check_drills(d: &ReportData, c: &Clock) -> Check {
     }
     let failed: Vec<&str> = all
         .iter()
-        .filter(|s| s.drills().last().is_some_and(|x| x.result != "pass"))
+        .filter(|s| {
+            s.drills()
+                .last()
+                .is_some_and(|x| x.result != CheckOutcome::Pass)
+        })
         .map(|s| s.name)
         .collect();
     let missing: Vec<&str> = all
@@ -684,7 +687,7 @@ fn check_reads(d: &ReportData, c: &Clock) -> Check {
         .collect();
     let failing: Vec<&str> = all
         .iter()
-        .filter(|(_, v)| v.is_some_and(|v| v.result != "pass"))
+        .filter(|(_, v)| v.is_some_and(|v| v.result != CheckOutcome::Pass))
         .map(|(t, _)| t.name.as_str())
         .collect();
     let partial: Vec<String> = all
@@ -742,11 +745,11 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
             ));
         }
         for r in &s.runs {
-            let what = match r.outcome.as_str() {
-                "complete" => continue,
-                "degraded" => (Light::Amber, "finished, but left a copy out of date"),
-                "failed" => (Light::Red, "failed"),
-                _ => (Light::Amber, "was interrupted"),
+            let what = match r.outcome {
+                RunOutcome::Complete => continue,
+                RunOutcome::Degraded => (Light::Amber, "finished, but left a copy out of date"),
+                RunOutcome::Failed => (Light::Red, "failed"),
+                RunOutcome::Interrupted => (Light::Amber, "was interrupted"),
             };
             out.push((
                 what.0,
@@ -776,9 +779,9 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
             }
         }
         for v in &s.verifies {
-            match v.result.as_str() {
-                "pass" => {}
-                "error" => out.push((
+            match v.result {
+                CheckOutcome::Pass => {}
+                CheckOutcome::Error => out.push((
                     Light::Amber,
                     format!(
                         "Checking {} on {} could not run: {}.",
@@ -787,7 +790,7 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
                         v.error.trim_end_matches('.')
                     ),
                 )),
-                _ => {
+                CheckOutcome::Fail => {
                     let first = v.findings.first().map_or(String::new(), |f| {
                         format!(
                             " The first: {} {}",
@@ -837,7 +840,7 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
                     format!("No restore drill of {name} was recorded {period}."),
                 ));
             }
-            for dr in drills.iter().filter(|x| x.result != "pass") {
+            for dr in drills.iter().filter(|x| x.result != CheckOutcome::Pass) {
                 out.push((
                     Light::Red,
                     format!(
@@ -997,7 +1000,9 @@ pub fn build(d: &ReportData) -> Doc {
                 }),
             match s.drills().last() {
                 None => "never in this period".into(),
-                Some(x) if x.result == "pass" => format!("passed {}", c.day(x.finished)),
+                Some(x) if x.result == CheckOutcome::Pass => {
+                    format!("passed {}", c.day(x.finished))
+                }
                 Some(x) => format!("FAILED {}", c.day(x.finished)),
             },
         ]);
@@ -1072,7 +1077,10 @@ fn share_detail(b: &mut Vec<Block>, d: &ReportData, c: &Clock, s: &ScheduleData,
     let share = Share { schedule: s, name };
     b.push(Block::Subheading(format!("Share: {name}")));
     let runs = &s.runs;
-    let complete: Vec<&RunRecord> = runs.iter().filter(|r| r.outcome == "complete").collect();
+    let complete: Vec<&RunRecord> = runs
+        .iter()
+        .filter(|r| r.outcome == RunOutcome::Complete)
+        .collect();
     let rate = if runs.is_empty() {
         format!(
             "No backup run was recorded between {} and {}.",
@@ -1085,8 +1093,12 @@ fn share_detail(b: &mut Vec<Block>, d: &ReportData, c: &Clock, s: &ScheduleData,
             complete.len(),
             runs.len(),
             complete.len() * 100 / runs.len(),
-            runs.iter().filter(|r| r.outcome == "degraded").count(),
-            runs.iter().filter(|r| r.outcome == "failed").count()
+            runs.iter()
+                .filter(|r| r.outcome == RunOutcome::Degraded)
+                .count(),
+            runs.iter()
+                .filter(|r| r.outcome == RunOutcome::Failed)
+                .count()
         )
     };
     let gap = complete
@@ -1117,8 +1129,14 @@ fn share_detail(b: &mut Vec<Block>, d: &ReportData, c: &Clock, s: &ScheduleData,
         format!(
             "{} drill(s): {} passed, {} failed. Latest: {}.",
             drills.len(),
-            drills.iter().filter(|x| x.result == "pass").count(),
-            drills.iter().filter(|x| x.result != "pass").count(),
+            drills
+                .iter()
+                .filter(|x| x.result == CheckOutcome::Pass)
+                .count(),
+            drills
+                .iter()
+                .filter(|x| x.result != CheckOutcome::Pass)
+                .count(),
             drills.last().map_or(String::new(), |x| c.time(x.finished))
         )
     };
@@ -1311,7 +1329,7 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
                             describe_seconds(
                                 (r.finished - r.started).num_milliseconds() as f64 / 1000.0,
                             ),
-                            r.outcome.clone(),
+                            r.outcome.to_string(),
                             r.message.clone(),
                         ]
                     })
@@ -1355,7 +1373,7 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
                                 describe_seconds(r.restore_seconds)
                             ),
                             describe_seconds(r.estimated_recovery_seconds),
-                            if r.result == "pass" {
+                            if r.result == CheckOutcome::Pass {
                                 "pass".into()
                             } else {
                                 format!("FAIL: {}", r.reason)
@@ -1404,8 +1422,8 @@ fn appendix(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
                                 v.coverage_30d * 100.0,
                                 v.coverage_90d * 100.0
                             ),
-                            v.result.clone(),
-                            if v.result == "error" {
+                            v.result.to_string(),
+                            if v.result == CheckOutcome::Error {
                                 v.error.clone()
                             } else {
                                 v.findings

@@ -8,7 +8,6 @@
 //! storage credential is ever printed: the commands name the variables to set, not their values.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
@@ -186,7 +185,9 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
                             .iter()
                             .rev()
                             .find(|d| {
-                                d.schedule == s.name && d.source == src.name && d.result == "pass"
+                                d.schedule == s.name
+                                    && d.source == src.name
+                                    && d.result == crate::store::records::CheckOutcome::Pass
                             })
                             .cloned(),
                     )
@@ -202,7 +203,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
             .map(|s| s.contacts.clone())
             .unwrap_or_default(),
         generated: o.now,
-        timezone: chrono_tz::Tz::from_str(&schedules[0].timezone).unwrap_or(chrono_tz::UTC),
+        timezone: schedules[0].times().timezone,
         schedules: out,
         key,
     })

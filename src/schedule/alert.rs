@@ -16,9 +16,7 @@ use crate::error::{Error, Result};
 use crate::plan::policy::Verdict;
 use crate::schedule::run::RunReport;
 use crate::schedule::status::ScheduleStatus;
-use crate::store::state::RunRecord;
-
-const OUTCOMES: [&str; 4] = ["complete", "degraded", "failed", "interrupted"];
+use crate::store::state::{RunOutcome, RunRecord};
 
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -59,7 +57,7 @@ pub fn metrics(
         "# HELP firesafe_run_outcome 1 for the outcome of the last run, 0 for the others."
     );
     let _ = writeln!(out, "# TYPE firesafe_run_outcome gauge");
-    for o in OUTCOMES {
+    for o in RunOutcome::ALL {
         let _ = writeln!(
             out,
             "firesafe_run_outcome{{schedule=\"{s}\",outcome=\"{o}\"}} {}",
@@ -180,7 +178,7 @@ pub fn email_text(
     let subject = format!(
         "firesafe on {host}: schedule {} {}{}",
         run.schedule,
-        run.outcome.to_uppercase(),
+        run.outcome.as_str().to_uppercase(),
         match worst {
             Some(v) if v != Verdict::Ok => format!(", 3-2-1 {v}"),
             _ => String::new(),

@@ -6,7 +6,7 @@ use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
 use crate::schedule::media::{Held, record_written};
 use crate::schedule::run::{RunOptions, RunReport, TargetOutcome, run};
-use crate::store::state::StateDir;
+use crate::store::state::{RunOutcome, StateDir};
 
 use chrono::{DateTime, Utc};
 
@@ -30,11 +30,11 @@ pub async fn run_recorded(
     let result = run(config, schedule, options).await;
     let (outcome, message) = match &result {
         Ok(r) if r.is_clean() => (
-            "complete",
+            RunOutcome::Complete,
             "every source backed up to every target".to_string(),
         ),
         Ok(r) => (
-            "degraded",
+            RunOutcome::Degraded,
             r.targets
                 .iter()
                 .filter_map(|(n, t)| match t {
@@ -52,8 +52,8 @@ pub async fn run_recorded(
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        Err(Error::Interrupted(m)) => ("interrupted", m.clone()),
-        Err(e) => ("failed", e.to_string()),
+        Err(Error::Interrupted(m)) => (RunOutcome::Interrupted, m.clone()),
+        Err(e) => (RunOutcome::Failed, e.to_string()),
     };
     // What a first run set up (and what it found out about each store) stays in the history.
     let message = match &result {
@@ -65,7 +65,7 @@ pub async fn run_recorded(
         scheduled_for,
         started,
         finished: chrono::Utc::now(),
-        outcome: outcome.into(),
+        outcome,
         message,
     };
     state.record(&record)?;
@@ -100,12 +100,12 @@ pub async fn run_recorded(
                 .all(|src| src.evaluation.verdict == crate::plan::policy::Verdict::Ok)
         });
         if let Err(why) =
-            crate::schedule::alert::ping(url, outcome == "complete" && verdicts_ok).await
+            crate::schedule::alert::ping(url, outcome == RunOutcome::Complete && verdicts_ok).await
         {
             warn(&schedule.name, &why);
         }
     }
-    let attention = outcome != "complete"
+    let attention = outcome != RunOutcome::Complete
         || status.as_ref().is_none_or(|s| {
             s.sources
                 .iter()

@@ -7,7 +7,6 @@
 //! verification at start-up would compete with the catch-up backup.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +15,6 @@ use chrono::Utc;
 
 use crate::config::{Config, ScheduleSpec};
 use crate::plan::timetable::Timetable;
-use crate::store::records::DrillKind;
 use crate::store::state::StateDir;
 
 /// Which job, for which schedule.
@@ -29,23 +27,12 @@ enum Job {
 fn timetables(config: &Config) -> BTreeMap<Job, Timetable> {
     let mut out = BTreeMap::new();
     for s in config.schedules.values() {
-        let Ok(tz) = chrono_tz::Tz::from_str(&s.timezone) else {
-            continue;
-        };
-        let crons = [
-            (
-                s.verify.as_ref().map(|v| &v.cron),
-                Job::Verify(s.name.clone()),
-            ),
-            (
-                s.drill.as_ref().map(|d| &d.cron),
-                Job::Drill(s.name.clone()),
-            ),
-        ];
-        for (cron, job) in crons {
-            if let Some(Ok(c)) = cron.map(|c| crate::plan::cron::cron_schedule(c)) {
-                out.insert(job, Timetable::new(c, tz));
-            }
+        let times = s.times();
+        if let Some(t) = &times.verify {
+            out.insert(Job::Verify(s.name.clone()), t.clone());
+        }
+        if let Some(t) = &times.drill {
+            out.insert(Job::Drill(s.name.clone()), t.clone());
         }
     }
     out
@@ -115,7 +102,7 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
             {
                 Ok(records) => {
                     for r in records {
-                        if r.result == "pass" {
+                        if r.result == crate::store::records::CheckOutcome::Pass {
                             tracing::info!(schedule = %name, target = %r.target, bytes_read = r.bytes_read, coverage_30d = r.coverage_30d, "verification passed");
                         } else {
                             tracing::warn!(schedule = %name, target = %r.target, findings = r.findings.len(), error = %r.error, "verification found problems");
@@ -129,13 +116,8 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
         }
         Job::Drill(_) => {
             let spec = schedule.drill.as_ref().expect("a drill job has [drill]");
-            let kind = match spec.kind.as_str() {
-                "full" => DrillKind::Full,
-                "site-loss" => DrillKind::SiteLoss,
-                _ => DrillKind::Sample,
-            };
             let options = crate::ops::drill::DrillOptions {
-                kind,
+                kind: spec.kind,
                 target: None,
                 sample_files: spec.sample_files,
                 seed: None,
@@ -147,7 +129,7 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
             {
                 Ok(records) => {
                     for r in records {
-                        if r.result == "pass" {
+                        if r.result == crate::store::records::CheckOutcome::Pass {
                             tracing::info!(schedule = %name, source = %r.source, target = %r.target, "restore drill passed");
                         } else {
                             tracing::warn!(schedule = %name, source = %r.source, target = %r.target, reason = %r.reason, "restore drill FAILED");

@@ -13,7 +13,6 @@
 //!   daemon was not running is skipped.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,21 +35,11 @@ pub struct DaemonOptions {
     pub wake: Arc<Notify>,
 }
 
-fn timetables(config: &Config) -> Result<BTreeMap<String, Timetable>> {
+fn timetables(config: &Config) -> BTreeMap<String, Timetable> {
     config
         .schedules
         .values()
-        .map(|s| {
-            let cron =
-                crate::plan::cron::cron_schedule(&s.cron).map_err(|e| Error::Config(vec![e]))?;
-            let tz = chrono_tz::Tz::from_str(&s.timezone).map_err(|_| {
-                Error::Config(vec![format!(
-                    "schedule {}: bad time zone {}",
-                    s.name, s.timezone
-                )])
-            })?;
-            Ok((s.name.clone(), Timetable::new(cron, tz)))
-        })
+        .map(|s| (s.name.clone(), s.times().backup.clone()))
         .collect()
 }
 
@@ -62,7 +51,7 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
         cancel,
         wake,
     } = options;
-    let tables = timetables(&config)?;
+    let tables = timetables(&config);
     let config = Arc::new(config);
     // Weekly summaries go out on their own times, beside the runs.
     let summaries = tokio::spawn(crate::schedule::summary::send_at_times(

@@ -47,12 +47,7 @@ pub async fn prune_schedule(
         )));
     };
     let unlock = config.schedule_key(schedule)?;
-    let timezone: chrono_tz::Tz = schedule.timezone.parse().map_err(|_| {
-        Error::Usage(format!(
-            "schedule \"{}\": timezone \"{}\" is not an IANA time zone",
-            schedule.name, schedule.timezone
-        ))
-    })?;
+    let timezone = schedule.times().timezone;
     let now = chrono::Utc::now();
     let lock_of = |name: &str| {
         config.targets[name]

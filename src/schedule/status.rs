@@ -67,7 +67,7 @@ pub struct TargetVerification {
     pub target: String,
     /// When it ran, and `pass`, `fail` or `error`.
     pub verified: DateTime<Utc>,
-    pub result: String,
+    pub result: crate::store::records::CheckOutcome,
     /// Share of the target's data read back within the 30 and 90 days before that run.
     pub coverage_30d: f64,
     pub coverage_90d: f64,
@@ -94,7 +94,7 @@ pub fn verification(
             Some(TargetVerification {
                 target: t.clone(),
                 verified: r.finished,
-                result: r.result.clone(),
+                result: r.result,
                 coverage_30d: r.coverage_30d,
                 coverage_90d: r.coverage_90d,
                 last_complete_read: r.last_complete_read,

@@ -11,12 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
 
 use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
@@ -53,7 +51,7 @@ pub fn text(
     host: &str,
     now: DateTime<Utc>,
 ) -> Summary {
-    let tz = Tz::from_str(&schedule.timezone).unwrap_or(Tz::UTC);
+    let tz = schedule.times().timezone;
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
     let from = now - Duration::days(DAYS);
     let runs: Vec<&RunRecord> = history
@@ -64,7 +62,11 @@ pub fn text(
     let complete = count("complete");
     let last_complete = history
         .iter()
-        .filter(|r| r.schedule == schedule.name && r.outcome == "complete" && r.finished <= now)
+        .filter(|r| {
+            r.schedule == schedule.name
+                && r.outcome == crate::store::state::RunOutcome::Complete
+                && r.finished <= now
+        })
         .map(|r| r.finished)
         .max();
 
@@ -93,7 +95,10 @@ pub fn text(
             None => "none recorded".to_string(),
         }
     );
-    let trouble: Vec<&&RunRecord> = runs.iter().filter(|r| r.outcome != "complete").collect();
+    let trouble: Vec<&&RunRecord> = runs
+        .iter()
+        .filter(|r| r.outcome != crate::store::state::RunOutcome::Complete)
+        .collect();
     if !trouble.is_empty() {
         let _ = writeln!(body, "Runs that did not complete:");
         for r in trouble {
@@ -219,11 +224,7 @@ pub fn timetables(config: &Config) -> BTreeMap<String, Timetable> {
     config
         .schedules
         .values()
-        .filter_map(|s| {
-            let cron = crate::plan::cron::cron_schedule(s.alerts.summary_cron.as_deref()?).ok()?;
-            let tz = Tz::from_str(&s.timezone).ok()?;
-            Some((s.name.clone(), Timetable::new(cron, tz)))
-        })
+        .filter_map(|s| Some((s.name.clone(), s.times().summary.clone()?)))
         .collect()
 }
 
@@ -273,6 +274,7 @@ mod tests {
         )
         .unwrap();
         s.name = "nightly".into();
+        s.parse_times().unwrap();
         s
     }
 
@@ -283,7 +285,7 @@ mod tests {
             scheduled_for: Some(t),
             started: t,
             finished: t + Duration::minutes(5),
-            outcome: outcome.into(),
+            outcome: outcome.parse().unwrap(),
             message: if outcome == "complete" {
                 String::new()
             } else {

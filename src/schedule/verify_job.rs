@@ -58,7 +58,7 @@ pub async fn verify_schedule(
             last_complete_read: None,
             compared: 0,
             findings: Vec::new(),
-            result: "error".into(),
+            result: crate::store::records::CheckOutcome::Error,
             error: String::new(),
         };
         let repo = match repo {
@@ -85,7 +85,7 @@ pub async fn verify_schedule(
         {
             Ok(()) => {}
             Err(e) => {
-                record.result = "error".into();
+                record.result = crate::store::records::CheckOutcome::Error;
                 record.error = e.to_string();
             }
         }

@@ -56,17 +56,68 @@ pub struct VerifyRecord {
     pub compared: u64,
     pub findings: Vec<Finding>,
     /// `pass` (no findings, or all repaired), `fail` (findings left), `error` (could not run).
-    pub result: String,
+    pub result: CheckOutcome,
     /// Why it could not run, for `error`.
     #[serde(default)]
     pub error: String,
 }
 
-/// What kind of restore drill.
+/// How a verification or a drill ended; written `pass`, `fail` or `error` in the records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckOutcome {
+    /// Nothing wrong was found (or everything found was repaired).
+    Pass,
+    /// It ran and found something wrong.
+    Fail,
+    /// It could not run.
+    Error,
+}
+
+impl CheckOutcome {
+    /// The word written in the records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckOutcome::Pass => "pass",
+            CheckOutcome::Fail => "fail",
+            CheckOutcome::Error => "error",
+        }
+    }
+
+    pub fn passed(self) -> bool {
+        self == CheckOutcome::Pass
+    }
+}
+
+impl std::str::FromStr for CheckOutcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<CheckOutcome, String> {
+        [CheckOutcome::Pass, CheckOutcome::Fail, CheckOutcome::Error]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("\"{s}\" is not a result"))
+    }
+}
+
+impl std::fmt::Display for CheckOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for CheckOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// What kind of restore drill.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DrillKind {
     /// A random sample of files, compared with the snapshot and the live share.
+    #[default]
     Sample,
     /// A whole share, timed: gives the recovery time (RTO).
     Full,
@@ -118,7 +169,7 @@ pub struct DrillRecord {
     /// Which key opened the repository: `schedule key` or `recovery key (FILE)`.
     pub key: String,
     /// `pass` or `fail`.
-    pub result: String,
+    pub result: CheckOutcome,
     /// Why it failed, in one sentence, when it did.
     #[serde(default)]
     pub reason: String,

@@ -31,8 +31,7 @@ pub struct ScheduleState {
     pub last_scheduled: Option<DateTime<Utc>>,
     pub last_started: Option<DateTime<Utc>>,
     pub last_finished: Option<DateTime<Utc>>,
-    /// `complete`, `degraded`, `failed` or `interrupted`.
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<RunOutcome>,
 }
 
 /// One run, as recorded in the history.
@@ -43,8 +42,65 @@ pub struct RunRecord {
     pub scheduled_for: Option<DateTime<Utc>>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub message: String,
+}
+
+/// How a run ended; written `complete`, `degraded`, `failed` or `interrupted` in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    /// Every source backed up to every target.
+    Complete,
+    /// It ran, but a target failed or a snapshot is partial.
+    Degraded,
+    /// It could not run.
+    Failed,
+    /// Stopped by a signal; what was read is stored.
+    Interrupted,
+}
+
+impl RunOutcome {
+    /// Every outcome, in the order metrics list them.
+    pub const ALL: [RunOutcome; 4] = [
+        RunOutcome::Complete,
+        RunOutcome::Degraded,
+        RunOutcome::Failed,
+        RunOutcome::Interrupted,
+    ];
+
+    /// The word written in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Complete => "complete",
+            RunOutcome::Degraded => "degraded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::str::FromStr for RunOutcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<RunOutcome, String> {
+        RunOutcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("\"{s}\" is not a run outcome"))
+    }
+}
+
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RunOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// An open state directory.
@@ -121,7 +177,7 @@ impl StateDir {
         }
         state.last_started = Some(run.started);
         state.last_finished = Some(run.finished);
-        state.last_outcome = Some(run.outcome.clone());
+        state.last_outcome = Some(run.outcome);
         write_json(&self.state_file(&run.schedule), &state)?;
         append_line(&self.root.join("history.jsonl"), run)
     }

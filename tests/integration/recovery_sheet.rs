@@ -59,7 +59,7 @@ fn the_sheet_restores_every_share_on_a_new_machine() {
             changed_since: 0,
             live_identical: 20,
             key: "schedule key".into(),
-            result: "pass".into(),
+            result: "pass".parse().unwrap(),
             reason: String::new(),
         })
         .expect("drill");
