@@ -1973,7 +1973,7 @@ async fn summary_cmd(a: SummaryArgs) -> Result<Outcome> {
         firesafe::schedule::summary::summary(&config, schedule, &state, chrono::Utc::now()).await?;
     println!("Subject: {}\n\n{}", summary.subject, summary.body);
     if a.send {
-        firesafe::schedule::summary::send(&config, schedule, &summary).await?;
+        firesafe::schedule::summary::send(schedule, &summary).await?;
         println!("sent to {}", schedule.alerts.email_to.join(", "));
     }
     Ok(Outcome::Success)

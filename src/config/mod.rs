@@ -450,44 +450,7 @@ impl Config {
             match toml::from_str::<TargetSpec>(&text) {
                 Ok(mut t) => {
                     t.name = name.clone();
-                    match t.kind {
-                        TargetKind::Path if t.path.is_none() => problems.push(problem(
-                            &path,
-                            &text,
-                            None,
-                            "key path: a path target needs `path = \"/mnt/nas/firesafe\"`",
-                        )),
-                        TargetKind::S3 if t.bucket.is_none() => problems.push(problem(
-                            &path,
-                            &text,
-                            None,
-                            "key bucket: an s3 target needs `bucket = \"...\"`",
-                        )),
-                        _ => {}
-                    }
-                    match t.object_lock_days {
-                        Some(_) if t.kind != TargetKind::S3 => problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, "object_lock_days"),
-                            "key object_lock_days: object lock is an S3 feature; remove it, or make the disk read-only by other means",
-                        )),
-                        Some(0) => problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, "object_lock_days"),
-                            "key object_lock_days: give at least 1 day, or remove the key",
-                        )),
-                        _ => {}
-                    }
-                    for (key, why) in pool_problems(&t, &text) {
-                        problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, key),
-                            &format!("key {key}: {why}"),
-                        ));
-                    }
+                    problems.extend(target_problems(&t, &path, &text));
                     config.targets.insert(name, t);
                 }
                 Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
@@ -497,87 +460,7 @@ impl Config {
             match toml::from_str::<ScheduleSpec>(&text) {
                 Ok(mut s) => {
                     s.name = name.clone();
-                    if let Err(found) = s.parse_times() {
-                        for (key, why) in found {
-                            problems.push(problem(&path, &text, key_span(&text, key), &why));
-                        }
-                    }
-                    for t in &s.targets {
-                        if !config.targets.contains_key(t) {
-                            problems.push(problem(
-                                &path,
-                                &text,
-                                key_span(&text, "targets"),
-                                &format!(
-                                    "key targets: there is no target \"{t}\" (no targets/{t}.toml)"
-                                ),
-                            ));
-                        }
-                    }
-                    if s.targets.is_empty() {
-                        problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, "targets"),
-                            "key targets: name at least one target",
-                        ));
-                    }
-                    if !s.alerts.email_to.is_empty()
-                        && (s.alerts.smtp_host.is_none() || s.alerts.email_from.is_none())
-                    {
-                        problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, "email_to"),
-                            "key email_to: email alerts also need smtp_host and email_from",
-                        ));
-                    }
-                    if let Some(expr) = &s.alerts.summary_cron {
-                        if cron_schedule(expr).is_ok() && s.alerts.email_to.is_empty() {
-                            problems.push(problem(
-                                &path,
-                                &text,
-                                key_span(&text, "summary_cron"),
-                                "key summary_cron: the summary is emailed: set email_to, email_from and smtp_host too",
-                            ));
-                        }
-                    }
-                    if let Some(why) = unsatisfiable(&s, &config.targets) {
-                        problems.push(problem(
-                            &path,
-                            &text,
-                            key_span(&text, "min_copies").or(key_span(&text, "targets")),
-                            &format!("key policy: {why}"),
-                        ));
-                    }
-                    if let Some(v) = &s.verify {
-                        if !(v.read_percent > 0.0 && v.read_percent <= 100.0) {
-                            problems.push(problem(&path, &text, key_span(&text, "read_percent"), "[verify] key read_percent: give a percentage above 0 and at most 100 (5 reads everything in 20 runs)"));
-                        }
-                    }
-                    if let Some(d) = &s.drill {
-                        if d.kind == crate::store::records::DrillKind::SiteLoss
-                            && d.recovery_key_file.is_none()
-                        {
-                            problems.push(problem(&path, &text, key_span(&text, "kind"), "[drill] key recovery_key_file: a site-loss drill needs the recovery key file (kept apart from key_file)"));
-                        }
-                        if d.sample_files == 0 {
-                            problems.push(problem(
-                                &path,
-                                &text,
-                                key_span(&text, "sample_files"),
-                                "[drill] key sample_files: restore at least 1 file",
-                            ));
-                        }
-                    }
-                    if s.sources.is_empty() {
-                        problems.push(problem(
-                            &path,
-                            &text,
-                            None,
-                            "key sources: name at least one [[sources]]",
-                        ));
-                    }
+                    problems.extend(schedule_problems(&mut s, &config.targets, &path, &text));
                     config.schedules.insert(name, s);
                 }
                 Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
@@ -588,13 +471,42 @@ impl Config {
             Err(found) => problems.extend(found),
         }
         if problems.is_empty() {
+            config.resolve_paths();
             Ok(config)
         } else {
             Err(Error::Config(problems))
         }
     }
 
+    /// Makes every relative path of the configuration relative to the configuration directory,
+    /// once, so that no later use has to remember to.
+    fn resolve_paths(&mut self) {
+        let dir = self.dir.clone();
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        for t in self.targets.values_mut() {
+            t.path.as_mut().map(resolve);
+        }
+        for s in self.schedules.values_mut() {
+            resolve(&mut s.key_file);
+            for source in &mut s.sources {
+                resolve(&mut source.path);
+            }
+            s.alerts.metrics_file.as_mut().map(resolve);
+            s.alerts.smtp_ca_file.as_mut().map(resolve);
+            if let Some(d) = &mut s.drill {
+                d.recovery_key_file.as_mut().map(resolve);
+                d.scratch_dir.as_mut().map(resolve);
+            }
+        }
+    }
+
     /// Resolves a path from a config file against the configuration directory.
+    /// A path given on the command line or elsewhere, read as the configuration's own relative
+    /// paths are (every path in the configuration files is already resolved at load).
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
@@ -605,7 +517,7 @@ impl Config {
 
     /// The key that opens a schedule's repository, from its `key_file`.
     pub fn schedule_key(&self, schedule: &ScheduleSpec) -> Result<crate::format::crypto::Unlock> {
-        let path = self.resolve(&schedule.key_file);
+        let path = &schedule.key_file;
         let text = std::fs::read_to_string(&path).map_err(|e| {
             Error::WrongKey(format!(
                 "key_file {}: cannot read it ({e}); check the schedule's key_file",
@@ -633,6 +545,140 @@ impl Config {
 }
 
 /// Key names that hold secrets; they belong in the environment or a credentials file.
+
+/// What is wrong with one target file, each problem placed in the file.
+fn target_problems(t: &TargetSpec, path: &Path, text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    match t.kind {
+        TargetKind::Path if t.path.is_none() => problems.push(problem(
+            &path,
+            &text,
+            None,
+            "key path: a path target needs `path = \"/mnt/nas/firesafe\"`",
+        )),
+        TargetKind::S3 if t.bucket.is_none() => problems.push(problem(
+            &path,
+            &text,
+            None,
+            "key bucket: an s3 target needs `bucket = \"...\"`",
+        )),
+        _ => {}
+    }
+    match t.object_lock_days {
+            Some(_) if t.kind != TargetKind::S3 => problems.push(problem(
+                &path,
+                &text,
+                key_span(&text, "object_lock_days"),
+                "key object_lock_days: object lock is an S3 feature; remove it, or make the disk read-only by other means",
+            )),
+            Some(0) => problems.push(problem(
+                &path,
+                &text,
+                key_span(&text, "object_lock_days"),
+                "key object_lock_days: give at least 1 day, or remove the key",
+            )),
+            _ => {}
+        }
+    for (key, why) in pool_problems(&t, &text) {
+        problems.push(problem(
+            &path,
+            &text,
+            key_span(&text, key),
+            &format!("key {key}: {why}"),
+        ));
+    }
+    problems
+}
+
+/// What is wrong with one schedule file, each problem placed in the file; parses the
+/// schedule's times on the way.
+fn schedule_problems(
+    s: &mut ScheduleSpec,
+    targets: &BTreeMap<String, TargetSpec>,
+    path: &Path,
+    text: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(found) = s.parse_times() {
+        for (key, why) in found {
+            problems.push(problem(&path, &text, key_span(&text, key), &why));
+        }
+    }
+    for t in &s.targets {
+        if !targets.contains_key(t) {
+            problems.push(problem(
+                &path,
+                &text,
+                key_span(&text, "targets"),
+                &format!("key targets: there is no target \"{t}\" (no targets/{t}.toml)"),
+            ));
+        }
+    }
+    if s.targets.is_empty() {
+        problems.push(problem(
+            &path,
+            &text,
+            key_span(&text, "targets"),
+            "key targets: name at least one target",
+        ));
+    }
+    if !s.alerts.email_to.is_empty()
+        && (s.alerts.smtp_host.is_none() || s.alerts.email_from.is_none())
+    {
+        problems.push(problem(
+            &path,
+            &text,
+            key_span(&text, "email_to"),
+            "key email_to: email alerts also need smtp_host and email_from",
+        ));
+    }
+    if let Some(expr) = &s.alerts.summary_cron {
+        if cron_schedule(expr).is_ok() && s.alerts.email_to.is_empty() {
+            problems.push(problem(
+                    &path,
+                    &text,
+                    key_span(&text, "summary_cron"),
+                    "key summary_cron: the summary is emailed: set email_to, email_from and smtp_host too",
+                ));
+        }
+    }
+    if let Some(why) = unsatisfiable(s, targets) {
+        problems.push(problem(
+            &path,
+            &text,
+            key_span(&text, "min_copies").or(key_span(&text, "targets")),
+            &format!("key policy: {why}"),
+        ));
+    }
+    if let Some(v) = &s.verify {
+        if !(v.read_percent > 0.0 && v.read_percent <= 100.0) {
+            problems.push(problem(&path, &text, key_span(&text, "read_percent"), "[verify] key read_percent: give a percentage above 0 and at most 100 (5 reads everything in 20 runs)"));
+        }
+    }
+    if let Some(d) = &s.drill {
+        if d.kind == crate::store::records::DrillKind::SiteLoss && d.recovery_key_file.is_none() {
+            problems.push(problem(&path, &text, key_span(&text, "kind"), "[drill] key recovery_key_file: a site-loss drill needs the recovery key file (kept apart from key_file)"));
+        }
+        if d.sample_files == 0 {
+            problems.push(problem(
+                &path,
+                &text,
+                key_span(&text, "sample_files"),
+                "[drill] key sample_files: restore at least 1 file",
+            ));
+        }
+    }
+    if s.sources.is_empty() {
+        problems.push(problem(
+            &path,
+            &text,
+            None,
+            "key sources: name at least one [[sources]]",
+        ));
+    }
+    problems
+}
+
 const SECRET_KEYS: &[&str] = &[
     "secret",
     "password",

@@ -31,9 +31,7 @@ pub async fn open_targets(
 pub fn open_target(config: &Config, name: &str, create: bool) -> Result<Target> {
     let spec = &config.targets[name];
     let location = match spec.location() {
-        crate::store::target::Location::Path(p) => {
-            crate::store::target::Location::Path(config.resolve(&p))
-        }
+        crate::store::target::Location::Path(p) => crate::store::target::Location::Path(p),
         other => other,
     };
     if let crate::store::target::Location::Path(p) = &location {

@@ -86,7 +86,7 @@ pub async fn run_recorded(
     }
     let metrics = crate::schedule::alert::metrics(&record, result.as_ref().ok(), status.as_ref());
     let path = match &schedule.alerts.metrics_file {
-        Some(p) => config.resolve(p),
+        Some(p) => p.clone(),
         None => state
             .path()
             .join("metrics")
@@ -113,10 +113,9 @@ pub async fn run_recorded(
         });
     if attention && !schedule.alerts.email_to.is_empty() {
         let ca = match &schedule.alerts.smtp_ca_file {
-            Some(p) => Some(
-                std::fs::read(config.resolve(p))
-                    .map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?,
-            ),
+            Some(p) => {
+                Some(std::fs::read(p).map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?)
+            }
             None => None,
         };
         let (subject, body) = crate::schedule::alert::email_text(

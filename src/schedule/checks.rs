@@ -15,6 +15,7 @@ use chrono::Utc;
 
 use crate::config::{Config, ScheduleSpec};
 use crate::plan::timetable::Timetable;
+use crate::schedule::timer::{Passed, Ticker, Woken};
 use crate::store::state::StateDir;
 
 /// Which job, for which schedule.
@@ -40,26 +41,15 @@ fn timetables(config: &Config) -> BTreeMap<Job, Timetable> {
 
 /// Runs every `[verify]` and `[drill]` at its times until `cancel` is set.
 pub async fn run_at_times(config: Arc<Config>, state: StateDir, cancel: Arc<AtomicBool>) {
-    let tables = timetables(&config);
-    if tables.is_empty() {
-        return;
-    }
-    let mut from = Utc::now();
-    while !cancel.load(Ordering::Relaxed) {
-        let Some(at) = tables.values().filter_map(|t| t.next_after(from)).min() else {
-            return;
-        };
-        tracing::info!(at = %at, "next verification or drill");
-        tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;
-        for (job, table) in &tables {
+    let mut ticker = Ticker::new(timetables(&config), Utc::now(), Passed::Late);
+    while let Some(Woken::Due(_, jobs)) = ticker.wait(&cancel, None, "verification or drill").await
+    {
+        for job in &jobs {
             if cancel.load(Ordering::Relaxed) {
                 return;
             }
-            if table.next_after(from) == Some(at) {
-                run(&config, &state, job, &cancel).await;
-            }
+            run(&config, &state, job, &cancel).await;
         }
-        from = at;
     }
 }
 

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::timetable::{self, Timetable};
 use crate::schedule::run::{self, RunOptions};
+use crate::schedule::timer::{Passed, Ticker, Woken};
 use crate::store::state::StateDir;
 
 /// What the daemon needs.
@@ -67,49 +68,53 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
     ));
     let started = Utc::now();
     // The last scheduled time handled, per schedule; a schedule never run starts from now.
-    let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    for name in tables.keys() {
-        let s = state.load(name)?;
-        last.insert(name.clone(), s.last_scheduled.unwrap_or(started));
+    // Times that pass while a run is going are skipped: the next run covers them.
+    let count = tables.len();
+    let mut ticker = Ticker::new(tables, started, Passed::Skip);
+    let mut last = BTreeMap::new();
+    for name in ticker.tables().keys() {
+        last.insert(name.clone(), state.load(name)?.last_scheduled);
     }
-    tracing::info!(schedules = tables.len(), state = %state.path().display(), "daemon started");
+    for (name, at) in &last {
+        ticker.handled(name, at.unwrap_or(started));
+    }
+    tracing::info!(schedules = count, state = %state.path().display(), "daemon started");
 
     // Catch up: one run for each schedule that missed a time while the daemon was not running.
-    for (name, table) in &tables {
-        if let Some(at) = timetable::missed(table, last.get(name).copied(), Utc::now()) {
-            tracing::warn!(schedule = %name, missed = %at, "a run was missed while firesafe was not running; running it now");
-            run_one(&config, &state, name, at, &cancel).await;
-            last.insert(name.clone(), at);
-        }
+    let missed: Vec<(String, DateTime<Utc>)> = ticker
+        .tables()
+        .iter()
+        .filter_map(|(name, table)| {
+            let at = timetable::missed(table, last[name].or(Some(started)), Utc::now())?;
+            Some((name.clone(), at))
+        })
+        .collect();
+    for (name, at) in missed {
         if cancel.load(Ordering::Relaxed) {
             break;
         }
+        tracing::warn!(schedule = %name, missed = %at, "a run was missed while firesafe was not running; running it now");
+        run_one(&config, &state, &name, at, &cancel).await;
+        ticker.handled(&name, at);
     }
 
     while !cancel.load(Ordering::Relaxed) {
-        let now = Utc::now();
-        let next = tables
-            .iter()
-            .filter_map(|(name, t)| {
-                t.next_after(last[name].max(now))
-                    .map(|at| (at, name.clone()))
-            })
-            .min();
-        let Some((at, name)) = next else {
-            tracing::warn!("no schedule has a future run time; the daemon stops");
-            break;
-        };
-        tracing::info!(schedule = %name, at = %at, "next run");
-        let wait = (at - now).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = wake.notified() => continue,
+        match ticker.wait(&cancel, Some(&wake), "run").await {
+            Some(Woken::Early) => continue,
+            Some(Woken::Due(at, names)) => {
+                for name in names {
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    run_one(&config, &state, &name, at, &cancel).await;
+                }
+            }
+            None if cancel.load(Ordering::Relaxed) => break,
+            None => {
+                tracing::warn!("no schedule has a future run time; the daemon stops");
+                break;
+            }
         }
-        if cancel.load(Ordering::Relaxed) {
-            break;
-        }
-        run_one(&config, &state, &name, at, &cancel).await;
-        last.insert(name, at);
     }
     summaries.abort();
     checks.abort();

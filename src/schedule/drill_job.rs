@@ -135,7 +135,7 @@ fn drill_key(
     schedule: &ScheduleSpec,
     options: &DrillOptions,
 ) -> Result<(Unlock, String)> {
-    let nightly = config.resolve(&schedule.key_file);
+    let nightly = schedule.key_file.clone();
     let (path, label) = if options.kind == DrillKind::SiteLoss {
         let path = options
             .recovery_key
@@ -194,7 +194,7 @@ fn scratch_base(
     real.extend(rest.iter().rev());
     for s in config.schedules.values() {
         for source in &s.sources {
-            if let Ok(share) = std::fs::canonicalize(config.resolve(&source.path))
+            if let Ok(share) = std::fs::canonicalize(&source.path)
                 && real.starts_with(&share)
             {
                 return Err(Error::Usage(format!(

@@ -378,8 +378,7 @@ pub fn pools(
             continue;
         }
         let Some(path) = &spec.path else { continue };
-        let attached =
-            crate::store::target::disk::attached(&spec.name, &spec.pool, &config.resolve(path));
+        let attached = crate::store::target::disk::attached(&spec.name, &spec.pool, path);
         let records = match state {
             Some(s) => records(s, name)?,
             None => BTreeMap::new(),

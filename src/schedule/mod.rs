@@ -10,4 +10,5 @@ pub mod prune_job;
 pub mod run;
 pub mod status;
 pub mod summary;
+pub mod timer;
 pub mod verify_job;

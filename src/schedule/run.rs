@@ -103,11 +103,7 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<RunReport> {
     let mut created = Vec::new();
-    let unlock = load_key(
-        &config.resolve(&schedule.key_file),
-        options.init,
-        &mut created,
-    )?;
+    let unlock = load_key(&schedule.key_file, options.init, &mut created)?;
 
     // Open every target; note which hold the repository and which are down.
     let targets = open_targets(config, schedule, options.init).await;
@@ -167,7 +163,7 @@ pub async fn run(
 
     let mut backups = Vec::new();
     for source in &schedule.sources {
-        let mut opts = BackupOptions::new(&source.name, vec![config.resolve(&source.path)]);
+        let mut opts = BackupOptions::new(&source.name, vec![source.path.clone()]);
         opts.tags = source.tags.clone();
         opts.tags.push(format!("schedule:{}", schedule.name));
         opts.compression = schedule.compression;

@@ -134,7 +134,7 @@ pub async fn status_with_records(
     for name in &schedule.targets {
         let spec = &config.targets[name];
         let location = match spec.location() {
-            Location::Path(p) => Location::Path(config.resolve(&p)),
+            Location::Path(p) => Location::Path(p),
             other => other,
         };
         let disk = match &location {

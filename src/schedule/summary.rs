@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -22,6 +22,7 @@ use crate::plan::policy::Verdict;
 use crate::plan::timetable::Timetable;
 use crate::schedule::media::Place;
 use crate::schedule::status::ScheduleStatus;
+use crate::schedule::timer::{Passed, Ticker, Woken};
 use crate::store::state::{RunRecord, StateDir};
 
 /// The days a summary covers.
@@ -199,7 +200,7 @@ pub async fn summary(
 }
 
 /// Emails a summary with the schedule's `[alerts]` settings.
-pub async fn send(config: &Config, schedule: &ScheduleSpec, summary: &Summary) -> Result<()> {
+pub async fn send(schedule: &ScheduleSpec, summary: &Summary) -> Result<()> {
     let alerts = &schedule.alerts;
     if alerts.email_to.is_empty() || alerts.smtp_host.is_none() || alerts.email_from.is_none() {
         return Err(Error::Usage(format!(
@@ -208,10 +209,9 @@ pub async fn send(config: &Config, schedule: &ScheduleSpec, summary: &Summary) -
         )));
     }
     let ca = match &alerts.smtp_ca_file {
-        Some(p) => Some(
-            std::fs::read(config.resolve(p))
-                .map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?,
-        ),
+        Some(p) => {
+            Some(std::fs::read(p).map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?)
+        }
         None => None,
     };
     crate::schedule::alert::send_email(alerts, ca.as_deref(), &summary.subject, &summary.body)
@@ -232,27 +232,12 @@ pub fn timetables(config: &Config) -> BTreeMap<String, Timetable> {
 /// summaries due then, and so on until `cancel` is set. Times that passed before it started
 /// are skipped. Failures are logged, never fatal.
 pub async fn send_at_times(config: Arc<Config>, state: StateDir, cancel: Arc<AtomicBool>) {
-    let tables = timetables(&config);
-    if tables.is_empty() {
-        return;
-    }
-    let mut from = Utc::now();
-    while !cancel.load(Ordering::Relaxed) {
-        let Some(at) = tables.values().filter_map(|t| t.next_after(from)).min() else {
-            return;
-        };
-        tracing::info!(at = %at, "next weekly summary");
-        tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;
-        if cancel.load(Ordering::Relaxed) {
-            return;
-        }
-        for (name, table) in &tables {
-            if table.next_after(from) != Some(at) {
-                continue;
-            }
+    let mut ticker = Ticker::new(timetables(&config), Utc::now(), Passed::Late);
+    while let Some(Woken::Due(_, names)) = ticker.wait(&cancel, None, "weekly summary").await {
+        for name in &names {
             let schedule = &config.schedules[name];
             let result = match summary(&config, schedule, &state, Utc::now()).await {
-                Ok(s) => send(&config, schedule, &s).await,
+                Ok(s) => send(schedule, &s).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -260,7 +245,6 @@ pub async fn send_at_times(config: Arc<Config>, state: StateDir, cancel: Arc<Ato
                 Err(e) => tracing::warn!(schedule = %name, error = %e, "weekly summary not sent"),
             }
         }
-        from = at;
     }
 }
 
