@@ -518,7 +518,7 @@ impl Config {
     /// The key that opens a schedule's repository, from its `key_file`.
     pub fn schedule_key(&self, schedule: &ScheduleSpec) -> Result<crate::format::crypto::Unlock> {
         let path = &schedule.key_file;
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = std::fs::read_to_string(path).map_err(|e| {
             Error::WrongKey(format!(
                 "key_file {}: cannot read it ({e}); check the schedule's key_file",
                 path.display()
@@ -544,21 +544,19 @@ impl Config {
     }
 }
 
-/// Key names that hold secrets; they belong in the environment or a credentials file.
-
 /// What is wrong with one target file, each problem placed in the file.
 fn target_problems(t: &TargetSpec, path: &Path, text: &str) -> Vec<String> {
     let mut problems = Vec::new();
     match t.kind {
         TargetKind::Path if t.path.is_none() => problems.push(problem(
-            &path,
-            &text,
+            path,
+            text,
             None,
             "key path: a path target needs `path = \"/mnt/nas/firesafe\"`",
         )),
         TargetKind::S3 if t.bucket.is_none() => problems.push(problem(
-            &path,
-            &text,
+            path,
+            text,
             None,
             "key bucket: an s3 target needs `bucket = \"...\"`",
         )),
@@ -566,24 +564,24 @@ fn target_problems(t: &TargetSpec, path: &Path, text: &str) -> Vec<String> {
     }
     match t.object_lock_days {
             Some(_) if t.kind != TargetKind::S3 => problems.push(problem(
-                &path,
-                &text,
-                key_span(&text, "object_lock_days"),
+                path,
+                text,
+                key_span(text, "object_lock_days"),
                 "key object_lock_days: object lock is an S3 feature; remove it, or make the disk read-only by other means",
             )),
             Some(0) => problems.push(problem(
-                &path,
-                &text,
-                key_span(&text, "object_lock_days"),
+                path,
+                text,
+                key_span(text, "object_lock_days"),
                 "key object_lock_days: give at least 1 day, or remove the key",
             )),
             _ => {}
         }
-    for (key, why) in pool_problems(&t, &text) {
+    for (key, why) in pool_problems(t, text) {
         problems.push(problem(
-            &path,
-            &text,
-            key_span(&text, key),
+            path,
+            text,
+            key_span(text, key),
             &format!("key {key}: {why}"),
         ));
     }
@@ -601,24 +599,24 @@ fn schedule_problems(
     let mut problems = Vec::new();
     if let Err(found) = s.parse_times() {
         for (key, why) in found {
-            problems.push(problem(&path, &text, key_span(&text, key), &why));
+            problems.push(problem(path, text, key_span(text, key), &why));
         }
     }
     for t in &s.targets {
         if !targets.contains_key(t) {
             problems.push(problem(
-                &path,
-                &text,
-                key_span(&text, "targets"),
+                path,
+                text,
+                key_span(text, "targets"),
                 &format!("key targets: there is no target \"{t}\" (no targets/{t}.toml)"),
             ));
         }
     }
     if s.targets.is_empty() {
         problems.push(problem(
-            &path,
-            &text,
-            key_span(&text, "targets"),
+            path,
+            text,
+            key_span(text, "targets"),
             "key targets: name at least one target",
         ));
     }
@@ -626,52 +624,53 @@ fn schedule_problems(
         && (s.alerts.smtp_host.is_none() || s.alerts.email_from.is_none())
     {
         problems.push(problem(
-            &path,
-            &text,
-            key_span(&text, "email_to"),
+            path,
+            text,
+            key_span(text, "email_to"),
             "key email_to: email alerts also need smtp_host and email_from",
         ));
     }
-    if let Some(expr) = &s.alerts.summary_cron {
-        if cron_schedule(expr).is_ok() && s.alerts.email_to.is_empty() {
-            problems.push(problem(
-                    &path,
-                    &text,
-                    key_span(&text, "summary_cron"),
-                    "key summary_cron: the summary is emailed: set email_to, email_from and smtp_host too",
-                ));
-        }
+    if let Some(expr) = &s.alerts.summary_cron
+        && cron_schedule(expr).is_ok()
+        && s.alerts.email_to.is_empty()
+    {
+        problems.push(problem(
+            path,
+            text,
+            key_span(text, "summary_cron"),
+            "key summary_cron: the summary is emailed: set email_to, email_from and smtp_host too",
+        ));
     }
     if let Some(why) = unsatisfiable(s, targets) {
         problems.push(problem(
-            &path,
-            &text,
-            key_span(&text, "min_copies").or(key_span(&text, "targets")),
+            path,
+            text,
+            key_span(text, "min_copies").or(key_span(text, "targets")),
             &format!("key policy: {why}"),
         ));
     }
-    if let Some(v) = &s.verify {
-        if !(v.read_percent > 0.0 && v.read_percent <= 100.0) {
-            problems.push(problem(&path, &text, key_span(&text, "read_percent"), "[verify] key read_percent: give a percentage above 0 and at most 100 (5 reads everything in 20 runs)"));
-        }
+    if let Some(v) = &s.verify
+        && !(v.read_percent > 0.0 && v.read_percent <= 100.0)
+    {
+        problems.push(problem(path, text, key_span(text, "read_percent"), "[verify] key read_percent: give a percentage above 0 and at most 100 (5 reads everything in 20 runs)"));
     }
     if let Some(d) = &s.drill {
         if d.kind == crate::store::records::DrillKind::SiteLoss && d.recovery_key_file.is_none() {
-            problems.push(problem(&path, &text, key_span(&text, "kind"), "[drill] key recovery_key_file: a site-loss drill needs the recovery key file (kept apart from key_file)"));
+            problems.push(problem(path, text, key_span(text, "kind"), "[drill] key recovery_key_file: a site-loss drill needs the recovery key file (kept apart from key_file)"));
         }
         if d.sample_files == 0 {
             problems.push(problem(
-                &path,
-                &text,
-                key_span(&text, "sample_files"),
+                path,
+                text,
+                key_span(text, "sample_files"),
                 "[drill] key sample_files: restore at least 1 file",
             ));
         }
     }
     if s.sources.is_empty() {
         problems.push(problem(
-            &path,
-            &text,
+            path,
+            text,
             None,
             "key sources: name at least one [[sources]]",
         ));
@@ -679,6 +678,7 @@ fn schedule_problems(
     problems
 }
 
+/// Key names that hold secrets; they belong in the environment or a credentials file.
 const SECRET_KEYS: &[&str] = &[
     "secret",
     "password",

@@ -30,10 +30,7 @@ pub async fn open_targets(
 /// disk pool is opened (and so written) only when a disk of the pool is mounted there.
 pub fn open_target(config: &Config, name: &str, create: bool) -> Result<Target> {
     let spec = &config.targets[name];
-    let location = match spec.location() {
-        crate::store::target::Location::Path(p) => crate::store::target::Location::Path(p),
-        other => other,
-    };
+    let location = spec.location();
     if let crate::store::target::Location::Path(p) = &location {
         crate::store::target::disk::attached(&spec.name, &spec.pool, p)?;
     }

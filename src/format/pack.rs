@@ -165,7 +165,7 @@ pub fn read_header(plaintext: &[u8]) -> Result<PackHeader, String> {
 }
 
 /// The stored bytes of one blob inside a decrypted pack.
-pub fn blob_bytes<'a>(plaintext: &'a [u8], offset: u32, length: u32) -> Option<&'a [u8]> {
+pub fn blob_bytes(plaintext: &[u8], offset: u32, length: u32) -> Option<&[u8]> {
     plaintext.get(offset as usize..offset as usize + length as usize)
 }
 

@@ -6,7 +6,7 @@ use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
 use crate::schedule::media::{Held, record_written};
 use crate::schedule::run::{RunOptions, RunReport, TargetOutcome, run};
-use crate::store::state::{RunOutcome, StateDir};
+use crate::store::state::{RunOutcome, RunRecord, StateDir};
 
 use chrono::{DateTime, Utc};
 
@@ -28,7 +28,20 @@ pub async fn run_recorded(
     };
     let started = chrono::Utc::now();
     let result = run(config, schedule, options).await;
-    let (outcome, message) = match &result {
+    let record = record_of(schedule, scheduled_for, started, &result);
+    state.record(&record)?;
+    after_run(config, schedule, state, &record, result.as_ref().ok()).await?;
+    result
+}
+
+/// The history line for a run: its outcome and, in one line, what went wrong.
+fn record_of(
+    schedule: &ScheduleSpec,
+    scheduled_for: Option<DateTime<Utc>>,
+    started: DateTime<Utc>,
+    result: &Result<RunReport>,
+) -> RunRecord {
+    let (outcome, message) = match result {
         Ok(r) if r.is_clean() => (
             RunOutcome::Complete,
             "every source backed up to every target".to_string(),
@@ -56,21 +69,30 @@ pub async fn run_recorded(
         Err(e) => (RunOutcome::Failed, e.to_string()),
     };
     // What a first run set up (and what it found out about each store) stays in the history.
-    let message = match &result {
+    let message = match result {
         Ok(r) if !r.created.is_empty() => format!("{}; {message}", r.created.join("; ")),
         _ => message,
     };
-    let record = crate::store::state::RunRecord {
+    RunRecord {
         schedule: schedule.name.clone(),
         scheduled_for,
         started,
         finished: chrono::Utc::now(),
         outcome,
         message,
-    };
-    state.record(&record)?;
+    }
+}
 
-    // Monitoring: metrics from the run and from what the targets now hold, then the ping.
+/// Monitoring after a recorded run: the disks written, metrics from the run and from what the
+/// targets now hold, the ping, and an email when something needs attention.
+async fn after_run(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: &StateDir,
+    record: &RunRecord,
+    report: Option<&RunReport>,
+) -> Result<()> {
+    let outcome = record.outcome;
     let status = crate::schedule::status::status_with_records(
         config,
         schedule,
@@ -79,12 +101,12 @@ pub async fn run_recorded(
     )
     .await
     .ok();
-    if let (Ok(report), Some(status)) = (&result, &status)
+    if let (Some(report), Some(status)) = (report, &status)
         && let Err(e) = record_run(state, report, status, record.finished)
     {
         warn(&schedule.name, &e.to_string());
     }
-    let metrics = crate::schedule::alert::metrics(&record, result.as_ref().ok(), status.as_ref());
+    let metrics = crate::schedule::alert::metrics(record, report, status.as_ref());
     let path = match &schedule.alerts.metrics_file {
         Some(p) => p.clone(),
         None => state
@@ -119,7 +141,7 @@ pub async fn run_recorded(
             None => None,
         };
         let (subject, body) = crate::schedule::alert::email_text(
-            &record,
+            record,
             status.as_ref(),
             &crate::store::repo::hostname(),
         );
@@ -130,7 +152,7 @@ pub async fn run_recorded(
             warn(&schedule.name, &why);
         }
     }
-    result
+    Ok(())
 }
 
 /// A warning from monitoring: to the log when the daemon has one, else to standard error.

@@ -119,24 +119,25 @@ pub async fn run(
             break;
         }
     }
-    if primary.is_none() && options.init {
-        if let Some(i) = targets.iter().position(|(_, t)| t.is_ok()) {
-            let t = targets[i].1.as_ref().expect("reachable").clone();
-            let recipients: Vec<(Recipient, String)> = unlock
-                .recipients()
-                .into_iter()
-                .map(|r| (r, format!("schedule {}", schedule.name)))
-                .collect();
-            let repo = Repository::init(t, &recipients, &InitOptions::default()).await?;
-            created.push(format!(
-                "created the repository on target \"{}\"",
-                targets[i].0
-            ));
-            if repo.conditional_writes() == Some(false) {
-                created.push(format!("{}{}", targets[i].0, IGNORES_CONDITIONAL));
-            }
-            primary = Some(i);
+    if primary.is_none()
+        && options.init
+        && let Some(i) = targets.iter().position(|(_, t)| t.is_ok())
+    {
+        let t = targets[i].1.as_ref().expect("reachable").clone();
+        let recipients: Vec<(Recipient, String)> = unlock
+            .recipients()
+            .into_iter()
+            .map(|r| (r, format!("schedule {}", schedule.name)))
+            .collect();
+        let repo = Repository::init(t, &recipients, &InitOptions::default()).await?;
+        created.push(format!(
+            "created the repository on target \"{}\"",
+            targets[i].0
+        ));
+        if repo.conditional_writes() == Some(false) {
+            created.push(format!("{}{}", targets[i].0, IGNORES_CONDITIONAL));
         }
+        primary = Some(i);
     }
     let Some(p) = primary else {
         let reasons: Vec<String> = targets

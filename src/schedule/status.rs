@@ -127,106 +127,22 @@ pub async fn status_with_records(
     now: DateTime<Utc>,
 ) -> Result<ScheduleStatus> {
     let unlock = config.schedule_key(schedule)?;
-
-    // For each target: its catalog, or why it could not be read.
-    let mut catalogs: Vec<(String, std::result::Result<Catalog, String>)> = Vec::new();
-    let mut disks: Vec<Option<String>> = Vec::new();
-    for name in &schedule.targets {
-        let spec = &config.targets[name];
-        let location = match spec.location() {
-            Location::Path(p) => Location::Path(p),
-            other => other,
-        };
-        let disk = match &location {
-            Location::Path(p) => crate::store::target::disk::attached(&spec.name, &spec.pool, p),
-            _ => Ok(None),
-        };
-        disks.push(disk.as_ref().ok().cloned().flatten());
-        let result = async {
-            disk?;
-            let target = Target::open(name, &location, &TargetOptions::default(), false)?;
-            let repo = Repository::open(target, &unlock).await?;
-            Catalog::load(&repo).await
-        }
-        .await
-        .map_err(|e| e.to_string());
-        catalogs.push((name.clone(), result));
-    }
-
+    let (catalogs, disks) = read_catalogs(config, schedule, &unlock).await;
     let pools = crate::schedule::media::pools(config, &schedule.targets, state, now)?;
     let policy = schedule.policy.policy();
-    let mut sources = Vec::new();
-    for source in &schedule.sources {
-        let mut copies = Vec::new();
-        for ((name, catalog), disk) in catalogs.iter().zip(&disks) {
-            let spec = &config.targets[name];
-            let newest = catalog.as_ref().ok().and_then(|c| {
-                c.snapshots
-                    .iter()
-                    .rev()
-                    .find(|l| l.snapshot.source == source.name && !l.snapshot.partial)
-            });
-            let pool = pools.iter().find(|p| &p.target == name);
-            copies.push(TargetCopy {
-                target: name.clone(),
-                location: if pool.is_some() {
-                    Site::Onsite
-                } else {
-                    spec.location
-                },
-                medium: spec.medium.clone(),
-                snapshot: newest.map(|l| l.id.short()),
-                taken: newest.map(|l| l.snapshot.start),
-                error: catalog.as_ref().err().cloned(),
-                disk: disk.clone(),
-                as_recorded: false,
-            });
-            if let Some((d, held)) = pool.and_then(|p| p.offsite_held(&source.name)) {
-                copies.push(TargetCopy {
-                    target: name.clone(),
-                    location: Site::Offsite,
-                    medium: spec.medium.clone(),
-                    snapshot: Some(held.snapshot.clone()),
-                    taken: Some(held.taken),
-                    error: None,
-                    disk: Some(d.to_string()),
-                    as_recorded: true,
-                });
+    let sources = schedule
+        .sources
+        .iter()
+        .map(|source| {
+            let copies = copies_of(config, &source.name, &catalogs, &disks, &pools);
+            let evaluation = evaluate(&policy, &copies, &pools, now);
+            SourceStatus {
+                source: source.name.clone(),
+                copies,
+                evaluation,
             }
-        }
-        let facts: Vec<Copy> = copies
-            .iter()
-            .map(|c| Copy {
-                target: match &c.disk {
-                    Some(d) if c.as_recorded => format!("{} disk {d} (as recorded)", c.target),
-                    Some(d) => format!("{} disk {d}", c.target),
-                    None => c.target.clone(),
-                },
-                medium: c.medium.clone(),
-                offsite: c.location == Site::Offsite,
-                newest: c.taken,
-            })
-            .collect();
-        let mut evaluation = policy::evaluate(&policy, &facts, now);
-        for c in &copies {
-            if let Some(e) = &c.error {
-                evaluation
-                    .reasons
-                    .insert(0, format!("{} could not be read: {e}", c.target));
-            }
-        }
-        for warning in pools.iter().filter_map(|p| p.warning.as_ref()) {
-            evaluation.reasons.push(warning.clone());
-            if evaluation.verdict == policy::Verdict::Ok {
-                evaluation.verdict = policy::Verdict::Degraded;
-            }
-        }
-        sources.push(SourceStatus {
-            source: source.name.clone(),
-            copies,
-            evaluation,
-        });
-    }
+        })
+        .collect();
     Ok(ScheduleStatus {
         schedule: schedule.name.clone(),
         checked_at: now,
@@ -242,4 +158,123 @@ pub async fn status_with_records(
             None => Vec::new(),
         },
     })
+}
+
+/// Each target's catalog (or why it could not be read), and the disk of a pool target.
+async fn read_catalogs(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    unlock: &crate::format::crypto::Unlock,
+) -> (
+    Vec<(String, std::result::Result<Catalog, String>)>,
+    Vec<Option<String>>,
+) {
+    let mut catalogs = Vec::new();
+    let mut disks = Vec::new();
+    for name in &schedule.targets {
+        let spec = &config.targets[name];
+        let location = spec.location();
+        let disk = match &location {
+            Location::Path(p) => crate::store::target::disk::attached(&spec.name, &spec.pool, p),
+            _ => Ok(None),
+        };
+        disks.push(disk.as_ref().ok().cloned().flatten());
+        let result = async {
+            disk?;
+            let target = Target::open(name, &location, &TargetOptions::default(), false)?;
+            let repo = Repository::open(target, unlock).await?;
+            Catalog::load(&repo).await
+        }
+        .await
+        .map_err(|e| e.to_string());
+        catalogs.push((name.clone(), result));
+    }
+    (catalogs, disks)
+}
+
+/// The copies of one source: the newest complete snapshot on each target, and for a disk
+/// pool the newest held by the disk recorded off site.
+fn copies_of(
+    config: &Config,
+    source: &str,
+    catalogs: &[(String, std::result::Result<Catalog, String>)],
+    disks: &[Option<String>],
+    pools: &[crate::schedule::media::PoolStatus],
+) -> Vec<TargetCopy> {
+    let mut copies = Vec::new();
+    for ((name, catalog), disk) in catalogs.iter().zip(disks) {
+        let spec = &config.targets[name];
+        let newest = catalog.as_ref().ok().and_then(|c| {
+            c.snapshots
+                .iter()
+                .rev()
+                .find(|l| l.snapshot.source == source && !l.snapshot.partial)
+        });
+        let pool = pools.iter().find(|p| &p.target == name);
+        copies.push(TargetCopy {
+            target: name.clone(),
+            location: if pool.is_some() {
+                Site::Onsite
+            } else {
+                spec.location
+            },
+            medium: spec.medium.clone(),
+            snapshot: newest.map(|l| l.id.short()),
+            taken: newest.map(|l| l.snapshot.start),
+            error: catalog.as_ref().err().cloned(),
+            disk: disk.clone(),
+            as_recorded: false,
+        });
+        if let Some((d, held)) = pool.and_then(|p| p.offsite_held(source)) {
+            copies.push(TargetCopy {
+                target: name.clone(),
+                location: Site::Offsite,
+                medium: spec.medium.clone(),
+                snapshot: Some(held.snapshot.clone()),
+                taken: Some(held.taken),
+                error: None,
+                disk: Some(d.to_string()),
+                as_recorded: true,
+            });
+        }
+    }
+    copies
+}
+
+/// The 3-2-1 verdict of one source's copies, with the reasons a target could not be read and
+/// the pools' warnings (an overdue rotation makes an OK verdict DEGRADED).
+fn evaluate(
+    policy: &policy::Policy,
+    copies: &[TargetCopy],
+    pools: &[crate::schedule::media::PoolStatus],
+    now: DateTime<Utc>,
+) -> Evaluation {
+    let facts: Vec<Copy> = copies
+        .iter()
+        .map(|c| Copy {
+            target: match &c.disk {
+                Some(d) if c.as_recorded => format!("{} disk {d} (as recorded)", c.target),
+                Some(d) => format!("{} disk {d}", c.target),
+                None => c.target.clone(),
+            },
+            medium: c.medium.clone(),
+            offsite: c.location == Site::Offsite,
+            newest: c.taken,
+        })
+        .collect();
+    let mut evaluation = policy::evaluate(policy, &facts, now);
+    for c in copies {
+        if let Some(e) = &c.error {
+            evaluation
+                .reasons
+                .insert(0, format!("{} could not be read: {e}", c.target));
+        }
+    }
+    for warning in pools.iter().filter_map(|p| p.warning.as_ref()) {
+        evaluation.reasons.push(warning.clone());
+        if evaluation.verdict == policy::Verdict::Ok {
+            evaluation.verdict = policy::Verdict::Degraded;
+        }
+    }
+    evaluation
 }

@@ -54,7 +54,7 @@ impl Catalog {
                 Err(e) => damaged.push((key, e)),
             }
         }
-        snapshots.sort_by(|a, b| (a.snapshot.start, a.id).cmp(&(b.snapshot.start, b.id)));
+        snapshots.sort_by_key(|a| (a.snapshot.start, a.id));
         Ok(Catalog { snapshots, damaged })
     }
 
