@@ -37,75 +37,14 @@ pub async fn drill_schedule(
             continue;
         }
         chosen += 1;
-        let opened = match target {
-            Ok(t) => Repository::open(t, &unlock).await,
-            Err(e) => Err(e),
+        let run = TargetDrill {
+            state,
+            drilled: &drilled,
+            options,
+            key_label: &key_label,
+            scratch_base: &scratch_base,
         };
-        let repo = match opened {
-            Ok(r) => r,
-            Err(e) => {
-                for source in &schedule.sources {
-                    let r = failed(
-                        &drilled,
-                        options,
-                        &source.name,
-                        &name,
-                        &key_label,
-                        e.to_string(),
-                    );
-                    state.append_drill(&r)?;
-                    records.push(r);
-                }
-                continue;
-            }
-        };
-        let catalog = Catalog::load(&repo).await?;
-        let index = Index::load(&repo).await?.index;
-        for source in &schedule.sources {
-            let record = match catalog
-                .latest_complete(&source.name)
-                .filter(|l| !l.snapshot.partial)
-            {
-                None => failed(
-                    &drilled,
-                    options,
-                    &source.name,
-                    &name,
-                    &key_label,
-                    format!(
-                        "target {name} holds no complete snapshot of {}",
-                        source.name
-                    ),
-                ),
-                Some(snap) => {
-                    let scratch = tempfile::Builder::new()
-                        .prefix("firesafe-drill-")
-                        .tempdir_in(&scratch_base)
-                        .map_err(|e| {
-                            Error::local(&scratch_base, "cannot create a drill directory", e)
-                        })?;
-                    let r = drill_one(
-                        &repo,
-                        &index,
-                        &drilled,
-                        options,
-                        snap,
-                        scratch.path(),
-                        &key_label,
-                    )
-                    .await;
-                    drop(scratch);
-                    r?
-                }
-            };
-            state.append_drill(&record)?;
-            // The record also goes into the repository, so that the history survives the
-            // server; a target that refuses it does not undo the drill.
-            if let Err(e) = repo.save_sealed(DRILLS, &record).await {
-                tracing::warn!(target = name, error = %e, "could not store the drill record in the repository");
-            }
-            records.push(record);
-        }
+        records.extend(run.drill(schedule, &name, target, &unlock).await?);
     }
     if chosen == 0 {
         return Err(Error::Usage(match (&options.target, options.kind) {
@@ -126,6 +65,97 @@ pub async fn drill_schedule(
         }));
     }
     Ok(records)
+}
+
+/// One target's part of a drill: every source's newest complete snapshot drilled from it.
+struct TargetDrill<'a> {
+    state: &'a StateDir,
+    drilled: &'a DrillSchedule,
+    options: &'a DrillOptions,
+    key_label: &'a str,
+    scratch_base: &'a Path,
+}
+
+impl TargetDrill<'_> {
+    async fn drill(
+        &self,
+        schedule: &ScheduleSpec,
+        name: &str,
+        target: Result<crate::store::target::Target>,
+        unlock: &Unlock,
+    ) -> Result<Vec<DrillRecord>> {
+        let mut records = Vec::new();
+        let opened = match target {
+            Ok(t) => Repository::open(t, unlock).await,
+            Err(e) => Err(e),
+        };
+        let repo = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                for source in &schedule.sources {
+                    let r = failed(
+                        self.drilled,
+                        self.options,
+                        &source.name,
+                        name,
+                        self.key_label,
+                        e.to_string(),
+                    );
+                    self.state.append_drill(&r)?;
+                    records.push(r);
+                }
+                return Ok(records);
+            }
+        };
+        let catalog = Catalog::load(&repo).await?;
+        let index = Index::load(&repo).await?.index;
+        for source in &schedule.sources {
+            let record = match catalog
+                .latest_complete(&source.name)
+                .filter(|l| !l.snapshot.partial)
+            {
+                None => failed(
+                    self.drilled,
+                    self.options,
+                    &source.name,
+                    name,
+                    self.key_label,
+                    format!(
+                        "target {name} holds no complete snapshot of {}",
+                        source.name
+                    ),
+                ),
+                Some(snap) => {
+                    let scratch = tempfile::Builder::new()
+                        .prefix("firesafe-drill-")
+                        .tempdir_in(self.scratch_base)
+                        .map_err(|e| {
+                            Error::local(self.scratch_base, "cannot create a drill directory", e)
+                        })?;
+                    let r = drill_one(
+                        &repo,
+                        &index,
+                        self.drilled,
+                        self.options,
+                        snap,
+                        scratch.path(),
+                        self.key_label,
+                    )
+                    .await;
+                    drop(scratch);
+                    r?
+                }
+            };
+            self.state.append_drill(&record)?;
+            // The record also goes into the repository, so that the history survives the
+            // server; a target that refuses it does not undo the drill.
+            if let Err(e) = repo.save_sealed(DRILLS, &record).await {
+                tracing::warn!(target = name, error = %e, "could not store the drill record in the repository");
+            }
+            records.push(record);
+        }
+        Ok(records)
+    }
 }
 
 /// The key a drill opens the repository with: the recovery key for site-loss drills (which

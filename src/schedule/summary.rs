@@ -23,7 +23,7 @@ use crate::plan::timetable::Timetable;
 use crate::schedule::media::Place;
 use crate::schedule::status::ScheduleStatus;
 use crate::schedule::timer::{Passed, Ticker, Woken};
-use crate::store::state::{RunRecord, StateDir};
+use crate::store::state::{RunOutcome, RunRecord, StateDir};
 
 /// The days a summary covers.
 pub const DAYS: i64 = 7;
@@ -59,14 +59,12 @@ pub fn text(
         .iter()
         .filter(|r| r.schedule == schedule.name && r.finished > from && r.finished <= now)
         .collect();
-    let count = |o: &str| runs.iter().filter(|r| r.outcome == o).count();
-    let complete = count("complete");
+    let count = |o: RunOutcome| runs.iter().filter(|r| r.outcome == o).count();
+    let complete = count(RunOutcome::Complete);
     let last_complete = history
         .iter()
         .filter(|r| {
-            r.schedule == schedule.name
-                && r.outcome == crate::store::state::RunOutcome::Complete
-                && r.finished <= now
+            r.schedule == schedule.name && r.outcome == RunOutcome::Complete && r.finished <= now
         })
         .map(|r| r.finished)
         .max();
@@ -84,9 +82,9 @@ pub fn text(
         body,
         "\nRuns in the last {DAYS} days: {} ({complete} complete, {} degraded, {} failed, {} interrupted).",
         runs.len(),
-        count("degraded"),
-        count("failed"),
-        count("interrupted")
+        count(RunOutcome::Degraded),
+        count(RunOutcome::Failed),
+        count(RunOutcome::Interrupted)
     );
     let _ = writeln!(
         body,
@@ -98,7 +96,7 @@ pub fn text(
     );
     let trouble: Vec<&&RunRecord> = runs
         .iter()
-        .filter(|r| r.outcome != crate::store::state::RunOutcome::Complete)
+        .filter(|r| r.outcome != RunOutcome::Complete)
         .collect();
     if !trouble.is_empty() {
         let _ = writeln!(body, "Runs that did not complete:");
@@ -113,51 +111,13 @@ pub fn text(
         }
     }
 
-    let mut worst = None;
-    let mut overdue = false;
-    match status {
-        Ok(st) => {
-            let _ = writeln!(
-                body,
-                "\nThe 3-2-1 rule now, checked against what is on each target:"
-            );
-            for src in &st.sources {
-                let e = &src.evaluation;
-                worst = worst.max(Some(rank(e.verdict)));
-                let _ = writeln!(
-                    body,
-                    "  {}: {} ({} copies, {} media, {} offsite)",
-                    src.source, e.verdict, e.copies, e.media, e.offsite
-                );
-                for r in &e.reasons {
-                    let _ = writeln!(body, "    - {r}");
-                }
-            }
-            for pool in &st.media {
-                let _ = writeln!(body, "\nRotated disks of {}:", pool.target);
-                for d in &pool.disks {
-                    let _ = writeln!(
-                        body,
-                        "  {}: {}{}; last written {}",
-                        d.disk,
-                        d.place,
-                        match (d.place, d.last_moved) {
-                            (Place::Offsite, Some(t)) => format!(" since {}", local(t)),
-                            _ => String::new(),
-                        },
-                        d.last_written.map_or("never".to_string(), local)
-                    );
-                }
-                if let Some(w) = &pool.warning {
-                    overdue = true;
-                    let _ = writeln!(body, "  - {w}");
-                }
-            }
-        }
+    let (worst, overdue) = match status {
+        Ok(st) => write_status(&mut body, st, &local),
         Err(why) => {
             let _ = writeln!(body, "\nThe 3-2-1 status could not be checked: {why}");
+            (None, false)
         }
-    }
+    };
     let _ = writeln!(body, "\nRun `firesafe status` on {host} for the details.");
 
     let verdict = match worst {
@@ -177,6 +137,54 @@ pub fn text(
         }
     );
     Summary { subject, body }
+}
+
+/// The 3-2-1 part of the summary: each source's verdict and reasons, then the rotated disks.
+/// Returns the worst verdict's rank and whether a rotation is overdue.
+fn write_status(
+    body: &mut String,
+    st: &ScheduleStatus,
+    local: &dyn Fn(DateTime<Utc>) -> String,
+) -> (Option<u8>, bool) {
+    let mut worst = None;
+    let mut overdue = false;
+    let _ = writeln!(
+        body,
+        "\nThe 3-2-1 rule now, checked against what is on each target:"
+    );
+    for src in &st.sources {
+        let e = &src.evaluation;
+        worst = worst.max(Some(rank(e.verdict)));
+        let _ = writeln!(
+            body,
+            "  {}: {} ({} copies, {} media, {} offsite)",
+            src.source, e.verdict, e.copies, e.media, e.offsite
+        );
+        for r in &e.reasons {
+            let _ = writeln!(body, "    - {r}");
+        }
+    }
+    for pool in &st.media {
+        let _ = writeln!(body, "\nRotated disks of {}:", pool.target);
+        for d in &pool.disks {
+            let _ = writeln!(
+                body,
+                "  {}: {}{}; last written {}",
+                d.disk,
+                d.place,
+                match (d.place, d.last_moved) {
+                    (Place::Offsite, Some(t)) => format!(" since {}", local(t)),
+                    _ => String::new(),
+                },
+                d.last_written.map_or("never".to_string(), local)
+            );
+        }
+        if let Some(w) = &pool.warning {
+            overdue = true;
+            let _ = writeln!(body, "  - {w}");
+        }
+    }
+    (worst, overdue)
 }
 
 /// The summary of `schedule` now: its history from `state`, its status read from its targets.
