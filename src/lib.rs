@@ -11,14 +11,21 @@
 //!          downloads, decrypts, decompresses and re-hashes every blob
 //! ```
 //!
-//! The modules form layers, and imports point down only:
+//! Each folder is a layer, listed here from the bottom up. A module imports from its own folder
+//! and from the rows before its own, never from a later row (`tests/integration/layers.rs`
+//! reads the source and checks it, with no import circles between files):
 //!
-//! | layer | modules | rule |
-//! |---|---|---|
-//! | 0 pure | [`id`], [`chunker`], [`crypto`], [`compress`], [`pack`], [`tree`], [`policy`], [`when`], [`doc`], [`pdf`] | no I/O, no async |
-//! | 1 storage and format | [`target`], [`lock`], [`repo`], [`index`], [`snapshot`], [`blobs`] | the only code that sees `object_store` is [`target`] |
-//! | 2 operations | [`backup`], [`restore`], [`check`], [`keys`], [`ls`], [`replicate`], [`find`], [`diff`], [`prune`] | each owns its `Options` and returns its `Stats` or `Report` |
-//! | 3 orchestration and edges | [`config`], [`job`], [`alert`], [`audit`], [`status`], [`state`], [`timetable`], [`daemon`], [`media`], [`mount`], [`summary`], [`site`], [`report`], [`sheet`], `cli` (in the binary), [`progress`] | assembles options from configuration; parses, calls, prints |
+//! | layer | folder | what it holds | rule |
+//! |---|---|---|---|
+//! | 0 | [`error`], [`id`] | the one error type; keyed ids | imports nothing of the crate |
+//! | 0 | [`format`] | chunker, compression, sealing (age), packs, trees, snapshot manifests | on-target encodings; no I/O, no async |
+//! | 0 | [`plan`] | 3-2-1 evaluation, retention, cron dialect, timetables, human dates | pure decisions; time is passed in |
+//! | 1 | [`store`] | targets, repository, index, catalog, locks, blob reading, the state directory and its records | the only I/O on targets and state; only `store::target` sees `object_store` |
+//! | 2 | [`ops`] | backup, restore, check, prune, replicate, verify, drill, keys, ls, find, diff, mount | one operation per file: its `XxxOptions` in, `XxxReport` or record out; never a configuration or a schedule |
+//! | 3 | [`config`] | the configuration files, validated; opening configured targets | assembles operations' options from configuration |
+//! | 3 | [`schedule`] | runs, backup/prune/verify/drill jobs, status, disks, alerts, summary, timer, daemon | everything whose input is a schedule |
+//! | 3 | [`paper`] | the governors' report and the recovery sheet, their document model and renderers | built from records and status |
+//! | edge | `cli` (in the binary) | argument parsing and printing | parses, calls one library function, prints |
 //!
 //! The on-target format is specified in `docs/FORMAT.md`.
 
