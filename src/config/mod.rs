@@ -191,13 +191,56 @@ impl ScheduleSpec {
             return Err(problems);
         };
         let table = |c: Option<cron::Schedule>| c.map(|c| Timetable::new(c, tz));
-        self.times = Some(Times {
+        let times = Times {
             timezone: tz,
             backup: Timetable::new(backup, tz),
             verify: table(verify),
             drill: table(drill),
             summary: table(summary),
-        });
+        };
+        // A time that never comes (`0 2 30 2 *`) would leave a schedule that never runs and a
+        // daemon with nothing to do: every time must come at least once a year.
+        let year_from = chrono::Utc::now();
+        let never = |t: &Timetable| {
+            t.next_after(year_from)
+                .is_none_or(|at| at > year_from + chrono::Duration::days(366))
+        };
+        for (key, label, t, expr) in [
+            ("cron", "", Some(&times.backup), Some(&self.cron)),
+            (
+                "cron",
+                "[verify] ",
+                times.verify.as_ref(),
+                self.verify.as_ref().map(|v| &v.cron),
+            ),
+            (
+                "cron",
+                "[drill] ",
+                times.drill.as_ref(),
+                self.drill.as_ref().map(|d| &d.cron),
+            ),
+            (
+                "summary_cron",
+                "",
+                times.summary.as_ref(),
+                self.alerts.summary_cron.as_ref(),
+            ),
+        ] {
+            if let (Some(t), Some(expr)) = (t, expr)
+                && never(t)
+            {
+                problems.push((
+                    key,
+                    format!(
+                        "{label}key {key}: \"{expr}\" does not come once in the next year (a day that does not exist in that month?); give a time that does"
+                    ),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.times = Some(times);
         Ok(())
     }
 
@@ -674,6 +717,41 @@ fn schedule_problems(
             None,
             "key sources: name at least one [[sources]]",
         ));
+    }
+    problems.extend(
+        source_name_problems(&s.sources)
+            .into_iter()
+            .map(|why| problem(path, text, key_span(text, "name"), &why)),
+    );
+    problems
+}
+
+/// Source names are the labels snapshots are kept, pruned and restored by: two sources of one
+/// schedule with the same name would be one share to retention (whose rules would then forget
+/// the other's snapshots), and a name is also a directory name in `restore`, so it must be a
+/// plain word.
+fn source_name_problems(sources: &[SourceSpec]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for source in sources {
+        let name = &source.name;
+        let plain = name.len() <= 64
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !plain {
+            problems.push(format!(
+                "[[sources]] key name: {name:?} is not a plain name; use letters, digits, '-', '_' and '.', starting with a letter or digit (at most 64)"
+            ));
+        } else if !seen.insert(name.as_str()) {
+            problems.push(format!(
+                "[[sources]] key name: two sources are called \"{name}\"; each share needs its own name, or retention would treat them as one and forget the other's snapshots"
+            ));
+        }
     }
     problems
 }

@@ -45,6 +45,31 @@ pub enum OpenError {
     /// The bytes are not an intact age file.
     #[error("{0}")]
     Damaged(String),
+    /// A passphrase envelope whose scrypt work factor is above [`MAX_SCRYPT_LOG_N`]: opening it
+    /// would cost more memory and time than any envelope firesafe makes, so it is not tried.
+    #[error("its scrypt work factor 2^{0} is above the maximum 2^{MAX_SCRYPT_LOG_N}")]
+    TooCostly(u8),
+}
+
+/// The scrypt work factor (log2 N) of the passphrase envelopes firesafe makes: 2^18 costs about
+/// 256 MiB and a fraction of a second, on every machine alike (age's own default is calibrated
+/// to the machine that makes the envelope, which makes a passphrase open cost what the fastest
+/// machine that ever added a passphrase could afford).
+pub const SCRYPT_LOG_N: u8 = 18;
+
+/// The largest scrypt work factor firesafe tries: 2^20 costs 1 GiB of memory. A planted
+/// envelope with a larger one (2^23 is 8 GiB and many seconds) would otherwise be paid for on
+/// every passphrase open.
+pub const MAX_SCRYPT_LOG_N: u8 = 20;
+
+/// The scrypt work factor (log2 N) of an age file encrypted to a passphrase, read from its
+/// header (`-> scrypt SALT LOG_N`); `None` for any other age file.
+pub fn scrypt_log_n(age_file: &[u8]) -> Option<u8> {
+    let header = age_file.get(..age_file.len().min(512))?;
+    let text = std::str::from_utf8(header.split(|b| *b == b'\n').nth(1)?).ok()?;
+    let mut words = text.split(' ');
+    (words.next()? == "->" && words.next()? == "scrypt").then_some(())?;
+    words.nth(1)?.parse().ok()
 }
 
 impl From<age::DecryptError> for OpenError {
@@ -129,7 +154,12 @@ impl RepoKey {
                 age::Encryptor::with_recipients(iter::once(r as &dyn age::Recipient))
                     .expect("one X25519 recipient is always valid")
             }
-            Recipient::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+            Recipient::Passphrase(p) => {
+                let mut r = age::scrypt::Recipient::new(p.clone());
+                r.set_work_factor(SCRYPT_LOG_N);
+                age::Encryptor::with_recipients(iter::once(&r as &dyn age::Recipient))
+                    .expect("one scrypt recipient is always valid")
+            }
         };
         let mut out = Vec::new();
         let mut w = encryptor.wrap_output(&mut out).expect("writing to memory");
@@ -152,7 +182,12 @@ impl RepoKey {
                 if !decryptor.is_scrypt() {
                     return Ok(None);
                 }
-                let identity = age::scrypt::Identity::new(p.clone());
+                match scrypt_log_n(envelope) {
+                    Some(n) if n > MAX_SCRYPT_LOG_N => return Err(OpenError::TooCostly(n)),
+                    _ => {}
+                }
+                let mut identity = age::scrypt::Identity::new(p.clone());
+                identity.set_max_work_factor(MAX_SCRYPT_LOG_N);
                 decryptor.decrypt(iter::once(&identity as &dyn age::Identity))
             }
         };
@@ -279,6 +314,39 @@ pub fn generate_identity_file() -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passphrase_envelopes_have_a_fixed_work_factor_and_costly_ones_are_not_tried() {
+        let (text, _) = generate_identity_file();
+        let Unlock::Identities(ids) = Unlock::parse_identity_file(&text).unwrap() else {
+            panic!("an identity file gives identities");
+        };
+        let key = RepoKey {
+            recipient: ids[0].to_public(),
+            identity: ids[0].clone(),
+            chunk_key: [7; 32],
+        };
+        let pass = SecretString::from("correct horse".to_string());
+        let envelope = key.wrap(&Recipient::Passphrase(pass.clone()));
+        assert_eq!(scrypt_log_n(&envelope), Some(SCRYPT_LOG_N));
+        let opened = RepoKey::unwrap(&envelope, &Unlock::Passphrase(pass.clone())).unwrap();
+        assert_eq!(opened.unwrap().chunk_key, [7; 32]);
+        // The same envelope claiming 2^23: refused before any scrypt work is done.
+        let text = String::from_utf8_lossy(&envelope).into_owned();
+        let forged = text.replacen(&format!(" {SCRYPT_LOG_N}\n"), " 23\n", 1);
+        assert_ne!(forged, text, "the header names the work factor");
+        let started = std::time::Instant::now();
+        let result = RepoKey::unwrap(forged.as_bytes(), &Unlock::Passphrase(pass));
+        assert!(
+            matches!(result, Err(OpenError::TooCostly(23))),
+            "{:?}",
+            result.err()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // An X25519 envelope has no work factor, and a passphrase never tries it.
+        let x = key.wrap(&Recipient::X25519(ids[0].to_public()));
+        assert_eq!(scrypt_log_n(&x), None);
+    }
 
     #[test]
     fn seal_open_round_trip_and_tamper() {

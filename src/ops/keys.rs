@@ -24,6 +24,18 @@ pub struct KeyEntry {
     pub host: Option<String>,
     /// The envelope this command opened the repository with.
     pub current: bool,
+    /// For a passphrase envelope, its scrypt work factor (log2 N); one above
+    /// [`crate::format::crypto::MAX_SCRYPT_LOG_N`] is never tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrypt_log_n: Option<u8>,
+}
+
+impl KeyEntry {
+    /// Whether opening this envelope would cost more than firesafe allows (it is skipped).
+    pub fn too_costly(&self) -> bool {
+        self.scrypt_log_n
+            .is_some_and(|n| n > crate::format::crypto::MAX_SCRYPT_LOG_N)
+    }
 }
 
 pub async fn list(repo: &Repository) -> Result<Vec<KeyEntry>> {
@@ -44,6 +56,10 @@ pub async fn list(repo: &Repository) -> Result<Vec<KeyEntry>> {
             created: info.as_ref().map(|i| i.created),
             host: info.as_ref().map(|i| i.host.clone()),
             current: id == repo.envelope(),
+            scrypt_log_n: match repo.target().get(&l.key).await {
+                Ok(bytes) => crate::format::crypto::scrypt_log_n(&bytes),
+                Err(_) => None,
+            },
         });
     }
     out.sort_by_key(|k| (k.created, k.id));

@@ -53,6 +53,15 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
         wake,
     } = options;
     let tables = timetables(&config);
+    // A daemon with nothing to run must not look like one that finished its work: it fails,
+    // so that the service manager reports it (and restarts it once the files are there).
+    if tables.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no schedules in {}: the daemon has nothing to run; put the schedules in {} (or give --config-dir)",
+            config.dir.join("schedules").display(),
+            config.dir.join("schedules").display()
+        )));
+    }
     let config = Arc::new(config);
     // Weekly summaries go out on their own times, beside the runs.
     let summaries = tokio::spawn(crate::schedule::summary::send_at_times(
@@ -111,8 +120,11 @@ pub async fn daemon(options: DaemonOptions) -> Result<()> {
             }
             None if cancel.load(Ordering::Relaxed) => break,
             None => {
-                tracing::warn!("no schedule has a future run time; the daemon stops");
-                break;
+                summaries.abort();
+                checks.abort();
+                return Err(Error::Usage(
+                    "no schedule has a run time to come; the daemon stops (check the schedules' cron times with `firesafe config check`)".into(),
+                ));
             }
         }
     }

@@ -275,7 +275,7 @@ fn days(n: u32) -> String {
     format!("{n} day{}", if n == 1 { "" } else { "s" })
 }
 
-/// Puts together what is seen (`attached`: the result of [`attached`]) and what is recorded
+/// Puts together what is seen (`attached`: the result of [`crate::store::target::disk::attached`]) and what is recorded
 /// about a pool target's disks, at `now`.
 ///
 /// Rotation is overdue when `rotate_days` is set and no disk of the pool has gone off site

@@ -40,6 +40,7 @@ pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<V
     key.open(bytes).map_err(|e| match e {
         OpenError::WrongKey => corrupt("it is not sealed to this repository's key".into()),
         OpenError::Damaged(why) => corrupt(why),
+        e @ OpenError::TooCostly(_) => corrupt(e.to_string()),
     })
 }
 

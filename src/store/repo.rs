@@ -235,6 +235,7 @@ impl Repository {
         let config = Self::read_config(&target).await?;
         let mut envelopes = 0;
         let mut damaged = Vec::new();
+        let mut skipped = Vec::new();
         for listed in target.list(KEYS).await? {
             let Some(id) = envelope_id(&listed.key) else {
                 continue;
@@ -254,6 +255,10 @@ impl Repository {
                 Ok(None) => {}
                 Err(OpenError::WrongKey) => {}
                 Err(OpenError::Damaged(why)) => damaged.push(format!("{}: {why}", listed.key)),
+                Err(e @ OpenError::TooCostly(_)) => {
+                    tracing::warn!(envelope = %listed.key, "skipped: {e}");
+                    skipped.push(format!("{}: {e}", listed.key));
+                }
             }
         }
         let what = match unlock {
@@ -266,6 +271,12 @@ impl Repository {
         );
         if !damaged.is_empty() {
             msg.push_str(&format!(" (damaged envelopes: {})", damaged.join("; ")));
+        }
+        if !skipped.is_empty() {
+            msg.push_str(&format!(
+                " (not tried, too costly to open: {}; remove them with `firesafe key remove`)",
+                skipped.join("; ")
+            ));
         }
         Err(Error::WrongKey(msg))
     }
@@ -355,6 +366,7 @@ impl Repository {
                 return Err(corrupt("it is not sealed to this repository's key".into()));
             }
             Err(OpenError::Damaged(why)) => return Err(corrupt(why)),
+            Err(e @ OpenError::TooCostly(_)) => return Err(corrupt(e.to_string())),
         };
         let json =
             zstd::stream::decode_all(&plain[..]).map_err(|e| corrupt(format!("zstd: {e}")))?;

@@ -134,6 +134,9 @@ pub struct Target {
     root: Option<PathBuf>,
     /// Set on S3 targets with `object_lock_days`: every object written is then locked.
     object_lock: Option<Arc<ObjectLock>>,
+    /// Where packs of a remote target are built before upload: made on first use, private to
+    /// this process, removed when the last clone of the target is dropped.
+    scratch: Arc<std::sync::OnceLock<tempfile::TempDir>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -180,6 +183,7 @@ impl Target {
                     multipart: false,
                     root: Some(dir.clone()),
                     object_lock: None,
+                    scratch: Arc::default(),
                 })
             }
             Location::S3 {
@@ -295,29 +299,33 @@ impl Target {
     /// storing one is a rename), the system's temporary directory for object storage. Readers
     /// ignore `tmp/`; what a killed backup leaves there can be deleted when no backup runs.
     pub fn scratch_dir(&self) -> Result<PathBuf> {
-        let dir = match &self.root {
-            Some(root) => root.join("tmp"),
-            None => {
-                // One directory per process; those of processes that are gone (killed mid-run)
-                // are removed, so nothing piles up in the system's temporary directory.
-                let base = std::env::temp_dir().join("firesafe-packs");
-                if let Ok(entries) = std::fs::read_dir(&base) {
-                    for e in entries.flatten() {
-                        let pid = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
-                        if let Some(pid) = pid
-                            && pid != std::process::id() as i32
-                            && process_is_gone(pid)
-                        {
-                            let _ = std::fs::remove_dir_all(e.path());
-                        }
-                    }
-                }
-                base.join(std::process::id().to_string())
-            }
+        let Some(root) = &self.root else {
+            return self.private_scratch();
         };
+        let dir = root.join("tmp");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::local(&dir, "cannot create the scratch directory", e))?;
         Ok(dir)
+    }
+
+    /// The scratch directory of a remote target: a fresh directory with a random name and mode
+    /// 0700 in the system's temporary directory (never a fixed, shared name another user could
+    /// create first or replace with a link), made the first time it is asked for. Those left by
+    /// processes that were killed are removed on the way, but only real directories of this
+    /// user's with this process's naming, never through a link.
+    fn private_scratch(&self) -> Result<PathBuf> {
+        if let Some(dir) = self.scratch.get() {
+            return Ok(dir.path().to_path_buf());
+        }
+        let base = std::env::temp_dir();
+        remove_stale_scratch(&base);
+        let made = tempfile::Builder::new()
+            .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
+            .tempdir_in(&base)
+            .map_err(|e| Error::local(&base, "cannot create a private scratch directory", e))?;
+        // Another clone may have made one meanwhile: the one kept is the first, the other goes.
+        let _ = self.scratch.set(made);
+        Ok(self.scratch.get().expect("set above").path().to_path_buf())
     }
 
     /// Stores the file at `path` (in [`Target::scratch_dir`]) as a new object, refusing to
@@ -541,6 +549,40 @@ fn describe_generic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Stri
         ""
     };
     format!("{joined}{hint}")
+}
+
+/// The name of remote targets' scratch directories: `firesafe-packs-PID-RANDOM`.
+const SCRATCH_PREFIX: &str = "firesafe-packs-";
+
+/// Removes the scratch directories that killed firesafe processes left in `base`: directories
+/// (not links) owned by this user, named `firesafe-packs-PID-...` for a process that is gone.
+fn remove_stale_scratch(base: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if meta.file_type().is_dir()
+            && meta.uid() == me
+            && pid != std::process::id() as i32
+            && process_is_gone(pid)
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Whether no process with this id exists on this machine.

@@ -82,6 +82,7 @@ pub(super) fn open(
         multipart: true,
         root: None,
         object_lock,
+        scratch: Arc::default(),
     })
 }
 
