@@ -15,6 +15,7 @@ mod dedup;
 mod escape;
 mod find;
 mod garage;
+mod hostile;
 mod keys;
 mod layers;
 mod media;

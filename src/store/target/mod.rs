@@ -321,6 +321,7 @@ impl Target {
         remove_stale_scratch(&base);
         let made = tempfile::Builder::new()
             .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(&base)
             .map_err(|e| Error::local(&base, "cannot create a private scratch directory", e))?;
         // Another clone may have made one meanwhile: the one kept is the first, the other goes.

@@ -1,0 +1,199 @@
+//! firesafe runs as root among files others write: configurations that could lose data, paths a
+//! local user can plant in the shared temporary directory, and a daemon that must never look
+//! finished when it has nothing to run.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::support::{Backend, Repo, assert_exit, backends, example, firesafe, make_share};
+
+fn config_check(dir: &Path) -> (i32, String) {
+    let out = firesafe()
+        .args(["config", "check", "--config-dir"])
+        .arg(dir)
+        .output()
+        .expect("run");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn edit_schedule(dir: &Path, edit: impl FnOnce(String) -> String) {
+    let path = dir.join("schedules/nightly.toml");
+    let text = fs::read_to_string(&path).expect("schedule");
+    fs::write(&path, edit(text)).expect("write schedule");
+}
+
+#[test]
+fn two_sources_with_one_name_are_refused() {
+    let dir = example();
+    edit_schedule(dir.path(), |t| {
+        t.replace(
+            "name = \"admin\"\npath = \"demo/shares/admin\"",
+            "name = \"curriculum\"\npath = \"demo/shares/admin\"",
+        )
+    });
+    let (code, text) = config_check(dir.path());
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("two sources are called \"curriculum\""),
+        "{text}"
+    );
+    // And nothing that reads the configuration goes on with it: prune would have judged the
+    // two shares' snapshots as one.
+    let out = firesafe()
+        .args(["prune", "nightly", "--dry-run", "--config-dir"])
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run");
+    assert_exit(&out, 2, "prune with duplicate sources");
+}
+
+#[test]
+fn source_names_with_control_characters_are_refused() {
+    let dir = example();
+    edit_schedule(dir.path(), |t| {
+        t.replace(
+            "name = \"staff\"",
+            "name = \"staff\\nfiresafe: error: fake\"",
+        )
+    });
+    let (code, text) = config_check(dir.path());
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("is not a plain name"), "{text}");
+    // The name is shown escaped: no line of the output starts with the planted text.
+    assert!(
+        !text.lines().any(|l| l.starts_with("firesafe: error: fake")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_cron_time_that_never_comes_is_refused() {
+    for (edit, what) in [
+        (
+            ("cron = \"0 2 * * *\"", "cron = \"0 2 30 2 *\""),
+            "key cron: \"0 2 30 2 *\" does not come",
+        ),
+        (
+            ("cron = \"30 4 * * *\"", "cron = \"30 4 31 4 *\""),
+            "[verify] key cron: \"30 4 31 4 *\" does not come",
+        ),
+        (
+            ("cron = \"0 6 * * 0\"", "cron = \"0 6 31 11 *\""),
+            "[drill] key cron: \"0 6 31 11 *\" does not come",
+        ),
+    ] {
+        let dir = example();
+        edit_schedule(dir.path(), |t| t.replace(edit.0, edit.1));
+        let (code, text) = config_check(dir.path());
+        assert_ne!(code, 0, "{text}");
+        assert!(text.contains(what), "{what}: {text}");
+    }
+}
+
+#[test]
+fn the_daemon_fails_when_it_has_nothing_to_run() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    for config_dir in [empty.path().to_path_buf(), empty.path().join("missing")] {
+        let out = firesafe()
+            .args(["daemon", "--config-dir"])
+            .arg(&config_dir)
+            .arg("--state-dir")
+            .arg(empty.path().join("state"))
+            .output()
+            .expect("run");
+        let text = assert_exit(&out, 2, "daemon without schedules");
+        assert!(text.contains("no schedules in"), "{text}");
+    }
+}
+
+/// A local user plants `firesafe-packs` (the old fixed name) as a link to a directory of
+/// numbered folders, and a stale-looking scratch directory of their own: a root backup to S3
+/// must touch neither, and leave no scratch directory behind.
+#[test]
+fn planted_temporary_paths_are_left_alone() {
+    let backend = backends().into_iter().find(|b| *b == Backend::S3);
+    let Some(backend) = backend else {
+        return; // Only remote targets build packs in the temporary directory.
+    };
+    let repo = Repo::new(backend);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sentinel = tempfile::tempdir().expect("tempdir");
+    for n in ["1001", "1002", "2000"] {
+        fs::create_dir(sentinel.path().join(n)).expect("mkdir");
+        fs::write(sentinel.path().join(n).join("work.docx"), b"pupil work").expect("write");
+    }
+    std::os::unix::fs::symlink(sentinel.path(), tmp.path().join("firesafe-packs"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(sentinel.path(), tmp.path().join("firesafe-packs-1-planted"))
+        .expect("symlink");
+    let other = tmp.path().join("firesafe-packs-2-others");
+    fs::create_dir(&other).expect("mkdir");
+    fs::write(other.join("keep"), b"not ours").expect("write");
+    // Owned by another user (nobody), as a pupil's would be.
+    let _ = nix::unistd::chown(&other, Some(nix::unistd::Uid::from_raw(65534)), None);
+
+    let share = repo.path("share");
+    make_share(&share);
+    let out = repo
+        .cmd()
+        .env("TMPDIR", tmp.path())
+        .args(["backup"])
+        .arg(&share)
+        .args(["--source", "share"])
+        .output()
+        .expect("run");
+    assert_exit(&out, 0, "backup to S3");
+
+    for n in ["1001", "1002", "2000"] {
+        assert_eq!(
+            fs::read(sentinel.path().join(n).join("work.docx")).expect("sentinel kept"),
+            b"pupil work"
+        );
+    }
+    assert!(fs::symlink_metadata(tmp.path().join("firesafe-packs")).is_ok());
+    assert!(fs::symlink_metadata(tmp.path().join("firesafe-packs-1-planted")).is_ok());
+    if nix::unistd::geteuid().is_root() {
+        assert!(other.join("keep").exists(), "another user's directory kept");
+    }
+    let left: Vec<String> = fs::read_dir(tmp.path())
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.starts_with("firesafe-packs-") && !n.ends_with("-planted") && !n.ends_with("-others")
+        })
+        .collect();
+    assert!(left.is_empty(), "scratch left behind: {left:?}");
+}
+
+/// A scratch directory is private to its process.
+#[test]
+fn remote_scratch_is_private() {
+    let Some(backend) = backends().into_iter().find(|b| *b == Backend::S3) else {
+        return;
+    };
+    let repo = Repo::new(backend);
+    let target = repo.target();
+    let dir = target.scratch_dir().expect("scratch");
+    let mode = fs::metadata(&dir)
+        .expect("scratch exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    assert!(
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&format!("firesafe-packs-{}-", std::process::id()))),
+        "{}",
+        dir.display()
+    );
+    drop(target);
+    assert!(!dir.exists(), "removed with the target");
+}
