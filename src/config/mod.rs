@@ -71,6 +71,10 @@ pub struct TargetSpec {
     pub pool: Vec<String>,
     /// With `pool`: how often, in days, a disk should go off site.
     pub rotate_days: Option<u32>,
+    /// kind = "s3", on a cloud server: take credentials from the instance metadata service
+    /// when none are in the environment or the shared credentials file.
+    #[serde(default)]
+    pub instance_credentials: bool,
     #[serde(skip)]
     pub name: String,
 }
@@ -80,6 +84,7 @@ impl TargetSpec {
     pub fn options(&self) -> crate::store::target::TargetOptions {
         crate::store::target::TargetOptions {
             object_lock_days: self.object_lock_days,
+            instance_credentials: self.instance_credentials,
             ..crate::store::target::TargetOptions::default()
         }
     }

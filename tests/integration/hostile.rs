@@ -197,3 +197,131 @@ fn remote_scratch_is_private() {
     drop(target);
     assert!(!dir.exists(), "removed with the target");
 }
+
+/// Runs firesafe with `args` under `timeout`, so that a hang fails the test with exit 124.
+fn bounded(repo: &Repo, seconds: u32, args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new("timeout");
+    c.arg(seconds.to_string())
+        .arg(env!("CARGO_BIN_EXE_firesafe"));
+    c.arg("--repo").arg(&repo.url);
+    c.env("FIRESAFE_KEY_FILE", &repo.key)
+        .env("FIRESAFE_STATE_DIR", repo.dir.path().join("state"));
+    c.args(args).output().expect("run timeout")
+}
+
+/// Objects of a local target that are not plain files (a FIFO planted where a pack was) are
+/// damage, named, never opened for reading: no command hangs on them.
+#[test]
+fn a_fifo_planted_in_data_is_damage_not_a_hang() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    make_share(&share);
+    repo.backup(&share, "share");
+    let packs = repo.keys_under("data");
+    assert!(!packs.is_empty());
+    for key in &packs {
+        let path = Path::new(&repo.url).join(key);
+        fs::remove_file(&path).expect("remove pack");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+    }
+    let to = repo.path("restored");
+    for args in [
+        vec!["ls", "latest", "--source", "share"],
+        vec![
+            "restore",
+            "latest",
+            "--source",
+            "share",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+        vec!["check", "--read-data"],
+        vec!["backup", share.to_str().unwrap(), "--source", "share"],
+    ] {
+        let out = bounded(&repo, 30, &args);
+        let code = out.status.code().unwrap_or(-1);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_ne!(code, 124, "{args:?} hung: {text}");
+        if args[0] == "check" {
+            // The listing of a local target has plain files only: the packs are not there.
+            assert_eq!(code, 1, "{args:?}: {text}");
+            assert!(text.contains(&format!("finding: {}", packs[0])), "{text}");
+        } else if args[0] != "backup" {
+            assert_ne!(code, 0, "{args:?}: {text}");
+            assert!(text.contains("not a plain file"), "{args:?}: {text}");
+        }
+    }
+    // The FIFOs are still FIFOs: nothing opened them for writing either.
+    for key in &packs {
+        let meta = fs::symlink_metadata(Path::new(&repo.url).join(key)).expect("still there");
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
+    }
+}
+
+/// An S3 endpoint that accepts connections and never answers is named within seconds.
+#[test]
+fn a_silent_s3_endpoint_fails_in_seconds() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || {
+        // Accept and hold connections open, saying nothing, until the test ends.
+        let mut open = Vec::new();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < until {
+            if let Ok((s, _)) = listener.accept() {
+                open.push(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("timeout")
+        .arg("55")
+        .arg(env!("CARGO_BIN_EXE_firesafe"))
+        .args(["--repo", "s3://silent/school", "snapshots"])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("FIRESAFE_PASSPHRASE", "unused")
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no answer within"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        took < std::time::Duration::from_secs(40),
+        "took {took:?}: {text}"
+    );
+    drop(held);
+}
+
+/// With no credentials anywhere, an S3 target is named and nothing asks the cloud's metadata
+/// address for some.
+#[test]
+fn s3_without_credentials_does_not_probe_instance_metadata() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut c = std::process::Command::new("timeout");
+    c.arg("30").arg(env!("CARGO_BIN_EXE_firesafe"));
+    c.args(["--repo", "s3://bucket/school", "snapshots"])
+        .env("HOME", home.path())
+        .env("FIRESAFE_PASSPHRASE", "unused");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let out = c.output().expect("run");
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no S3 credentials"), "{text}");
+}

@@ -90,6 +90,14 @@ pub struct TargetOptions {
     pub retry_timeout: Duration,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// How long a response may pause before the request is retried.
+    pub read_timeout: Duration,
+    /// How long the first request to a remote target may take (see [`Target::first_contact`]).
+    pub first_answer_timeout: Duration,
+    /// S3 only: take credentials from the cloud's instance metadata service when none are in
+    /// the environment or the shared credentials file. Off unless the target asks, so that a
+    /// target without credentials is named rather than probing 169.254.169.254.
+    pub instance_credentials: bool,
     /// S3 only: ask for Object Lock retention (COMPLIANCE mode) of this many days, from when
     /// the target is opened, on every object written.
     pub object_lock_days: Option<u32>,
@@ -102,6 +110,9 @@ impl Default for TargetOptions {
             retry_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(60),
+            first_answer_timeout: Duration::from_secs(15),
+            instance_credentials: false,
             object_lock_days: None,
         }
     }
@@ -137,6 +148,9 @@ pub struct Target {
     /// Where packs of a remote target are built before upload: made on first use, private to
     /// this process, removed when the last clone of the target is dropped.
     scratch: Arc<std::sync::OnceLock<tempfile::TempDir>>,
+    /// Whether the store has answered a request yet (see [`Target::first_contact`]).
+    answered: Arc<std::sync::atomic::AtomicBool>,
+    first_answer: Duration,
 }
 
 impl std::fmt::Debug for Target {
@@ -184,6 +198,8 @@ impl Target {
                     root: Some(dir.clone()),
                     object_lock: None,
                     scratch: Arc::default(),
+                    answered: Arc::new(true.into()),
+                    first_answer: options.first_answer_timeout,
                 })
             }
             Location::S3 {
@@ -232,7 +248,13 @@ impl Target {
 
     /// Reads a whole object; `None` if it does not exist.
     pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
-        let result = match self.store.get(&self.path(key)).await {
+        if let Some(root) = &self.root {
+            return self.read_plain_file(root.join(key), key).await;
+        }
+        let result = match self
+            .first_contact("read", key, self.store.get(&self.path(key)))
+            .await?
+        {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.fail("read", key, e)),
@@ -241,6 +263,93 @@ impl Target {
             Ok(b) => Ok(Some(b)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.fail("read", key, e)),
+        }
+    }
+
+    /// Reads an object of a local target, which anyone who can write the directory could have
+    /// replaced: a FIFO or device would block or never end, a link could point anywhere. The
+    /// file is opened without following a link and without blocking, and read only if it is a
+    /// plain file; anything else is damage, named.
+    async fn read_plain_file(&self, path: PathBuf, key: &str) -> Result<Option<Bytes>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+            let mut file = match std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+                .open(&path)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                    return Err(std::io::Error::other(
+                        "it is a symbolic link, not a plain file",
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+            let meta = file.metadata()?;
+            if !meta.file_type().is_file() {
+                return Err(std::io::Error::other(
+                    "it is not a plain file (a named pipe, device or directory)",
+                ));
+            }
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            file.read_to_end(&mut bytes)?;
+            Ok(Some(bytes))
+        })
+        .await
+        .map_err(|e| Error::Interrupted(format!("reading {key} stopped: {e}")))?;
+        match read {
+            Ok(b) => Ok(b.map(Bytes::from)),
+            Err(e) if e.kind() == std::io::ErrorKind::Other => Err(Error::Corrupt {
+                what: "object",
+                id: key.to_string(),
+                target: self.name.clone(),
+                detail: format!(
+                    "{e}; something other than firesafe put it there: remove it, then run `firesafe repair`"
+                ),
+            }),
+            Err(e) => Err(Error::Target {
+                target: self.name.clone(),
+                op: "read",
+                path: key.to_string(),
+                detail: e.to_string(),
+                transient: false,
+            }),
+        }
+    }
+
+    /// Bounds a request to a remote target that has not answered yet, so that a store which
+    /// accepts connections and never answers is named within seconds rather than after every
+    /// retry of every request. Once it has answered, requests run with the configured time-outs.
+    async fn first_contact<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        request: impl std::future::Future<Output = std::result::Result<T, object_store::Error>>,
+    ) -> Result<std::result::Result<T, object_store::Error>> {
+        if self.answered.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(request.await);
+        }
+        match tokio::time::timeout(self.first_answer, request).await {
+            Ok(result) => {
+                if matches!(result, Ok(_) | Err(object_store::Error::NotFound { .. })) {
+                    self.answered
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(result)
+            }
+            Err(_) => Err(Error::Target {
+                target: self.name.clone(),
+                op,
+                path: key.to_string(),
+                detail: format!(
+                    "no answer within {} seconds: something accepts connections there but does not answer; check the endpoint and that the storage server is running",
+                    self.first_answer.as_secs()
+                ),
+                transient: true,
+            }),
         }
     }
 
@@ -420,7 +529,10 @@ impl Target {
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        match self.store.head(&self.path(key)).await {
+        match self
+            .first_contact("look up", key, self.store.head(&self.path(key)))
+            .await?
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.fail("look up", key, e)),
@@ -439,10 +551,8 @@ impl Target {
             root.as_ref().len() + 1
         };
         let metas: Vec<_> = self
-            .store
-            .list(Some(&path))
-            .try_collect()
-            .await
+            .first_contact("list", dir, self.store.list(Some(&path)).try_collect())
+            .await?
             .map_err(|e| self.fail("list", dir, e))?;
         Ok(metas
             .into_iter()

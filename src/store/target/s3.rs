@@ -4,6 +4,18 @@
 
 use super::*;
 
+/// Whether the environment hands credentials to the client another way (web identity or a
+/// container's credentials endpoint), which the client then uses instead of a key.
+fn delegated_credentials() -> bool {
+    [
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}
+
 /// Opens an S3 target: the client from the AWS_* environment (or the shared credentials file),
 /// with the target's retry and time-out settings and, where asked, object lock.
 pub(super) fn open(
@@ -29,19 +41,36 @@ pub(super) fn open(
     let client = ClientOptions::new()
         .with_allow_http(allow_http)
         .with_connect_timeout(options.connect_timeout)
-        .with_timeout(options.request_timeout);
+        .with_timeout(options.request_timeout)
+        .with_read_timeout(options.read_timeout);
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(retry)
         .with_client_options(client);
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-        && let Some(creds) = shared_credentials(name)?
-    {
-        builder = builder
-            .with_access_key_id(creds.access_key_id)
-            .with_secret_access_key(creds.secret_access_key);
-        if let Some(token) = creds.session_token {
-            builder = builder.with_token(token);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        match shared_credentials(name)? {
+            Some(creds) => {
+                builder = builder
+                    .with_access_key_id(creds.access_key_id)
+                    .with_secret_access_key(creds.secret_access_key);
+                if let Some(token) = creds.session_token {
+                    builder = builder.with_token(token);
+                }
+            }
+            // With no key anywhere, the client would ask the cloud's instance metadata
+            // address (169.254.169.254) for one: only when the target says it runs there.
+            None if !options.instance_credentials && !delegated_credentials() => {
+                return Err(Error::Target {
+                    target: name.to_string(),
+                    op: "configure",
+                    path: format!("s3://{bucket}"),
+                    detail: format!(
+                        "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a [{name}] or [default] profile in ~/.aws/credentials), or set instance_credentials = true in targets/{name}.toml on a cloud server"
+                    ),
+                    transient: false,
+                });
+            }
+            None => {}
         }
     }
     if let Some(e) = endpoint {
@@ -83,6 +112,8 @@ pub(super) fn open(
         root: None,
         object_lock,
         scratch: Arc::default(),
+        answered: Arc::default(),
+        first_answer: options.first_answer_timeout,
     })
 }
 
