@@ -31,4 +31,5 @@ mod run_schedule;
 mod scheduler;
 mod status;
 mod summary;
+mod target_conformance;
 mod verify_drill;
