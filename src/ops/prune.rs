@@ -753,7 +753,11 @@ mod tests {
         let before = everything(&repo).await;
 
         let plan = plan(&repo, &options(Utc::now())).await.expect("plan");
-        assert_eq!(everything(&repo).await, before, "planning changed the target");
+        assert_eq!(
+            everything(&repo).await,
+            before,
+            "planning changed the target"
+        );
         let forget: Vec<Id> = plan.forget.iter().map(|d| d.id).collect();
         assert_eq!(forget, vec![first.id]);
         assert_eq!(plan.kept.len(), 1);

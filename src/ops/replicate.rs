@@ -188,12 +188,7 @@ pub async fn mirror_deletions(
 /// snapshots (first), then index objects only `to` holds.
 async fn left_behind(from: &Target, to: &Target, deleted: &[String]) -> Result<Vec<String>> {
     let mut extra = Vec::new();
-    let theirs: HashSet<String> = from
-        .list(INDEX)
-        .await?
-        .into_iter()
-        .map(|l| l.key)
-        .collect();
+    let theirs: HashSet<String> = from.list(INDEX).await?.into_iter().map(|l| l.key).collect();
     for l in to.list(INDEX).await? {
         if !theirs.contains(&l.key) && !deleted.contains(&l.key) {
             extra.push(l.key);

@@ -1,5 +1,7 @@
 //! A schedule's prune job: retention worked out once, on the first target, and mirrored to the
-//! others under exclusive locks, so that the targets stay object-for-object identical.
+//! others under exclusive locks, so that the targets stay object-for-object identical. It holds
+//! the schedule's lock in the state directory throughout, as a run does, so that a prune and a
+//! run of one schedule never overlap on this machine, whoever starts the prune.
 
 use chrono::{DateTime, Utc};
 
@@ -103,31 +105,7 @@ pub async fn prune_schedule(
     options.object_lock = object_lock(config, &primary_name);
 
     if dry_run {
-        match crate::ops::prune::plan(&first.repo, &options).await {
-            Ok(plan) => {
-                let r = plan.report();
-                let n = r.forgotten.len()
-                    + r.packs_deleted as usize
-                    + r.index_objects_rewritten as usize;
-                outcomes.set(first.slot, PruneOutcome::Pruned(r));
-                for m in members.iter().skip(1) {
-                    outcomes.set(
-                        m.slot,
-                        PruneOutcome::Mirrored {
-                            from: primary_name.clone(),
-                            deleted: n,
-                            locked: 0,
-                            dry_run: true,
-                        },
-                    );
-                }
-            }
-            Err(e) => {
-                let text = e.to_string();
-                outcomes.set(first.slot, PruneOutcome::Failed(e));
-                outcomes.others_failed(&members, &text);
-            }
-        }
+        forecast(&mut outcomes, &members, &options).await;
         return Ok(outcomes.finish());
     }
 
@@ -163,6 +141,34 @@ pub async fn prune_schedule(
         }
     }
     Ok(outcomes.finish())
+}
+
+/// A dry run: the plan for the first member, and for the others what mirroring it would do.
+async fn forecast(outcomes: &mut Outcomes, members: &[Member], options: &PruneOptions) {
+    let first = &members[0];
+    let primary_name = outcomes.name(first.slot).to_string();
+    match crate::ops::prune::plan(&first.repo, options).await {
+        Ok(plan) => {
+            let r = plan.report();
+            let n =
+                r.forgotten.len() + r.packs_deleted as usize + r.index_objects_rewritten as usize;
+            outcomes.set(first.slot, PruneOutcome::Pruned(r));
+            for m in members.iter().skip(1) {
+                let mirrored = PruneOutcome::Mirrored {
+                    from: primary_name.clone(),
+                    deleted: n,
+                    locked: 0,
+                    dry_run: true,
+                };
+                outcomes.set(m.slot, mirrored);
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            outcomes.set(first.slot, PruneOutcome::Failed(e));
+            outcomes.others_failed(members, &text);
+        }
+    }
 }
 
 /// The schedule's retention as prune options (object lock left for the caller to set: it is the
