@@ -1530,16 +1530,10 @@ async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
     let mut clean = true;
     let mut json = Vec::new();
     for schedule in schedules {
-        // A run and a prune of one schedule never overlap on this machine.
-        let Some(_lock) = state.try_lock(&schedule.name)? else {
-            return Err(Error::Busy(format!(
-                "schedule \"{}\" is running; prune it when the run has finished",
-                schedule.name
-            )));
-        };
         let outcomes = firesafe::schedule::prune_job::prune_schedule(
             &config,
             schedule,
+            &state,
             a.dry_run,
             a.include_append_only,
         )

@@ -63,14 +63,7 @@ pub async fn replicate_with(
     let lock = held.or(own.as_ref()).expect("one of them");
     let mut report = ReplicateReport::default();
     // Snapshots a prune forgot on either side are not copied (the markers themselves are).
-    let mut forgotten: HashSet<String> = HashSet::new();
-    for t in [from, to] {
-        for l in t.list(FORGOTTEN).await? {
-            if let Some(id) = l.key.rsplit('/').next() {
-                forgotten.insert(id.to_string());
-            }
-        }
-    }
+    let forgotten = forgotten_ids(from, to).await?;
     let order = [KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS];
     // The source is listed in the reverse of the order a backup writes, so that everything a
     // listed snapshot or index object refers to is listed too, even while a backup writes there.
@@ -135,6 +128,87 @@ pub async fn replicate_with(
     Ok(report)
 }
 
+/// How many of a prune's deletions [`mirror_deletions`] made on another target, and how many it
+/// left for a later prune because the objects are under object lock.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Mirrored {
+    pub deleted: usize,
+    pub locked: usize,
+}
+
+/// Makes on `to` the deletions a prune made on `from` (`deleted`, in the order it made them),
+/// once `to` has been given `from`'s new objects by [`replicate_with`], so that both hold the
+/// same objects again. Also deletes what `from` no longer has and `to` still does: index objects
+/// only `to` holds (it now holds every index object of `from`, which lists all that its
+/// snapshots need) and snapshots a prune forgot. Snapshots go first, so that none is left
+/// without what it uses. Objects written less than `object_lock` before `now` are under object
+/// lock: they stay, and are counted. `lock` is the caller's exclusive lock on `to`, checked
+/// fresh before each deletion.
+pub async fn mirror_deletions(
+    from: &Target,
+    to: &Target,
+    deleted: &[String],
+    lock: &TargetLock,
+    object_lock: Option<chrono::Duration>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Mirrored> {
+    let mut modified = std::collections::HashMap::new();
+    if object_lock.is_some() {
+        for dir in [SNAPSHOTS, INDEX, DATA] {
+            for l in to.list(dir).await? {
+                modified.insert(l.key, l.modified);
+            }
+        }
+    }
+    let extra = left_behind(from, to, deleted).await?;
+    let is_snapshot = |k: &&String| k.starts_with(SNAPSHOTS);
+    let snapshots_first = extra
+        .iter()
+        .filter(is_snapshot)
+        .chain(deleted.iter().filter(is_snapshot))
+        .chain(extra.iter().filter(|k| !is_snapshot(k)))
+        .chain(deleted.iter().filter(|k| !is_snapshot(k)));
+    let mut done = Mirrored::default();
+    for key in snapshots_first {
+        lock.ensure_fresh()?;
+        let under_lock = object_lock
+            .zip(modified.get(key))
+            .is_some_and(|(d, m)| *m + d > now);
+        if under_lock {
+            done.locked += 1;
+            continue;
+        }
+        to.delete(key).await?;
+        done.deleted += 1;
+    }
+    Ok(done)
+}
+
+/// What `to` holds that `from` no longer has, beyond the prune's own `deleted`: forgotten
+/// snapshots (first), then index objects only `to` holds.
+async fn left_behind(from: &Target, to: &Target, deleted: &[String]) -> Result<Vec<String>> {
+    let mut extra = Vec::new();
+    let theirs: HashSet<String> = from.list(INDEX).await?.into_iter().map(|l| l.key).collect();
+    for l in to.list(INDEX).await? {
+        if !theirs.contains(&l.key) && !deleted.contains(&l.key) {
+            extra.push(l.key);
+        }
+    }
+    let forgotten: HashSet<String> = to
+        .list(FORGOTTEN)
+        .await?
+        .into_iter()
+        .filter_map(|l| l.key.rsplit('/').next().map(str::to_string))
+        .collect();
+    for l in to.list(SNAPSHOTS).await? {
+        let id = l.key.rsplit('/').next().unwrap_or_default();
+        if forgotten.contains(id) && !deleted.contains(&l.key) {
+            extra.insert(0, l.key);
+        }
+    }
+    Ok(extra)
+}
+
 enum Copied {
     Created(u64),
     Existed,
@@ -174,14 +248,7 @@ pub async fn pull_with(
     };
     let lock = held.or(own.as_ref()).expect("one of them");
     let mut report = ReplicateReport::default();
-    let mut forgotten: HashSet<String> = HashSet::new();
-    for t in [src, dst] {
-        for l in t.list(FORGOTTEN).await? {
-            if let Some(id) = l.key.rsplit('/').next() {
-                forgotten.insert(id.to_string());
-            }
-        }
-    }
+    let forgotten = forgotten_ids(src, dst).await?;
     // Listed before anything is read, so that what they need is listed after them.
     let have_snapshots: HashSet<String> = dst
         .list(SNAPSHOTS)
@@ -212,16 +279,45 @@ pub async fn pull_with(
             }
         }
     }
-    if missing.is_empty() {
-        if let Some(own) = own {
-            own.release().await;
+    if !missing.is_empty() {
+        let snapshots = pull_data(from, to, &missing, &mut report).await?;
+        lock.ensure_fresh()?;
+        for key in &snapshots {
+            copy_one(src, dst, key, true, &mut report).await?;
         }
-        return Ok(report);
     }
+    if let Some(own) = own {
+        own.release().await;
+    }
+    Ok(report)
+}
 
+/// The ids of the snapshots a prune forgot on either target (their `forgotten/ID` markers).
+async fn forgotten_ids(one: &Target, other: &Target) -> Result<HashSet<String>> {
+    let mut forgotten: HashSet<String> = HashSet::new();
+    for t in [one, other] {
+        for l in t.list(FORGOTTEN).await? {
+            if let Some(id) = l.key.rsplit('/').next() {
+                forgotten.insert(id.to_string());
+            }
+        }
+    }
+    Ok(forgotten)
+}
+
+/// Brings `to` the data the snapshots `missing` of `from` use that `to` does not hold: the packs
+/// holding it, and a new index object listing them. Returns the snapshots that can be read (the
+/// others are noted as damaged), ready to be copied.
+async fn pull_data(
+    from: &Repository,
+    to: &Repository,
+    missing: &[String],
+    report: &mut ReplicateReport,
+) -> Result<Vec<String>> {
+    let (src, dst) = (from.target(), to.target());
     // What the missing snapshots use, and where `from` keeps it.
     let mut snapshots = Vec::new();
-    for key in &missing {
+    for key in missing {
         match from
             .load_sealed::<crate::store::snapshot::Snapshot>("snapshot", key)
             .await
@@ -263,7 +359,7 @@ pub async fn pull_with(
     let mut packs = Vec::new();
     for id in &needed {
         let key = pack_key(id);
-        if !here.present.contains_key(id) && !copy_one(src, dst, &key, true, &mut report).await? {
+        if !here.present.contains_key(id) && !copy_one(src, dst, &key, true, report).await? {
             continue;
         }
         if let Some(p) = listing.get(id) {
@@ -273,14 +369,7 @@ pub async fn pull_with(
     if !packs.is_empty() {
         crate::store::index::save(to, packs).await?;
     }
-    lock.ensure_fresh()?;
-    for (key, _) in &snapshots {
-        copy_one(src, dst, key, true, &mut report).await?;
-    }
-    if let Some(own) = own {
-        own.release().await;
-    }
-    Ok(report)
+    Ok(snapshots.into_iter().map(|(key, _)| key).collect())
 }
 
 /// Copies one object, checking a content-addressed one against its name first. Returns false

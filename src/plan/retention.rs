@@ -53,7 +53,7 @@ pub fn select(
     for source in sources {
         let mut list = by_source.remove(source).unwrap_or_default();
         // Newest first.
-        list.sort_by(|a, b| (b.snapshot.start, b.id).cmp(&(a.snapshot.start, a.id)));
+        list.sort_by_key(|l| std::cmp::Reverse((l.snapshot.start, l.id)));
         let mut reasons: Vec<Vec<String>> = vec![Vec::new(); list.len()];
         reasons[0].push("newest".into());
         if let Some(i) = list.iter().position(|l| !l.snapshot.partial) {
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn sources_are_judged_separately_and_marks_forget() {
-        let list = vec![
+        let list = [
             snap("a", "2026-01-01T02:00:00Z", false),
             snap("a", "2026-01-02T02:00:00Z", false),
             snap("b", "2026-01-01T03:00:00Z", false),

@@ -289,9 +289,13 @@ impl Target {
                 Err(e) => return Err(e),
             };
             let meta = file.metadata()?;
+            if meta.is_dir() {
+                // A directory is no object, as a common prefix is none on object storage.
+                return Ok(None);
+            }
             if !meta.file_type().is_file() {
                 return Err(std::io::Error::other(
-                    "it is not a plain file (a named pipe, device or directory)",
+                    "it is not a plain file (a named pipe or a device)",
                 ));
             }
             let mut bytes = Vec::with_capacity(meta.len() as usize);
