@@ -51,7 +51,6 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::pack::{BlobKind, PackWriter};
-use crate::format::tree::NodeKind;
 use crate::id::Id;
 use crate::plan::retention::{Decision, Retention, select};
 use crate::store::blobs::BlobReader;
@@ -379,7 +378,14 @@ async fn survey(repo: &Repository, catalog: &Catalog, forget: &[Decision]) -> Re
         .iter()
         .filter(|l| !forget.contains(&l.id))
         .map(|l| l.snapshot.tree);
-    let used = used_blobs(repo, &index, roots).await?;
+    let used = crate::store::walk::used_blobs(repo, &index, roots)
+        .await
+        .map_err(|e| {
+            Error::Usage(format!(
+                "target \"{}\": {e}; prune deletes nothing while it cannot tell what every snapshot uses",
+                repo.target().name()
+            ))
+        })?;
     Ok(Survey {
         index_files,
         present,
@@ -649,40 +655,6 @@ async fn store_pack(repo: &Repository, writer: PackWriter) -> Result<IndexPack> 
         size,
         blobs: sealed.header.blobs,
     })
-}
-
-/// Every blob (trees and file content) reachable from `roots`, each tree read once.
-pub(crate) async fn used_blobs(
-    repo: &Repository,
-    index: &Index,
-    roots: impl Iterator<Item = Id>,
-) -> Result<HashSet<Id>> {
-    let reader = BlobReader::new(repo, index, 64 << 20);
-    let mut used = HashSet::new();
-    let mut stack: Vec<Id> = Vec::new();
-    for root in roots {
-        if used.insert(root) {
-            stack.push(root);
-        }
-    }
-    while let Some(id) = stack.pop() {
-        let tree = reader.tree(&id).await.map_err(|e| {
-            Error::Usage(format!(
-                "target \"{}\": {e}; prune deletes nothing while it cannot tell what every snapshot uses",
-                repo.target().name()
-            ))
-        })?;
-        for node in tree.entries {
-            used.extend(node.content.iter().copied());
-            if node.kind == NodeKind::Dir
-                && let Some(sub) = node.subtree
-                && used.insert(sub)
-            {
-                stack.push(sub);
-            }
-        }
-    }
-    Ok(used)
 }
 
 #[cfg(test)]

@@ -344,8 +344,8 @@ async fn pull_data(
         from_index.add_pack(p.id, p.kind, p.size, &p.blobs);
     }
     let here = Index::load(to).await?;
-    let used =
-        crate::ops::prune::used_blobs(from, &from_index, snapshots.iter().map(|(_, t)| *t)).await?;
+    let used = crate::store::walk::used_blobs(from, &from_index, snapshots.iter().map(|(_, t)| *t))
+        .await?;
     let mut needed: BTreeSet<Id> = BTreeSet::new();
     for blob in &used {
         let stored_here = here

@@ -9,3 +9,4 @@ pub mod repo;
 pub mod snapshot;
 pub mod state;
 pub mod target;
+pub mod walk;
