@@ -124,12 +124,22 @@ pub fn metrics(
 
 /// Writes a metrics file atomically.
 pub fn write_metrics(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
         std::fs::create_dir_all(dir)
+            .and_then(|_| {
+                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            })
             .map_err(|e| Error::local(dir, "cannot create the metrics directory", e))?;
     }
+    // Metrics hold no file names, and the collector (node_exporter) runs as another user: the
+    // file is readable by all, whatever the service's umask.
     let tmp = path.with_extension("prom.tmp");
     std::fs::write(&tmp, text)
+        .and_then(|_| {
+            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        })
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Error::local(path, "cannot write the metrics file", e))
 }

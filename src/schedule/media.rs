@@ -80,8 +80,7 @@ pub struct Move {
 
 fn media_dir(state: &StateDir) -> Result<PathBuf> {
     let dir = state.path().join("media");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::local(&dir, "cannot create the media directory", e))?;
+    crate::store::state::private_dir(&dir, 0o700)?;
     Ok(dir)
 }
 

@@ -15,6 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -115,15 +116,14 @@ pub struct Lock {
 }
 
 impl StateDir {
-    /// Opens (creating) a state directory.
+    /// Opens (creating) a state directory. It holds file names (the audit log of restores) and
+    /// the history, which are personal data: others may not list it (mode 0711, so that a
+    /// metrics collector running as another user can still reach `metrics/`), and everything in
+    /// it but the metrics is private to its owner.
     pub fn open(root: &Path) -> Result<StateDir> {
-        for dir in [
-            root.to_path_buf(),
-            root.join("schedules"),
-            root.join("locks"),
-        ] {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::local(&dir, "cannot create the state directory", e))?;
+        private_dir(root, 0o711)?;
+        for dir in [root.join("schedules"), root.join("locks")] {
+            private_dir(&dir, 0o700)?;
         }
         Ok(StateDir {
             root: root.to_path_buf(),
@@ -152,6 +152,7 @@ impl StateDir {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| Error::local(&path, "cannot open the lock file", e))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -210,15 +211,37 @@ pub(crate) fn read_json<T: DeserializeOwned + Default>(
 /// creating its directory.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::local(dir, "cannot create", e))?;
+        private_dir(dir, 0o700)?;
     }
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(value).expect("state serialises"),
-    )
-    .and_then(|_| std::fs::rename(&tmp, path))
-    .map_err(|e| Error::local(path, "cannot write", e))
+    let _ = std::fs::remove_file(&tmp);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&serde_json::to_vec_pretty(value).expect("state serialises")))
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::local(path, "cannot write", e))
+}
+
+/// Creates `dir` (and its parents) if need be, and makes sure others can do no more than
+/// `mode` allows: a directory made by an older version, or by hand, is tightened.
+pub(crate) fn private_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| Error::local(dir, "cannot create the state directory", e))?;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Error::local(dir, "cannot read the state directory", e))?;
+    let current = meta.permissions().mode() & 0o777;
+    if current & !mode != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(current & mode))
+            .map_err(|e| Error::local(dir, "cannot make the state directory private", e))?;
+    }
+    Ok(())
 }
 
 /// Appends one JSON line to a log of the state directory.
@@ -226,8 +249,11 @@ pub(crate) fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| Error::local(path, "cannot open", e))?;
+    // A log made before these were private is made private now.
+    let _ = f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
     let mut line = serde_json::to_vec(value).expect("a record serialises");
     line.push(b'\n');
     f.write_all(&line)

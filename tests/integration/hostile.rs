@@ -325,3 +325,91 @@ fn s3_without_credentials_does_not_probe_instance_metadata() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("no S3 credentials"), "{text}");
 }
+
+/// Every file the state directory holds is private to its owner (the history and the audit log
+/// name files, which is personal data), in directories others cannot list; only the metrics,
+/// which name no file, are readable by the collector running as another user.
+#[test]
+fn state_files_are_private_and_metrics_readable() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = example();
+    let d = dir.path();
+    let state = d.join("state");
+    let fs_in = |args: &[&str]| {
+        firesafe()
+            .args(args)
+            .arg("--config-dir")
+            .arg(d)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .expect("run")
+    };
+    // A state directory made by an older version, open to all, is tightened.
+    fs::create_dir_all(&state).expect("mkdir");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
+    assert_exit(&fs_in(&["verify", "nightly"]), 0, "verify");
+    assert_exit(&fs_in(&["drill", "nightly"]), 0, "drill");
+    let to = d.join("restored");
+    let out = fs_in(&[
+        "restore",
+        "--schedule",
+        "nightly",
+        "latest",
+        "--source",
+        "admin",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0, "restore via the schedule");
+
+    let mut seen = Vec::new();
+    let mut wrong = Vec::new();
+    for entry in walk(&state) {
+        let meta = fs::symlink_metadata(&entry).expect("meta");
+        let mode = meta.mode() & 0o777;
+        let rel = entry.strip_prefix(&state).unwrap().to_path_buf();
+        let in_metrics = rel.starts_with("metrics");
+        let want = match (meta.is_dir(), in_metrics) {
+            (true, true) => 0o755,
+            (false, true) => 0o644,
+            (true, false) => 0o700,
+            (false, false) => 0o600,
+        };
+        if mode != want {
+            wrong.push(format!("{} is {mode:o}, not {want:o}", rel.display()));
+        }
+        seen.push(rel);
+    }
+    let root_mode = fs::metadata(&state).expect("state").mode() & 0o777;
+    assert_eq!(root_mode, 0o711, "the state directory itself");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    for expected in [
+        "history.jsonl",
+        "audit.jsonl",
+        "drills.jsonl",
+        "verify.jsonl",
+    ] {
+        assert!(
+            seen.iter().any(|p| p == Path::new(expected)),
+            "{expected} written: {seen:?}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|p| p.starts_with("metrics") && p.extension().is_some())
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if fs::symlink_metadata(&p).expect("meta").is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
