@@ -566,6 +566,7 @@ impl Config {
     /// The key that opens a schedule's repository, from its `key_file`.
     pub fn schedule_key(&self, schedule: &ScheduleSpec) -> Result<crate::format::crypto::Unlock> {
         let path = &schedule.key_file;
+        crate::ops::keys::check_private(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::WrongKey(format!(
                 "key_file {}: cannot read it ({e}); check the schedule's key_file",

@@ -107,3 +107,31 @@ pub async fn remove(repo: &Repository, prefix: &str, force: bool) -> Result<Id> 
     target.delete(&format!("{KEYS}/{}.info", entry.id)).await?;
     Ok(entry.id)
 }
+
+/// Refuses a key file that others may read: the key opens every backup, so a file the group or
+/// everyone can read has already let it out. The error says the `chmod` to run.
+pub fn check_private(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // Reading it says what is wrong.
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::Usage(format!(
+            "key file {} can be read by others (mode {mode:04o}); run `chmod 600 {}`, and treat the key as seen by whoever could read it",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads an age identity file that only its owner can read.
+pub fn read_identity_file(path: &std::path::Path) -> Result<crate::format::crypto::Unlock> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::WrongKey(format!("key file {}: cannot read it ({e})", path.display()))
+    })?;
+    crate::format::crypto::Unlock::parse_identity_file(&text)
+        .map_err(|why| Error::WrongKey(format!("key file {}: {why}", path.display())))
+}

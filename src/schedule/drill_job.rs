@@ -190,11 +190,7 @@ fn drill_key(
     } else {
         (nightly, "schedule key".to_string())
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::WrongKey(format!("key file {}: cannot read it ({e})", path.display()))
-    })?;
-    let unlock = Unlock::parse_identity_file(&text)
-        .map_err(|why| Error::WrongKey(format!("key file {}: {why}", path.display())))?;
+    let unlock = crate::ops::keys::read_identity_file(&path)?;
     Ok((unlock, label))
 }
 

@@ -64,6 +64,9 @@ impl RunReport {
 }
 
 fn load_key(path: &Path, init: bool, created: &mut Vec<String>) -> Result<Unlock> {
+    if path.exists() {
+        crate::ops::keys::check_private(path)?;
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => Unlock::parse_identity_file(&text)
             .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", path.display()))),

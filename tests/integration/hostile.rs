@@ -413,3 +413,34 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A schedule's key file that others can read is refused, with the `chmod` to run.
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    let dir = example();
+    let d = dir.path();
+    let fs_in = |args: &[&str]| {
+        firesafe()
+            .args(args)
+            .arg("--config-dir")
+            .arg(d)
+            .arg("--state-dir")
+            .arg(d.join("state"))
+            .output()
+            .expect("run")
+    };
+    assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
+    let key = d.join("demo/firesafe.key");
+    assert_eq!(
+        fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600,
+        "made private"
+    );
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    for args in [&["run", "nightly"][..], &["status", "nightly"], &["drill", "nightly"]] {
+        let out = fs_in(args);
+        let text = assert_exit(&out, 2, &args.join(" "));
+        assert!(text.contains("can be read by others (mode 0644)"), "{text}");
+        assert!(text.contains(&format!("chmod 600 {}", key.display())), "{text}");
+    }
+}
