@@ -212,7 +212,7 @@ pub async fn verify_target(
     record.last_complete_read = coverage.last_complete;
     let unresolved = findings
         .iter()
-        .any(|f| !(f.repair.starts_with("repaired") && !f.repair.contains("still damaged")));
+        .any(|f| !f.repair.starts_with("repaired") || f.repair.contains("still damaged"));
     record.result = if unresolved { "fail" } else { "pass" }.into();
     record.findings = findings;
     Ok(())

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::packs::Blob;
-use super::walk::Stopped;
 use crate::format::chunker::ChunkerParams;
 use crate::format::crypto::RepoKey;
 use crate::format::pack::BlobKind;
@@ -132,6 +131,11 @@ impl Chunking {
         self.seen.lock().expect("seen lock").contains(id)
     }
 }
+
+/// The pipeline stopped (an upload failed, so the pack workers are gone); the uploader
+/// reports why.
+#[derive(Debug)]
+pub(super) struct Stopped;
 
 pub(super) enum ReadError {
     Io(std::io::Error),

@@ -13,12 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::read::{Chunking, ReadError, ReadJob, Reply};
+use super::read::{Chunking, ReadError, ReadJob, Reply, Stopped};
 use crate::error::{Error, Result};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{Name, Node, NodeKind, Tree, Xattr};
 use crate::id::Id;
 use crate::store::snapshot::{SnapshotStats, Warning};
+
+/// A multiply-linked file read in this run: its content, size and modification time.
+type ReadLink = (Vec<Id>, u64, (i64, u32));
 
 /// The walker's state: it lists directories, compares entries with the parent snapshot, hands
 /// files to the reader threads, and builds the trees in order.
@@ -33,12 +36,8 @@ pub(super) struct Walk {
     /// Content of multiply-linked files already read in this run, by (device, inode).
     /// The modification time is kept too, so that an inode freed and reused during the walk is
     /// not mistaken for another link to the same file.
-    links: HashMap<(u64, u64), (Vec<Id>, u64, (i64, u32))>,
+    links: HashMap<(u64, u64), ReadLink>,
 }
-
-/// The pipeline behind the walker stopped (an upload failed); the uploader reports why.
-#[derive(Debug)]
-pub(super) struct Stopped;
 
 /// Whether the parent snapshot's node describes this file unchanged (same size, modification
 /// and change times, inode), so its content can be recorded without reading it.

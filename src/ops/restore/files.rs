@@ -63,9 +63,11 @@ impl Pending {
 /// Where one blob goes: file number and offset.
 type Uses = Vec<(usize, u64)>;
 
-/// The blobs to fetch, by the pack's position in the index: each blob's location in the pack
-/// and where it goes.
-pub(super) type ByPack = BTreeMap<u32, HashMap<Id, (BlobLocation, Uses)>>;
+/// The blobs to fetch from one pack: each blob's location in the pack and where it goes.
+type PackBlobs = HashMap<Id, (BlobLocation, Uses)>;
+
+/// The blobs to fetch, by the pack's position in the index.
+pub(super) type ByPack = BTreeMap<u32, PackBlobs>;
 
 /// Decides what to do with each planned file (a dry-run step for each) and lays out the blobs
 /// of those to write, grouped by pack.
@@ -226,7 +228,7 @@ impl Writing {
     ) -> Result<()> {
         let ticker = ctx.options.progress.then(|| self.ticker());
         self.finish_empty_files(&mut report.warnings);
-        let jobs: Vec<(Id, HashMap<Id, (BlobLocation, Uses)>)> = by_pack
+        let jobs: Vec<(Id, PackBlobs)> = by_pack
             .into_iter()
             .map(|(pos, blobs)| (index.packs[pos as usize].id, blobs))
             .collect();
@@ -277,7 +279,7 @@ impl Writing {
         self: Arc<Writing>,
         copies: &Copies<'_>,
         pack_id: Id,
-        blobs: HashMap<Id, (BlobLocation, Uses)>,
+        blobs: PackBlobs,
     ) -> Result<()> {
         let key = copies.first().shared_key();
         let plain = match copies.read_pack(&pack_id).await {
