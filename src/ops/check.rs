@@ -78,7 +78,9 @@ impl CheckReport {
     }
 }
 
-/// Runs the check.
+/// Runs the check: the structure pass (index and snapshot objects, the packs' sizes), with
+/// `read_data` the read-data pass (every pack downloaded and every blob re-hashed), then a walk
+/// of every snapshot's trees that names the files each damaged object affects.
 pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport {
         target: repo.target().name().to_string(),
@@ -98,7 +100,34 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
     report.snapshots = catalog.snapshots.len();
     report.blobs = index.blob_count();
 
-    // Which packs exist, and at what size.
+    let mut bad = Bad {
+        packs: check_packs(repo, &index, &mut problems, &mut report).await?,
+        blobs: HashMap::new(),
+    };
+    if options.read_data {
+        read_data(repo, &index, options, &mut bad, &mut problems, &mut report).await?;
+    }
+    let affected = walk_snapshots(repo, &index, &catalog, &bad, &mut problems, &mut report).await?;
+    report.findings = findings(problems, affected);
+    Ok(report)
+}
+
+/// What the structure and read-data passes found damaged.
+struct Bad {
+    /// Packs missing, of the wrong size, or unusable as a whole.
+    packs: HashSet<Id>,
+    /// Damaged blobs in otherwise usable packs, with why.
+    blobs: HashMap<Id, String>,
+}
+
+/// Lists the packs on the target and compares them with the index: every indexed pack must be
+/// there at the size the index records. Returns the packs that are not.
+async fn check_packs(
+    repo: &Repository,
+    index: &Index,
+    problems: &mut BTreeMap<String, String>,
+    report: &mut CheckReport,
+) -> Result<HashSet<Id>> {
     let mut listed: HashMap<Id, u64> = HashMap::new();
     for l in repo.target().list(DATA).await? {
         match l.key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) {
@@ -137,134 +166,203 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
             "{unindexed} pack(s) are listed by no index object (left by an interrupted backup; harmless, their data is stored again when needed)"
         ));
     }
+    Ok(bad_packs)
+}
 
-    // Blob-level damage found by reading the data.
-    let mut bad_blobs: HashMap<Id, String> = HashMap::new();
-    if options.read_data {
-        let wanted = |id: &Id| {
-            !bad_packs.contains(id) && options.only_packs.as_ref().is_none_or(|o| o.contains(id))
-        };
-        let total: u64 = index
-            .packs
-            .iter()
-            .filter(|p| wanted(&p.id))
-            .map(|p| p.size)
-            .sum();
-        let done = Arc::new(AtomicU64::new(0));
-        let ticker = options.progress.then(|| {
-            let d = Arc::clone(&done);
-            Ticker::bar(total, move || d.load(Ordering::Relaxed))
-        });
-        let mut blobs_of: HashMap<Id, Vec<(Id, crate::store::index::BlobLocation)>> =
-            HashMap::new();
-        for (id, loc) in index.blobs() {
-            blobs_of
-                .entry(index.packs[loc.pack as usize].id)
-                .or_default()
-                .push((*id, *loc));
-        }
-        let target = repo.target();
-        let jobs: Vec<(Id, Vec<(Id, crate::store::index::BlobLocation)>)> = index
-            .packs
-            .iter()
-            .map(|p| p.id)
-            .filter(|id| wanted(id))
-            .map(|id| (id, blobs_of.remove(&id).unwrap_or_default()))
-            .collect();
-        // Download and verification overlap, a few packs at a time, on every core.
-        let mut stream = futures::stream::iter(jobs)
-            .map(|(pack_id, expected)| {
-                let key = repo.shared_key();
-                let name = target.name().to_string();
-                let done = Arc::clone(&done);
-                async move {
-                    let Some(bytes) = target.get_opt(&pack_key(&pack_id)).await? else {
-                        return Ok::<_, Error>((
-                            pack_id,
-                            0,
-                            Err("the pack is missing".to_string()),
-                        ));
-                    };
-                    let len = bytes.len() as u64;
-                    done.fetch_add(len, Ordering::Relaxed);
-                    let outcome = tokio::task::spawn_blocking(move || {
-                        verify_pack(&key, &name, &pack_id, &bytes, &expected)
-                    })
-                    .await
-                    .expect("verifying a pack does not panic");
-                    Ok((pack_id, len, outcome))
+/// The blobs the index places in each pack, as one pack verification expects them.
+type Expected = Vec<(Id, crate::store::index::BlobLocation)>;
+
+/// Downloads the packs (those of `options.only_packs`, or all) that the structure pass found
+/// present, and verifies each; records blob-level damage in `bad`.
+async fn read_data(
+    repo: &Repository,
+    index: &Index,
+    options: &CheckOptions,
+    bad: &mut Bad,
+    problems: &mut BTreeMap<String, String>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let wanted = |id: &Id| {
+        !bad.packs.contains(id) && options.only_packs.as_ref().is_none_or(|o| o.contains(id))
+    };
+    let total: u64 = index
+        .packs
+        .iter()
+        .filter(|p| wanted(&p.id))
+        .map(|p| p.size)
+        .sum();
+    let done = Arc::new(AtomicU64::new(0));
+    let ticker = options.progress.then(|| {
+        let d = Arc::clone(&done);
+        Ticker::bar(total, move || d.load(Ordering::Relaxed))
+    });
+    let mut blobs_of: HashMap<Id, Expected> = HashMap::new();
+    for (id, loc) in index.blobs() {
+        blobs_of
+            .entry(index.packs[loc.pack as usize].id)
+            .or_default()
+            .push((*id, *loc));
+    }
+    let jobs: Vec<(Id, Expected)> = index
+        .packs
+        .iter()
+        .map(|p| p.id)
+        .filter(|id| wanted(id))
+        .map(|id| (id, blobs_of.remove(&id).unwrap_or_default()))
+        .collect();
+    // Download and verification overlap, a few packs at a time, on every core.
+    let mut stream = futures::stream::iter(jobs)
+        .map(|(pack_id, expected)| read_pack(repo, pack_id, expected, Arc::clone(&done)))
+        .buffer_unordered(2);
+    while let Some(result) = stream.next().await {
+        let (pack_id, len, outcome) = result?;
+        report.bytes_read += len;
+        match outcome {
+            Ok(damaged) => {
+                if let Some((_, why)) = damaged.first() {
+                    problems.insert(
+                        pack_key(&pack_id),
+                        format!(
+                            "{} blob(s) in the pack are damaged (first: {why})",
+                            damaged.len()
+                        ),
+                    );
                 }
-            })
-            .buffer_unordered(2);
-        while let Some(result) = stream.next().await {
-            let (pack_id, len, outcome) = result?;
-            report.bytes_read += len;
-            match outcome {
-                Ok(bad) => {
-                    if let Some((_, why)) = bad.first() {
-                        problems.insert(
-                            pack_key(&pack_id),
-                            format!(
-                                "{} blob(s) in the pack are damaged (first: {why})",
-                                bad.len()
-                            ),
-                        );
-                    }
-                    bad_blobs.extend(bad);
-                }
-                Err(why) => {
-                    problems.insert(pack_key(&pack_id), why);
-                    bad_packs.insert(pack_id);
-                }
+                bad.blobs.extend(damaged);
+            }
+            Err(why) => {
+                problems.insert(pack_key(&pack_id), why);
+                bad.packs.insert(pack_id);
             }
         }
-        drop(stream);
-        drop(ticker);
+    }
+    drop(stream);
+    drop(ticker);
+    Ok(())
+}
+
+/// The outcome of reading one pack: its id, the bytes read, and its damaged blobs or why the
+/// whole pack is unusable.
+type PackOutcome = (Id, u64, Result<Vec<(Id, String)>, String>);
+
+/// Downloads one pack and verifies it on a blocking thread.
+async fn read_pack(
+    repo: &Repository,
+    pack_id: Id,
+    expected: Expected,
+    done: Arc<AtomicU64>,
+) -> Result<PackOutcome> {
+    let target = repo.target();
+    let key = repo.shared_key();
+    let name = target.name().to_string();
+    let Some(bytes) = target.get_opt(&pack_key(&pack_id)).await? else {
+        return Ok((pack_id, 0, Err("the pack is missing".to_string())));
+    };
+    let len = bytes.len() as u64;
+    done.fetch_add(len, Ordering::Relaxed);
+    let outcome =
+        tokio::task::spawn_blocking(move || verify_pack(&key, &name, &pack_id, &bytes, &expected))
+            .await
+            .expect("verifying a pack does not panic");
+    Ok((pack_id, len, outcome))
+}
+
+/// Files affected by one object in one snapshot: up to [`MAX_PATHS`] paths and the count.
+type Hits = HashMap<String, (Vec<String>, usize)>;
+
+fn hit(hits: &mut Hits, object: String, path: String) {
+    let e = hits.entry(object).or_default();
+    if e.0.len() < MAX_PATHS {
+        e.0.push(path);
+    }
+    e.1 += 1;
+}
+
+/// Walks every snapshot: every referenced blob must be indexed and intact. Returns the
+/// snapshots and files each damaged object affects.
+async fn walk_snapshots(
+    repo: &Repository,
+    index: &Index,
+    catalog: &Catalog,
+    bad: &Bad,
+    problems: &mut BTreeMap<String, String>,
+    report: &mut CheckReport,
+) -> Result<HashMap<String, Vec<Affected>>> {
+    let mut walk = TreeWalk {
+        reader: BlobReader::new(repo, index, 64 << 20),
+        index,
+        bad,
+        clean_trees: HashSet::new(),
+        trees_seen: HashSet::new(),
+    };
+    let mut affected: HashMap<String, Vec<Affected>> = HashMap::new();
+    for snap in &catalog.snapshots {
+        let hits = walk.snapshot(snap.snapshot.tree, problems).await?;
+        for (object, (paths, count)) in hits {
+            affected.entry(object).or_default().push(Affected {
+                snapshot: snap.id,
+                source: snap.snapshot.source.clone(),
+                time: snap.snapshot.start,
+                paths,
+                count,
+            });
+        }
+    }
+    report.trees = walk.trees_seen.len();
+    Ok(affected)
+}
+
+/// The walk of the snapshots' trees, shared by all snapshots so that a tree found intact is
+/// not walked again.
+struct TreeWalk<'a> {
+    reader: BlobReader<'a>,
+    index: &'a Index,
+    bad: &'a Bad,
+    /// Trees without subdirectories whose files are all intact.
+    clean_trees: HashSet<Id>,
+    trees_seen: HashSet<Id>,
+}
+
+impl TreeWalk<'_> {
+    /// The damaged object holding a blob, if it is: its pack, or `blob ID` if no index lists it.
+    fn blob_problem(&self, id: &Id) -> Option<String> {
+        match self.index.get(id) {
+            None => Some(format!("blob {}", id.to_hex())),
+            Some((p, _)) if self.bad.packs.contains(&p.id) || self.bad.blobs.contains_key(id) => {
+                Some(pack_key(&p.id))
+            }
+            Some(_) => None,
+        }
     }
 
-    // Walk every snapshot: every referenced blob must be indexed and intact.
-    let reader = BlobReader::new(repo, &index, 64 << 20);
-    let mut affected: HashMap<String, Vec<Affected>> = HashMap::new();
-    let mut clean_trees: HashSet<Id> = HashSet::new();
-    let mut trees_seen: HashSet<Id> = HashSet::new();
-    for snap in &catalog.snapshots {
-        let mut hits: HashMap<String, (Vec<String>, usize)> = HashMap::new();
-        let mut hit = |object: String, path: String| {
-            let e = hits.entry(object).or_default();
-            if e.0.len() < MAX_PATHS {
-                e.0.push(path);
-            }
-            e.1 += 1;
-        };
-        let blob_problem = |id: &Id| -> Option<String> {
-            match index.get(id) {
-                None => Some(format!("blob {}", id.to_hex())),
-                Some((p, _)) if bad_packs.contains(&p.id) || bad_blobs.contains_key(id) => {
-                    Some(pack_key(&p.id))
-                }
-                Some(_) => None,
-            }
-        };
-        let mut todo: Vec<(String, Id)> = vec![(String::new(), snap.snapshot.tree)];
+    /// Walks one snapshot's trees from `root`.
+    async fn snapshot(
+        &mut self,
+        root: Id,
+        problems: &mut BTreeMap<String, String>,
+    ) -> Result<Hits> {
+        let mut hits = Hits::new();
+        let mut todo: Vec<(String, Id)> = vec![(String::new(), root)];
         while let Some((dir, tree_id)) = todo.pop() {
-            if clean_trees.contains(&tree_id) {
+            if self.clean_trees.contains(&tree_id) {
                 continue;
             }
-            trees_seen.insert(tree_id);
+            self.trees_seen.insert(tree_id);
             let shown = if dir.is_empty() {
                 "/".to_string()
             } else {
                 dir.clone()
             };
-            if let Some(object) = blob_problem(&tree_id) {
-                hit(object, format!("{shown} (directory listing)"));
+            if let Some(object) = self.blob_problem(&tree_id) {
+                hit(&mut hits, object, format!("{shown} (directory listing)"));
                 continue;
             }
-            let tree = match reader.tree(&tree_id).await {
+            let tree = match self.reader.tree(&tree_id).await {
                 Ok(t) => t,
                 Err(e @ Error::Target { .. }) => return Err(e),
                 Err(e) => {
-                    let object = index
+                    let object = self
+                        .index
                         .get(&tree_id)
                         .map_or(format!("blob {}", tree_id.to_hex()), |(p, _)| {
                             pack_key(&p.id)
@@ -272,7 +370,7 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
                     problems
                         .entry(object.clone())
                         .or_insert_with(|| describe(&e));
-                    hit(object, format!("{shown} (directory listing)"));
+                    hit(&mut hits, object, format!("{shown} (directory listing)"));
                     continue;
                 }
             };
@@ -286,8 +384,8 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
                         }
                     }
                     NodeKind::File => {
-                        if let Some(object) = first_problem(node, &blob_problem) {
-                            hit(object, path);
+                        if let Some(object) = first_problem(node, &|id| self.blob_problem(id)) {
+                            hit(&mut hits, object, path);
                             damaged_here = true;
                         }
                     }
@@ -297,21 +395,18 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
             // A tree whose files are intact and whose subtrees are intact need not be walked again;
             // subtrees are checked on their own, so only mark trees without subdirectories.
             if !damaged_here && tree.entries.iter().all(|n| n.kind != NodeKind::Dir) {
-                clean_trees.insert(tree_id);
+                self.clean_trees.insert(tree_id);
             }
         }
-        for (object, (paths, count)) in hits {
-            affected.entry(object).or_default().push(Affected {
-                snapshot: snap.id,
-                source: snap.snapshot.source.clone(),
-                time: snap.snapshot.start,
-                paths,
-                count,
-            });
-        }
+        Ok(hits)
     }
-    report.trees = trees_seen.len();
+}
 
+/// One finding per damaged object, with the snapshots it affects, oldest first.
+fn findings(
+    mut problems: BTreeMap<String, String>,
+    mut affected: HashMap<String, Vec<Affected>>,
+) -> Vec<Finding> {
     for object in affected.keys() {
         problems.entry(object.clone()).or_insert_with(|| {
             if object.starts_with("blob ") {
@@ -321,16 +416,17 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
             }
         });
     }
+    let mut out = Vec::new();
     for (object, problem) in problems {
         let mut affects = affected.remove(&object).unwrap_or_default();
         affects.sort_by_key(|a| a.time);
-        report.findings.push(Finding {
+        out.push(Finding {
             object,
             problem,
             affects,
         });
     }
-    Ok(report)
+    out
 }
 
 /// The first damaged object among a file's blobs.

@@ -24,8 +24,9 @@ use chrono::Utc;
 use rand::{Rng, SeedableRng};
 
 use crate::error::Result;
+use crate::format::tree::Node;
 use crate::id::Id;
-use crate::ops::restore::{self, PlanEntry, RestoreOptions};
+use crate::ops::restore::{self, PlanEntry, RestoreOptions, RestorePlan, RestoreReport};
 use crate::store::blobs::BlobReader;
 use crate::store::index::Index;
 use crate::store::records::{DrillKind, DrillRecord, Mismatch};
@@ -92,6 +93,9 @@ pub fn failed(
     }
 }
 
+/// Drills one snapshot on one target: chooses the sample (a sample drill), restores it into
+/// `scratch`, proves the restored bytes against the snapshot's blob ids, compares unchanged
+/// files with the live share (a sample drill), and records the outcome.
 pub async fn drill_one(
     repo: &Repository,
     index: &Index,
@@ -107,108 +111,14 @@ pub async fn drill_one(
     let seed = (options.kind == DrillKind::Sample)
         .then(|| options.seed.unwrap_or_else(|| rand::thread_rng().r#gen()));
     if let Some(seed) = seed {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let n = (options.sample_files as usize).min(plan.files.len());
-        let mut picked: Vec<usize> =
-            rand::seq::index::sample(&mut rng, plan.files.len(), n).into_vec();
-        picked.sort_unstable();
-        let files = std::mem::take(&mut plan.files);
-        plan.files = picked.into_iter().map(|i| files[i].clone()).collect();
-        plan.hardlinks.clear();
-        plan.symlinks.clear();
-        plan.specials.clear();
-        plan.total_bytes = plan.files.iter().map(|f| f.node.size).sum();
+        choose_sample(&mut plan, seed, options.sample_files);
     }
     let files: Vec<PlanEntry> = plan.files.clone();
     let dest = scratch.join("restore");
     let clock = Instant::now();
     let report = restore::restore(repo, index, plan, &RestoreOptions::new(&dest)).await?;
     let restore_seconds = clock.elapsed().as_secs_f64().max(1e-6);
-
-    let mut mismatches: Vec<Mismatch> = report
-        .failed
-        .iter()
-        .map(|(p, why)| Mismatch {
-            path: p.display().to_string(),
-            problem: format!("could not be restored: {why}"),
-        })
-        .collect();
-    let failed: std::collections::HashSet<PathBuf> =
-        report.failed.iter().map(|(p, _)| p.clone()).collect();
-    // Where each snapshot root entry lives on the server: the parent of the path backed up.
-    let live_roots: HashMap<String, PathBuf> = snap
-        .snapshot
-        .paths
-        .iter()
-        .filter_map(|p| {
-            let p = PathBuf::from(p);
-            Some((
-                p.file_name()?.to_string_lossy().into_owned(),
-                p.parent()?.to_path_buf(),
-            ))
-        })
-        .collect();
-    let mut changed_since = 0;
-    let mut live_identical = 0;
-    for f in &files {
-        if failed.contains(&f.rel) || failed.contains(&dest.join(&f.rel)) {
-            continue;
-        }
-        let restored = dest.join(&f.rel);
-        let chunker = repo.config().chunker;
-        let key = repo.shared_key();
-        let expected = f.node.content.clone();
-        let size = f.node.size;
-        let path = restored.clone();
-        let check = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
-            let meta =
-                std::fs::metadata(&path).map_err(|e| format!("missing after the restore ({e})"))?;
-            if meta.len() != size {
-                return Err(format!("{} bytes; the snapshot says {size}", meta.len()));
-            }
-            let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-            let mut ids = Vec::new();
-            chunker
-                .stream(file, |chunk| {
-                    ids.push(key.blob_id(&chunk));
-                    Ok(())
-                })
-                .map_err(|e| e.to_string())?;
-            // Sparse runs of zeros are restored as holes; they read back as zeros and hash alike.
-            if ids != expected {
-                return Err("the restored bytes differ from the snapshot's hashes".into());
-            }
-            Ok(())
-        })
-        .await
-        .expect("hashing a file does not panic");
-        if let Err(problem) = check {
-            mismatches.push(Mismatch {
-                path: f.rel.display().to_string(),
-                problem,
-            });
-            continue;
-        }
-        if options.kind != DrillKind::Sample {
-            continue;
-        }
-        // The live file, for information: changed since the snapshot, or identical.
-        let mut parts = f.rel.components();
-        let Some(first) = parts.next() else { continue };
-        let Some(root) = live_roots.get(&first.as_os_str().to_string_lossy().into_owned()) else {
-            continue;
-        };
-        let live = root.join(&f.rel);
-        let node = f.node.clone();
-        let identical = tokio::task::spawn_blocking(move || same_as_live(&live, &restored, &node))
-            .await
-            .expect("comparing files does not panic");
-        if identical {
-            live_identical += 1;
-        } else {
-            changed_since += 1;
-        }
-    }
+    let proof = prove(repo, options.kind, snap, &files, &dest, &report).await;
 
     let bytes_per_second = report.bytes as f64 / restore_seconds;
     let share_bytes = snap.snapshot.stats.bytes;
@@ -221,25 +131,12 @@ pub async fn drill_one(
     } else {
         restore_seconds
     };
-    let rto_missed = schedule.rto_hours.is_some_and(|h| {
-        options.kind != DrillKind::Sample && estimated_recovery_seconds > h * 3600.0
-    });
-    let reason = if !mismatches.is_empty() {
-        format!(
-            "{} file(s) did not restore to the snapshot's exact bytes (first: {}: {})",
-            mismatches.len(),
-            mismatches[0].path,
-            mismatches[0].problem
-        )
-    } else if rto_missed {
-        format!(
-            "the restore took {}; the policy allows {} hours",
-            crate::plan::policy::describe_duration(estimated_recovery_seconds),
-            schedule.rto_hours.unwrap_or_default()
-        )
-    } else {
-        String::new()
-    };
+    let reason = failure_reason(
+        schedule,
+        options,
+        &proof.mismatches,
+        estimated_recovery_seconds,
+    );
     Ok(DrillRecord {
         id: Id::random().to_hex(),
         schedule: schedule.name.clone(),
@@ -258,9 +155,9 @@ pub async fn drill_one(
         share_bytes,
         estimated_recovery_seconds,
         rto_hours: schedule.rto_hours,
-        mismatches,
-        changed_since,
-        live_identical,
+        mismatches: proof.mismatches,
+        changed_since: proof.changed_since,
+        live_identical: proof.live_identical,
         key: key_label.to_string(),
         result: if reason.is_empty() {
             crate::store::records::CheckOutcome::Pass
@@ -271,9 +168,178 @@ pub async fn drill_one(
     })
 }
 
+/// Narrows the plan to a sample of `count` files drawn with `seed` (in plan order), and nothing
+/// else: no links or special files.
+fn choose_sample(plan: &mut RestorePlan, seed: u64, count: u32) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n = (count as usize).min(plan.files.len());
+    let mut picked: Vec<usize> = rand::seq::index::sample(&mut rng, plan.files.len(), n).into_vec();
+    picked.sort_unstable();
+    let files = std::mem::take(&mut plan.files);
+    plan.files = picked.into_iter().map(|i| files[i].clone()).collect();
+    plan.hardlinks.clear();
+    plan.symlinks.clear();
+    plan.specials.clear();
+    plan.total_bytes = plan.files.iter().map(|f| f.node.size).sum();
+}
+
+/// What reading the restored files back showed.
+struct Proof {
+    /// Files that could not be restored or did not restore to the snapshot's bytes.
+    mismatches: Vec<Mismatch>,
+    /// Sample files whose live copy changed since the snapshot.
+    changed_since: u64,
+    /// Sample files whose live copy is identical to the restored one.
+    live_identical: u64,
+}
+
+/// Proves each restored file's bytes against the snapshot and, in a sample drill, compares it
+/// with the live file.
+async fn prove(
+    repo: &Repository,
+    kind: DrillKind,
+    snap: &Listed,
+    files: &[PlanEntry],
+    dest: &Path,
+    report: &RestoreReport,
+) -> Proof {
+    let mut proof = Proof {
+        mismatches: report
+            .failed
+            .iter()
+            .map(|(p, why)| Mismatch {
+                path: p.display().to_string(),
+                problem: format!("could not be restored: {why}"),
+            })
+            .collect(),
+        changed_since: 0,
+        live_identical: 0,
+    };
+    let failed: std::collections::HashSet<PathBuf> =
+        report.failed.iter().map(|(p, _)| p.clone()).collect();
+    let live_roots = live_roots(snap);
+    for f in files {
+        if failed.contains(&f.rel) || failed.contains(&dest.join(&f.rel)) {
+            continue;
+        }
+        let restored = dest.join(&f.rel);
+        if let Err(problem) = same_bytes(repo, &restored, &f.node).await {
+            proof.mismatches.push(Mismatch {
+                path: f.rel.display().to_string(),
+                problem,
+            });
+            continue;
+        }
+        if kind != DrillKind::Sample {
+            continue;
+        }
+        // The live file, for information: changed since the snapshot, or identical.
+        let Some(live) = live_file(&live_roots, &f.rel) else {
+            continue;
+        };
+        let node = f.node.clone();
+        let identical = tokio::task::spawn_blocking(move || same_as_live(&live, &restored, &node))
+            .await
+            .expect("comparing files does not panic");
+        if identical {
+            proof.live_identical += 1;
+        } else {
+            proof.changed_since += 1;
+        }
+    }
+    proof
+}
+
+/// Where each snapshot root entry lives on the server: the parent of the path backed up.
+fn live_roots(snap: &Listed) -> HashMap<String, PathBuf> {
+    snap.snapshot
+        .paths
+        .iter()
+        .filter_map(|p| {
+            let p = PathBuf::from(p);
+            Some((
+                p.file_name()?.to_string_lossy().into_owned(),
+                p.parent()?.to_path_buf(),
+            ))
+        })
+        .collect()
+}
+
+/// The live path of a restored file, if its root entry is one the snapshot read.
+fn live_file(live_roots: &HashMap<String, PathBuf>, rel: &Path) -> Option<PathBuf> {
+    let first = rel.components().next()?;
+    let root = live_roots.get(&first.as_os_str().to_string_lossy().into_owned())?;
+    Some(root.join(rel))
+}
+
+/// Whether the restored file at `path` has the snapshot's size and, chunked again, the
+/// snapshot's blob ids; if not, what differs.
+async fn same_bytes(
+    repo: &Repository,
+    path: &Path,
+    node: &Node,
+) -> std::result::Result<(), String> {
+    let chunker = repo.config().chunker;
+    let key = repo.shared_key();
+    let expected = node.content.clone();
+    let size = node.size;
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
+        let meta =
+            std::fs::metadata(&path).map_err(|e| format!("missing after the restore ({e})"))?;
+        if meta.len() != size {
+            return Err(format!("{} bytes; the snapshot says {size}", meta.len()));
+        }
+        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        let mut ids = Vec::new();
+        chunker
+            .stream(file, |chunk| {
+                ids.push(key.blob_id(&chunk));
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        // Sparse runs of zeros are restored as holes; they read back as zeros and hash alike.
+        if ids != expected {
+            return Err("the restored bytes differ from the snapshot's hashes".into());
+        }
+        Ok(())
+    })
+    .await
+    .expect("hashing a file does not panic")
+}
+
+/// Why the drill failed, or empty when it passed: a file that did not restore exactly, or (a
+/// full drill) a recovery time over the policy's RTO.
+fn failure_reason(
+    schedule: &DrillSchedule,
+    options: &DrillOptions,
+    mismatches: &[Mismatch],
+    estimated_recovery_seconds: f64,
+) -> String {
+    let rto_missed = schedule.rto_hours.is_some_and(|h| {
+        options.kind != DrillKind::Sample && estimated_recovery_seconds > h * 3600.0
+    });
+    if !mismatches.is_empty() {
+        format!(
+            "{} file(s) did not restore to the snapshot's exact bytes (first: {}: {})",
+            mismatches.len(),
+            mismatches[0].path,
+            mismatches[0].problem
+        )
+    } else if rto_missed {
+        format!(
+            "the restore took {}; the policy allows {} hours",
+            crate::plan::policy::describe_duration(estimated_recovery_seconds),
+            schedule.rto_hours.unwrap_or_default()
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Whether the live file still is what the snapshot recorded: same size and modification time,
 /// and the same bytes as the restored copy.
-fn same_as_live(live: &Path, restored: &Path, node: &crate::format::tree::Node) -> bool {
+fn same_as_live(live: &Path, restored: &Path, node: &Node) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(live) else {
         return false;

@@ -156,6 +156,8 @@ impl Coverage {
     }
 }
 
+/// Verifies one target: the check with its share of packs read back, the differences with the
+/// other targets, repairs (with `options.repair`), and the rotation state; fills in `record`.
 #[allow(clippy::too_many_arguments)]
 pub async fn verify_target(
     repo: &Repository,
@@ -168,16 +170,7 @@ pub async fn verify_target(
     record: &mut VerifyRecord,
 ) -> Result<()> {
     let name = repo.target().name().to_string();
-    let packs: Vec<(Id, u64)> = repo
-        .target()
-        .list(DATA)
-        .await?
-        .into_iter()
-        .filter_map(|l| {
-            let id: Id = l.key.rsplit('/').next()?.parse().ok()?;
-            (l.key == pack_key(&id)).then_some((id, l.size))
-        })
-        .collect();
+    let packs = list_packs(repo).await?;
     record.packs_total = packs.len() as u64;
     record.bytes_total = packs.iter().map(|(_, s)| s).sum();
     let mut coverage = Coverage::load(state, &name)?;
@@ -186,48 +179,7 @@ pub async fn verify_target(
         Read::Rotating(_) => coverage.choose(&packs, runs_per_cycle),
         Read::Nothing => Vec::new(),
     };
-    let check_options = CheckOptions {
-        read_data: !chosen.is_empty(),
-        only_packs: Some(chosen.iter().copied().collect()),
-        progress: options.progress,
-    };
-    let report = check::check(repo, &check_options).await?;
-    record.structure_checked = true;
-    record.bytes_read = report.bytes_read;
-    let damaged: HashSet<String> = report.findings.iter().map(|f| f.object.clone()).collect();
-    let good_reads: Vec<Id> = chosen
-        .iter()
-        .filter(|id| !damaged.contains(&pack_key(id)))
-        .copied()
-        .collect();
-    record.packs_read = chosen.len() as u64;
-    let mut findings: Vec<Finding> = report
-        .findings
-        .iter()
-        .map(|f| Finding {
-            object: f.object.clone(),
-            problem: f.problem.clone(),
-            repair: String::new(),
-            affects: f
-                .affects
-                .iter()
-                .map(|a| {
-                    format!(
-                        "snapshot {} ({}, {}): {}{}",
-                        a.snapshot.short(),
-                        a.source,
-                        a.time.format("%Y-%m-%d %H:%M UTC"),
-                        a.paths.join(", "),
-                        if a.count > a.paths.len() {
-                            format!(" and {} more", a.count - a.paths.len())
-                        } else {
-                            String::new()
-                        }
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let (mut findings, good_reads) = check_and_read(repo, &chosen, options, record).await?;
     if let Some(diff) = differences {
         for d in diff {
             if !findings.iter().any(|f| f.object == d.object) {
@@ -238,66 +190,7 @@ pub async fn verify_target(
     record.compared = others.len().saturating_sub(1) as u64;
 
     if options.repair && !findings.is_empty() {
-        let lock = if options.dry_run {
-            None
-        } else {
-            Some(TargetLock::shared(repo.target(), "repair").await?)
-        };
-        for f in &mut findings {
-            f.repair = repair_object(repo, others, &f.object, options.dry_run).await;
-        }
-        // A lost index object: index again the packs no index lists, from their headers.
-        if findings.iter().any(|f| f.object.starts_with("blob ")) {
-            let rebuilt = reindex(repo, options.dry_run).await?;
-            for f in findings
-                .iter_mut()
-                .filter(|f| f.object.starts_with("blob "))
-            {
-                f.repair = if rebuilt > 0 {
-                    format!(
-                        "{} {rebuilt} pack(s) no index listed",
-                        if options.dry_run {
-                            "would index"
-                        } else {
-                            "indexed"
-                        }
-                    )
-                } else {
-                    "not repaired: no pack on any target holds it".into()
-                };
-            }
-        }
-        if let Some(lock) = lock {
-            lock.release().await;
-        }
-        // What the repairs really achieved: check again, reading what was replaced.
-        if !options.dry_run {
-            let replaced: HashSet<Id> = findings
-                .iter()
-                .filter(|f| f.repair.starts_with("repaired"))
-                .filter_map(|f| f.object.rsplit('/').next()?.parse().ok())
-                .collect();
-            let again = check::check(
-                repo,
-                &CheckOptions {
-                    read_data: !replaced.is_empty(),
-                    only_packs: Some(replaced),
-                    progress: false,
-                },
-            )
-            .await?;
-            let left: HashSet<&str> = again.findings.iter().map(|f| f.object.as_str()).collect();
-            for f in &mut findings {
-                if f.repair.starts_with("repaired") && left.contains(f.object.as_str()) {
-                    f.repair = format!("{}, but it is still damaged", f.repair);
-                } else if f.object.starts_with("blob ")
-                    && f.repair.starts_with("indexed")
-                    && !left.contains(f.object.as_str())
-                {
-                    f.repair = format!("repaired: {}", f.repair);
-                }
-            }
-        }
+        repair(repo, others, &mut findings, options.dry_run).await?;
     }
 
     if !options.dry_run && options.read != Read::Nothing {
@@ -319,13 +212,154 @@ pub async fn verify_target(
     record.last_complete_read = coverage.last_complete;
     let unresolved = findings
         .iter()
-        .any(|f| !(f.repair.starts_with("repaired") && !f.repair.contains("still damaged")));
+        .any(|f| !f.repair.starts_with("repaired") || f.repair.contains("still damaged"));
     record.result = if unresolved {
         crate::store::records::CheckOutcome::Fail
     } else {
         crate::store::records::CheckOutcome::Pass
     };
     record.findings = findings;
+    Ok(())
+}
+
+/// The packs on the target (id, size).
+async fn list_packs(repo: &Repository) -> Result<Vec<(Id, u64)>> {
+    Ok(repo
+        .target()
+        .list(DATA)
+        .await?
+        .into_iter()
+        .filter_map(|l| {
+            let id: Id = l.key.rsplit('/').next()?.parse().ok()?;
+            (l.key == pack_key(&id)).then_some((id, l.size))
+        })
+        .collect())
+}
+
+/// Checks the target's structure and reads back the `chosen` packs. Returns the findings, and
+/// the chosen packs that read back intact.
+async fn check_and_read(
+    repo: &Repository,
+    chosen: &[Id],
+    options: &VerifyOptions,
+    record: &mut VerifyRecord,
+) -> Result<(Vec<Finding>, Vec<Id>)> {
+    let check_options = CheckOptions {
+        read_data: !chosen.is_empty(),
+        only_packs: Some(chosen.iter().copied().collect()),
+        progress: options.progress,
+    };
+    let report = check::check(repo, &check_options).await?;
+    record.structure_checked = true;
+    record.bytes_read = report.bytes_read;
+    let damaged: HashSet<String> = report.findings.iter().map(|f| f.object.clone()).collect();
+    let good_reads: Vec<Id> = chosen
+        .iter()
+        .filter(|id| !damaged.contains(&pack_key(id)))
+        .copied()
+        .collect();
+    record.packs_read = chosen.len() as u64;
+    let findings = report.findings.iter().map(finding).collect();
+    Ok((findings, good_reads))
+}
+
+/// A check's finding as the record keeps it, with the affected files in words.
+fn finding(f: &check::Finding) -> Finding {
+    Finding {
+        object: f.object.clone(),
+        problem: f.problem.clone(),
+        repair: String::new(),
+        affects: f
+            .affects
+            .iter()
+            .map(|a| {
+                format!(
+                    "snapshot {} ({}, {}): {}{}",
+                    a.snapshot.short(),
+                    a.source,
+                    a.time.format("%Y-%m-%d %H:%M UTC"),
+                    a.paths.join(", "),
+                    if a.count > a.paths.len() {
+                        format!(" and {} more", a.count - a.paths.len())
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Repairs what the findings name, under a shared lock so that no prune runs meanwhile, and
+/// records in each finding what was done; then (not in a dry run) checks what was repaired.
+async fn repair(
+    repo: &Repository,
+    others: &[(&str, &Repository)],
+    findings: &mut [Finding],
+    dry_run: bool,
+) -> Result<()> {
+    let lock = if dry_run {
+        None
+    } else {
+        Some(TargetLock::shared(repo.target(), "repair").await?)
+    };
+    for f in findings.iter_mut() {
+        f.repair = repair_object(repo, others, &f.object, dry_run).await;
+    }
+    // A lost index object: index again the packs no index lists, from their headers.
+    if findings.iter().any(|f| f.object.starts_with("blob ")) {
+        let rebuilt = reindex(repo, dry_run).await?;
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.object.starts_with("blob "))
+        {
+            f.repair = if rebuilt > 0 {
+                format!(
+                    "{} {rebuilt} pack(s) no index listed",
+                    if dry_run { "would index" } else { "indexed" }
+                )
+            } else {
+                "not repaired: no pack on any target holds it".into()
+            };
+        }
+    }
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    if !dry_run {
+        confirm_repairs(repo, findings).await?;
+    }
+    Ok(())
+}
+
+/// What the repairs really achieved: checks again, reading what was replaced, and says in each
+/// finding whether its object is still damaged.
+async fn confirm_repairs(repo: &Repository, findings: &mut [Finding]) -> Result<()> {
+    let replaced: HashSet<Id> = findings
+        .iter()
+        .filter(|f| f.repair.starts_with("repaired"))
+        .filter_map(|f| f.object.rsplit('/').next()?.parse().ok())
+        .collect();
+    let again = check::check(
+        repo,
+        &CheckOptions {
+            read_data: !replaced.is_empty(),
+            only_packs: Some(replaced),
+            progress: false,
+        },
+    )
+    .await?;
+    let left: HashSet<&str> = again.findings.iter().map(|f| f.object.as_str()).collect();
+    for f in findings.iter_mut() {
+        if f.repair.starts_with("repaired") && left.contains(f.object.as_str()) {
+            f.repair = format!("{}, but it is still damaged", f.repair);
+        } else if f.object.starts_with("blob ")
+            && f.repair.starts_with("indexed")
+            && !left.contains(f.object.as_str())
+        {
+            f.repair = format!("repaired: {}", f.repair);
+        }
+    }
     Ok(())
 }
 

@@ -437,10 +437,17 @@ fn a_key_file_others_can_read_is_refused() {
         "made private"
     );
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
-    for args in [&["run", "nightly"][..], &["status", "nightly"], &["drill", "nightly"]] {
+    for args in [
+        &["run", "nightly"][..],
+        &["status", "nightly"],
+        &["drill", "nightly"],
+    ] {
         let out = fs_in(args);
         let text = assert_exit(&out, 2, &args.join(" "));
         assert!(text.contains("can be read by others (mode 0644)"), "{text}");
-        assert!(text.contains(&format!("chmod 600 {}", key.display())), "{text}");
+        assert!(
+            text.contains(&format!("chmod 600 {}", key.display())),
+            "{text}"
+        );
     }
 }
