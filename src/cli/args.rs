@@ -70,6 +70,7 @@ pub(super) fn state_help(kept: &str) -> String {
     format!("{kept} (default /var/lib/firesafe for root, ~/.local/state/firesafe otherwise)")
 }
 
+/// The target of `--repo`; with `create`, a missing directory or prefix is created.
 pub(super) fn target(url: Option<&str>, create: bool) -> Result<Target> {
     let url = url.ok_or_else(|| {
         Error::Usage("no repository given: pass --repo DIR or --repo s3://BUCKET/PREFIX (or set FIRESAFE_REPO)".into())
@@ -102,6 +103,7 @@ pub(super) fn unlock_from_env() -> Result<Option<Unlock>> {
     Ok(None)
 }
 
+/// The repository of `--repo`, opened with the key from the environment.
 pub(super) async fn open(url: Option<&str>) -> Result<Repository> {
     let target = target(url, false)?;
     // Fail on a missing repository before asking for a key.

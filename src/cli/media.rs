@@ -31,8 +31,14 @@ EXAMPLES:
   firesafe media log --json";
 
 #[derive(Args, Debug)]
-#[command(mut_arg("config_dir", |a| a.global(true).help("The directory holding targets/ and schedules/")))]
-#[command(mut_arg("state_dir", |a| a.global(true).help(state_help("Where the media records and the rotation log are kept"))))]
+#[command(mut_arg("config_dir", |a| {
+    a.global(true)
+        .help("The directory holding targets/ and schedules/")
+}))]
+#[command(mut_arg("state_dir", |a| {
+    a.global(true)
+        .help(state_help("Where the media records and the rotation log are kept"))
+}))]
 pub(super) struct MediaArgs {
     #[command(flatten)]
     config: ConfigDir,

@@ -44,7 +44,9 @@ EXAMPLES:
   firesafe recovery-sheet nightly --out sheet.pdf --include-key /etc/firesafe/recovery.key";
 
 #[derive(Args, Debug)]
-#[command(mut_arg("state_dir", |a| a.help(state_help("Where the run, drill and verification records are kept"))))]
+#[command(mut_arg("state_dir", |a| {
+    a.help(state_help("Where the run, drill and verification records are kept"))
+}))]
 pub(super) struct ReportArgs {
     /// Only these schedules (default: every schedule).
     schedules: Vec<String>,

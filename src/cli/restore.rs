@@ -51,7 +51,9 @@ EXAMPLES:
     firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --as-of 2026-11-20 --to /tmp/restore";
 
 #[derive(Args, Debug)]
-#[command(mut_arg("config_dir", |a| a.help("The directory holding targets/ and schedules/ (with --schedule)")))]
+#[command(mut_arg("config_dir", |a| {
+    a.help("The directory holding targets/ and schedules/ (with --schedule)")
+}))]
 #[command(mut_arg("state_dir", |a| a.help(state_help("Where the audit log is kept"))))]
 pub(super) struct RestoreArgs {
     /// SNAPSHOT or SNAPSHOT:PATH.

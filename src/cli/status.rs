@@ -41,7 +41,9 @@ EXAMPLES:
   firesafe summary nightly --send";
 
 #[derive(Args, Debug)]
-#[command(mut_arg("state_dir", |a| a.help(state_help("Where the records of rotated disks are kept"))))]
+#[command(mut_arg("state_dir", |a| {
+    a.help(state_help("Where the records of rotated disks are kept"))
+}))]
 pub(super) struct StatusArgs {
     /// Only this schedule (default: every schedule).
     schedule: Option<String>,
