@@ -277,7 +277,7 @@ pub struct VerifySpec {
 }
 
 fn default_read_percent() -> f64 {
-    5.0
+    crate::ops::verify::DEFAULT_READ_PERCENT
 }
 
 /// `[drill]` in a schedule: restore drills at their own cron times.
@@ -298,7 +298,7 @@ pub struct DrillSpec {
 }
 
 fn default_sample_files() -> u32 {
-    20
+    crate::ops::drill::DEFAULT_SAMPLE_FILES
 }
 
 /// `[retention]` in a schedule: which snapshots of each source to keep. A snapshot is kept if

@@ -3,6 +3,7 @@
 
 use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
+use crate::format::crypto::Unlock;
 use crate::store::repo::Repository;
 use crate::store::target::Target;
 
@@ -43,4 +44,43 @@ pub async fn open_schedule_targets(
     schedule: &ScheduleSpec,
 ) -> Vec<(String, Result<Target>)> {
     open_targets(config, schedule, false).await
+}
+
+/// The copies of a schedule's repository that open with `unlock`, in the schedule's order (the
+/// onsite NAS first), and a note for each target not used and why: unreachable, not opened by
+/// the key, or holding another repository than the first. An error when none opens.
+pub async fn open_schedule_repos(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    unlock: &Unlock,
+) -> Result<(Vec<Repository>, Vec<String>)> {
+    let mut repos = Vec::new();
+    let mut notes = Vec::new();
+    for (target, opened) in open_schedule_targets(config, schedule).await {
+        let result = match opened {
+            Ok(t) => Repository::open(t, unlock).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(r)
+                if repos
+                    .first()
+                    .is_none_or(|f: &Repository| f.config().id == r.config().id) =>
+            {
+                repos.push(r)
+            }
+            Ok(_) => notes.push(format!(
+                "target \"{target}\" holds a different repository; not used"
+            )),
+            Err(e) => notes.push(format!("target \"{target}\" not used: {e}")),
+        }
+    }
+    if repos.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no target of schedule \"{}\" could be opened ({})",
+            schedule.name,
+            notes.join("; ")
+        )));
+    }
+    Ok((repos, notes))
 }

@@ -37,6 +37,17 @@ impl Default for ChunkerParams {
 }
 
 impl ChunkerParams {
+    /// Chunks of about `avg_size` bytes: at least half that, at most eight times (saturating),
+    /// the proportions of the default.
+    pub fn from_avg(avg_size: u32) -> ChunkerParams {
+        ChunkerParams {
+            min_size: avg_size / 2,
+            avg_size,
+            max_size: avg_size.saturating_mul(8),
+            ..Default::default()
+        }
+    }
+
     /// Checks the sizes against FastCDC's limits.
     pub fn validate(&self) -> Result<(), String> {
         use fastcdc::v2020::{

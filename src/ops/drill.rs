@@ -40,6 +40,10 @@ pub struct DrillSchedule {
     pub rto_hours: Option<f64>,
 }
 
+/// Files per source and target in a sample drill when nothing else is said (the schedule's
+/// `[drill] sample_files`, or `firesafe drill --files`).
+pub const DEFAULT_SAMPLE_FILES: u32 = 20;
+
 /// What to drill.
 #[derive(Clone, Debug)]
 pub struct DrillOptions {

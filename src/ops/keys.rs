@@ -4,11 +4,13 @@
 //! is rewritten. Removing an envelope stops that key opening the repository; anyone who opened
 //! it before may still hold its secrets (see the threat model in [`crate::format::crypto`]).
 
+use std::path::Path;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::crypto::Recipient;
+use crate::format::crypto::{self, Recipient};
 use crate::id::Id;
 use crate::store::repo::{KEYS, KeyInfo, Repository, envelope_id};
 
@@ -64,6 +66,31 @@ pub async fn list(repo: &Repository) -> Result<Vec<KeyEntry>> {
     }
     out.sort_by_key(|k| (k.created, k.id));
     Ok(out)
+}
+
+/// Generates a new age identity and writes it to `path`, which must not exist yet: created
+/// with mode 0600 (never readable by others, not even for a moment) and synced to disk before
+/// this returns. Returns the file's text and its public recipient (`age1...`).
+pub fn create_identity_file(path: &Path) -> Result<(String, String)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (text, public) = crypto::generate_identity_file();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                "{} already exists; refusing to overwrite a key file (choose another name)",
+                path.display()
+            )),
+            _ => Error::local(path, "cannot create the key file", e),
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::local(path, "cannot write the key file", e))?;
+    Ok((text, public))
 }
 
 pub async fn add(repo: &Repository, who: &Recipient, label: &str) -> Result<Id> {

@@ -46,6 +46,11 @@ pub enum Read {
     Nothing,
 }
 
+/// The share of each target's data read back per run, in percent, when nothing else is said
+/// (the schedule's `[verify] read_percent`, or `firesafe verify --read-percent`): every pack is
+/// then read once every 20 runs.
+pub const DEFAULT_READ_PERCENT: f64 = 5.0;
+
 /// How a verification runs.
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {

@@ -11,8 +11,9 @@ use std::path::Path;
 use crate::config::targets::open_targets;
 use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
-use crate::format::crypto::{self, Recipient, Unlock};
+use crate::format::crypto::{Recipient, Unlock};
 use crate::ops::backup::{self, BackupOptions, BackupReport};
+use crate::ops::keys;
 use crate::ops::replicate::{self, ReplicateReport};
 use crate::store::repo::{InitOptions, Repository};
 use crate::store::target::Target;
@@ -71,21 +72,11 @@ fn load_key(path: &Path, init: bool, created: &mut Vec<String>) -> Result<Unlock
         Ok(text) => Unlock::parse_identity_file(&text)
             .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && init => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::local(dir, "cannot create the key directory", e))?;
             }
-            let (text, public) = crypto::generate_identity_file();
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| Error::local(path, "cannot create the key file", e))?;
-            f.write_all(text.as_bytes())
-                .map_err(|e| Error::local(path, "cannot write the key file", e))?;
+            let (text, public) = keys::create_identity_file(path)?;
             created.push(format!(
                 "created key file {} (public key {public}); keep a copy somewhere safe: without it the backups cannot be read",
                 path.display()

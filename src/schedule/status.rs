@@ -61,6 +61,16 @@ pub struct ScheduleStatus {
     pub verification: Vec<TargetVerification>,
 }
 
+impl ScheduleStatus {
+    /// Whether the schedule is healthy: every source's verdict is OK and nothing is amiss (no
+    /// reasons given: every target could be read and is up to date).
+    pub fn is_ok(&self) -> bool {
+        self.sources
+            .iter()
+            .all(|s| s.evaluation.verdict == policy::Verdict::Ok && s.evaluation.reasons.is_empty())
+    }
+}
+
 /// What the latest verification of one target found, and how much of it has been read back.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetVerification {

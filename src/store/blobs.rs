@@ -22,6 +22,7 @@ use crate::format::tree::Tree;
 use crate::id::Id;
 use crate::store::index::{BlobLocation, Index};
 use crate::store::repo::{Repository, pack_key};
+use crate::store::snapshot::Catalog;
 
 /// Checks a downloaded pack against its name and decrypts it.
 pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<Vec<u8>> {
@@ -357,4 +358,33 @@ fn problem_text(e: &Error) -> String {
         Error::Corrupt { detail, .. } => detail.clone(),
         other => other.to_string(),
     }
+}
+
+/// Every snapshot any of `repos` (copies of one repository) holds, oldest first, and the index
+/// of every copy merged, so that a reader over [`Copies`] finds each blob wherever a pack of it
+/// is. A snapshot held by several copies is listed once; `repos` must not be empty.
+pub async fn load_all(repos: &[Repository]) -> Result<(Catalog, Index)> {
+    let mut catalog: Option<Catalog> = None;
+    let mut index: Option<Index> = None;
+    for repo in repos {
+        let c = Catalog::load(repo).await?;
+        let i = Index::load(repo).await?.index;
+        match (&mut catalog, &mut index) {
+            (Some(all), Some(idx)) => {
+                for l in c.snapshots {
+                    if !all.snapshots.iter().any(|s| s.id == l.id) {
+                        all.snapshots.push(l);
+                    }
+                }
+                idx.absorb(&i);
+            }
+            _ => {
+                catalog = Some(c);
+                index = Some(i);
+            }
+        }
+    }
+    let mut catalog = catalog.expect("at least one copy");
+    catalog.snapshots.sort_by_key(|l| (l.snapshot.start, l.id));
+    Ok((catalog, index.expect("at least one copy")))
 }

@@ -56,6 +56,8 @@ fn repository_that_does_not_exist() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("k");
     std::fs::write(&key, firesafe::format::crypto::generate_identity_file().0).expect("key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
     let missing = dir.path().join("nowhere");
     let out = firesafe()
         .arg("--repo")
@@ -133,6 +135,8 @@ fn unreachable_endpoint_names_the_target() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("k");
     std::fs::write(&key, firesafe::format::crypto::generate_identity_file().0).expect("key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
     let t = Instant::now();
     let out = firesafe()
         .args(["--repo", "s3://school-dr/firesafe", "snapshots"])

@@ -191,6 +191,8 @@ fn wrong_key_and_wrong_passphrase_are_clear_errors() {
     let other = repo.path("other.key");
     let (text, _) = firesafe::format::crypto::generate_identity_file();
     fs::write(&other, text).expect("write key");
+    fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
 
     let out = repo
         .cmd()

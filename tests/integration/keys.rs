@@ -42,6 +42,11 @@ fn add_list_and_remove_keys() {
     let (recovery_text, recovery_public) = firesafe::format::crypto::generate_identity_file();
     let recovery = repo.path("recovery.key");
     std::fs::write(&recovery, recovery_text).expect("write");
+    std::fs::set_permissions(
+        &recovery,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod key");
     repo.ok(&[
         "key",
         "add",

@@ -549,6 +549,18 @@ fn without_root_owners_are_not_restored_and_one_warning_says_so() {
         .output()
         .expect("chmod");
     assert_success(&chmod, "chmod");
+    // The key is that user's own, private to them (firesafe refuses a key others can read).
+    nix::unistd::chown(
+        &repo.key,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .expect("chown key");
+    fs::set_permissions(
+        &repo.key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod key");
     let out_dir = repo.path("out");
     fs::create_dir(&out_dir).expect("mkdir");
     fs::set_permissions(

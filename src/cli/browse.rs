@@ -1,0 +1,230 @@
+//! `snapshots`, `ls` and `diff`: what the repository of `--repo` holds.
+
+use chrono::Local;
+use clap::Args;
+use firesafe::Result;
+use firesafe::ops::ls;
+use firesafe::store::blobs::BlobReader;
+use firesafe::store::index::Index;
+use firesafe::store::snapshot::Catalog;
+use serde_json::json;
+
+use super::Outcome;
+use super::args::{open, pick};
+
+/// The `snapshots` command's long help.
+pub(super) const SNAPSHOTS_HELP: &str = "EXAMPLES:
+  firesafe --repo /mnt/nas/firesafe snapshots
+  firesafe --repo /mnt/nas/firesafe snapshots --source admin --json";
+
+/// The `ls` command's long help.
+pub(super) const LS_HELP: &str =
+    "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, `latest`, or
+SOURCE@DATE: the newest snapshot of SOURCE taken at or before DATE, in local time. A date alone
+means the end of that day, a time without seconds the end of that minute: curriculum@2026-11-20,
+curriculum@\"2026-11-20 18:00\", curriculum@yesterday, curriculum@\"last friday 18:00\".
+
+EXAMPLES:
+  firesafe --repo /mnt/nas/firesafe ls latest --source curriculum
+  firesafe --repo /mnt/nas/firesafe ls 1a2b3c4d curriculum/year7
+  firesafe --repo /mnt/nas/firesafe ls curriculum@yesterday curriculum/year7
+  firesafe --repo /mnt/nas/firesafe ls latest --source curriculum --as-of \"last friday 18:00\"";
+
+/// The `diff` command's long help.
+pub(super) const DIFF_HELP: &str =
+    "SNAPSHOT_A and SNAPSHOT_B are ids, `latest`, or SOURCE@DATE, as for `firesafe ls`.
+Lines start with + (added), - (removed) or M (modified, with what differs: content, target,
+mode, mtime, owner, xattrs) and give the sizes. Folders that are the same in both snapshots are
+skipped without being read.
+
+EXAMPLES:
+  What changed in the curriculum share since yesterday evening?
+    firesafe --repo /mnt/nas/firesafe diff curriculum@\"yesterday 18:00\" latest --source curriculum
+  Between two snapshots, in year 7's folder only:
+    firesafe --repo /mnt/nas/firesafe diff 1a2b3c4d 5e6f7a8b curriculum/year7 --json";
+
+#[derive(Args, Debug)]
+pub(super) struct SnapshotsArgs {
+    /// Only snapshots of this source.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct LsArgs {
+    /// Snapshot id (or prefix), `latest`, or SOURCE@DATE.
+    snapshot: String,
+    /// A path inside the snapshot to list.
+    path: Option<String>,
+    /// With `latest`: the newest snapshot of this source.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// With `latest`: the newest snapshot taken at or before DATE (local time; a date alone means
+    /// the end of that day).
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct DiffArgs {
+    /// The earlier snapshot: id (or prefix), `latest`, or SOURCE@DATE.
+    snapshot_a: String,
+    /// The later snapshot: id (or prefix), `latest`, or SOURCE@DATE.
+    snapshot_b: String,
+    /// Compare only this file or folder.
+    path: Option<String>,
+    /// With `latest` or @DATE: snapshots of this source.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Outcome> {
+    let repo = open(url).await?;
+    let catalog = Catalog::load(&repo).await?;
+    for (key, e) in &catalog.damaged {
+        eprintln!("firesafe: warning: snapshot object {key} could not be read: {e}");
+    }
+    let list: Vec<_> = catalog
+        .snapshots
+        .iter()
+        .filter(|l| a.source.as_ref().is_none_or(|s| &l.snapshot.source == s))
+        .collect();
+    if a.json {
+        let out: Vec<_> = list
+            .iter()
+            .map(|l| {
+                let mut v = serde_json::to_value(&l.snapshot).expect("snapshot to JSON");
+                v["id"] = json!(l.id.to_hex());
+                v["short_id"] = json!(l.id.short());
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+        return Ok(Outcome::Success);
+    }
+    println!(
+        "{:<8}  {:<19}  {:<14}  {:<12}  {:>8}  {:>10}  {:<8}  TAGS",
+        "ID", "TAKEN (LOCAL TIME)", "SOURCE", "HOST", "FILES", "SIZE", "STATUS"
+    );
+    for l in &list {
+        let s = &l.snapshot;
+        println!(
+            "{:<8}  {:<19}  {:<14}  {:<12}  {:>8}  {:>10}  {:<8}  {}",
+            l.id.short(),
+            s.start.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+            s.source,
+            s.host,
+            s.stats.files,
+            bytesize::ByteSize(s.stats.bytes).to_string(),
+            if s.partial { "partial" } else { "complete" },
+            s.tags.join(",")
+        );
+    }
+    println!("{} snapshot(s)", list.len());
+    Ok(Outcome::Success)
+}
+
+pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
+    let repo = open(url).await?;
+    let catalog = Catalog::load(&repo).await?;
+    let snap = pick(
+        &catalog,
+        &a.snapshot,
+        a.source.as_deref(),
+        a.as_of.as_deref(),
+    )?;
+    let index = Index::load(&repo).await?.index;
+    let reader = BlobReader::new(&repo, &index, 64 << 20);
+    let entries = ls::list(&reader, snap, a.path.as_deref()).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
+        return Ok(Outcome::Success);
+    }
+    for e in &entries {
+        let kind = match e.kind {
+            firesafe::format::tree::NodeKind::Dir => 'd',
+            firesafe::format::tree::NodeKind::Symlink => 'l',
+            firesafe::format::tree::NodeKind::File => '-',
+            _ => '?',
+        };
+        let target = e
+            .target
+            .as_ref()
+            .map(|t| format!(" -> {t}"))
+            .unwrap_or_default();
+        println!(
+            "{kind}{:04o} {:>12} {} {}{target}",
+            e.mode,
+            e.size,
+            e.mtime.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+            e.path
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> {
+    let repo = open(url).await?;
+    let catalog = Catalog::load(&repo).await?;
+    let from = catalog.resolve(&a.snapshot_a, a.source.as_deref())?;
+    let to = catalog.resolve(&a.snapshot_b, a.source.as_deref())?;
+    let index = Index::load(&repo).await?.index;
+    let reader = BlobReader::new(&repo, &index, 64 << 20);
+    let options = firesafe::ops::diff::DiffOptions { path: a.path };
+    let report = firesafe::ops::diff::diff(&reader, from, to, &options).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+        return Ok(Outcome::Success);
+    }
+    use firesafe::ops::diff::ChangeKind;
+    let size = |s: Option<u64>| {
+        s.map(|b| bytesize::ByteSize(b).to_string())
+            .unwrap_or_default()
+    };
+    for c in &report.changes {
+        let kind = format!("{:?}", c.kind).to_lowercase();
+        match c.change {
+            ChangeKind::Added => println!("+ {kind:<7} {:>10}  {}", size(c.size_after), c.path),
+            ChangeKind::Removed => println!("- {kind:<7} {:>10}  {}", size(c.size_before), c.path),
+            ChangeKind::Modified => println!(
+                "M {kind:<7} {:>10}  {} ({}{})",
+                size(c.size_after),
+                c.path,
+                c.what.join(", "),
+                if c.size_before != c.size_after {
+                    format!("; was {}", size(c.size_before))
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+    let side = |s: &firesafe::ops::diff::Side| {
+        format!(
+            "{} ({}, taken {})",
+            s.snapshot.short(),
+            s.source,
+            s.time.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+        )
+    };
+    println!(
+        "from {} to {}: {} added ({}), {} removed ({}), {} modified",
+        side(&report.from),
+        side(&report.to),
+        report.added,
+        bytesize::ByteSize(report.bytes_added),
+        report.removed,
+        bytesize::ByteSize(report.bytes_removed),
+        report.modified
+    );
+    Ok(Outcome::Success)
+}

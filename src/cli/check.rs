@@ -1,0 +1,84 @@
+//! `check`: can every snapshot in the repository of `--repo` be restored?
+
+use chrono::Local;
+use clap::Args;
+use firesafe::Result;
+use firesafe::ops::check::{self, CheckOptions};
+use firesafe::ops::progress;
+
+use super::Outcome;
+use super::args::open;
+
+/// The `check` command's long help.
+pub(super) const HELP: &str =
+    "Without --read-data, the check reads the index, every snapshot and every
+directory listing, and confirms that all the data they refer to is indexed and present. With
+--read-data it also downloads and verifies every byte. Findings name the damaged object and the
+snapshots and files it affects; the exit status is then 1.
+
+EXAMPLES:
+  firesafe --repo /mnt/nas/firesafe check
+  firesafe --repo s3://school-dr/firesafe check --read-data";
+
+#[derive(Args, Debug)]
+pub(super) struct CheckArgs {
+    /// Download, decrypt and verify every blob.
+    #[arg(long)]
+    read_data: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn check_cmd(url: Option<&str>, a: CheckArgs) -> Result<Outcome> {
+    let repo = open(url).await?;
+    let options = CheckOptions {
+        read_data: a.read_data,
+        only_packs: None,
+        progress: progress::on_terminal() && !a.json,
+    };
+    let report = check::check(&repo, &options).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+    } else {
+        for n in &report.notes {
+            println!("note: {n}");
+        }
+        for f in &report.findings {
+            println!("finding: {}: {}", f.object, f.problem);
+            for a in &f.affects {
+                println!(
+                    "  affects snapshot {} ({}, taken {}): {} path(s): {}{}",
+                    a.snapshot.short(),
+                    a.source,
+                    a.time.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                    a.count,
+                    a.paths.join(", "),
+                    if a.count > a.paths.len() { ", ..." } else { "" }
+                );
+            }
+        }
+        println!(
+            "check of {}: {} snapshots, {} trees, {} packs, {} blobs{}: {}",
+            report.target,
+            report.snapshots,
+            report.trees,
+            report.packs,
+            report.blobs,
+            if a.read_data {
+                format!(
+                    ", {} read and verified",
+                    bytesize::ByteSize(report.bytes_read)
+                )
+            } else {
+                String::new()
+            },
+            if report.is_clean() {
+                "no problems found".to_string()
+            } else {
+                format!("{} finding(s)", report.findings.len())
+            }
+        );
+    }
+    Ok(Outcome::clean_if(report.is_clean()))
+}

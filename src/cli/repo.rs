@@ -1,0 +1,244 @@
+//! `init` and `key`: creating a repository, and the key envelopes that open it.
+
+use std::path::PathBuf;
+
+use chrono::Local;
+use clap::{Args, Subcommand};
+use firesafe::format::chunker::ChunkerParams;
+use firesafe::format::crypto::Recipient;
+use firesafe::ops::keys::{self, KeyEntry};
+use firesafe::store::repo::{InitOptions, Repository};
+use firesafe::{Error, Result};
+
+use super::Outcome;
+use super::args::{open, target, unlock_from_env};
+
+/// The `init` command's long help.
+pub(super) const INIT_HELP: &str = "EXAMPLES:
+  Create a repository on the NAS and a new key file (keep a copy of the key somewhere safe,
+  such as the fire safe: without it the backups cannot be read):
+    firesafe --repo /mnt/nas/firesafe init --generate-key /etc/firesafe/school.key
+
+  Create one on object storage with an existing key and a recovery key's public half:
+    FIRESAFE_KEY_FILE=/etc/firesafe/school.key firesafe --repo s3://school-dr/firesafe init \\
+      --recipient age1...";
+
+#[derive(Args, Debug)]
+pub(super) struct InitArgs {
+    /// Generate a new age identity file here (mode 0600) and give it a key envelope.
+    #[arg(long, value_name = "FILE")]
+    generate_key: Option<PathBuf>,
+    /// Also give this age X25519 recipient (age1...) a key envelope. Repeatable.
+    #[arg(long, value_name = "AGE1...")]
+    recipient: Vec<String>,
+    /// A label recorded with the key(s), shown by `key list`.
+    #[arg(long, default_value = "initial key")]
+    label: String,
+    /// Target size of a pack object, in MiB.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pack_size: u32,
+    /// Default zstd compression level for backups (0 = off, 1-22).
+    #[arg(long, default_value_t = 3, value_name = "LEVEL")]
+    compression: i32,
+    /// Average chunk size in KiB (minimum is half, maximum eight times).
+    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    chunk_avg: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum KeyCommand {
+    /// List the key envelopes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a key: an age recipient, a newly generated identity file, or a passphrase.
+    #[command(after_help = "EXAMPLES:
+  firesafe key add --recipient age1... --label \"recovery key (fire safe)\"
+  firesafe key add --generate /root/bursar.key --label \"bursar's laptop\"
+  FIRESAFE_NEW_PASSPHRASE='...' firesafe key add --passphrase --label \"head's passphrase\"
+
+The new passphrase is read from FIRESAFE_NEW_PASSPHRASE, or asked for twice on the terminal.")]
+    Add {
+        /// An age X25519 recipient (age1...).
+        #[arg(long, value_name = "AGE1...", conflicts_with_all = ["generate", "passphrase"])]
+        recipient: Option<String>,
+        /// Generate a new identity file here (mode 0600).
+        #[arg(long, value_name = "FILE", conflicts_with = "passphrase")]
+        generate: Option<PathBuf>,
+        /// Add a passphrase.
+        #[arg(long)]
+        passphrase: bool,
+        /// Who or what the key is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Remove a key envelope (by id or prefix, from `key list`).
+    Remove {
+        id: String,
+        /// Allow removing the key used to run this command.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub(super) async fn init(url: Option<&str>, a: InitArgs) -> Result<Outcome> {
+    let target = target(url, true)?;
+    let mut recipients: Vec<(Recipient, String)> = Vec::new();
+    let mut generated = None;
+    if let Some(path) = &a.generate_key {
+        if target.exists(firesafe::store::repo::CONFIG).await? {
+            return Err(Error::AlreadyInitialised {
+                target: target.name().to_string(),
+            });
+        }
+        let (_, public) = keys::create_identity_file(path)?;
+        recipients.push((
+            Recipient::parse_x25519(&public).map_err(Error::Usage)?,
+            a.label.clone(),
+        ));
+        generated = Some((path.clone(), public));
+    } else if let Some(unlock) = unlock_from_env()? {
+        recipients.extend(
+            unlock
+                .recipients()
+                .into_iter()
+                .map(|r| (r, a.label.clone())),
+        );
+    }
+    for r in &a.recipient {
+        recipients.push((
+            Recipient::parse_x25519(r).map_err(Error::Usage)?,
+            a.label.clone(),
+        ));
+    }
+    if recipients.is_empty() {
+        return Err(Error::Usage(
+            "init needs a key: pass --generate-key FILE, or set FIRESAFE_KEY_FILE or FIRESAFE_PASSPHRASE".into(),
+        ));
+    }
+    let options = InitOptions {
+        chunker: ChunkerParams::from_avg(a.chunk_avg.saturating_mul(1024)),
+        pack_size: a.pack_size.saturating_mul(1024 * 1024),
+        compression: a.compression,
+    };
+    let repo = Repository::init(target, &recipients, &options).await?;
+    println!(
+        "created repository {} on {}",
+        repo.config().id.short(),
+        repo.target().name()
+    );
+    if repo.conditional_writes() == Some(false) {
+        println!(
+            "note: {}{}",
+            repo.target().name(),
+            firesafe::schedule::run::IGNORES_CONDITIONAL
+        );
+    }
+    if let Some((path, public)) = generated {
+        println!("key file: {} (public key {public})", path.display());
+        println!(
+            "keep a copy of the key file somewhere safe: without it the backups cannot be read"
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+fn new_passphrase() -> Result<String> {
+    if let Ok(p) = std::env::var("FIRESAFE_NEW_PASSPHRASE") {
+        if p.chars().count() < 8 {
+            return Err(Error::Usage(
+                "FIRESAFE_NEW_PASSPHRASE is shorter than 8 characters".into(),
+            ));
+        }
+        return Ok(p);
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(Error::Usage(
+            "no new passphrase: set FIRESAFE_NEW_PASSPHRASE, or run on a terminal to be asked"
+                .into(),
+        ));
+    }
+    let first = rpassword::prompt_password("new passphrase: ")
+        .map_err(|e| Error::local("/dev/tty", "cannot read", e))?;
+    let second = rpassword::prompt_password("again: ")
+        .map_err(|e| Error::local("/dev/tty", "cannot read", e))?;
+    if first != second {
+        return Err(Error::Usage(
+            "the passphrases differ; nothing was changed".into(),
+        ));
+    }
+    if first.chars().count() < 8 {
+        return Err(Error::Usage(
+            "the passphrase is shorter than 8 characters".into(),
+        ));
+    }
+    Ok(first)
+}
+
+pub(super) async fn key_cmd(url: Option<&str>, k: KeyCommand) -> Result<Outcome> {
+    let repo = open(url).await?;
+    match k {
+        KeyCommand::List { json } => print_keys(&keys::list(&repo).await?, json),
+        KeyCommand::Add {
+            recipient,
+            generate,
+            passphrase,
+            label,
+        } => {
+            let who = if let Some(r) = recipient {
+                Recipient::parse_x25519(&r).map_err(Error::Usage)?
+            } else if let Some(path) = &generate {
+                let (_, public) = keys::create_identity_file(path)?;
+                println!("key file: {} (public key {public})", path.display());
+                Recipient::parse_x25519(&public).map_err(Error::Usage)?
+            } else if passphrase {
+                Recipient::Passphrase(new_passphrase()?.into())
+            } else {
+                return Err(Error::Usage(
+                    "say which key to add: --recipient AGE1..., --generate FILE or --passphrase"
+                        .into(),
+                ));
+            };
+            let id = keys::add(&repo, &who, &label).await?;
+            println!("added key {} ({})", id.short(), who.kind());
+        }
+        KeyCommand::Remove { id, force } => {
+            let removed = keys::remove(&repo, &id, force).await?;
+            println!("removed key {}", removed.short());
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// The key envelopes as a table, or as JSON.
+fn print_keys(list: &[KeyEntry], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(list).expect("JSON"));
+        return;
+    }
+    println!(
+        "{:<8}  {:<10}  {:<16}  {:<19}  LABEL",
+        "ID", "KIND", "HOST", "ADDED (LOCAL TIME)"
+    );
+    for k in list {
+        println!(
+            "{:<8}  {:<10}  {:<16}  {:<19}  {}{}{}",
+            k.id.short(),
+            k.kind,
+            k.host.clone().unwrap_or_default(),
+            k.created
+                .map(|c| c
+                    .with_timezone(&Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string())
+                .unwrap_or_default(),
+            k.label,
+            k.recipient
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            if k.current { "  [in use]" } else { "" }
+        );
+    }
+}
