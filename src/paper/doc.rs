@@ -187,7 +187,7 @@ fn text_block(out: &mut String, b: &Block) {
                 ));
             }
         }
-        Block::PageBreak => out.push_str("\n"),
+        Block::PageBreak => out.push('\n'),
     }
 }
 

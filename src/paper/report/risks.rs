@@ -49,7 +49,7 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
         verify_risks(&mut out, s, c, &period);
         drill_risks(&mut out, s, c, &period);
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|r| std::cmp::Reverse(r.0));
     out
 }
 
