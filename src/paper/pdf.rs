@@ -2,7 +2,7 @@
 //! and written by the `krilla` crate, with the DejaVu fonts embedded (subset), so the file looks
 //! the same on every machine and its text can be searched and copied.
 //!
-//! Layout is a first pass that places every piece on a page as a [`Mark`]; the second pass
+//! Layout is a first pass that places every piece on a page as a `Mark`; the second pass
 //! draws them, when the page count is known for the "page N of M" footer.
 
 use krilla::Document;
