@@ -2,7 +2,7 @@
 //! and written by the `krilla` crate, with the DejaVu fonts embedded (subset), so the file looks
 //! the same on every machine and its text can be searched and copied.
 //!
-//! Layout is a first pass that places every piece on a page as a [`Mark`]; the second pass
+//! Layout is a first pass that places every piece on a page as a `Mark`; the second pass
 //! draws them, when the page count is known for the "page N of M" footer.
 
 use krilla::Document;
@@ -13,7 +13,7 @@ use krilla::page::PageSettings;
 use krilla::paint::{Fill, FillRule, Stroke};
 use krilla::text::{Font, TextDirection};
 
-use crate::paper::doc::{Block, Chart, Doc, Plot, bytes, qr_modules};
+use crate::paper::doc::{Block, Chart, Doc, Light, Plot, bytes, qr_modules};
 
 const REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
@@ -218,152 +218,167 @@ impl Layout {
                 light,
                 headline,
                 detail,
-            } => {
-                let tx = MARGIN + 118.0;
-                let tw = TEXT_W - 118.0;
-                let head = self.m.wrap(Face::Bold, 10.5, headline, tw);
-                let det = self.m.wrap(Face::Regular, 9.5, detail, tw);
-                let h = head.len() as f32 * 14.0 + det.len() as f32 * 12.5 + 10.0;
-                self.need(h);
-                let top = self.y + 4.0;
-                self.page().push(Mark::Circle {
-                    x: MARGIN + 8.0,
-                    y: top + 8.5,
-                    r: 7.5,
-                    rgb: light.rgb(),
-                });
-                self.text(
-                    MARGIN + 21.0,
-                    top + 12.0,
-                    Face::Bold,
-                    9.5,
-                    INK,
-                    light.word(),
-                );
-                let mut y = top;
-                for l in head {
-                    y += 14.0;
-                    self.text(tx, y - 2.0, Face::Bold, 10.5, INK, &l);
-                }
-                for l in det {
-                    y += 12.5;
-                    self.text(tx, y - 2.0, Face::Regular, 9.5, INK, &l);
-                }
-                self.y = top + h - 4.0;
-            }
-            Block::Bullets(items) => {
-                for (light, t) in items {
-                    match light {
-                        Some(l) => {
-                            let tx = MARGIN + 100.0;
-                            let lines = self.m.wrap(Face::Regular, 9.5, t, TEXT_W - 100.0);
-                            self.need(lines.len() as f32 * 12.5 + 4.0);
-                            let top = self.y;
-                            self.page().push(Mark::Circle {
-                                x: MARGIN + 5.0,
-                                y: top + 8.0,
-                                r: 4.5,
-                                rgb: l.rgb(),
-                            });
-                            self.text(MARGIN + 14.0, top + 11.0, Face::Bold, 8.0, INK, l.word());
-                            let mut y = top;
-                            for line in lines {
-                                y += 12.5;
-                                self.text(tx, y - 1.5, Face::Regular, 9.5, INK, &line);
-                            }
-                            self.y = y + 4.0;
-                        }
-                        None => {
-                            self.need(13.0);
-                            let top = self.y;
-                            self.text(MARGIN + 4.0, top + 11.0, Face::Regular, 9.5, INK, "•");
-                            self.flow(MARGIN + 16.0, TEXT_W - 16.0, Face::Regular, 9.5, INK, t);
-                            self.y += 2.0;
-                        }
-                    }
-                }
-                self.y += 4.0;
-            }
+            } => self.status(*light, headline, detail),
+            Block::Bullets(items) => self.bullets(items),
             Block::Table {
                 widths,
                 header,
                 rows,
             } => self.table(widths, header, rows),
             Block::Chart(c) => self.chart(c),
-            Block::Commands(lines) => {
-                let size = 8.5;
-                let char_w = self.m.width(Face::Mono, size, "m");
-                let cols = ((TEXT_W - 16.0) / char_w).floor() as usize;
-                let mut out = Vec::new();
-                for l in lines {
-                    out.extend(shell_lines(&format!("$ {l}"), cols));
-                }
-                self.mono_box(&out, size, (0xf2, 0xf2, 0xf2));
-            }
+            Block::Commands(lines) => self.commands(lines),
             Block::Mono(lines) => self.mono_box(lines, 9.0, (0xff, 0xff, 0xff)),
-            Block::Qr { text, caption } => {
-                let Some((w, dark)) = qr_modules(text) else {
-                    self.flow(
-                        MARGIN,
-                        TEXT_W,
-                        Face::Regular,
-                        9.0,
-                        INK,
-                        "(too long for a QR code)",
-                    );
-                    return;
-                };
-                let side = 150.0_f32;
-                let cell = side / w as f32;
-                self.need(side + 30.0);
-                let (x0, y0) = (MARGIN, self.y + 6.0);
-                for row in 0..w {
-                    let mut col = 0;
-                    while col < w {
-                        if dark[row * w + col] {
-                            let start = col;
-                            while col < w && dark[row * w + col] {
-                                col += 1;
-                            }
-                            self.page().push(Mark::Rect {
-                                x: x0 + start as f32 * cell,
-                                y: y0 + row as f32 * cell,
-                                w: (col - start) as f32 * cell + 0.05,
-                                h: cell + 0.05,
-                                rgb: (0, 0, 0),
-                            });
-                        } else {
-                            col += 1;
-                        }
-                    }
-                }
-                self.y = y0 + side + 4.0;
-                self.flow(MARGIN, TEXT_W, Face::Regular, 8.5, GREY, caption);
-                self.y += 6.0;
-            }
-            Block::SignOff(roles) => {
-                for role in roles {
-                    self.need(110.0);
-                    self.y += 8.0;
-                    self.flow(MARGIN, TEXT_W, Face::Bold, 11.0, INK, role);
-                    for label in ["Name", "Signature", "Date"] {
-                        self.y += 26.0;
-                        let y = self.y;
-                        self.text(MARGIN, y, Face::Regular, 10.0, INK, label);
-                        self.page().push(Mark::Line {
-                            points: vec![(MARGIN + 70.0, y + 2.0), (MARGIN + 360.0, y + 2.0)],
-                            width: 0.7,
-                            rgb: INK,
-                        });
-                    }
-                    self.y += 14.0;
-                }
-            }
+            Block::Qr { text, caption } => self.qr(text, caption),
+            Block::SignOff(roles) => self.sign_off(roles),
             Block::PageBreak => {
                 if self.y > MARGIN + 1.0 {
                     self.new_page();
                 }
             }
+        }
+    }
+
+    /// A traffic light: the coloured dot and its word, then the headline and detail beside it.
+    fn status(&mut self, light: Light, headline: &str, detail: &str) {
+        let tx = MARGIN + 118.0;
+        let tw = TEXT_W - 118.0;
+        let head = self.m.wrap(Face::Bold, 10.5, headline, tw);
+        let det = self.m.wrap(Face::Regular, 9.5, detail, tw);
+        let h = head.len() as f32 * 14.0 + det.len() as f32 * 12.5 + 10.0;
+        self.need(h);
+        let top = self.y + 4.0;
+        self.page().push(Mark::Circle {
+            x: MARGIN + 8.0,
+            y: top + 8.5,
+            r: 7.5,
+            rgb: light.rgb(),
+        });
+        self.text(
+            MARGIN + 21.0,
+            top + 12.0,
+            Face::Bold,
+            9.5,
+            INK,
+            light.word(),
+        );
+        let mut y = top;
+        for l in head {
+            y += 14.0;
+            self.text(tx, y - 2.0, Face::Bold, 10.5, INK, &l);
+        }
+        for l in det {
+            y += 12.5;
+            self.text(tx, y - 2.0, Face::Regular, 9.5, INK, &l);
+        }
+        self.y = top + h - 4.0;
+    }
+
+    /// A list: an item with a light has a small dot and its word, one without a bullet.
+    fn bullets(&mut self, items: &[(Option<Light>, String)]) {
+        for (light, t) in items {
+            match light {
+                Some(l) => {
+                    let tx = MARGIN + 100.0;
+                    let lines = self.m.wrap(Face::Regular, 9.5, t, TEXT_W - 100.0);
+                    self.need(lines.len() as f32 * 12.5 + 4.0);
+                    let top = self.y;
+                    self.page().push(Mark::Circle {
+                        x: MARGIN + 5.0,
+                        y: top + 8.0,
+                        r: 4.5,
+                        rgb: l.rgb(),
+                    });
+                    self.text(MARGIN + 14.0, top + 11.0, Face::Bold, 8.0, INK, l.word());
+                    let mut y = top;
+                    for line in lines {
+                        y += 12.5;
+                        self.text(tx, y - 1.5, Face::Regular, 9.5, INK, &line);
+                    }
+                    self.y = y + 4.0;
+                }
+                None => {
+                    self.need(13.0);
+                    let top = self.y;
+                    self.text(MARGIN + 4.0, top + 11.0, Face::Regular, 9.5, INK, "•");
+                    self.flow(MARGIN + 16.0, TEXT_W - 16.0, Face::Regular, 9.5, INK, t);
+                    self.y += 2.0;
+                }
+            }
+        }
+        self.y += 4.0;
+    }
+
+    /// Shell commands after `$ `, long ones broken with continuations to fit the box.
+    fn commands(&mut self, lines: &[String]) {
+        let size = 8.5;
+        let char_w = self.m.width(Face::Mono, size, "m");
+        let cols = ((TEXT_W - 16.0) / char_w).floor() as usize;
+        let mut out = Vec::new();
+        for l in lines {
+            out.extend(shell_lines(&format!("$ {l}"), cols));
+        }
+        self.mono_box(&out, size, (0xf2, 0xf2, 0xf2));
+    }
+
+    /// A QR code, its dark modules drawn as runs of rectangles, with its caption below.
+    fn qr(&mut self, text: &str, caption: &str) {
+        let Some((w, dark)) = qr_modules(text) else {
+            self.flow(
+                MARGIN,
+                TEXT_W,
+                Face::Regular,
+                9.0,
+                INK,
+                "(too long for a QR code)",
+            );
+            return;
+        };
+        let side = 150.0_f32;
+        let cell = side / w as f32;
+        self.need(side + 30.0);
+        let (x0, y0) = (MARGIN, self.y + 6.0);
+        for row in 0..w {
+            let mut col = 0;
+            while col < w {
+                if dark[row * w + col] {
+                    let start = col;
+                    while col < w && dark[row * w + col] {
+                        col += 1;
+                    }
+                    self.page().push(Mark::Rect {
+                        x: x0 + start as f32 * cell,
+                        y: y0 + row as f32 * cell,
+                        w: (col - start) as f32 * cell + 0.05,
+                        h: cell + 0.05,
+                        rgb: (0, 0, 0),
+                    });
+                } else {
+                    col += 1;
+                }
+            }
+        }
+        self.y = y0 + side + 4.0;
+        self.flow(MARGIN, TEXT_W, Face::Regular, 8.5, GREY, caption);
+        self.y += 6.0;
+    }
+
+    /// Per role, lines to write a name, a signature and a date on.
+    fn sign_off(&mut self, roles: &[String]) {
+        for role in roles {
+            self.need(110.0);
+            self.y += 8.0;
+            self.flow(MARGIN, TEXT_W, Face::Bold, 11.0, INK, role);
+            for label in ["Name", "Signature", "Date"] {
+                self.y += 26.0;
+                let y = self.y;
+                self.text(MARGIN, y, Face::Regular, 10.0, INK, label);
+                self.page().push(Mark::Line {
+                    points: vec![(MARGIN + 70.0, y + 2.0), (MARGIN + 360.0, y + 2.0)],
+                    width: 0.7,
+                    rgb: INK,
+                });
+            }
+            self.y += 14.0;
         }
     }
 
@@ -614,66 +629,8 @@ pub fn render(doc: &Doc) -> Vec<u8> {
             rgb: GREY,
             text: footer,
         };
-        let all = marks.iter().chain(std::iter::once(&footer));
-        for m in all {
-            match m {
-                Mark::Text {
-                    x,
-                    y,
-                    face,
-                    size,
-                    rgb,
-                    text,
-                } => {
-                    s.set_stroke(None);
-                    s.set_fill(Some(fill(*rgb)));
-                    s.draw_text(
-                        Point::from_xy(*x, *y),
-                        fonts[*face as usize].clone(),
-                        *size,
-                        text,
-                        false,
-                        TextDirection::Auto,
-                    );
-                }
-                Mark::Rect { x, y, w, h, rgb } => {
-                    let mut pb = PathBuilder::new();
-                    if let Some(r) = krilla::geom::Rect::from_xywh(*x, *y, *w, *h) {
-                        pb.push_rect(r);
-                    }
-                    if let Some(path) = pb.finish() {
-                        s.set_stroke(None);
-                        s.set_fill(Some(fill(*rgb)));
-                        s.draw_path(&path);
-                    }
-                }
-                Mark::Circle { x, y, r, rgb } => {
-                    if let Some(path) = circle(*x, *y, *r) {
-                        s.set_stroke(None);
-                        s.set_fill(Some(fill(*rgb)));
-                        s.draw_path(&path);
-                    }
-                }
-                Mark::Line { points, width, rgb } => {
-                    let mut pb = PathBuilder::new();
-                    for (i, (x, y)) in points.iter().enumerate() {
-                        if i == 0 {
-                            pb.move_to(*x, *y);
-                        } else {
-                            pb.line_to(*x, *y);
-                        }
-                    }
-                    if let Some(path) = pb.finish() {
-                        s.set_fill(None);
-                        s.set_stroke(Some(Stroke {
-                            paint: rgb::Color::new(rgb.0, rgb.1, rgb.2).into(),
-                            width: *width,
-                            ..Stroke::default()
-                        }));
-                        s.draw_path(&path);
-                    }
-                }
-            }
+        for m in marks.iter().chain(std::iter::once(&footer)) {
+            draw(&mut s, m, &fonts);
         }
         s.finish();
         page.finish();
@@ -681,6 +638,68 @@ pub fn render(doc: &Doc) -> Vec<u8> {
     document
         .finish()
         .expect("a document of text, lines and rectangles always serialises")
+}
+
+/// Draws one mark on the page's surface.
+fn draw(s: &mut krilla::surface::Surface, m: &Mark, fonts: &[Font; 3]) {
+    match m {
+        Mark::Text {
+            x,
+            y,
+            face,
+            size,
+            rgb,
+            text,
+        } => {
+            s.set_stroke(None);
+            s.set_fill(Some(fill(*rgb)));
+            s.draw_text(
+                Point::from_xy(*x, *y),
+                fonts[*face as usize].clone(),
+                *size,
+                text,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        Mark::Rect { x, y, w, h, rgb } => {
+            let mut pb = PathBuilder::new();
+            if let Some(r) = krilla::geom::Rect::from_xywh(*x, *y, *w, *h) {
+                pb.push_rect(r);
+            }
+            if let Some(path) = pb.finish() {
+                s.set_stroke(None);
+                s.set_fill(Some(fill(*rgb)));
+                s.draw_path(&path);
+            }
+        }
+        Mark::Circle { x, y, r, rgb } => {
+            if let Some(path) = circle(*x, *y, *r) {
+                s.set_stroke(None);
+                s.set_fill(Some(fill(*rgb)));
+                s.draw_path(&path);
+            }
+        }
+        Mark::Line { points, width, rgb } => {
+            let mut pb = PathBuilder::new();
+            for (i, (x, y)) in points.iter().enumerate() {
+                if i == 0 {
+                    pb.move_to(*x, *y);
+                } else {
+                    pb.line_to(*x, *y);
+                }
+            }
+            if let Some(path) = pb.finish() {
+                s.set_fill(None);
+                s.set_stroke(Some(Stroke {
+                    paint: rgb::Color::new(rgb.0, rgb.1, rgb.2).into(),
+                    width: *width,
+                    ..Stroke::default()
+                }));
+                s.draw_path(&path);
+            }
+        }
+    }
 }
 
 fn fill(c: Rgb) -> Fill {

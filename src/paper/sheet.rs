@@ -109,91 +109,13 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
         )));
     }
     let key = match &o.include_key {
-        Some(path) => {
-            let (unlock, text) = read_unlock(path).map_err(|why| {
-                Error::Usage(format!("--include-key {why}; give the key file to print"))
-            })?;
-            let mut opens = Vec::new();
-            for s in &schedules {
-                let mut result = Err("no target could be read".to_string());
-                for t in &s.targets {
-                    let attempt = async {
-                        let target = crate::config::targets::open_target(config, t, false)?;
-                        Repository::open(target, &unlock).await.map(|_| ())
-                    }
-                    .await;
-                    match attempt {
-                        Ok(()) => {
-                            result = Ok(());
-                            break;
-                        }
-                        Err(e @ Error::WrongKey(_)) => {
-                            result = Err(e.to_string());
-                            break;
-                        }
-                        Err(e) => result = Err(e.to_string()),
-                    }
-                }
-                opens.push((s.name.clone(), result));
-            }
-            Some(PrintedKey {
-                file: path.clone(),
-                secret: text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
-                    .map(String::from)
-                    .collect(),
-                recipients: recipients(&unlock),
-                opens,
-            })
-        }
+        Some(path) => Some(printed_key(config, &schedules, path).await?),
         None => None,
     };
     let drills = state.drill_records()?;
     let mut out = Vec::new();
     for s in &schedules {
-        let mut targets = Vec::new();
-        for t in &s.targets {
-            let repo_id = async {
-                let target = crate::config::targets::open_target(config, t, false)?;
-                Repository::read_config(&target).await
-            }
-            .await
-            .map(|c| c.id.to_hex())
-            .map_err(|e| e.to_string());
-            targets.push(SheetTarget {
-                info: TargetInfo::of(config, t),
-                repo_id,
-            });
-        }
-        let key_file = crate::paper::report::absolute(&config.resolve(&s.key_file));
-        out.push(SheetSchedule {
-            name: s.name.clone(),
-            description: s.description.clone(),
-            sources: s.sources.iter().map(|x| x.name.clone()).collect(),
-            targets,
-            fingerprint: read_unlock(&key_file).map(|(u, _)| recipients(&u)),
-            key_file,
-            last_drill: s
-                .sources
-                .iter()
-                .map(|src| {
-                    (
-                        src.name.clone(),
-                        drills
-                            .iter()
-                            .rev()
-                            .find(|d| {
-                                d.schedule == s.name
-                                    && d.source == src.name
-                                    && d.result == crate::store::records::CheckOutcome::Pass
-                            })
-                            .cloned(),
-                    )
-                })
-                .collect(),
-        });
+        out.push(sheet_schedule(config, s, &drills).await);
     }
     Ok(SheetData {
         school: config.site.as_ref().map(|s| s.school.clone()),
@@ -207,6 +129,101 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
         schedules: out,
         key,
     })
+}
+
+/// Reads the key file to print, and tries it on each schedule's repository (on its targets in
+/// order, until one opens or refuses the key).
+async fn printed_key(
+    config: &Config,
+    schedules: &[&ScheduleSpec],
+    path: &Path,
+) -> Result<PrintedKey> {
+    let (unlock, text) = read_unlock(path)
+        .map_err(|why| Error::Usage(format!("--include-key {why}; give the key file to print")))?;
+    let mut opens = Vec::new();
+    for s in schedules {
+        let mut result = Err("no target could be read".to_string());
+        for t in &s.targets {
+            let attempt = async {
+                let target = crate::config::targets::open_target(config, t, false)?;
+                Repository::open(target, &unlock).await.map(|_| ())
+            }
+            .await;
+            match attempt {
+                Ok(()) => {
+                    result = Ok(());
+                    break;
+                }
+                Err(e @ Error::WrongKey(_)) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+                Err(e) => result = Err(e.to_string()),
+            }
+        }
+        opens.push((s.name.clone(), result));
+    }
+    Ok(PrintedKey {
+        file: path.to_path_buf(),
+        secret: text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .map(String::from)
+            .collect(),
+        recipients: recipients(&unlock),
+        opens,
+    })
+}
+
+/// One schedule's facts: the repository id each target answers with now, the key file's
+/// public half, and each share's last drill that passed.
+async fn sheet_schedule(
+    config: &Config,
+    s: &ScheduleSpec,
+    drills: &[DrillRecord],
+) -> SheetSchedule {
+    let mut targets = Vec::new();
+    for t in &s.targets {
+        let repo_id = async {
+            let target = crate::config::targets::open_target(config, t, false)?;
+            Repository::read_config(&target).await
+        }
+        .await
+        .map(|c| c.id.to_hex())
+        .map_err(|e| e.to_string());
+        targets.push(SheetTarget {
+            info: TargetInfo::of(config, t),
+            repo_id,
+        });
+    }
+    let key_file = crate::paper::report::absolute(&config.resolve(&s.key_file));
+    SheetSchedule {
+        name: s.name.clone(),
+        description: s.description.clone(),
+        sources: s.sources.iter().map(|x| x.name.clone()).collect(),
+        targets,
+        fingerprint: read_unlock(&key_file).map(|(u, _)| recipients(&u)),
+        key_file,
+        last_drill: s
+            .sources
+            .iter()
+            .map(|src| {
+                (
+                    src.name.clone(),
+                    drills
+                        .iter()
+                        .rev()
+                        .find(|d| {
+                            d.schedule == s.name
+                                && d.source == src.name
+                                && d.result == crate::store::records::CheckOutcome::Pass
+                        })
+                        .cloned(),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// Quotes a word for a POSIX shell when it needs it.
@@ -270,201 +287,239 @@ pub fn commands(s: &SheetSchedule, from: &TargetInfo) -> Vec<String> {
 
 /// Builds the sheet.
 pub fn build(d: &SheetData) -> Doc {
-    let tz = d.timezone;
-    let time = |t: DateTime<Utc>| t.with_timezone(&tz).format("%-d %b %Y %H:%M").to_string();
     let school = d.school.clone().unwrap_or_else(|| "The school".into());
     let mut b = vec![Block::Title {
         title: format!("{school}: backup recovery sheet"),
         subtitle: format!(
             "Printed {} by firesafe {}. Keep in the fire safe. Print a new one after any change of storage, keys or contacts.",
-            time(d.generated),
+            printed(d.timezone, d.generated),
             crate::VERSION
         ),
     }];
-    b.push(Block::Subheading("Whom to call".into()));
-    if d.contacts.is_empty() {
-        b.push(Block::Para(
-            "No contacts are recorded: add them to site.toml and print this sheet again.".into(),
-        ));
-    } else {
-        b.push(Block::Table {
-            widths: vec![0.25, 0.25, 0.2, 0.3],
-            header: vec!["Name".into(), "Role".into(), "Phone".into(), "Email".into()],
-            rows: d
-                .contacts
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.name.clone(),
-                        c.role.clone(),
-                        c.phone.clone(),
-                        c.email.clone(),
-                    ]
-                })
-                .collect(),
-        });
-    }
-    match &d.key {
-        Some(k) => {
-            b.push(Block::Subheading("The recovery key (SECRET)".into()));
-            b.push(Block::Para(format!(
-                "This sheet holds the key that unlocks every backup. Anyone with it can read them: keep the sheet locked in the fire safe. Type it, or scan the code, into a file named firesafe.key (from {}).",
-                k.file.display()
-            )));
-            b.push(Block::Mono(k.secret.clone()));
-            b.push(Block::Qr {
-                text: k.secret.join("\n"),
-                caption: format!(
-                    "The same key as a QR code. Its public half: {}.",
-                    k.recipients.join(", ")
-                ),
-            });
-            for (s, r) in &k.opens {
-                b.push(Block::Note(match r {
-                    Ok(()) => format!("Checked when printed: this key opens the repository of schedule {s}."),
-                    Err(e) => format!("WARNING: when printed, this key could not be shown to open schedule {s}: {e}"),
-                }));
-            }
-        }
-        None => {
-            b.push(Block::Subheading("The key".into()));
-            b.push(Block::Para(
-                "The key that unlocks the backups is NOT on this sheet. Without it the backups cannot be read. Its location is given for each schedule below; a copy should be kept apart from the server (for example on an encrypted USB stick in this fire safe).".into(),
-            ));
-        }
-    }
+    contacts(&mut b, &d.contacts);
+    key(&mut b, d.key.as_ref());
     for s in &d.schedules {
-        b.push(Block::Heading(format!(
-            "Schedule {}: {}",
-            s.name, s.description
-        )));
-        let ids: Vec<&String> = s
-            .targets
-            .iter()
-            .filter_map(|t| t.repo_id.as_ref().ok())
-            .collect();
-        b.push(Block::Table {
-            widths: vec![0.3, 0.7],
-            header: vec!["Item".into(), "Value".into()],
-            rows: vec![
-                vec![
-                    "Repository id".into(),
-                    ids.first()
-                        .map_or("not readable when printed".into(), |i| i.to_string()),
-                ],
-                vec![
-                    "Key fingerprint (public key)".into(),
-                    match &s.fingerprint {
-                        Ok(r) => r.join(", "),
-                        Err(e) => format!("unknown: {e}"),
-                    },
-                ],
-                vec![
-                    "Key file on the server".into(),
-                    s.key_file.display().to_string(),
-                ],
-                vec!["Shares".into(), s.sources.join(", ")],
-            ],
-        });
-        b.push(Block::Subheading("Where the copies are".into()));
-        b.push(Block::Table {
-            widths: vec![0.13, 0.1, 0.15, 0.4, 0.22],
-            header: vec![
-                "Target".into(),
-                "Where".into(),
-                "Medium".into(),
-                "Location".into(),
-                "When printed".into(),
-            ],
-            rows: s
-                .targets
-                .iter()
-                .map(|t| {
-                    let mut place = t.info.place.clone();
-                    if let Some(e) = &t.info.endpoint {
-                        place.push_str(&format!(" at {e}"));
-                    }
-                    if let Some(r) = &t.info.region {
-                        place.push_str(&format!(", region {r}"));
-                    }
-                    if !t.info.description.is_empty() {
-                        place.push_str(&format!(" ({})", t.info.description));
-                    }
-                    vec![
-                        t.info.name.clone(),
-                        match t.info.location {
-                            Site::Onsite => "on site".into(),
-                            Site::Offsite => "off site".into(),
-                        },
-                        t.info.medium.clone(),
-                        place,
-                        match &t.repo_id {
-                            Ok(_) => "answered".into(),
-                            Err(_) => "did not answer".into(),
-                        },
-                    ]
-                })
-                .collect(),
-        });
-        b.push(Block::Subheading("Last restore drill that passed".into()));
-        b.push(Block::Table {
-            widths: vec![0.25, 0.75],
-            header: vec!["Share".into(), "Drill".into()],
-            rows: s
-                .last_drill
-                .iter()
-                .map(|(share, dr)| {
-                    vec![
-                        share.clone(),
-                        match dr {
-                            Some(x) => format!(
-                                "{} from {} ({} files restored and checked)",
-                                time(x.finished),
-                                x.target,
-                                x.files
-                            ),
-                            None => {
-                                "NONE RECORDED: no restore of this share has been proven".into()
-                            }
-                        },
-                    ]
-                })
-                .collect(),
-        });
-        if let Some(from) = preferred(s) {
-            b.push(Block::Subheading(format!(
-                "Restoring onto a new machine, from {} ({})",
-                from.info.name,
-                match from.info.location {
-                    Site::Onsite => "on site",
-                    Site::Offsite => "off site",
-                }
-            )));
-            let mut steps = vec![
-                format!(
-                    "Install firesafe {} or newer on the new machine, and make an empty folder to work in.",
-                    crate::VERSION
-                ),
-                "Put the key file in that folder, named firesafe.key.".to_string(),
-            ];
-            if from.info.is_s3() {
-                steps.push("Get the storage access key from the storage provider's account (it is not on this sheet) and put it in place of the YOUR-... words.".into());
-            }
-            steps.push("In that folder, type each line below that starts with $, without the $. Each share comes back in restored/SHARE/SHARE (restored/curriculum/curriculum, ...).".into());
-            steps.push(
-                "If this copy cannot be reached, use another copy from the table above: put its location after --repo.".into(),
-            );
-            for (i, t) in steps.into_iter().enumerate() {
-                b.push(Block::Para(format!("{}. {t}", i + 1)));
-            }
-            b.push(Block::Commands(commands(s, &from.info)));
-        }
+        schedule(&mut b, s, d.timezone);
     }
     Doc {
         title: format!("{school}: backup recovery sheet"),
         footer: format!("{school} · recovery sheet · keep in the fire safe"),
         blocks: b,
     }
+}
+
+/// A time as the sheet prints it, in the schedule's time zone.
+fn printed(tz: chrono_tz::Tz, t: DateTime<Utc>) -> String {
+    t.with_timezone(&tz).format("%-d %b %Y %H:%M").to_string()
+}
+
+/// "Whom to call": the contacts from site.toml.
+fn contacts(b: &mut Vec<Block>, contacts: &[Contact]) {
+    b.push(Block::Subheading("Whom to call".into()));
+    if contacts.is_empty() {
+        b.push(Block::Para(
+            "No contacts are recorded: add them to site.toml and print this sheet again.".into(),
+        ));
+        return;
+    }
+    b.push(Block::Table {
+        widths: vec![0.25, 0.25, 0.2, 0.3],
+        header: vec!["Name".into(), "Role".into(), "Phone".into(), "Email".into()],
+        rows: contacts
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    c.role.clone(),
+                    c.phone.clone(),
+                    c.email.clone(),
+                ]
+            })
+            .collect(),
+    });
+}
+
+/// The key: printed (as text and as a QR code, with whether it opened each repository) when
+/// asked for, otherwise a warning that it is not on the sheet.
+fn key(b: &mut Vec<Block>, k: Option<&PrintedKey>) {
+    let Some(k) = k else {
+        b.push(Block::Subheading("The key".into()));
+        b.push(Block::Para(
+            "The key that unlocks the backups is NOT on this sheet. Without it the backups cannot be read. Its location is given for each schedule below; a copy should be kept apart from the server (for example on an encrypted USB stick in this fire safe).".into(),
+        ));
+        return;
+    };
+    b.push(Block::Subheading("The recovery key (SECRET)".into()));
+    b.push(Block::Para(format!(
+        "This sheet holds the key that unlocks every backup. Anyone with it can read them: keep the sheet locked in the fire safe. Type it, or scan the code, into a file named firesafe.key (from {}).",
+        k.file.display()
+    )));
+    b.push(Block::Mono(k.secret.clone()));
+    b.push(Block::Qr {
+        text: k.secret.join("\n"),
+        caption: format!(
+            "The same key as a QR code. Its public half: {}.",
+            k.recipients.join(", ")
+        ),
+    });
+    for (s, r) in &k.opens {
+        b.push(Block::Note(match r {
+            Ok(()) => {
+                format!("Checked when printed: this key opens the repository of schedule {s}.")
+            }
+            Err(e) => format!(
+                "WARNING: when printed, this key could not be shown to open schedule {s}: {e}"
+            ),
+        }));
+    }
+}
+
+/// One schedule's part: its repository and key, where its copies are, its last good drills and
+/// how to restore it onto a new machine.
+fn schedule(b: &mut Vec<Block>, s: &SheetSchedule, tz: chrono_tz::Tz) {
+    b.push(Block::Heading(format!(
+        "Schedule {}: {}",
+        s.name, s.description
+    )));
+    b.push(identity(s));
+    b.push(Block::Subheading("Where the copies are".into()));
+    b.push(copies(s));
+    b.push(Block::Subheading("Last restore drill that passed".into()));
+    b.push(last_drills(s, tz));
+    if let Some(from) = preferred(s) {
+        restore_steps(b, s, from);
+    }
+}
+
+/// The repository id, the key's fingerprint and file, and the shares.
+fn identity(s: &SheetSchedule) -> Block {
+    let ids: Vec<&String> = s
+        .targets
+        .iter()
+        .filter_map(|t| t.repo_id.as_ref().ok())
+        .collect();
+    Block::Table {
+        widths: vec![0.3, 0.7],
+        header: vec!["Item".into(), "Value".into()],
+        rows: vec![
+            vec![
+                "Repository id".into(),
+                ids.first()
+                    .map_or("not readable when printed".into(), |i| i.to_string()),
+            ],
+            vec![
+                "Key fingerprint (public key)".into(),
+                match &s.fingerprint {
+                    Ok(r) => r.join(", "),
+                    Err(e) => format!("unknown: {e}"),
+                },
+            ],
+            vec![
+                "Key file on the server".into(),
+                s.key_file.display().to_string(),
+            ],
+            vec!["Shares".into(), s.sources.join(", ")],
+        ],
+    }
+}
+
+/// Every target: where it is, on what, and whether it answered when the sheet was printed.
+fn copies(s: &SheetSchedule) -> Block {
+    Block::Table {
+        widths: vec![0.13, 0.1, 0.15, 0.4, 0.22],
+        header: vec![
+            "Target".into(),
+            "Where".into(),
+            "Medium".into(),
+            "Location".into(),
+            "When printed".into(),
+        ],
+        rows: s
+            .targets
+            .iter()
+            .map(|t| {
+                let mut place = t.info.place.clone();
+                if let Some(e) = &t.info.endpoint {
+                    place.push_str(&format!(" at {e}"));
+                }
+                if let Some(r) = &t.info.region {
+                    place.push_str(&format!(", region {r}"));
+                }
+                if !t.info.description.is_empty() {
+                    place.push_str(&format!(" ({})", t.info.description));
+                }
+                vec![
+                    t.info.name.clone(),
+                    match t.info.location {
+                        Site::Onsite => "on site".into(),
+                        Site::Offsite => "off site".into(),
+                    },
+                    t.info.medium.clone(),
+                    place,
+                    match &t.repo_id {
+                        Ok(_) => "answered".into(),
+                        Err(_) => "did not answer".into(),
+                    },
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Each share's last drill that passed, or that none is recorded.
+fn last_drills(s: &SheetSchedule, tz: chrono_tz::Tz) -> Block {
+    Block::Table {
+        widths: vec![0.25, 0.75],
+        header: vec!["Share".into(), "Drill".into()],
+        rows: s
+            .last_drill
+            .iter()
+            .map(|(share, dr)| {
+                vec![
+                    share.clone(),
+                    match dr {
+                        Some(x) => format!(
+                            "{} from {} ({} files restored and checked)",
+                            printed(tz, x.finished),
+                            x.target,
+                            x.files
+                        ),
+                        None => "NONE RECORDED: no restore of this share has been proven".into(),
+                    },
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Numbered steps for restoring onto a new machine from `from`, then the commands to type.
+fn restore_steps(b: &mut Vec<Block>, s: &SheetSchedule, from: &SheetTarget) {
+    b.push(Block::Subheading(format!(
+        "Restoring onto a new machine, from {} ({})",
+        from.info.name,
+        match from.info.location {
+            Site::Onsite => "on site",
+            Site::Offsite => "off site",
+        }
+    )));
+    let mut steps = vec![
+        format!(
+            "Install firesafe {} or newer on the new machine, and make an empty folder to work in.",
+            crate::VERSION
+        ),
+        "Put the key file in that folder, named firesafe.key.".to_string(),
+    ];
+    if from.info.is_s3() {
+        steps.push("Get the storage access key from the storage provider's account (it is not on this sheet) and put it in place of the YOUR-... words.".into());
+    }
+    steps.push("In that folder, type each line below that starts with $, without the $. Each share comes back in restored/SHARE/SHARE (restored/curriculum/curriculum, ...).".into());
+    steps.push(
+        "If this copy cannot be reached, use another copy from the table above: put its location after --repo.".into(),
+    );
+    for (i, t) in steps.into_iter().enumerate() {
+        b.push(Block::Para(format!("{}. {t}", i + 1)));
+    }
+    b.push(Block::Commands(commands(s, &from.info)));
 }
 
 #[cfg(test)]

@@ -1,0 +1,127 @@
+//! The facts a report is built from, as [`gather()`](super::gather()) finds them: each schedule's
+//! targets, its 3-2-1 status now, the runs, drills and verifications recorded in the period and
+//! the growth of its snapshots. Plain data, so that building the report from it is pure and a
+//! test can build one from facts it made up.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, Site, TargetKind};
+use crate::schedule::status::ScheduleStatus;
+use crate::store::records::{DrillRecord, VerifyRecord};
+use crate::store::state::RunRecord;
+
+/// A target as the report describes it.
+#[derive(Clone, Debug)]
+pub struct TargetInfo {
+    pub name: String,
+    pub description: String,
+    pub location: Site,
+    pub medium: String,
+    /// The directory, or `s3://BUCKET/PREFIX`.
+    pub place: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl TargetInfo {
+    pub fn of(config: &Config, name: &str) -> TargetInfo {
+        let spec = &config.targets[name];
+        let place = match spec.kind {
+            TargetKind::Path => {
+                absolute(&config.resolve(spec.path.as_deref().unwrap_or(std::path::Path::new(""))))
+                    .display()
+                    .to_string()
+            }
+            TargetKind::S3 => {
+                let prefix = spec.prefix.trim_matches('/');
+                let bucket = spec.bucket.as_deref().unwrap_or_default();
+                if prefix.is_empty() {
+                    format!("s3://{bucket}")
+                } else {
+                    format!("s3://{bucket}/{prefix}")
+                }
+            }
+        };
+        TargetInfo {
+            name: name.to_string(),
+            description: spec.description.clone(),
+            location: spec.location,
+            medium: spec.medium.clone(),
+            place,
+            endpoint: spec.endpoint.clone(),
+            region: spec.region.clone(),
+        }
+    }
+
+    pub fn is_s3(&self) -> bool {
+        self.place.starts_with("s3://")
+    }
+}
+
+/// A path made absolute (without following links), for documents read on another machine.
+pub fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// A share's size and the repository space its snapshots added, at one snapshot.
+#[derive(Clone, Debug)]
+pub struct GrowthPoint {
+    pub at: DateTime<Utc>,
+    /// Bytes stored for this share's snapshots so far (after deduplication and compression).
+    pub stored: u64,
+    /// The share's size in this snapshot.
+    pub share_bytes: u64,
+}
+
+/// What the repository says about storage.
+#[derive(Clone, Debug, Default)]
+pub struct Storage {
+    /// The target the snapshots were read from.
+    pub read_from: Option<String>,
+    /// Why no target could be read, when none could.
+    pub error: Option<String>,
+    /// Per share, every snapshot taken up to the end of the period, oldest first.
+    pub growth: BTreeMap<String, Vec<GrowthPoint>>,
+}
+
+/// Everything recorded and measured about one schedule.
+#[derive(Clone, Debug)]
+pub struct ScheduleData {
+    pub name: String,
+    pub description: String,
+    pub sources: Vec<String>,
+    pub max_age_hours: u32,
+    pub rto_hours: Option<f64>,
+    pub targets: Vec<TargetInfo>,
+    /// The 3-2-1 status now, or why it could not be read.
+    pub status: std::result::Result<ScheduleStatus, String>,
+    /// Runs, drills and verifications started within the period, oldest first.
+    pub runs: Vec<RunRecord>,
+    pub drills: Vec<DrillRecord>,
+    pub verifies: Vec<VerifyRecord>,
+    pub storage: Storage,
+}
+
+/// The facts the report is built from.
+#[derive(Clone, Debug)]
+pub struct ReportData {
+    pub school: Option<String>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub generated: DateTime<Utc>,
+    /// The time zone dates are shown in (the first schedule's).
+    pub timezone: chrono_tz::Tz,
+    pub schedules: Vec<ScheduleData>,
+}
+
+impl ScheduleData {
+    /// The latest verification of each target in the period.
+    pub(super) fn latest_verifies(&self) -> Vec<(&TargetInfo, Option<&VerifyRecord>)> {
+        self.targets
+            .iter()
+            .map(|t| (t, self.verifies.iter().rev().find(|v| v.target == t.name)))
+            .collect()
+    }
+}

@@ -1,0 +1,92 @@
+//! The first page, for a governor with two minutes: one overall light, the six questions each
+//! with its light and answer, and a line per share (last backed up, 3-2-1, restore tested).
+
+use crate::paper::doc::{Block, Light};
+use crate::paper::report::checks::{Check, questions};
+use crate::paper::report::facts::ReportData;
+use crate::paper::report::share::shares;
+use crate::paper::report::words::{Clock, points};
+use crate::plan::policy::Verdict;
+use crate::store::records::CheckOutcome;
+
+/// The page, up to and including its page break.
+pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
+    let answers = questions(d, c);
+    b.push(overall(&answers));
+    b.push(Block::Subheading("The six questions".into()));
+    for (q, k) in answers {
+        b.push(Block::Status {
+            light: k.light,
+            headline: q.to_string(),
+            detail: format!("{} {}", k.headline, k.detail),
+        });
+    }
+    b.push(Block::Subheading("Each share".into()));
+    b.push(share_table(d, c));
+    b.push(Block::Note(
+        "Details, incidents and a glossary of terms follow. The technician's appendix lists every record this report is built from.".into(),
+    ));
+    b.push(Block::PageBreak);
+}
+
+/// The overall light: the worst of the six, with how many points need action or attention.
+fn overall(answers: &[(&str, Check)]) -> Block {
+    let worst = answers
+        .iter()
+        .map(|(_, k)| k.light)
+        .max()
+        .unwrap_or(Light::Red);
+    let count = |l: Light| answers.iter().filter(|(_, k)| k.light == l).count();
+    Block::Status {
+        light: worst,
+        headline: match worst {
+            Light::Green => "Overall: the backups are working and were tested.".into(),
+            Light::Amber => format!("Overall: {} need attention.", points(count(Light::Amber))),
+            Light::Red => format!(
+                "Overall: {} need action{}.",
+                points(count(Light::Red)),
+                match count(Light::Amber) {
+                    0 => String::new(),
+                    n => format!(", {} attention", points(n)),
+                }
+            ),
+        },
+        detail:
+            "Each point below is one question a governor may ask, answered from what was measured."
+                .into(),
+    }
+}
+
+/// One row per share: when it was last backed up, its 3-2-1 verdict, its latest drill.
+fn share_table(d: &ReportData, c: &Clock) -> Block {
+    let mut rows = Vec::new();
+    for s in shares(d) {
+        rows.push(vec![
+            s.name.to_string(),
+            s.newest().map_or("never".into(), |t| c.time(t)),
+            s.status()
+                .map_or("not checked".into(), |x| match x.evaluation.verdict {
+                    Verdict::Ok => "OK".into(),
+                    Verdict::Degraded => "ATTENTION: a copy is old".into(),
+                    Verdict::Violated => "ACTION NEEDED: a copy is missing".into(),
+                }),
+            match s.drills().last() {
+                None => "never in this period".into(),
+                Some(x) if x.result == CheckOutcome::Pass => {
+                    format!("passed {}", c.day(x.finished))
+                }
+                Some(x) => format!("FAILED {}", c.day(x.finished)),
+            },
+        ]);
+    }
+    Block::Table {
+        widths: vec![0.22, 0.26, 0.28, 0.24],
+        header: vec![
+            "Share".into(),
+            "Last backed up".into(),
+            "Copies (3-2-1)".into(),
+            "Restore tested".into(),
+        ],
+        rows,
+    }
+}
