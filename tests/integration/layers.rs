@@ -121,8 +121,8 @@ fn strip_comment(line: &str) -> String {
             '\'' => {
                 // A char literal ('{', '\n') is dropped; a lifetime ('a) is kept.
                 let rest: String = chars.clone().take(3).collect();
-                if rest.starts_with('\\') {
-                    let end = rest[1..].find('\'').map(|i| i + 2).unwrap_or(0);
+                if let Some(escaped) = rest.strip_prefix('\\') {
+                    let end = escaped.find('\'').map(|i| i + 2).unwrap_or(0);
                     for _ in 0..end {
                         chars.next();
                     }
@@ -393,7 +393,7 @@ fn few_functions_are_long() {
         .flat_map(function_lengths)
         .filter(|(_, n)| *n > 100)
         .collect();
-    long.sort_by(|a, b| b.1.cmp(&a.1));
+    long.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let list: Vec<String> = long.iter().map(|(f, n)| format!("{n:>4} {f}")).collect();
     assert!(
         long.len() <= MAX_LONG_FUNCTIONS,

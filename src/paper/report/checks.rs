@@ -10,7 +10,7 @@ use crate::paper::report::share::{Share, shares};
 use crate::paper::report::words::{Clock, describe_seconds, list};
 use crate::plan::policy::{Verdict, describe_age};
 use crate::store::records::{CheckOutcome, VerifyRecord};
-use crate::store::state::RunRecord;
+use crate::store::state::{RunOutcome, RunRecord};
 
 /// A traffic light with its headline and detail.
 pub(super) struct Check {
@@ -151,8 +151,12 @@ fn check_newest(d: &ReportData, c: &Clock) -> Check {
 
 fn check_runs(d: &ReportData, c: &Clock) -> Check {
     let runs: Vec<&RunRecord> = d.schedules.iter().flat_map(|s| &s.runs).collect();
-    let count = |o: &str| runs.iter().filter(|r| r.outcome == o).count();
-    let (complete, degraded, failed) = (count("complete"), count("degraded"), count("failed"));
+    let count = |o: RunOutcome| runs.iter().filter(|r| r.outcome == o).count();
+    let (complete, degraded, failed) = (
+        count(RunOutcome::Complete),
+        count(RunOutcome::Degraded),
+        count(RunOutcome::Failed),
+    );
     let other = runs.len() - complete - degraded - failed;
     let period = format!("between {} and {}", c.day(d.from), c.day(d.to));
     if runs.is_empty() {
