@@ -149,7 +149,16 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         let walk = Walk::new(options.cancel.clone(), Arc::clone(&chunking), jobs_tx);
         let parent_root = known.parent.as_ref().map(|p| p.snapshot.tree);
         let parent_trees = known.parent_trees;
-        tokio::task::spawn_blocking(move || walk.run(&roots, parent_root, &parent_trees, readers))
+        tokio::task::spawn_blocking(move || {
+            let walker = std::thread::Builder::new()
+                .name("firesafe-walk".into())
+                .stack_size(walk::WALK_STACK)
+                .spawn(move || walk.run(&roots, parent_root, &parent_trees, readers))
+                .map_err(|e| Error::Interrupted(format!("cannot start the walker thread: {e}")))?;
+            walker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     };
     drop(chunking);
 

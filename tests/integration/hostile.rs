@@ -451,3 +451,57 @@ fn a_key_file_others_can_read_is_refused() {
         );
     }
 }
+
+/// A folder 2,000 levels deep, which any pupil can make with `mkdir -p`: the backup records the
+/// share down to the stated limit, warns about the rest (exit 1, a partial snapshot), and
+/// neither it nor the restore of that snapshot crashes.
+#[test]
+fn a_share_two_thousand_folders_deep_is_backed_up_with_a_warning() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    fs::create_dir_all(&share).expect("mkdir");
+    fs::write(share.join("register.csv"), b"top of the share").expect("write");
+    let mut deep = share.clone();
+    for _ in 0..2000 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).expect("mkdir -p 2000 levels");
+    fs::write(deep.join("bottom.txt"), b"too deep").expect("write");
+
+    let out = bounded(
+        &repo,
+        120,
+        &["backup", share.to_str().unwrap(), "--source", "share"],
+    );
+    let text = assert_exit(&out, 1, "backup of a 2,000-deep share");
+    assert!(text.contains("deeper than 1000 folders"), "{text}");
+
+    let to = repo.path("restored");
+    let out = bounded(
+        &repo,
+        120,
+        &[
+            "restore",
+            "latest",
+            "--source",
+            "share",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{text}");
+    assert_eq!(
+        fs::read(to.join("share/register.csv")).expect("top file restored"),
+        b"top of the share"
+    );
+    let mut restored_deep = to.join("share");
+    for _ in 0..1000 {
+        restored_deep.push("d");
+    }
+    assert!(restored_deep.is_dir(), "restored down to the limit");
+}

@@ -37,7 +37,20 @@ pub(super) struct Walk {
     /// The modification time is kept too, so that an inode freed and reused during the walk is
     /// not mistaken for another link to the same file.
     links: HashMap<(u64, u64), ReadLink>,
+    /// How many directories deep the walk is.
+    depth: usize,
 }
+
+/// The deepest directory a backup descends into. Anyone who can write a share can make a
+/// folder thousands of levels deep (`mkdir -p` of 2,000 one-letter names is under PATH_MAX);
+/// below this depth a directory is recorded empty, with a warning, so the rest of the share is
+/// still backed up. The walk recurses, on a thread whose stack is sized for this depth.
+pub const MAX_DEPTH: usize = 1000;
+
+/// The walker thread's stack. Each level of the walk costs a few KiB of stack (more in a debug
+/// build); 256 MiB holds [`MAX_DEPTH`] levels with a wide margin, and only the pages a deep walk
+/// touches are ever used.
+pub(super) const WALK_STACK: usize = 256 << 20;
 
 /// Whether the parent snapshot's node describes this file unchanged (same size, modification
 /// and change times, inode), so its content can be recorded without reading it.
@@ -68,6 +81,7 @@ impl Walk {
             users: HashMap::new(),
             groups: HashMap::new(),
             links: HashMap::new(),
+            depth: 0,
         }
     }
 
@@ -232,7 +246,18 @@ impl Walk {
                     .filter(|p| p.kind == NodeKind::Dir)
                     .and_then(|p| p.subtree)
                     .and_then(|id| parents.get(&id));
-                node.subtree = Some(self.dir(path, prev_tree, parents)?);
+                if self.depth >= MAX_DEPTH {
+                    self.warn(
+                        path,
+                        format!("deeper than {MAX_DEPTH} folders: recorded empty, its contents not backed up"),
+                    );
+                    node.subtree = Some(self.store_tree(Tree::default())?);
+                } else {
+                    self.depth += 1;
+                    let subtree = self.dir(path, prev_tree, parents);
+                    self.depth -= 1;
+                    node.subtree = Some(subtree?);
+                }
             }
             NodeKind::File => {
                 if !self.file(path, meta, prev, &mut node, pending)? {
