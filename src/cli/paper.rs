@@ -118,7 +118,7 @@ pub(super) async fn report_cmd(a: ReportArgs) -> Result<Outcome> {
     };
     let data = firesafe::paper::report::gather(&config, &state, &options).await?;
     let doc = firesafe::paper::report::build(&data);
-    let (pdf, html) = write_document(&a.out, &doc)?;
+    let (pdf, html) = write_document(&a.out, &doc, false)?;
     println!("wrote {} and {}", pdf.display(), html.display());
     Ok(Outcome::Success)
 }
@@ -137,7 +137,7 @@ pub(super) async fn sheet_cmd(a: SheetArgs) -> Result<Outcome> {
     };
     let data = firesafe::paper::sheet::gather(&config, &state, &options).await?;
     let doc = firesafe::paper::sheet::build(&data);
-    let (pdf, html) = write_document(&a.out, &doc)?;
+    let (pdf, html) = write_document(&a.out, &doc, data.key.is_some())?;
     println!("wrote {} and {}", pdf.display(), html.display());
     if data.key.is_some() {
         println!(
@@ -164,13 +164,33 @@ fn document_paths(out: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Writes a document as PDF and HTML, refusing early when the place cannot be written.
-fn write_document(out: &Path, doc: &firesafe::paper::doc::Doc) -> Result<(PathBuf, PathBuf)> {
+/// Writes the PDF and HTML beside each other. A document holding a key is readable by its
+/// owner only (0600, also when it replaces an older file); others are 0644.
+fn write_document(
+    out: &Path,
+    doc: &firesafe::paper::doc::Doc,
+    holds_key: bool,
+) -> Result<(PathBuf, PathBuf)> {
     let (pdf, html) = document_paths(out);
-    std::fs::write(&pdf, firesafe::paper::pdf::render(doc))
+    let mode = if holds_key { 0o600 } else { 0o644 };
+    write_file(&pdf, &firesafe::paper::pdf::render(doc), mode)
         .map_err(|e| Error::local(&pdf, "cannot write the PDF (check --out)", e))?;
-    std::fs::write(&html, doc.html())
+    write_file(&html, doc.html().as_bytes(), mode)
         .map_err(|e| Error::local(&html, "cannot write the HTML (check --out)", e))?;
     Ok((pdf, html))
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)
 }
 
 /// Checks that `--out` names a place that can be written before the slow part starts.

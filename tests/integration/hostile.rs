@@ -505,3 +505,49 @@ fn a_share_two_thousand_folders_deep_is_backed_up_with_a_warning() {
     }
     assert!(restored_deep.is_dir(), "restored down to the limit");
 }
+
+/// A recovery sheet that prints the key is readable by its owner only, also when it replaces
+/// an older sheet; one without the key stays readable by others.
+#[test]
+fn a_recovery_sheet_with_the_key_is_private() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = example();
+    let d = dir.path();
+    let fs_in = |args: &[&str]| {
+        firesafe()
+            .args(args)
+            .arg("--config-dir")
+            .arg(d)
+            .arg("--state-dir")
+            .arg(d.join("state"))
+            .output()
+            .expect("run")
+    };
+    assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
+    let with_key = d.join("with-key.pdf");
+    fs::write(&with_key, b"an older sheet").expect("write");
+    fs::set_permissions(&with_key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let key = d.join("demo/firesafe.key");
+    let out = fs_in(&[
+        "recovery-sheet",
+        "--out",
+        with_key.to_str().unwrap(),
+        "--include-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0, "recovery-sheet --include-key");
+    for f in ["with-key.pdf", "with-key.html"] {
+        let mode = fs::metadata(d.join(f)).expect(f).mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let out = fs_in(&[
+        "recovery-sheet",
+        "--out",
+        d.join("plain.pdf").to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0, "recovery-sheet");
+    for f in ["plain.pdf", "plain.html"] {
+        let mode = fs::metadata(d.join(f)).expect(f).mode() & 0o777;
+        assert_eq!(mode, 0o644, "{f}");
+    }
+}
