@@ -27,7 +27,10 @@ fn main() -> ExitCode {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            eprintln!("firesafe: error: {text}");
+            eprintln!(
+                "firesafe: error: {}",
+                firesafe::format::tree::printable(&text)
+            );
             ExitCode::from(2)
         }
     }

@@ -54,7 +54,11 @@ pub(super) async fn backup_cmd(url: Option<&str>, a: BackupArgs) -> Result<Outco
         );
     }
     for w in &s.warnings {
-        eprintln!("firesafe: warning: {}: {}", w.path, w.message);
+        eprintln!(
+            "firesafe: warning: {}: {}",
+            firesafe::format::tree::printable(&w.path),
+            firesafe::format::tree::printable(&w.message)
+        );
     }
     println!(
         "snapshot {} saved{}: source {}, {} files ({}), {} new, {} changed, {} unchanged; added {} ({} stored) in {:.1}s{}",

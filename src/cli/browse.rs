@@ -3,6 +3,7 @@
 use chrono::Local;
 use clap::Args;
 use firesafe::Result;
+use firesafe::format::tree::printable;
 use firesafe::ops::ls;
 use firesafe::store::blobs::BlobReader;
 use firesafe::store::index::Index;
@@ -159,14 +160,14 @@ pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
         let target = e
             .target
             .as_ref()
-            .map(|t| format!(" -> {t}"))
+            .map(|t| format!(" -> {}", printable(&t.to_string())))
             .unwrap_or_default();
         println!(
             "{kind}{:04o} {:>12} {} {}{target}",
             e.mode,
             e.size,
             e.mtime.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
-            e.path
+            printable(&e.path)
         );
     }
     Ok(Outcome::Success)
@@ -192,13 +193,14 @@ pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> 
     };
     for c in &report.changes {
         let kind = format!("{:?}", c.kind).to_lowercase();
+        let path = printable(&c.path);
         match c.change {
-            ChangeKind::Added => println!("+ {kind:<7} {:>10}  {}", size(c.size_after), c.path),
-            ChangeKind::Removed => println!("- {kind:<7} {:>10}  {}", size(c.size_before), c.path),
+            ChangeKind::Added => println!("+ {kind:<7} {:>10}  {}", size(c.size_after), path),
+            ChangeKind::Removed => println!("- {kind:<7} {:>10}  {}", size(c.size_before), path),
             ChangeKind::Modified => println!(
                 "M {kind:<7} {:>10}  {} ({}{})",
                 size(c.size_after),
-                c.path,
+                path,
                 c.what.join(", "),
                 if c.size_before != c.size_after {
                     format!("; was {}", size(c.size_before))

@@ -127,9 +127,9 @@ pub(super) async fn versions_cmd(url: Option<&str>, a: VersionsArgs) -> Result<O
     println!(
         "{} version(s) of {} in {} snapshot(s); restore one with `firesafe restore SNAPSHOT:{} --to DIR`, SNAPSHOT being one that holds it",
         report.versions.len(),
-        report.path,
+        firesafe::format::tree::printable(&report.path),
         report.snapshots,
-        report.path.trim_start_matches('/')
+        firesafe::format::tree::printable(report.path.trim_start_matches('/'))
     );
     Ok(Outcome::Success)
 }
@@ -144,7 +144,11 @@ fn print_versions(versions: &[firesafe::ops::find::Version]) {
     for v in versions {
         if heading != Some((&v.source, &v.path)) {
             heading = Some((&v.source, &v.path));
-            println!("{} (source {})", v.path, v.source);
+            println!(
+                "{} (source {})",
+                firesafe::format::tree::printable(&v.path),
+                v.source
+            );
         }
         let ids: Vec<String> = v.snapshots.iter().map(|s| s.snapshot.short()).collect();
         let shown = if ids.len() > 6 {

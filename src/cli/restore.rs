@@ -1,6 +1,7 @@
 //! `restore`: a snapshot, or a file or folder of one, back from the repository of `--repo` or
 //! from the best copy among a schedule's targets; every restore is recorded in the audit log.
 
+use firesafe::format::tree::printable;
 use std::path::PathBuf;
 
 use chrono::{Local, Utc};
@@ -170,7 +171,7 @@ async fn record_restore(state: &StateDirFlag, copies: &Copies<'_>, record: &Audi
 /// What a dry run would do, step by step, and a count.
 fn print_dry_run(report: &RestoreReport, snap: &Listed, path: Option<&str>) {
     for step in &report.steps {
-        println!("would {step}");
+        println!("would {}", printable(&step.to_string()));
     }
     if !report.steps.iter().any(Step::writes) {
         println!(
@@ -200,20 +201,21 @@ fn print_restored(
     clock: std::time::Instant,
     copies: &Copies<'_>,
 ) {
+    let shown = |p: &std::path::Path| printable(&p.to_string_lossy()).into_owned();
     for w in &report.warnings {
-        eprintln!("firesafe: warning: {w}");
+        eprintln!("firesafe: warning: {}", printable(w));
     }
     for (p, why) in &report.failed {
-        eprintln!("firesafe: not restored: {}: {why}", p.display());
+        eprintln!("firesafe: not restored: {}: {}", shown(p), printable(why));
     }
     for p in &report.skipped {
         eprintln!(
             "firesafe: left alone: {} differs from the snapshot (--overwrite replaces it, keeping the old file beside it)",
-            p.display()
+            shown(p)
         );
     }
     for (p, k) in &report.kept {
-        println!("kept the old {} as {}", p.display(), k.display());
+        println!("kept the old {} as {}", shown(p), shown(k));
     }
     let mut extra = String::new();
     if report.unchanged > 0 {

@@ -120,7 +120,11 @@ pub(super) async fn run_cmd(a: RunArgs) -> Result<Outcome> {
         match result {
             Ok(b) => {
                 for w in &b.snapshot.warnings {
-                    eprintln!("firesafe: warning: {source}: {}: {}", w.path, w.message);
+                    eprintln!(
+                        "firesafe: warning: {source}: {}: {}",
+                        firesafe::format::tree::printable(&w.path),
+                        firesafe::format::tree::printable(&w.message)
+                    );
                 }
                 let st = &b.snapshot.stats;
                 println!(

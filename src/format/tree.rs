@@ -189,6 +189,25 @@ impl Tree {
     }
 }
 
+/// A name or path as it may be shown to a person: control characters (a newline, an escape
+/// sequence) are written as escapes (`\n`, `\u{1b}`), so that a name a pupil chose cannot
+/// break a line of output, forge one (`firesafe: error: ...`), or move the terminal's cursor.
+/// `--json` output needs none of this: JSON escapes them itself.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -551,3 +551,64 @@ fn a_recovery_sheet_with_the_key_is_private() {
         assert_eq!(mode, 0o644, "{f}");
     }
 }
+
+/// File names with newlines and escape sequences are shown escaped by every command that
+/// prints names, so no line of the output can be forged; `--json` stays exact.
+#[test]
+fn names_with_newlines_and_escapes_are_printed_escaped() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    fs::create_dir_all(&share).expect("mkdir");
+    let planted = "work\nfiresafe: error: all backups deleted\x1b[2J.txt";
+    fs::write(share.join(planted), b"v1").expect("write");
+    let first = repo.backup(&share, "share");
+    fs::write(share.join(planted), b"version two").expect("write");
+    let second = repo.backup(&share, "share");
+    let to = repo.path("restored");
+    let to_s = to.to_str().unwrap().to_string();
+    let outputs = [
+        repo.run(&["ls", "latest", "--source", "share"]),
+        repo.run(&["diff", &first, &second]),
+        repo.run(&["find", "work*", "--source", "share"]),
+        repo.run(&["versions", &format!("share/{planted}"), "--source", "share"]),
+        repo.run(&[
+            "restore",
+            "latest",
+            "--source",
+            "share",
+            "--to",
+            &to_s,
+            "--dry-run",
+        ]),
+    ];
+    for out in &outputs {
+        assert_exit(out, 0, "a command that prints names");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("work\\nfiresafe"),
+            "the name is shown, escaped: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for text in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(text);
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with("firesafe: error: all backups")),
+                "a forged line: {text}"
+            );
+            assert!(!text.contains('\x1b'), "a raw escape: {text:?}");
+        }
+    }
+    let ls = String::from_utf8_lossy(&outputs[0].stdout);
+    assert!(
+        ls.contains("work\\nfiresafe: error: all backups deleted\\u{1b}[2J.txt"),
+        "{ls}"
+    );
+    // --json keeps the name exact.
+    let json = repo.ok(&["ls", "latest", "--source", "share", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(
+        json.contains("\\u001b") || v.to_string().contains(planted),
+        "{json}"
+    );
+}
