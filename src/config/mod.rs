@@ -501,7 +501,12 @@ impl Config {
                     problems.extend(target_problems(&t, &path, &text));
                     config.targets.insert(name, t);
                 }
-                Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
+                Err(e) => problems.push(problem(
+                    &path,
+                    &text,
+                    e.span(),
+                    &without_values(e.message().trim()),
+                )),
             }
         }
         for (name, path, text) in schedule_files {
@@ -511,7 +516,12 @@ impl Config {
                     problems.extend(schedule_problems(&mut s, &config.targets, &path, &text));
                     config.schedules.insert(name, s);
                 }
-                Err(e) => problems.push(problem(&path, &text, e.span(), e.message().trim())),
+                Err(e) => problems.push(problem(
+                    &path,
+                    &text,
+                    e.span(),
+                    &without_values(e.message().trim()),
+                )),
             }
         }
         match crate::config::site::load(dir) {
@@ -760,6 +770,30 @@ fn source_name_problems(sources: &[SourceSpec]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A parse error's message without the values it quotes: a value given under the wrong key or
+/// of the wrong type may be a secret (`max_age_hours = "hunter2"` gives `invalid type: string
+/// "hunter2"`), and configuration errors go to logs and emails.
+pub(crate) fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            // Skip to the closing quote; the value is not shown.
+            let mut escaped = false;
+            for c in chars.by_ref() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => break,
+                    _ => escaped = false,
+                }
+            }
+            out.push_str("(value not shown)\"");
+        }
+    }
+    out
 }
 
 /// Key names that hold secrets; they belong in the environment or a credentials file.

@@ -81,8 +81,16 @@ pub fn load(dir: &Path) -> Result<Option<SiteSpec>, Vec<String>> {
             }
         }
         Err(e) => Err(vec![match e.span() {
-            Some(s) => format!("{}: {}", at(s.start), e.message().trim()),
-            None => format!("{}: {}", path.display(), e.message().trim()),
+            Some(s) => format!(
+                "{}: {}",
+                at(s.start),
+                crate::config::without_values(e.message().trim())
+            ),
+            None => format!(
+                "{}: {}",
+                path.display(),
+                crate::config::without_values(e.message().trim())
+            ),
         }]),
     }
 }

@@ -612,3 +612,17 @@ fn names_with_newlines_and_escapes_are_printed_escaped() {
         "{json}"
     );
 }
+
+/// A value given under the wrong key or of the wrong type may be a secret: configuration
+/// errors name the key and the problem, never the value.
+#[test]
+fn configuration_errors_do_not_echo_values() {
+    let dir = example();
+    edit_schedule(dir.path(), |t| {
+        t.replace("max_age_hours = 26", "max_age_hours = \"hunter2-s3cr3t\"")
+    });
+    let (code, text) = config_check(dir.path());
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("nightly.toml"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
