@@ -276,6 +276,14 @@ pub async fn restore_from(
         options,
         as_root: nix::unistd::geteuid().is_root(),
     };
+    // Every write below the destination is resolved from this handle, never through a link.
+    let _anchor = match options.dry_run {
+        true => None,
+        false => Some(
+            write::anchor(&options.to)
+                .map_err(|e| Error::local(&options.to, "cannot open the restore directory", e))?,
+        ),
+    };
     let mut report = RestoreReport::default();
     let repo_key = copies.first().shared_key();
     let marker = prepare_directories(&ctx, &plan.dirs, &mut report)?;

@@ -6,51 +6,187 @@
 //! keeps the guarantees about writes in one place too: temporary files are created exclusively
 //! (`O_EXCL`) and reopened with `O_NOFOLLOW`, renames never go over an entry that appeared
 //! during the restore, and owners and times are set on links, not through them. These
-//! functions take paths; resolving
-//! each against a directory file descriptor instead (`openat`, `renameat`, `linkat`, ... with
-//! `O_NOFOLLOW` on every component) would close the window in which a directory on the way is
-//! swapped for a symlink, and needs to change only this file.
+//! functions take paths, but
+//! no path is handed to the kernel whole: each is resolved from the restore directory's handle
+//! (opened once, when the restore starts), one directory at a time with `O_NOFOLLOW`, and the
+//! change is made with the `*at` call on the last directory's handle. A directory on the way
+//! that a local user swaps for a link during the restore is refused (that file fails, named,
+//! and the restore goes on; exit 1), never followed out of the restore.
 
-use std::fs::OpenOptions;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use crate::format::tree::{Name, Node};
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
 
-/// Creates the restore directory and any missing parents.
+use crate::format::tree::{Name, Node, NodeKind};
+
+/// The restore roots open in this process: each restore registers the directory it writes into
+/// (opened once), and every path below it is resolved from that handle, one component at a
+/// time, never following a link.
+static ANCHORS: Mutex<Vec<(PathBuf, Arc<OwnedFd>)>> = Mutex::new(Vec::new());
+
+/// A restore root held open; writes below it are resolved from it until it is dropped.
+pub(super) struct Anchor {
+    path: PathBuf,
+}
+
+impl Drop for Anchor {
+    fn drop(&mut self) {
+        let mut anchors = ANCHORS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = anchors.iter().rposition(|(p, _)| *p == self.path) {
+            anchors.remove(i);
+        }
+    }
+}
+
+/// Opens the restore directory `root` (which must not itself be a link) and makes it the
+/// anchor of every write below it.
+pub(super) fn anchor(root: &Path) -> io::Result<Anchor> {
+    let fd = openat(
+        nix::fcntl::AT_FDCWD,
+        root,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| refused(root, e))?;
+    ANCHORS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((root.to_path_buf(), Arc::new(fd)));
+    Ok(Anchor {
+        path: root.to_path_buf(),
+    })
+}
+
+/// A directory handle and the name of an entry in it.
+struct At {
+    dir: Arc<OwnedFd>,
+    name: OsString,
+}
+
+fn refused(path: &Path, e: nix::errno::Errno) -> io::Error {
+    match e {
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => io::Error::other(format!(
+            "{} is a symbolic link or not a directory (changed during the restore?): nothing is written through it",
+            path.display()
+        )),
+        e => io::Error::from(e),
+    }
+}
+
+/// Resolves `path` to its parent directory's handle and its last component: from the anchor
+/// of the restore it is in, opening each directory on the way with `O_NOFOLLOW`, so a
+/// directory swapped for a link during the restore is refused, not followed.
+fn at(path: &Path) -> io::Result<At> {
+    let anchored = {
+        let anchors = ANCHORS.lock().unwrap_or_else(|e| e.into_inner());
+        anchors
+            .iter()
+            .filter_map(|(root, fd)| Some((root.clone(), path.strip_prefix(root).ok()?.to_path_buf(), Arc::clone(fd))))
+            .max_by_key(|(root, _, _)| root.as_os_str().len())
+    };
+    let Some((root, rel, mut dir)) = anchored else {
+        return Err(io::Error::other(format!(
+            "{} is outside the restore directory: not written",
+            path.display()
+        )));
+    };
+    let parts: Vec<&OsStr> = rel
+        .components()
+        .map(|c| match c {
+            Component::Normal(n) => Ok(n),
+            _ => Err(io::Error::other(format!(
+                "{}: not a plain path below the restore directory",
+                path.display()
+            ))),
+        })
+        .collect::<io::Result<_>>()?;
+    let Some((last, dirs)) = parts.split_last() else {
+        return Ok(At {
+            dir,
+            name: OsString::from("."),
+        });
+    };
+    let mut walked = root;
+    for part in dirs {
+        walked.push(part);
+        let next = openat(
+            dir.as_fd(),
+            *part,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| refused(&walked, e))?;
+        dir = Arc::new(next);
+    }
+    Ok(At {
+        dir,
+        name: last.to_os_string(),
+    })
+}
+
+fn open_at(path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
+    let a = at(path)?;
+    openat(
+        a.dir.as_fd(),
+        a.name.as_os_str(),
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )
+    .map(File::from)
+    .map_err(|e| refused(path, e))
+}
+
+/// Creates the restore directory and any missing parents (before it is anchored: it is the
+/// directory the technician named, checked not to be a link).
 pub(super) fn create_dir_all(path: &Path) -> io::Result<()> {
     std::fs::create_dir_all(path)
 }
 
-/// Creates one directory, whose parent exists.
+/// Creates one directory, whose parent exists (private until its mode is set at the end).
 pub(super) fn create_dir(path: &Path) -> io::Result<()> {
-    std::fs::create_dir(path)
+    let a = at(path)?;
+    nix::sys::stat::mkdirat(a.dir.as_fd(), a.name.as_os_str(), Mode::from_bits_truncate(0o700))
+        .map_err(|e| refused(path, e))
 }
 
 /// Writes the (empty) marker of a restore in progress.
 pub(super) fn write_marker(path: &Path) -> io::Result<()> {
-    std::fs::write(path, b"")
+    open_at(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC, 0o600).map(drop)
 }
 
 /// Removes a file: a temporary file, a leftover of an interrupted restore, or the marker.
 pub(super) fn remove_file(path: &Path) -> io::Result<()> {
-    std::fs::remove_file(path)
+    let a = at(path)?;
+    nix::unistd::unlinkat(
+        a.dir.as_fd(),
+        a.name.as_os_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    )
+    .map_err(io::Error::from)
 }
 
 /// Renames `from` to `to`, replacing what is there.
 pub(super) fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    std::fs::rename(from, to)
+    let (f, t) = (at(from)?, at(to)?);
+    nix::fcntl::renameat(
+        f.dir.as_fd(),
+        f.name.as_os_str(),
+        t.dir.as_fd(),
+        t.name.as_os_str(),
+    )
+    .map_err(|e| refused(to, e))
 }
 
 /// Creates a new, empty temporary file, readable only by its owner until its mode is set.
 pub(super) fn create_temp(path: &Path) -> io::Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map(drop)
+    open_at(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600).map(drop)
 }
 
 /// Writes one blob at `offset`, leaving a hole instead of writing zeros.
@@ -58,20 +194,12 @@ pub(super) fn write_at(path: &Path, data: &[u8], offset: u64) -> io::Result<()> 
     if data.iter().all(|&b| b == 0) {
         return Ok(());
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)?;
-    f.write_all_at(data, offset)
+    open_at(path, OFlag::O_WRONLY, 0)?.write_all_at(data, offset)
 }
 
 /// Sets a file's length (a trailing hole stays a hole).
 pub(super) fn set_len(path: &Path, size: u64) -> io::Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)?;
-    f.set_len(size)
+    open_at(path, OFlag::O_WRONLY, 0)?.set_len(size)
 }
 
 /// Creates `temp` and writes a whole file of one blob into it: content, owner, extended
@@ -85,12 +213,7 @@ pub(super) fn write_whole(
     as_root: bool,
     warnings: &mut Vec<String>,
 ) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(temp)?;
+    let mut f = open_at(temp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)?;
     if data.iter().all(|&b| b == 0) {
         f.set_len(node.size)?;
     } else {
@@ -99,24 +222,35 @@ pub(super) fn write_whole(
             f.set_len(node.size)?;
         }
     }
-    if as_root && let Err(e) = std::os::unix::fs::fchown(&f, Some(node.uid), Some(node.gid)) {
-        warnings.push(format!("{}: owner not set: {e}", dest.display()));
+    metadata_through(&f, dest, node, as_root, warnings)
+}
+
+/// Owner, extended attributes, mode and time, through an open handle of the object itself.
+fn metadata_through(
+    f: &File,
+    shown: &Path,
+    node: &Node,
+    as_root: bool,
+    warnings: &mut Vec<String>,
+) -> io::Result<()> {
+    if as_root && let Err(e) = std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid)) {
+        warnings.push(format!("{}: owner not set: {e}", shown.display()));
     }
     for x in &node.xattrs {
         let Ok(value) = hex::decode(&x.value) else {
             continue;
         };
-        if let Err(e) = xattr::FileExt::set_xattr(&f, x.name.as_os(), &value) {
+        if let Err(e) = xattr::FileExt::set_xattr(f, x.name.as_os(), &value) {
             warnings.push(format!(
                 "{}: extended attribute {} not restored: {e}",
-                dest.display(),
+                shown.display(),
                 x.name.display()
             ));
         }
     }
-    f.set_permissions(std::fs::Permissions::from_mode(node.mode))?;
+    nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(node.mode))?;
     let mtime = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
-    filetime::set_file_handle_times(&f, Some(mtime), Some(mtime))
+    filetime::set_file_handle_times(f, Some(mtime), Some(mtime))
 }
 
 /// Renames a finished temporary file to `dest`: over the file it replaces (kept aside first
@@ -129,13 +263,23 @@ pub(super) fn move_into_place(
 ) -> io::Result<()> {
     if replace {
         keep_aside(dest, keep)?;
-    } else if std::fs::symlink_metadata(dest).is_ok() {
-        return Err(io::Error::new(
+        return rename(temp, dest);
+    }
+    let (f, t) = (at(temp)?, at(dest)?);
+    match nix::fcntl::renameat2(
+        f.dir.as_fd(),
+        f.name.as_os_str(),
+        t.dir.as_fd(),
+        t.name.as_os_str(),
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    ) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EEXIST) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             "a file of that name appeared during the restore; not replaced",
-        ));
+        )),
+        Err(e) => Err(refused(dest, e)),
     }
-    rename(temp, dest)
 }
 
 /// Renames what is at `dest` to `keep` (when set) before it is replaced.
@@ -149,57 +293,98 @@ pub(super) fn keep_aside(dest: &Path, keep: Option<&Path>) -> io::Result<()> {
     }
 }
 
-/// Makes `link` a hard link to the file `original`.
+/// Makes `link` a hard link to the file `original` (the entry itself, never what a link there
+/// points to).
 pub(super) fn hard_link(original: &Path, link: &Path) -> io::Result<()> {
-    std::fs::hard_link(original, link)
+    let (o, l) = (at(original)?, at(link)?);
+    nix::unistd::linkat(
+        o.dir.as_fd(),
+        o.name.as_os_str(),
+        l.dir.as_fd(),
+        l.name.as_os_str(),
+        nix::fcntl::AtFlags::empty(),
+    )
+    .map_err(|e| refused(link, e))
 }
 
 /// Makes `link` a symlink pointing to `target`.
 pub(super) fn symlink(target: &Name, link: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target.as_os(), link)
+    let l = at(link)?;
+    nix::unistd::symlinkat(target.as_os(), l.dir.as_fd(), l.name.as_os_str())
+        .map_err(|e| refused(link, e))
 }
 
 /// Makes a named pipe.
 pub(super) fn make_fifo(path: &Path, mode: u32) -> nix::Result<()> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(mode))
+    let a = at(path).map_err(|e| {
+        e.raw_os_error()
+            .map_or(nix::errno::Errno::ELOOP, nix::errno::Errno::from_raw)
+    })?;
+    nix::unistd::mkfifoat(a.dir.as_fd(), a.name.as_os_str(), Mode::from_bits_truncate(mode))
 }
 
 /// Sets the owner (only root can), without following a symlink.
 pub(super) fn apply_owner(path: &Path, node: &Node, as_root: bool, warnings: &mut Vec<String>) {
-    if as_root && let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+    if !as_root {
+        return;
+    }
+    let result = at(path).and_then(|a| {
+        nix::unistd::fchownat(
+            a.dir.as_fd(),
+            a.name.as_os_str(),
+            Some(nix::unistd::Uid::from_raw(node.uid)),
+            Some(nix::unistd::Gid::from_raw(node.gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)
+    });
+    if let Err(e) = result {
         warnings.push(format!("{}: owner not set: {e}", path.display()));
     }
 }
 
 /// Sets the modification (and access) time, without following a symlink.
 pub(super) fn set_mtime(path: &Path, node: &Node) -> io::Result<()> {
-    // Path-based (utimensat): opening a named pipe to stamp it would block.
-    let mtime = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
-    filetime::set_symlink_file_times(path, mtime, mtime)
+    let a = at(path)?;
+    let t = nix::sys::time::TimeSpec::new(node.mtime, i64::from(node.mtime_nsec));
+    nix::sys::stat::utimensat(
+        a.dir.as_fd(),
+        a.name.as_os_str(),
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(io::Error::from)
 }
 
-/// Owner, mode, extended attributes and modification time.
+/// Owner, mode, extended attributes and modification time of a directory, file or named pipe,
+/// applied through a handle of the object itself (opened without following a link and without
+/// blocking), so a link swapped in at its name is refused rather than changed.
 pub(super) fn apply_metadata(path: &Path, node: &Node, as_root: bool, warnings: &mut Vec<String>) {
-    apply_owner(path, node, as_root, warnings);
-    for x in &node.xattrs {
-        let Ok(value) = hex::decode(&x.value) else {
-            continue;
-        };
-        if let Err(e) = xattr::set(path, x.name.as_os(), &value) {
-            warnings.push(format!(
-                "{}: extended attribute {} not restored: {e}",
-                path.display(),
-                x.name.display()
-            ));
+    if matches!(node.kind, NodeKind::Chardev | NodeKind::Blockdev) {
+        // Opening a device can act on it: its owner and time are set on the entry, and its
+        // mode too (a device node is made by root, in a directory reached without links).
+        apply_owner(path, node, as_root, warnings);
+        let mode = at(path).and_then(|a| {
+            nix::sys::stat::fchmodat(
+                a.dir.as_fd(),
+                a.name.as_os_str(),
+                Mode::from_bits_truncate(node.mode),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .map_err(io::Error::from)
+        });
+        if let Err(e) = mode {
+            warnings.push(format!("{}: mode not set: {e}", path.display()));
         }
+        if let Err(e) = set_mtime(path, node) {
+            warnings.push(format!("{}: modification time not set: {e}", path.display()));
+        }
+        return;
     }
-    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
-        warnings.push(format!("{}: mode not set: {e}", path.display()));
-    }
-    if let Err(e) = set_mtime(path, node) {
-        warnings.push(format!(
-            "{}: modification time not set: {e}",
-            path.display()
-        ));
+    let opened = open_at(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY, 0);
+    let result = opened.and_then(|f| metadata_through(&f, path, node, as_root, warnings));
+    if let Err(e) = result {
+        warnings.push(format!("{}: metadata not set: {e}", path.display()));
     }
 }
