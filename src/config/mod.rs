@@ -4,6 +4,7 @@
 //! key. This module only assembles the operations' own option types; nothing below it reads
 //! configuration.
 
+pub mod message;
 pub mod site;
 pub mod targets;
 
@@ -505,7 +506,7 @@ impl Config {
                     &path,
                     &text,
                     e.span(),
-                    &without_values(e.message().trim()),
+                    &message::without_values(e.message().trim()),
                 )),
             }
         }
@@ -520,7 +521,7 @@ impl Config {
                     &path,
                     &text,
                     e.span(),
-                    &without_values(e.message().trim()),
+                    &message::without_values(e.message().trim()),
                 )),
             }
         }
@@ -770,30 +771,6 @@ fn source_name_problems(sources: &[SourceSpec]) -> Vec<String> {
         }
     }
     problems
-}
-
-/// A parse error's message without the values it quotes: a value given under the wrong key or
-/// of the wrong type may be a secret (`max_age_hours = "hunter2"` gives `invalid type: string
-/// "hunter2"`), and configuration errors go to logs and emails.
-pub(crate) fn without_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut chars = message.chars();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == '"' {
-            // Skip to the closing quote; the value is not shown.
-            let mut escaped = false;
-            for c in chars.by_ref() {
-                match c {
-                    '\\' if !escaped => escaped = true,
-                    '"' if !escaped => break,
-                    _ => escaped = false,
-                }
-            }
-            out.push_str("(value not shown)\"");
-        }
-    }
-    out
 }
 
 /// Key names that hold secrets; they belong in the environment or a credentials file.

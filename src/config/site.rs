@@ -84,12 +84,12 @@ pub fn load(dir: &Path) -> Result<Option<SiteSpec>, Vec<String>> {
             Some(s) => format!(
                 "{}: {}",
                 at(s.start),
-                crate::config::without_values(e.message().trim())
+                crate::config::message::without_values(e.message().trim())
             ),
             None => format!(
                 "{}: {}",
                 path.display(),
-                crate::config::without_values(e.message().trim())
+                crate::config::message::without_values(e.message().trim())
             ),
         }]),
     }
