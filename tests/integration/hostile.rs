@@ -626,3 +626,103 @@ fn configuration_errors_do_not_echo_values() {
     assert!(text.contains("nightly.toml"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+/// A local user swaps a directory of the restore for a link to a directory of their choosing
+/// while the restore runs: nothing is written, chmodded or stamped through the link; the files
+/// below it are refused, named (exit 1), and the rest is restored.
+#[test]
+fn a_directory_swapped_for_a_link_mid_restore_is_not_followed() {
+    use std::os::unix::fs::MetadataExt;
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    for i in 0..400 {
+        crate::support::write(&share.join(format!("pupil/work-{i:03}.txt")), &[b'x'; 700]);
+    }
+    crate::support::write(&share.join("office/register.csv"), b"kept");
+    fs::set_permissions(share.join("pupil"), fs::Permissions::from_mode(0o777)).expect("chmod");
+    repo.backup(&share, "share");
+
+    // The directory the pupil wants written into, with a private file in it.
+    let sentinel = repo.path("sentinel");
+    fs::create_dir(&sentinel).expect("mkdir");
+    fs::set_permissions(&sentinel, fs::Permissions::from_mode(0o700)).expect("chmod");
+    fs::write(sentinel.join("private.txt"), b"secret").expect("write");
+    fs::set_permissions(
+        sentinel.join("private.txt"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let before: Vec<(String, u32, i64)> = scan_modes(&sentinel);
+
+    let to = repo.path("restored");
+    let pupil = to.join("share/pupil");
+    let swapper = {
+        let (pupil, sentinel) = (pupil.clone(), sentinel.clone());
+        std::thread::spawn(move || {
+            // As soon as the restore makes the directory, move it away and put a link there.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < until {
+                if fs::symlink_metadata(&pupil).is_ok_and(|m| m.is_dir()) {
+                    let aside = pupil.with_file_name("pupil.moved");
+                    if fs::rename(&pupil, &aside).is_ok() {
+                        std::os::unix::fs::symlink(&sentinel, &pupil).expect("symlink");
+                        return true;
+                    }
+                }
+                std::thread::yield_now();
+            }
+            false
+        })
+    };
+    let out = bounded(
+        &repo,
+        120,
+        &[
+            "restore",
+            "latest",
+            "--source",
+            "share",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+    );
+    let swapped = swapper.join().expect("swapper");
+    assert!(swapped, "the directory was swapped during the restore");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        scan_modes(&sentinel),
+        before,
+        "nothing changed through the link: {text}"
+    );
+    assert_eq!(
+        fs::metadata(&sentinel).expect("sentinel").mode() & 0o777,
+        0o700,
+        "the linked directory's mode is untouched"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("is a symbolic link or not a directory"),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read(to.join("share/office/register.csv")).expect("the rest restored"),
+        b"kept"
+    );
+}
+
+fn scan_modes(dir: &Path) -> Vec<(String, u32, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<(String, u32, i64)> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let m = fs::symlink_metadata(&p).expect("meta");
+            (p.display().to_string(), m.mode(), m.mtime())
+        })
+        .collect();
+    out.sort();
+    out
+}

@@ -88,7 +88,13 @@ fn at(path: &Path) -> io::Result<At> {
         let anchors = ANCHORS.lock().unwrap_or_else(|e| e.into_inner());
         anchors
             .iter()
-            .filter_map(|(root, fd)| Some((root.clone(), path.strip_prefix(root).ok()?.to_path_buf(), Arc::clone(fd))))
+            .filter_map(|(root, fd)| {
+                Some((
+                    root.clone(),
+                    path.strip_prefix(root).ok()?.to_path_buf(),
+                    Arc::clone(fd),
+                ))
+            })
             .max_by_key(|(root, _, _)| root.as_os_str().len())
     };
     let Some((root, rel, mut dir)) = anchored else {
@@ -152,13 +158,22 @@ pub(super) fn create_dir_all(path: &Path) -> io::Result<()> {
 /// Creates one directory, whose parent exists (private until its mode is set at the end).
 pub(super) fn create_dir(path: &Path) -> io::Result<()> {
     let a = at(path)?;
-    nix::sys::stat::mkdirat(a.dir.as_fd(), a.name.as_os_str(), Mode::from_bits_truncate(0o700))
-        .map_err(|e| refused(path, e))
+    nix::sys::stat::mkdirat(
+        a.dir.as_fd(),
+        a.name.as_os_str(),
+        Mode::from_bits_truncate(0o700),
+    )
+    .map_err(|e| refused(path, e))
 }
 
 /// Writes the (empty) marker of a restore in progress.
 pub(super) fn write_marker(path: &Path) -> io::Result<()> {
-    open_at(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC, 0o600).map(drop)
+    open_at(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
+        0o600,
+    )
+    .map(drop)
 }
 
 /// Removes a file: a temporary file, a leftover of an interrupted restore, or the marker.
@@ -186,7 +201,12 @@ pub(super) fn rename(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Creates a new, empty temporary file, readable only by its owner until its mode is set.
 pub(super) fn create_temp(path: &Path) -> io::Result<()> {
-    open_at(path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600).map(drop)
+    open_at(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        0o600,
+    )
+    .map(drop)
 }
 
 /// Writes one blob at `offset`, leaving a hole instead of writing zeros.
@@ -213,7 +233,11 @@ pub(super) fn write_whole(
     as_root: bool,
     warnings: &mut Vec<String>,
 ) -> io::Result<()> {
-    let mut f = open_at(temp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)?;
+    let mut f = open_at(
+        temp,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        0o600,
+    )?;
     if data.iter().all(|&b| b == 0) {
         f.set_len(node.size)?;
     } else {
@@ -320,7 +344,11 @@ pub(super) fn make_fifo(path: &Path, mode: u32) -> nix::Result<()> {
         e.raw_os_error()
             .map_or(nix::errno::Errno::ELOOP, nix::errno::Errno::from_raw)
     })?;
-    nix::unistd::mkfifoat(a.dir.as_fd(), a.name.as_os_str(), Mode::from_bits_truncate(mode))
+    nix::unistd::mkfifoat(
+        a.dir.as_fd(),
+        a.name.as_os_str(),
+        Mode::from_bits_truncate(mode),
+    )
 }
 
 /// Sets the owner (only root can), without following a symlink.
@@ -378,11 +406,18 @@ pub(super) fn apply_metadata(path: &Path, node: &Node, as_root: bool, warnings: 
             warnings.push(format!("{}: mode not set: {e}", path.display()));
         }
         if let Err(e) = set_mtime(path, node) {
-            warnings.push(format!("{}: modification time not set: {e}", path.display()));
+            warnings.push(format!(
+                "{}: modification time not set: {e}",
+                path.display()
+            ));
         }
         return;
     }
-    let opened = open_at(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY, 0);
+    let opened = open_at(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        0,
+    );
     let result = opened.and_then(|f| metadata_through(&f, path, node, as_root, warnings));
     if let Err(e) = result {
         warnings.push(format!("{}: metadata not set: {e}", path.display()));
