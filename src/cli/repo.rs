@@ -223,7 +223,7 @@ fn print_keys(list: &[KeyEntry], json: bool) {
     );
     for k in list {
         println!(
-            "{:<8}  {:<10}  {:<16}  {:<19}  {}{}{}",
+            "{:<8}  {:<10}  {:<16}  {:<19}  {}{}{}{}",
             k.id.short(),
             k.kind,
             k.host.clone().unwrap_or_default(),
@@ -233,12 +233,19 @@ fn print_keys(list: &[KeyEntry], json: bool) {
                     .format("%Y-%m-%d %H:%M:%S")
                     .to_string())
                 .unwrap_or_default(),
-            k.label,
+            firesafe::format::tree::printable(&k.label),
             k.recipient
                 .as_ref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
-            if k.current { "  [in use]" } else { "" }
+            if k.current { "  [in use]" } else { "" },
+            match k.scrypt_log_n {
+                Some(n) if k.too_costly() => format!(
+                    "  [never tried: scrypt work factor 2^{n}, above the maximum 2^{}]",
+                    firesafe::format::crypto::MAX_SCRYPT_LOG_N
+                ),
+                _ => String::new(),
+            }
         );
     }
 }

@@ -726,3 +726,46 @@ fn scan_modes(dir: &Path) -> Vec<(String, u32, i64)> {
     out.sort();
     out
 }
+
+/// A planted passphrase envelope with a huge scrypt work factor is never tried (it would cost
+/// 8 GiB on every passphrase open), `key list` names it, and the real passphrase still opens.
+#[test]
+fn a_planted_costly_envelope_is_not_tried() {
+    let repo = Repo::new(Backend::Local);
+    let out = repo
+        .cmd()
+        .env("FIRESAFE_NEW_PASSPHRASE", "correct horse battery")
+        .args(["key", "add", "--passphrase", "--label", "head"])
+        .output()
+        .expect("run");
+    assert_exit(&out, 0, "key add --passphrase");
+    let keys = Path::new(&repo.url).join("keys");
+    let mut forged = None;
+    for e in fs::read_dir(&keys).expect("keys") {
+        let bytes = fs::read(e.expect("entry").path()).expect("read");
+        if firesafe::format::crypto::scrypt_log_n(&bytes).is_some() {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let n = firesafe::format::crypto::SCRYPT_LOG_N;
+            forged = Some(text.replacen(&format!(" {n}\n"), " 23\n", 1).into_bytes());
+        }
+    }
+    let forged = forged.expect("a passphrase envelope");
+    let id = firesafe::id::Id::of_object(&forged);
+    fs::write(keys.join(id.to_string()), &forged).expect("plant");
+
+    let list = repo.ok(&["key", "list"]);
+    assert!(
+        list.contains("never tried: scrypt work factor 2^23, above the maximum 2^20"),
+        "{list}"
+    );
+    let started = std::time::Instant::now();
+    let out = repo
+        .cmd()
+        .env_remove("FIRESAFE_KEY_FILE")
+        .env("FIRESAFE_PASSPHRASE", "correct horse battery")
+        .arg("snapshots")
+        .output()
+        .expect("run");
+    assert_exit(&out, 0, "open with the passphrase");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
