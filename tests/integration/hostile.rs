@@ -22,6 +22,18 @@ fn config_check(dir: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Runs firesafe on the example configuration in `d`, with its state in `d/state`.
+fn in_example(d: &Path, args: &[&str]) -> std::process::Output {
+    firesafe()
+        .args(args)
+        .arg("--config-dir")
+        .arg(d)
+        .arg("--state-dir")
+        .arg(d.join("state"))
+        .output()
+        .expect("run")
+}
+
 fn edit_schedule(dir: &Path, edit: impl FnOnce(String) -> String) {
     let path = dir.join("schedules/nightly.toml");
     let text = fs::read_to_string(&path).expect("schedule");
@@ -335,16 +347,7 @@ fn state_files_are_private_and_metrics_readable() {
     let dir = example();
     let d = dir.path();
     let state = d.join("state");
-    let fs_in = |args: &[&str]| {
-        firesafe()
-            .args(args)
-            .arg("--config-dir")
-            .arg(d)
-            .arg("--state-dir")
-            .arg(&state)
-            .output()
-            .expect("run")
-    };
+    let fs_in = |args: &[&str]| in_example(d, args);
     // A state directory made by an older version, open to all, is tightened.
     fs::create_dir_all(&state).expect("mkdir");
     fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -419,16 +422,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn a_key_file_others_can_read_is_refused() {
     let dir = example();
     let d = dir.path();
-    let fs_in = |args: &[&str]| {
-        firesafe()
-            .args(args)
-            .arg("--config-dir")
-            .arg(d)
-            .arg("--state-dir")
-            .arg(d.join("state"))
-            .output()
-            .expect("run")
-    };
+    let fs_in = |args: &[&str]| in_example(d, args);
     assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
     let key = d.join("demo/firesafe.key");
     assert_eq!(
@@ -513,16 +507,7 @@ fn a_recovery_sheet_with_the_key_is_private() {
     use std::os::unix::fs::MetadataExt;
     let dir = example();
     let d = dir.path();
-    let fs_in = |args: &[&str]| {
-        firesafe()
-            .args(args)
-            .arg("--config-dir")
-            .arg(d)
-            .arg("--state-dir")
-            .arg(d.join("state"))
-            .output()
-            .expect("run")
-    };
+    let fs_in = |args: &[&str]| in_example(d, args);
     assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
     let with_key = d.join("with-key.pdf");
     fs::write(&with_key, b"an older sheet").expect("write");
