@@ -53,6 +53,12 @@ pub(super) async fn backup_cmd(url: Option<&str>, a: BackupArgs) -> Result<Outco
             "firesafe: warning: index object {key} could not be read; its data was stored again (run `firesafe check`)"
         );
     }
+    for (key, why) in &report.damaged_packs {
+        eprintln!(
+            "firesafe: warning: pack {key} is damaged ({}); it is marked, and its data was stored again (run `firesafe repair` to replace it from another copy)",
+            firesafe::format::tree::printable(why)
+        );
+    }
     for w in &s.warnings {
         eprintln!(
             "firesafe: warning: {}: {}",

@@ -119,6 +119,13 @@ pub(super) async fn run_cmd(a: RunArgs) -> Result<Outcome> {
     for (source, result) in &report.backups {
         match result {
             Ok(b) => {
+                for (key, why) in &b.damaged_packs {
+                    eprintln!(
+                        "firesafe: warning: {source}: pack {key} is damaged ({}); it is marked, and its data was stored again (run `firesafe verify {} --repair`)",
+                        firesafe::format::tree::printable(why),
+                        schedule.name
+                    );
+                }
                 for w in &b.snapshot.warnings {
                     eprintln!(
                         "firesafe: warning: {source}: {}: {}",
@@ -183,6 +190,9 @@ fn print_targets(targets: &[(String, TargetOutcome)], primary: &str, damaged_hin
                     r.copied,
                     bytesize::ByteSize(r.bytes)
                 );
+                for k in &r.repaired {
+                    println!("target {name}: replaced damaged pack {k} with the intact copy");
+                }
                 for k in &r.damaged {
                     clean = false;
                     println!("target {name}: not copied, damaged at the source: {k}{damaged_hint}");

@@ -29,13 +29,15 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::error::{Error, Result};
+use crate::format::pack::BlobKind;
 use crate::format::tree::{Name, Tree};
 use crate::id::Id;
 use crate::ops::progress::{Counters, Ticker};
 use crate::store::blobs::BlobReader;
+use crate::store::damage;
 use crate::store::index::{self, Index, IndexPack};
 use crate::store::lock::TargetLock;
-use crate::store::repo::{Repository, hostname};
+use crate::store::repo::{Repository, hostname, pack_key};
 use crate::store::snapshot::{self, Catalog, Listed, Snapshot, SnapshotStats, Warning};
 use packs::{Blob, PackFile, pack_worker, upload};
 use read::{Chunking, ReadJob};
@@ -99,6 +101,9 @@ pub struct BackupReport {
     pub snapshot: Snapshot,
     /// Index objects that could not be read when the backup began (their data was stored again).
     pub damaged_index: Vec<String>,
+    /// Packs this backup found damaged when it read the parent snapshot's trees: (pack key,
+    /// what is wrong). Each is marked damaged on the target and its data was stored again.
+    pub damaged_packs: Vec<(String, String)>,
 }
 
 /// Backs up `options.paths` as one snapshot of `options.source`.
@@ -192,15 +197,18 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         id,
         snapshot: snap,
         damaged_index: known.damaged_index,
+        damaged_packs: known.damaged_packs,
     })
 }
 
 /// What the repository holds already, as a backup starts.
 struct Known {
-    /// Blobs stored in a pack that is really there.
+    /// Blobs stored in a pack that is really there and not known to be damaged.
     in_place: HashSet<Id>,
     /// Index objects that could not be read.
     damaged_index: Vec<String>,
+    /// Packs found damaged while reading the parent's trees (pack key, why).
+    damaged_packs: Vec<(String, String)>,
     /// The snapshot to compare with (`None` with `force_read`), and its trees.
     parent: Option<Listed>,
     parent_trees: HashMap<Id, Tree>,
@@ -210,31 +218,53 @@ impl Known {
     async fn load(repo: &Repository, options: &BackupOptions) -> Result<Known> {
         let loaded = Index::load(repo).await?;
         let damaged_index: Vec<String> = loaded.damaged.iter().map(|(k, _)| k.clone()).collect();
-        // Only blobs whose pack is really there (at the size the index records) count as
-        // stored: data in a lost or truncated pack is read and stored again, so a backup heals
-        // the damage instead of referencing it.
-        let in_place: HashSet<Id> = loaded
-            .index
-            .blobs()
-            .filter(|(_, loc)| loaded.is_present(&loaded.index.packs[loc.pack as usize]))
-            .map(|(id, _)| *id)
-            .collect();
-        let index = loaded.index;
         let catalog = Catalog::load(repo).await?;
         let parent = if options.force_read {
             None
         } else {
             catalog.latest_complete(&options.source).cloned()
         };
-        let parent_trees = match &parent {
-            Some(p) => load_trees(repo, &index, p.snapshot.tree)
-                .await
-                .unwrap_or_default(),
-            None => HashMap::new(),
+        let (parent_trees, mut bad) = match &parent {
+            Some(p) => load_trees(repo, &loaded.index, p.snapshot.tree).await?,
+            None => (HashMap::new(), HashMap::new()),
         };
+        // A pack that is not there at all is no news: its data is stored again anyway.
+        bad.retain(|pack, _| loaded.present.contains_key(pack));
+        // A pack that could not be read is marked, so that later backups do not build on it
+        // either; the mark is best effort (a read-only store keeps this backup going).
+        let mut damaged_packs = Vec::new();
+        for (pack, why) in &bad {
+            let key = pack_key(pack);
+            let why = match damage::mark(repo.target(), pack).await {
+                Ok(()) => why.clone(),
+                Err(e) => format!("{why}; marking it damaged failed: {e}"),
+            };
+            damaged_packs.push((key, why));
+        }
+        damaged_packs.sort();
+        // Only blobs whose pack is really there (at the size the index records, not marked or
+        // found damaged) count as stored: data in a lost, truncated or damaged pack is read and
+        // stored again, so a backup heals the damage instead of referencing it.
+        // Below a tree that could not be read, the parent's trees are unknown, and may be in
+        // damaged packs too: then a tree counts as stored only if this backup just read it.
+        let trees_unknown = !bad.is_empty();
+        let in_place: HashSet<Id> = loaded
+            .index
+            .blobs()
+            .filter(|(id, loc)| {
+                let pack = &loaded.index.packs[loc.pack as usize];
+                loaded.is_present(pack)
+                    && !bad.contains_key(&pack.id)
+                    && (!trees_unknown
+                        || pack.kind != BlobKind::Tree
+                        || parent_trees.contains_key(id))
+            })
+            .map(|(id, _)| *id)
+            .collect();
         Ok(Known {
             in_place,
             damaged_index,
+            damaged_packs,
             parent,
             parent_trees,
         })
@@ -408,18 +438,39 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Loads every tree under `root` (the parent snapshot's), for change detection.
-async fn load_trees(repo: &Repository, index: &Index, root: Id) -> Result<HashMap<Id, Tree>> {
+/// Loads every tree under `root` (the parent snapshot's), for change detection, each once.
+/// A tree that cannot be read is left out (the walker then reads that folder as new) and its
+/// pack returned with why; a target that is down stops the backup.
+async fn load_trees(
+    repo: &Repository,
+    index: &Index,
+    root: Id,
+) -> Result<(HashMap<Id, Tree>, HashMap<Id, String>)> {
     let reader = BlobReader::new(repo, index, 64 << 20);
     let mut trees = HashMap::new();
+    let mut bad: HashMap<Id, String> = HashMap::new();
+    let mut unreadable: HashSet<Id> = HashSet::new();
     let mut todo = vec![root];
     while let Some(id) = todo.pop() {
-        if trees.contains_key(&id) {
+        if trees.contains_key(&id) || unreadable.contains(&id) {
             continue;
         }
-        let tree = reader.tree(&id).await?;
-        todo.extend(tree.entries.iter().filter_map(|n| n.subtree));
-        trees.insert(id, tree);
+        match reader.tree(&id).await {
+            Ok(tree) => {
+                todo.extend(tree.entries.iter().filter_map(|n| n.subtree));
+                trees.insert(id, tree);
+            }
+            Err(e @ Error::Target { .. }) => return Err(e),
+            Err(e) => {
+                unreadable.insert(id);
+                if let Some((pack, _)) = index.get(&id) {
+                    bad.entry(pack.id).or_insert_with(|| match e {
+                        Error::Corrupt { detail, .. } => detail,
+                        other => other.to_string(),
+                    });
+                }
+            }
+        }
     }
-    Ok(trees)
+    Ok((trees, bad))
 }

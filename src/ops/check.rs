@@ -5,6 +5,11 @@
 //! the index records. `--read-data` also downloads every pack, checks it against its name,
 //! decrypts it, and decompresses and re-hashes every blob. A damaged or missing object is a
 //! finding that names the object and the snapshots and files it affects.
+//!
+//! A pack found damaged at the size the index records is marked damaged on the target
+//! (`store::damage`), so that the next backup stores its data again rather than build on it; a
+//! marked pack stays a finding until it reads back intact or `repair` replaces it, or is only a
+//! note once every blob in it is stored again elsewhere.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use crate::format::tree::{Node, NodeKind};
 use crate::id::Id;
 use crate::ops::progress::Ticker;
 use crate::store::blobs::{self, BlobReader};
+use crate::store::damage;
 use crate::store::index::Index;
 use crate::store::repo::{DATA, Repository, pack_key};
 use crate::store::snapshot::Catalog;
@@ -92,6 +98,7 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
     for (key, e) in &loaded.damaged {
         problems.insert(key.clone(), describe(e));
     }
+    let (present, marked) = (loaded.present, loaded.marked);
     let index = loaded.index;
     let catalog = Catalog::load(repo).await?;
     for (key, e) in &catalog.damaged {
@@ -107,9 +114,123 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
     if options.read_data {
         read_data(repo, &index, options, &mut bad, &mut problems, &mut report).await?;
     }
+    let marks = Marks {
+        present: &present,
+        marked: &marked,
+    };
+    marks
+        .earlier(repo, &index, options, &mut bad, &mut problems, &mut report)
+        .await;
     let affected = walk_snapshots(repo, &index, &catalog, &bad, &mut problems, &mut report).await?;
+    marks.mark_new(repo, &index, &problems, &mut report).await;
     report.findings = findings(problems, affected);
     Ok(report)
+}
+
+/// Damage marks (see [`damage`]): the packs marked by earlier checks, verifications and
+/// backups, and the packs present on the target.
+struct Marks<'a> {
+    present: &'a HashMap<Id, u64>,
+    marked: &'a HashSet<Id>,
+}
+
+impl Marks<'_> {
+    /// Packs marked damaged earlier: one read back intact now loses its mark; one whose every
+    /// blob is stored again in other packs is a note (nothing depends on it); any other stays
+    /// a finding until `repair` replaces it.
+    async fn earlier(
+        &self,
+        repo: &Repository,
+        index: &Index,
+        options: &CheckOptions,
+        bad: &mut Bad,
+        problems: &mut BTreeMap<String, String>,
+        report: &mut CheckReport,
+    ) {
+        let read_now = |id: &Id| {
+            options.read_data && options.only_packs.as_ref().is_none_or(|o| o.contains(id))
+        };
+        // The blobs each marked pack alone holds: the index places a blob in a marked pack
+        // only when no other pack holds it.
+        let mut needed: HashMap<Id, usize> = HashMap::new();
+        for (_, loc) in index.blobs() {
+            let pack = index.packs[loc.pack as usize].id;
+            if self.marked.contains(&pack) {
+                *needed.entry(pack).or_default() += 1;
+            }
+        }
+        let mut ids: Vec<&Id> = self.marked.iter().collect();
+        ids.sort();
+        for id in ids {
+            let key = pack_key(id);
+            if !self.present.contains_key(id) || index.pack(id).is_none() {
+                // The pack is gone (a prune deleted it, or it is missing, which the structure
+                // pass names): the mark has nothing left to mark.
+                if damage::unmark(repo.target(), id).await.is_ok() && index.pack(id).is_none() {
+                    report
+                        .notes
+                        .push(format!("removed the damage mark of {key}, which no index lists"));
+                }
+                continue;
+            }
+            let damaged_now = problems.contains_key(&key) || bad.packs.contains(id);
+            if read_now(id) && !damaged_now {
+                match damage::unmark(repo.target(), id).await {
+                    Ok(()) => report.notes.push(format!(
+                        "{key} was marked damaged but reads back intact now; mark removed"
+                    )),
+                    Err(e) => report
+                        .notes
+                        .push(format!("{key} reads back intact, but its damage mark stays: {e}")),
+                }
+                continue;
+            }
+            if needed.get(id).copied().unwrap_or(0) == 0 {
+                problems.remove(&key);
+                bad.packs.remove(id);
+                report.notes.push(format!(
+                    "{key} is damaged, but every blob in it has been stored again in other packs: nothing depends on it, and the next prune deletes it"
+                ));
+                continue;
+            }
+            bad.packs.insert(*id);
+            problems.entry(key).or_insert_with(|| {
+                "the pack is marked damaged (an earlier check, verification or backup could not read it); backups store its data again, and `firesafe repair` replaces it from another copy".into()
+            });
+        }
+    }
+
+    /// Marks the packs found damaged now that are on the target at the size the index records
+    /// (a pack missing or of the wrong size needs no mark: the index treats it as absent).
+    async fn mark_new(
+        &self,
+        repo: &Repository,
+        index: &Index,
+        problems: &BTreeMap<String, String>,
+        report: &mut CheckReport,
+    ) {
+        for key in problems.keys() {
+            let Some(id) = key
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<Id>().ok())
+                .filter(|id| *key == pack_key(id))
+            else {
+                continue;
+            };
+            let same_size = index
+                .pack(&id)
+                .is_some_and(|p| self.present.get(&id) == Some(&p.size));
+            if !same_size || self.marked.contains(&id) {
+                continue;
+            }
+            if let Err(e) = damage::mark(repo.target(), &id).await {
+                report.notes.push(format!(
+                    "{key} is damaged, but marking it failed ({e}): backups may still build on it until it is repaired"
+                ));
+            }
+        }
+    }
 }
 
 /// What the structure and read-data passes found damaged.

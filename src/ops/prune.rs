@@ -149,6 +149,8 @@ pub struct PrunePlan {
     /// The index as read, and every blob the remaining snapshots use: what `repack` copies.
     index: Index,
     used: HashSet<Id>,
+    /// The deleted packs that were marked damaged: their marks go after them.
+    unmark: Vec<Id>,
 }
 
 /// Data no remaining snapshot needs that a prune leaves where it is, and why.
@@ -232,7 +234,9 @@ pub async fn plan(repo: &Repository, options: &PruneOptions) -> Result<PrunePlan
         present,
         index,
         used,
+        marked,
     } = survey;
+    let unmark = packs.delete.intersection(&marked).copied().collect();
     let mut keys: Vec<String> = packs.delete.iter().map(pack_key).collect();
     keys.sort();
     Ok(PrunePlan {
@@ -258,6 +262,7 @@ pub async fn plan(repo: &Repository, options: &PruneOptions) -> Result<PrunePlan
         spared,
         index,
         used,
+        unmark,
     })
 }
 
@@ -334,6 +339,9 @@ struct Survey {
     index: Index,
     /// Every blob the remaining snapshots use.
     used: HashSet<Id>,
+    /// Packs marked damaged (see `store::damage`): never rewritten, and deleted once every
+    /// blob they hold is stored in another pack.
+    marked: HashSet<Id>,
 }
 
 async fn survey(repo: &Repository, catalog: &Catalog, forget: &[Decision]) -> Result<Survey> {
@@ -367,9 +375,10 @@ async fn survey(repo: &Repository, catalog: &Catalog, forget: &[Decision]) -> Re
             Some((id, l))
         })
         .collect();
+    let marked = crate::store::damage::marked(target).await?;
     let mut index = Index::default();
     let mut ordered: Vec<&IndexPack> = index_files.iter().flat_map(|(_, f)| &f.packs).collect();
-    ordered.sort_by_key(|p| !present.contains_key(&p.id));
+    ordered.sort_by_key(|p| (!present.contains_key(&p.id), marked.contains(&p.id)));
     for p in ordered {
         index.add_pack(p.id, p.kind, p.size, &p.blobs);
     }
@@ -391,6 +400,7 @@ async fn survey(repo: &Repository, catalog: &Catalog, forget: &[Decision]) -> Re
         present,
         index,
         used,
+        marked,
     })
 }
 
@@ -502,7 +512,13 @@ fn choose_listed(survey: &Survey, options: &PruneOptions, spared: &mut Spared) -
     let mut in_use: HashSet<Id> = HashSet::new();
     for p in index_files.iter().flat_map(|(_, f)| &f.packs) {
         listing.entry(p.id).or_insert(p);
-        if p.blobs.iter().any(|b| used.contains(&b.id)) {
+        // A damaged pack is in use only for the blobs no other pack holds.
+        let needs = |b: &&crate::format::pack::PackEntry| {
+            used.contains(&b.id)
+                && (!survey.marked.contains(&p.id)
+                    || survey.index.get(&b.id).is_some_and(|(q, _)| q.id == p.id))
+        };
+        if p.blobs.iter().any(|b| needs(&b)) {
             in_use.insert(p.id);
         }
     }
@@ -533,6 +549,7 @@ fn choose_listed(survey: &Survey, options: &PruneOptions, spared: &mut Spared) -
             && unused * 100 >= total * REPACK_UNUSED_PERCENT
             && present.contains_key(id)
             && !locked
+            && !survey.marked.contains(id)
         {
             packs.repack.push((*p).clone());
             packs.packs_repacked += 1;
@@ -583,6 +600,10 @@ async fn execute(repo: &Repository, plan: PrunePlan, lock: &TargetLock) -> Resul
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>>>()?;
+    // The damage marks of packs deleted go with them.
+    for id in &plan.unmark {
+        crate::store::damage::unmark(target, id).await?;
+    }
     report.deleted.extend(plan.packs);
     Ok(report)
 }

@@ -27,6 +27,32 @@ pub struct ReplicateReport {
     pub bytes: u64,
     /// Objects skipped because the source copy is damaged (the receiving target lacks them).
     pub damaged: Vec<String>,
+    /// Packs marked damaged on the receiving target that were replaced by the source's intact
+    /// copy (their marks removed).
+    pub repaired: Vec<String>,
+}
+
+/// Replaces each pack marked damaged on `to` (see `store::damage`) with the copy `from` holds,
+/// when that copy matches its name (packs are named by the hash of their bytes, so it is
+/// intact), reads it back, and removes the mark.
+async fn heal_marked(from: &Target, to: &Target, report: &mut ReplicateReport) -> Result<()> {
+    let mut marked: Vec<Id> = crate::store::damage::marked(to).await?.into_iter().collect();
+    marked.sort();
+    for id in marked {
+        let key = pack_key(&id);
+        let Some(bytes) = from.get_opt(&key).await? else {
+            continue;
+        };
+        if Id::of_object(&bytes) != id {
+            continue;
+        }
+        to.put_replace(&key, bytes.clone()).await?;
+        if to.get_opt(&key).await?.is_some_and(|back| back == bytes) {
+            crate::store::damage::unmark(to, &id).await?;
+            report.repaired.push(key);
+        }
+    }
+    Ok(())
 }
 
 /// Copies to `to` every object of `from` that `to` lacks.
@@ -117,6 +143,7 @@ pub async fn replicate_with(
             }
         }
     }
+    heal_marked(from, to, &mut report).await?;
     if !has_config {
         let bytes = from.get(CONFIG).await?;
         to.put_new(CONFIG, bytes).await?;

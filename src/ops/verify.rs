@@ -404,13 +404,28 @@ async fn repair_object(
         }
         return match repo.target().put_replace(object, bytes.clone()).await {
             Ok(()) => match repo.target().get_opt(object).await {
-                Ok(Some(back)) if back == bytes => format!("repaired from {name}"),
+                Ok(Some(back)) if back == bytes => match unmark_repaired(repo, object).await {
+                    Ok(()) => format!("repaired from {name}"),
+                    Err(e) => format!("repaired from {name}, but its damage mark stays: {e}"),
+                },
                 _ => format!("not repaired: the copy from {name} did not read back intact"),
             },
             Err(e) => format!("not repaired: {e}"),
         };
     }
     "not repaired: no healthy copy on any other target".into()
+}
+
+/// Removes the damage mark of a pack just replaced by an intact copy.
+async fn unmark_repaired(repo: &Repository, object: &str) -> Result<()> {
+    match object
+        .strip_prefix(&format!("{DATA}/"))
+        .and_then(|k| k.rsplit('/').next())
+        .and_then(|n| n.parse::<Id>().ok())
+    {
+        Some(id) => crate::store::damage::unmark(repo.target(), &id).await,
+        None => Ok(()),
+    }
 }
 
 /// Whether `bytes` are a good copy of `object`: the name, and for a pack every blob in it.

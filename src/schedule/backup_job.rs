@@ -60,6 +60,12 @@ fn record_of(
                         "{s}: partial snapshot, {} warning(s)",
                         b.snapshot.warnings.len()
                     )),
+                    Ok(b) if !b.damaged_packs.is_empty() => Some(format!(
+                        "{s}: {} damaged pack(s) found on the repository ({}); their data was stored again, run `firesafe verify {} --repair`",
+                        b.damaged_packs.len(),
+                        b.damaged_packs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                        schedule.name
+                    )),
                     Ok(_) => None,
                 }))
                 .collect::<Vec<_>>()

@@ -55,7 +55,10 @@ impl RunReport {
     pub fn is_clean(&self) -> bool {
         self.backups
             .iter()
-            .all(|(_, r)| r.as_ref().is_ok_and(|b| !b.snapshot.partial))
+            .all(|(_, r)| {
+                r.as_ref()
+                    .is_ok_and(|b| !b.snapshot.partial && b.damaged_packs.is_empty())
+            })
             && self.targets.iter().all(|(_, t)| match t {
                 TargetOutcome::Failed(_) => false,
                 TargetOutcome::Replicated(r) => r.damaged.is_empty(),

@@ -131,7 +131,9 @@ impl<'a> BlobReader<'a> {
         Ok(plain)
     }
 
-    /// One blob's plaintext, verified.
+    /// One blob's plaintext, verified. When the blob is stored in several packs (stored again
+    /// after damage), the others are tried in turn if the first cannot be read; the error is
+    /// the first's.
     pub async fn blob(&self, id: &Id) -> Result<Vec<u8>> {
         let (pack, loc) = self.index.get(id).ok_or_else(|| Error::Corrupt {
             what: "blob",
@@ -139,9 +141,24 @@ impl<'a> BlobReader<'a> {
             target: self.copies.first().target().name().to_string(),
             detail: "no index object lists it".into(),
         })?;
-        let pack_id = pack.id;
+        let first = self.blob_at(id, pack.id, &loc).await;
+        let Err(e) = first else {
+            return first;
+        };
+        if matches!(e, Error::Target { .. }) {
+            return Err(e);
+        }
+        for (other, loc) in self.index.others(id) {
+            if let Ok(plain) = self.blob_at(id, other.id, &loc).await {
+                return Ok(plain);
+            }
+        }
+        Err(e)
+    }
+
+    async fn blob_at(&self, id: &Id, pack_id: Id, loc: &BlobLocation) -> Result<Vec<u8>> {
         let plain = self.pack(&pack_id).await?;
-        extract_blob(self.copies.first().key(), &plain, id, &loc).map_err(|detail| Error::Corrupt {
+        extract_blob(self.copies.first().key(), &plain, id, loc).map_err(|detail| Error::Corrupt {
             what: "blob",
             id: format!("{} in {}", id.to_hex(), pack_key(&pack_id)),
             target: self.copies.first().target().name().to_string(),

@@ -4,7 +4,7 @@
 //! dozen packs it uploads and one at its end, always after the packs it lists are stored, so an
 //! index never points at a pack that was not written. Loading the index reads every index object.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::format::pack::{BlobKind, PackEntry};
 use crate::id::Id;
+use crate::store::damage;
 use crate::store::repo::{DATA, INDEX, Repository};
 
 /// One pack as an index object lists it.
@@ -55,6 +56,9 @@ pub struct Index {
     pub packs: Vec<PackInfo>,
     pack_pos: HashMap<Id, u32>,
     blobs: HashMap<Id, BlobLocation>,
+    /// Further locations of blobs stored more than once (stored again after damage), tried in
+    /// turn when the first cannot be read.
+    others: HashMap<Id, Vec<BlobLocation>>,
 }
 
 /// The index and any index objects that could not be read.
@@ -66,12 +70,15 @@ pub struct LoadedIndex {
     pub objects: Vec<String>,
     /// The packs on the target and their sizes, as listed when the index was loaded.
     pub present: HashMap<Id, u64>,
+    /// The packs marked damaged on the target (see [`damage`]).
+    pub marked: HashSet<Id>,
 }
 
 impl LoadedIndex {
-    /// Whether a pack is on the target at the size the index records.
+    /// Whether a pack is on the target at the size the index records and not marked damaged:
+    /// whether its blobs can be built on.
     pub fn is_present(&self, pack: &PackInfo) -> bool {
-        self.present.get(&pack.id) == Some(&pack.size)
+        self.present.get(&pack.id) == Some(&pack.size) && !self.marked.contains(&pack.id)
     }
 }
 
@@ -102,7 +109,8 @@ impl Index {
             }
         }
         // Which packs are really there. When a blob is in several packs (stored again after its
-        // first pack was lost), the copy in a pack that is present wins.
+        // first pack was lost or found damaged), the copy in a pack that is present and not
+        // marked damaged wins.
         let present: HashMap<Id, u64> = repo
             .target()
             .list(DATA)
@@ -116,7 +124,8 @@ impl Index {
                     .map(|id| (id, l.size))
             })
             .collect();
-        packs.sort_by_key(|p| present.get(&p.id) != Some(&p.size));
+        let marked = damage::marked(repo.target()).await?;
+        packs.sort_by_key(|p| (present.get(&p.id) != Some(&p.size), marked.contains(&p.id)));
         let mut index = Index::default();
         for p in packs {
             index.add_pack(p.id, p.kind, p.size, &p.blobs);
@@ -126,6 +135,7 @@ impl Index {
             damaged,
             objects,
             present,
+            marked,
         })
     }
 
@@ -141,14 +151,35 @@ impl Index {
             }
         };
         for b in blobs {
-            self.blobs.entry(b.id).or_insert(BlobLocation {
+            let loc = BlobLocation {
                 pack: pos,
                 offset: b.offset,
                 length: b.length,
                 raw_length: b.raw_length,
                 zstd: b.zstd,
-            });
+            };
+            match self.blobs.get(&b.id) {
+                None => {
+                    self.blobs.insert(b.id, loc);
+                }
+                Some(first) if first.pack != pos => {
+                    let others = self.others.entry(b.id).or_default();
+                    if !others.iter().any(|o| o.pack == pos) {
+                        others.push(loc);
+                    }
+                }
+                Some(_) => {}
+            }
         }
+    }
+
+    /// The other places a blob is stored, after the one [`Index::get`] gives.
+    pub fn others(&self, id: &Id) -> impl Iterator<Item = (&PackInfo, BlobLocation)> {
+        self.others
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|loc| (&self.packs[loc.pack as usize], *loc))
     }
 
     pub fn get(&self, id: &Id) -> Option<(&PackInfo, BlobLocation)> {

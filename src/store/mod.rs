@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod blobs;
+pub mod damage;
 pub mod index;
 pub mod lock;
 pub mod records;

@@ -41,6 +41,8 @@ pub const FORGOTTEN: &str = "forgotten";
 pub const AUDIT: &str = "audit";
 /// `drills/ID`: sealed records of restore drills (see `records`).
 pub const DRILLS: &str = "drills";
+/// `damaged/ID`: empty markers for packs found damaged on this copy (see `damage`).
+pub const DAMAGED: &str = "damaged";
 
 /// The plaintext config object.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod chunking;
 mod cli_help;
 mod corruption;
 mod crash;
+mod damage;
 mod credentials;
 mod dedup;
 mod escape;
