@@ -122,12 +122,12 @@ pub(super) async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Out
             "{:<8}  {:<19}  {:<14}  {:<12}  {:>8}  {:>10}  {:<8}  {}",
             l.id.short(),
             s.start.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
-            s.source,
-            s.host,
+            printable(&s.source),
+            printable(&s.host),
             s.stats.files,
             bytesize::ByteSize(s.stats.bytes).to_string(),
             if s.partial { "partial" } else { "complete" },
-            s.tags.join(",")
+            printable(&s.tags.join(","))
         );
     }
     println!("{} snapshot(s)", list.len());

@@ -191,7 +191,7 @@ fn print_targets(targets: &[(String, TargetOutcome)], primary: &str, damaged_hin
                     bytesize::ByteSize(r.bytes)
                 );
                 for k in &r.repaired {
-                    println!("target {name}: replaced damaged pack {k} with the intact copy");
+                    println!("target {name}: replaced damaged object {k} with the intact copy");
                 }
                 for k in &r.damaged {
                     clean = false;

@@ -167,9 +167,9 @@ impl Marks<'_> {
                 // The pack is gone (a prune deleted it, or it is missing, which the structure
                 // pass names): the mark has nothing left to mark.
                 if damage::unmark(repo.target(), id).await.is_ok() && index.pack(id).is_none() {
-                    report
-                        .notes
-                        .push(format!("removed the damage mark of {key}, which no index lists"));
+                    report.notes.push(format!(
+                        "removed the damage mark of {key}, which no index lists"
+                    ));
                 }
                 continue;
             }
@@ -179,9 +179,9 @@ impl Marks<'_> {
                     Ok(()) => report.notes.push(format!(
                         "{key} was marked damaged but reads back intact now; mark removed"
                     )),
-                    Err(e) => report
-                        .notes
-                        .push(format!("{key} reads back intact, but its damage mark stays: {e}")),
+                    Err(e) => report.notes.push(format!(
+                        "{key} reads back intact, but its damage mark stays: {e}"
+                    )),
                 }
                 continue;
             }

@@ -7,7 +7,7 @@
 //! snapshot appears there only once everything it references is there. Content-addressed objects
 //! are checked against their names before they are written, so damage is never copied.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -27,8 +27,8 @@ pub struct ReplicateReport {
     pub bytes: u64,
     /// Objects skipped because the source copy is damaged (the receiving target lacks them).
     pub damaged: Vec<String>,
-    /// Packs marked damaged on the receiving target that were replaced by the source's intact
-    /// copy (their marks removed).
+    /// Objects damaged on the receiving target (marked damaged, of the wrong size, or not a
+    /// file) that were replaced by the source's intact copy.
     pub repaired: Vec<String>,
 }
 
@@ -36,7 +36,10 @@ pub struct ReplicateReport {
 /// when that copy matches its name (packs are named by the hash of their bytes, so it is
 /// intact), reads it back, and removes the mark.
 async fn heal_marked(from: &Target, to: &Target, report: &mut ReplicateReport) -> Result<()> {
-    let mut marked: Vec<Id> = crate::store::damage::marked(to).await?.into_iter().collect();
+    let mut marked: Vec<Id> = crate::store::damage::marked(to)
+        .await?
+        .into_iter()
+        .collect();
     marked.sort();
     for id in marked {
         let key = pack_key(&id);
@@ -93,25 +96,43 @@ pub async fn replicate_with(
     let order = [KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS];
     // The source is listed in the reverse of the order a backup writes, so that everything a
     // listed snapshot or index object refers to is listed too, even while a backup writes there.
-    let mut listed: Vec<Vec<String>> = Vec::new();
+    let mut listed: Vec<Vec<(String, u64)>> = Vec::new();
     for dir in order.iter().rev() {
-        listed.push(from.list(dir).await?.into_iter().map(|l| l.key).collect());
+        listed.push(
+            from.list(dir)
+                .await?
+                .into_iter()
+                .map(|l| (l.key, l.size))
+                .collect(),
+        );
     }
     listed.reverse();
     for (dir, keys) in order.into_iter().zip(listed) {
         if dir == SNAPSHOTS {
             lock.ensure_fresh()?;
         }
-        let have: HashSet<String> = to.list(dir).await?.into_iter().map(|l| l.key).collect();
-        let missing: Vec<String> = keys
+        let have: HashMap<String, u64> = to
+            .list(dir)
+            .await?
             .into_iter()
-            .filter(|k| !have.contains(k))
-            .filter(|k| {
+            .map(|l| (l.key, l.size))
+            .collect();
+        // An object named by its hash that is there at another size is damage (truncated, or
+        // something else in its place): the source's copy, checked against the name, replaces it.
+        let hashed = dir != FORGOTTEN && dir != KEYS;
+        let missing: Vec<(String, bool)> = keys
+            .into_iter()
+            .filter_map(|(k, size)| match have.get(&k) {
+                None => Some((k, false)),
+                Some(&there) if hashed && there != size => Some((k, true)),
+                Some(_) => None,
+            })
+            .filter(|(k, _)| {
                 dir != SNAPSHOTS || !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n))
             })
             .collect();
         let results: Vec<(String, Copied)> = futures::stream::iter(missing)
-            .map(|key| async move {
+            .map(|(key, wrong)| async move {
                 let bytes = from.get(&key).await?;
                 // Markers are empty and named by the snapshot they stand for.
                 let named = key
@@ -123,8 +144,18 @@ pub async fn replicate_with(
                     return Ok((key, Copied::Damaged));
                 }
                 let len = bytes.len() as u64;
-                let copied = match to.put_new(&key, bytes).await? {
+                if wrong {
+                    to.put_replace(&key, bytes).await?;
+                    return Ok((key, Copied::Replaced(len)));
+                }
+                let copied = match to.put_new(&key, bytes.clone()).await? {
                     Put::Created => Copied::Created(len),
+                    // Not listed, yet the name is taken: something that is not an object (a
+                    // pipe, a device) holds the place of a hash-named object.
+                    Put::Existed if named.is_some() => {
+                        to.put_replace(&key, bytes).await?;
+                        Copied::Replaced(len)
+                    }
                     Put::Existed => Copied::Existed,
                 };
                 Ok::<_, Error>((key, copied))
@@ -137,6 +168,11 @@ pub async fn replicate_with(
                 Copied::Created(len) => {
                     report.copied += 1;
                     report.bytes += len;
+                }
+                Copied::Replaced(len) => {
+                    report.copied += 1;
+                    report.bytes += len;
+                    report.repaired.push(key);
                 }
                 Copied::Existed => {}
                 Copied::Damaged => report.damaged.push(key),
@@ -238,6 +274,8 @@ async fn left_behind(from: &Target, to: &Target, deleted: &[String]) -> Result<V
 
 enum Copied {
     Created(u64),
+    /// Written over something at its name that was not this object.
+    Replaced(u64),
     Existed,
     Damaged,
 }

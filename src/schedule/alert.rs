@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::tree::printable;
 use crate::plan::policy::Verdict;
 use crate::schedule::run::RunReport;
 use crate::schedule::status::ScheduleStatus;
@@ -204,7 +205,7 @@ pub fn email_text(
         run.finished.to_rfc3339()
     );
     if !run.message.is_empty() {
-        let _ = writeln!(body, "What happened: {}", run.message);
+        let _ = writeln!(body, "What happened: {}", printable(&run.message));
     }
     if let Some(st) = status {
         let _ = writeln!(
@@ -214,7 +215,7 @@ pub fn email_text(
         for src in &st.sources {
             let _ = writeln!(body, "  {}: {}", src.source, src.evaluation.verdict);
             for r in &src.evaluation.reasons {
-                let _ = writeln!(body, "    - {r}");
+                let _ = writeln!(body, "    - {}", printable(r));
             }
         }
     }

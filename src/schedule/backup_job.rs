@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
+use crate::format::tree::printable;
 use crate::schedule::media::{Held, record_written};
 use crate::schedule::run::{RunOptions, RunReport, TargetOutcome, run};
 use crate::store::state::{RunOutcome, RunRecord, StateDir};
@@ -164,9 +165,9 @@ async fn after_run(
 /// A warning from monitoring: to the log when the daemon has one, else to standard error.
 fn warn(schedule: &str, why: &str) {
     if tracing::dispatcher::has_been_set() {
-        tracing::warn!(schedule = %schedule, "{why}");
+        tracing::warn!(schedule = %schedule, "{}", printable(why));
     } else {
-        eprintln!("firesafe: warning: {why}");
+        eprintln!("firesafe: warning: {}", printable(why));
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::config::{Config, ScheduleSpec};
+use crate::format::tree::printable;
 use crate::plan::timetable::Timetable;
 use crate::schedule::timer::{Passed, Ticker, Woken};
 use crate::store::state::StateDir;
@@ -73,7 +74,7 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
                 return;
             }
             Err(e) => {
-                tracing::error!(schedule = %name, error = %e, "cannot take the schedule's lock");
+                tracing::error!(schedule = %name, error = %printable(&e.to_string()), "cannot take the schedule's lock");
                 return;
             }
         }
@@ -95,12 +96,12 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
                         if r.result == crate::store::records::CheckOutcome::Pass {
                             tracing::info!(schedule = %name, target = %r.target, bytes_read = r.bytes_read, coverage_30d = r.coverage_30d, "verification passed");
                         } else {
-                            tracing::warn!(schedule = %name, target = %r.target, findings = r.findings.len(), error = %r.error, "verification found problems");
+                            tracing::warn!(schedule = %name, target = %r.target, findings = r.findings.len(), error = %printable(&r.error), "verification found problems");
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::error!(schedule = %name, error = %e, "verification could not run")
+                    tracing::error!(schedule = %name, error = %printable(&e.to_string()), "verification could not run")
                 }
             }
         }
@@ -122,12 +123,12 @@ async fn run(config: &Config, state: &StateDir, job: &Job, cancel: &AtomicBool) 
                         if r.result == crate::store::records::CheckOutcome::Pass {
                             tracing::info!(schedule = %name, source = %r.source, target = %r.target, "restore drill passed");
                         } else {
-                            tracing::warn!(schedule = %name, source = %r.source, target = %r.target, reason = %r.reason, "restore drill FAILED");
+                            tracing::warn!(schedule = %name, source = %r.source, target = %r.target, reason = %printable(&r.reason), "restore drill FAILED");
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::error!(schedule = %name, error = %e, "restore drill could not run")
+                    tracing::error!(schedule = %name, error = %printable(&e.to_string()), "restore drill could not run")
                 }
             }
         }

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::format::tree::printable;
 use crate::plan::timetable::{self, Timetable};
 use crate::schedule::run::{self, RunOptions};
 use crate::schedule::timer::{Passed, Ticker, Woken};
@@ -155,12 +156,16 @@ async fn run_one(
         Ok(r) => {
             for (target, outcome) in &r.targets {
                 if let run::TargetOutcome::Failed(e) = outcome {
-                    tracing::warn!(schedule = %name, target = %target, error = %e, "target not updated");
+                    tracing::warn!(schedule = %name, target = %target, error = %printable(&e.to_string()), "target not updated");
                 }
             }
             tracing::warn!(schedule = %name, "run degraded");
         }
-        Err(e @ Error::Interrupted(_)) => tracing::warn!(schedule = %name, "{e}"),
-        Err(e) => tracing::error!(schedule = %name, error = %e, "run failed"),
+        Err(e @ Error::Interrupted(_)) => {
+            tracing::warn!(schedule = %name, "{}", printable(&e.to_string()))
+        }
+        Err(e) => {
+            tracing::error!(schedule = %name, error = %printable(&e.to_string()), "run failed")
+        }
     }
 }

@@ -69,10 +69,16 @@ fn backup(repo: &Repo, share: &Path) -> (Output, serde_json::Value) {
 fn share(repo: &Repo) -> std::path::PathBuf {
     let share = repo.path("admin");
     write(&share.join("finance/budget 2026.xlsx"), &noise(11, 700_000));
-    write(&share.join("finance/notes.txt"), "notes\n".repeat(2000).as_bytes());
+    write(
+        &share.join("finance/notes.txt"),
+        "notes\n".repeat(2000).as_bytes(),
+    );
     write(&share.join("letters/parents.docx"), &noise(12, 200_000));
     for i in 0..30 {
-        write(&share.join(format!("pupils/{i:04}/work.txt")), &noise(i, 3_000));
+        write(
+            &share.join(format!("pupils/{i:04}/work.txt")),
+            &noise(i, 3_000),
+        );
     }
     share
 }
@@ -121,12 +127,18 @@ fn data_pack_found_by_check(backend: Backend, damage: fn(&mut [u8])) {
     let out = repo.run(&["check"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_success(&out, "check after healing");
-    assert!(text.contains(&pack) && text.contains("stored again"), "{text}");
+    assert!(
+        text.contains(&pack) && text.contains("stored again"),
+        "{text}"
+    );
     // Prune deletes the damaged pack and its mark.
     prune_keeping_all(&repo);
     let keys = repo.keys_under("data");
     assert!(!keys.contains(&pack), "prune deleted {pack}");
-    assert!(repo.keys_under("damaged").is_empty(), "the mark went with the pack");
+    assert!(
+        repo.keys_under("damaged").is_empty(),
+        "the mark went with the pack"
+    );
     assert_success(&repo.run(&["check", "--read-data"]), "check after prune");
 }
 
@@ -193,7 +205,10 @@ fn tree_pack_met_by_backup(backend: Backend, damage: fn(&mut [u8])) {
     for pack in met {
         assert!(repo.keys_under("damaged").contains(&mark_of(pack)));
     }
-    assert!(last["stats"]["files_unchanged"].as_u64() == Some(0), "{last:#}");
+    assert!(
+        last["stats"]["files_unchanged"].as_u64() == Some(0),
+        "{last:#}"
+    );
     let to = repo.path("restored");
     assert_success(&repo.restore("latest", &to), "restore latest");
     assert_same_tree(&share, &to.join("admin"));
@@ -281,7 +296,11 @@ fn damage_on_one_of_several_targets_is_healed_by_the_runs() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_ne!(out.status.code(), Some(0), "a run that met damage is not clean: {text}");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a run that met damage is not clean: {text}"
+    );
     assert!(text.contains("is damaged"), "{text}");
     // The schedule's verification reads every pack, finds the damaged ones and repairs them
     // from the offsite copy.
@@ -314,12 +333,55 @@ fn damage_on_one_of_several_targets_is_healed_by_the_runs() {
         .output()
         .expect("run firesafe");
     assert_exit(&check, 1, "check of the damaged offsite copy");
-    let name = victim.file_name().expect("name").to_string_lossy().into_owned();
-    assert!(offsite.join("damaged").join(&name).exists(), "the check marks {name}");
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        offsite.join("damaged").join(&name).exists(),
+        "the check marks {name}"
+    );
     let out = run(d, &["run", "nightly"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("replaced damaged pack"), "{text}");
+    assert!(text.contains("replaced damaged object"), "{text}");
     assert_success(&run(d, &["prune", "nightly"]), "prune");
     let verify = run(d, &["verify", "nightly", "--read-all"]);
     assert_success(&verify, "verify after the runs healed both copies");
+}
+
+/// A pipe in a pack's place on the offsite copy, and another pack truncated there: the next run
+/// replaces both with the NAS's intact copies and says so, rather than counting them as there.
+#[test]
+fn a_run_replaces_what_is_not_the_object_on_another_copy() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&run(d, &["run", "nightly", "--init"]), "first run");
+    let offsite = d.join("demo/offsite");
+    let packs = local_packs(&offsite);
+    let (piped, truncated) = (&packs[0], &packs[1]);
+    fs::remove_file(piped).expect("rm");
+    nix::unistd::mkfifo(piped, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(truncated)
+        .expect("open");
+    f.set_len(100).expect("truncate");
+    drop(f);
+    let out = run(d, &["run", "nightly"]);
+    assert_success(&out, "run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for p in [piped, truncated] {
+        let rel = p
+            .strip_prefix(&offsite)
+            .expect("inside")
+            .display()
+            .to_string();
+        assert!(
+            text.contains(&format!("replaced damaged object {rel}")),
+            "{rel}: {text}"
+        );
+        let nas = fs::read(d.join("demo/nas").join(&rel)).expect("the NAS copy");
+        assert_eq!(fs::read(p).expect("a file now"), nas, "{rel}");
+    }
 }

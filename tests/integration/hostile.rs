@@ -549,9 +549,19 @@ fn names_with_newlines_and_escapes_are_printed_escaped() {
     let first = repo.backup(&share, "share");
     fs::write(share.join(planted), b"version two").expect("write");
     let second = repo.backup(&share, "share");
+    // A tag is printed by `snapshots`.
+    let tagged = repo
+        .cmd()
+        .arg("backup")
+        .arg(&share)
+        .args(["--source", "share", "--tag", planted])
+        .output()
+        .expect("run");
+    assert_exit(&tagged, 0, "backup with a planted tag");
     let to = repo.path("restored");
     let to_s = to.to_str().unwrap().to_string();
     let outputs = [
+        repo.run(&["snapshots"]),
         repo.run(&["ls", "latest", "--source", "share"]),
         repo.run(&["diff", &first, &second]),
         repo.run(&["find", "work*", "--source", "share"]),
@@ -584,7 +594,7 @@ fn names_with_newlines_and_escapes_are_printed_escaped() {
             assert!(!text.contains('\x1b'), "a raw escape: {text:?}");
         }
     }
-    let ls = String::from_utf8_lossy(&outputs[0].stdout);
+    let ls = String::from_utf8_lossy(&outputs[1].stdout);
     assert!(
         ls.contains("work\\nfiresafe: error: all backups deleted\\u{1b}[2J.txt"),
         "{ls}"
