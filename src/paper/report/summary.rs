@@ -1,8 +1,11 @@
 //! The first page, for a governor with two minutes: one overall light, the six questions each
 //! with its light and answer, and a line per share (last backed up, 3-2-1, restore tested).
+//! When firesafe's records begin after the period starts, the page says so under the overall
+//! light, before anything else.
 
 use crate::paper::doc::{Block, Light};
 use crate::paper::report::checks::{Check, questions};
+use crate::paper::report::expected;
 use crate::paper::report::facts::ReportData;
 use crate::paper::report::share::shares;
 use crate::paper::report::words::{Clock, points};
@@ -13,6 +16,13 @@ use crate::store::records::CheckOutcome;
 pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
     let answers = questions(d, c);
     b.push(overall(&answers));
+    let exp = expected::all(d);
+    let many = exp.len() > 1;
+    for (s, e) in &exp {
+        if let Some(t) = e.records_begin(s, c, many) {
+            b.push(Block::Para(t));
+        }
+    }
     b.push(Block::Subheading("The six questions".into()));
     for (q, k) in answers {
         b.push(Block::Status {
