@@ -4,8 +4,8 @@
 //! The rule: every time of the timetable (the one the daemon runs by, in the schedule's time
 //! zone, DST-correct) within the period is a *slot*. A slot is done by the first completion at or
 //! after it and before the next slot; a slot whose next slot has come without one is *missed*; a
-//! slot whose next slot has not come yet is *open* (neither done nor missed); a slot whose window
-//! closed before the records begin is *unknown* (nothing can be said about it, and it is not
+//! slot whose next slot has not come yet is *open* (neither done nor missed); a slot not done that
+//! fell before the records begin is *unknown* (nothing can be said about it, and it is not
 //! counted). Separately, any stretch longer than the allowed age between completions (or from the
 //! start of what is known, or to the end of the period) is a *gap*, with its dates and the
 //! completion that ended it, if one did.
@@ -25,7 +25,7 @@ pub enum SlotState {
     Missed,
     /// Its window has not closed yet.
     Open,
-    /// Its window closed before the records begin.
+    /// Not done, and due before the records begin.
     Unknown,
 }
 
@@ -95,7 +95,7 @@ pub fn due(table: &Timetable, p: &Period, done: &[DateTime<Utc>]) -> Due {
         let first = done.iter().find(|t| **t >= at && **t < until).copied();
         let state = match first {
             Some(t) => SlotState::Done(t),
-            None if p.known_from.is_some_and(|k| until <= k) => SlotState::Unknown,
+            None if p.known_from.is_some_and(|k| at < k) => SlotState::Unknown,
             None if until <= p.now => SlotState::Missed,
             None => SlotState::Open,
         };
@@ -340,9 +340,10 @@ mod tests {
         };
         assert!(p.starts_before_records());
         let t = london("0 2 * * *");
+        // Nothing before the first record is due, not even the night whose window holds it...
         let d = due(&t, &p, &[]);
-        // Only the night whose window holds the first record is due, and it is open.
-        assert_eq!((d.due, d.done, d.missed, d.open), (1, 0, 0, 1));
+        assert_eq!((d.due, d.done, d.missed, d.open), (0, 0, 0, 0));
+        // ...unless that record completed it.
         let d = due(&t, &p, &[now]);
         assert_eq!((d.due, d.done), (1, 1));
         assert!(

@@ -71,7 +71,7 @@ fn check_copies(d: &ReportData) -> Check {
             light: Light::Green,
             headline: format!("Every share meets the school's rule of {rule}."),
             detail: format!(
-                "Counted on {} by reading every backup copy, not from the settings: {counted}",
+                "Counted on {} by reading every copy, not the settings: {counted}",
                 Clock { tz: d.timezone }.time(d.generated)
             ),
         };
@@ -196,7 +196,7 @@ fn check_runs(d: &ReportData, c: &Clock) -> Check {
     let many = exp.len() > 1;
     let begins: Vec<String> = exp
         .iter()
-        .filter_map(|(s, e)| e.records_begin(s, c, many))
+        .filter_map(|(s, e)| e.counted_from(s, c, many))
         .collect();
     let begins = begins.join(" ");
     let who = format!(
@@ -215,14 +215,25 @@ fn check_runs(d: &ReportData, c: &Clock) -> Check {
         .filter(|(_, e)| e.runs.missed > 0)
         .map(|(s, e)| {
             format!(
-                "{} of {} {} runs were missed{}",
+                "{} of {} {} runs {} missed{}",
                 e.runs.missed,
                 e.runs.due,
                 s.name,
+                if e.runs.missed == 1 { "was" } else { "were" },
                 streak_words(&e.runs, c)
             )
         })
         .collect();
+    let known = exp
+        .iter()
+        .map(|(_, e)| e.known_start())
+        .min()
+        .unwrap_or(d.from);
+    let due_period = if c.day(known) == c.day(d.to) {
+        format!("on {}", c.day(known))
+    } else {
+        format!("between {} and {}", c.day(known), c.day(d.to))
+    };
     let due: usize = exp.iter().map(|(_, e)| e.runs.due).sum();
     let open_gap = exp
         .iter()
@@ -252,10 +263,15 @@ fn check_runs(d: &ReportData, c: &Clock) -> Check {
     let headline = if !missed.is_empty() {
         format!("{}.", missed.join("; "))
     } else if due == 0 {
-        format!("No {} run was due {period}.", list(&names))
+        format!("No {} run was due {due_period}.", list(&names))
+    } else if due == 1 {
+        format!(
+            "The one {} run due {due_period} was done and complete.",
+            list(&names)
+        )
     } else {
         format!(
-            "All {due} {} runs due {period} were done and complete.",
+            "All {due} {} runs due {due_period} were done and complete.",
             list(&names)
         )
     };
@@ -269,8 +285,12 @@ fn check_runs(d: &ReportData, c: &Clock) -> Check {
     let who = match light {
         Light::Green => String::new(),
         _ if missed.is_empty() && complete > 0 => {
-            "The governors should read this report as covering only the time since then.".into()
+            "Governors should read the report as covering only that time.".into()
         }
+        _ if !open_gap && !missed.is_empty() => format!(
+            "The backups have since caught up. The technician should find out why runs were missed, and make sure a stopped service is noticed (firesafe status {}; alerts in the schedule's [alerts]).",
+            d.schedules[0].name
+        ),
         _ => who,
     };
     Check {

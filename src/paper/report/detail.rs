@@ -36,7 +36,7 @@ fn share_detail(b: &mut Vec<Block>, d: &ReportData, c: &Clock, s: &ScheduleData,
             ],
             vec!["Newest copy now".into(), newest],
             vec!["Restore drills".into(), drill_text],
-            vec!["Recovery time (RTO) measured".into(), rto],
+            vec!["Recovery time (RTO), measured or estimated".into(), rto],
         ],
     });
     growth(b, d, c, s, name);
@@ -118,7 +118,12 @@ fn restores_measured(d: &ReportData, c: &Clock, share: &Share) -> [String; 2] {
     };
     let rto = match share.recovery() {
         Some(r) => format!(
-            "About {} for the whole share ({}) at the measured {}/s, from the {} drill on {}{}.",
+            "{} about {} for the whole share ({}) at {}/s, from the {} drill on {}{}.",
+            if r.kind == DrillKind::Sample {
+                "Estimated, not measured:"
+            } else {
+                "Measured:"
+            },
             describe_seconds(r.estimated_recovery_seconds),
             bytes(r.share_bytes as f64),
             bytes(r.bytes_per_second),

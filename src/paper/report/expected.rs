@@ -48,6 +48,28 @@ impl Expected {
     /// "firesafe's records begin on 1 December 2026: nothing before that date can be shown.",
     /// when they begin after the period starts.
     pub(super) fn records_begin(&self, s: &ScheduleData, c: &Clock, many: bool) -> Option<String> {
+        self.records_begin_words(s, c, many, true)
+    }
+
+    /// The same, short, for a light: "The records begin on 1 December 2026."
+    pub(super) fn counted_from(&self, s: &ScheduleData, c: &Clock, many: bool) -> Option<String> {
+        self.records_begin_words(s, c, many, false)
+    }
+
+    /// The start of what can be judged: the later of the period's start and the records'.
+    pub(super) fn known_start(&self) -> chrono::DateTime<chrono::Utc> {
+        self.period
+            .known_from
+            .map_or(self.period.from, |k| k.max(self.period.from))
+    }
+
+    fn records_begin_words(
+        &self,
+        s: &ScheduleData,
+        c: &Clock,
+        many: bool,
+        full: bool,
+    ) -> Option<String> {
         if !self.period.starts_before_records() {
             return None;
         }
@@ -57,6 +79,8 @@ impl Expected {
             String::new()
         };
         Some(match self.period.known_from {
+            Some(k) if !full => format!("The records{of} begin on {}.", c.day(k)),
+            None if !full => format!("firesafe holds no records{of}."),
             Some(k) => format!(
                 "firesafe's records{of} begin on {}: nothing before that date can be shown.",
                 c.day(k)
@@ -86,5 +110,14 @@ pub(super) fn streak_words(due: &Due, c: &Clock) -> String {
             c.day_month(s.last)
         ),
         _ => String::new(),
+    }
+}
+
+/// "1 was", "8 were".
+pub(super) fn was_were(n: usize) -> String {
+    if n == 1 {
+        "1 was".into()
+    } else {
+        format!("{n} were")
     }
 }

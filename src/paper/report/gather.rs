@@ -54,9 +54,14 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
             config.dir.display()
         )));
     }
-    let history = state.history()?;
-    let drills = state.drill_records()?;
-    let verifies = state.verify_records()?;
+    // Oldest first, whatever order they were appended in (a restored state directory, or
+    // records copied in).
+    let mut history = state.history()?;
+    history.sort_by_key(|r| r.started);
+    let mut drills = state.drill_records()?;
+    drills.sort_by_key(|r| r.started);
+    let mut verifies = state.verify_records()?;
+    verifies.sort_by_key(|r| r.started);
     let within = |t: DateTime<Utc>| t >= o.from && t <= o.to;
     let mut out = Vec::new();
     for s in &schedules {

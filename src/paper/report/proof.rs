@@ -27,12 +27,12 @@ fn against_due(
     let many = exp.len() > 1;
     let mut said = Vec::new();
     for (s, e) in &exp {
-        if let Some(b) = e.records_begin(s, c, many) {
+        if let Some(b) = e.counted_from(s, c, many) {
             said.push(b);
         }
         if let Some(x) = due(e).filter(|x| x.missed > 0) {
             said.push(format!(
-                "{} of {} scheduled {what}{} were done; {} were missed{}.",
+                "{} of {} scheduled {what}{} were done; {} missed{}.",
                 x.done,
                 x.due,
                 if many {
@@ -40,7 +40,7 @@ fn against_due(
                 } else {
                     String::new()
                 },
-                x.missed,
+                expected::was_were(x.missed),
                 streak_words(x, c)
             ));
         }
@@ -54,7 +54,7 @@ fn against_due(
     let who = if missed {
         who.to_string()
     } else {
-        "The governors should read this report as covering only the time since then.".into()
+        "Governors should read the report as covering only that time.".into()
     };
     if k.light == Light::Green {
         let first = said.remove(0);
@@ -189,7 +189,7 @@ pub(super) fn check_recovery(d: &ReportData) -> Check {
             light: Light::Red,
             headline: "Recovery would take longer than the target.".into(),
             detail: format!(
-                "{}. The technician should propose how to restore faster (a quicker copy, a faster link), or the governors should accept a longer target.",
+                "{}. The technician should propose a faster way to restore, or the governors accept a longer target.",
                 measured_over.join("; ")
             ),
         };
@@ -330,7 +330,7 @@ fn reads_recorded(d: &ReportData, c: &Clock) -> Check {
             light: Light::Amber,
             headline: "Not all of every copy was read back in the last 90 days.".into(),
             detail: format!(
-                "Read back so far: {}. The technician should let the nightly verification continue, or read more each night ([verify] read_percent).",
+                "Read back so far: {}. The technician should let verification continue, or raise [verify] read_percent.",
                 partial.join(", ")
             ),
         }

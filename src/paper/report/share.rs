@@ -32,17 +32,15 @@ impl<'a> Share<'a> {
     }
 
     /// What the 3-2-1 count found for this share, in words: "3 copies (the live share on the
-    /// file server, which the policy counts as a copy; nas, on site; offsite, off site), on 2
-    /// kinds of storage, 1 away from the school". Only copies young enough to count are named.
+    /// file server, which the policy counts; nas, on site; offsite, off site), on 3 kinds of
+    /// storage, 1 off site". Only copies young enough to count are named.
     pub(super) fn counted(&self) -> Option<String> {
         let st = self.schedule.status.as_ref().ok()?;
         let src = self.status()?;
         let max_age = chrono::Duration::hours(i64::from(st.max_age_hours));
         let mut named: Vec<String> = Vec::new();
         if src.evaluation.live_data_counted {
-            named.push(
-                "the live share on the file server, which the policy counts as a copy".into(),
-            );
+            named.push("the live share on the file server, which the policy counts".into());
         }
         for c in &src.copies {
             if c.taken.is_some_and(|t| st.checked_at - t <= max_age) {
@@ -58,7 +56,7 @@ impl<'a> Share<'a> {
         }
         let e = &src.evaluation;
         Some(format!(
-            "{} cop{} ({}), on {} kind{} of storage, {} away from the school",
+            "{} cop{} ({}), on {} kind{} of storage, {} off site",
             e.copies,
             if e.copies == 1 { "y" } else { "ies" },
             if named.is_empty() {
