@@ -105,14 +105,15 @@ fn verify(target: &str, started: DateTime<Utc>) -> VerifyRecord {
 }
 
 /// Writes a term of records: every night a run and a verification of both targets, every
-/// Sunday a sample drill of each share, and a full drill of each on 6 September; except on the
-/// nights `dead` (the server was off: nothing at all), the Sundays in `no_drill`, and the nights
-/// in `offsite_down` (the run could not reach the offsite copy).
+/// Sunday a sample drill of each share, and (when `full`) a full drill of each on 6 September;
+/// except on the nights `dead` (the server was off: nothing at all), the Sundays in `no_drill`,
+/// and the nights in `offsite_down` (the run could not reach the offsite copy).
 fn write_term(
     state: &StateDir,
     dead: &[(u32, u32)],
     no_drill: &[(u32, u32)],
     offsite_down: &[(u32, u32)],
+    full: bool,
 ) {
     for (m, d) in days() {
         if dead.contains(&(m, d)) {
@@ -147,7 +148,7 @@ fn write_term(
                     .expect("drill");
             }
         }
-        if (m, d) == (9, 6) {
+        if full && (m, d) == (9, 6) {
             for s in ["curriculum", "admin", "staff"] {
                 state
                     .append_drill(&drill(s, DrillKind::Full, at(m, d, 7, 0)))
@@ -222,7 +223,7 @@ fn term_period() -> (DateTime<Utc>, DateTime<Utc>) {
 fn a_clean_term_is_ok() {
     let dir = example_with_site();
     let state = StateDir::open(&dir.path().join("state")).expect("state");
-    write_term(&state, &[], &[], &[]);
+    write_term(&state, &[], &[], &[], true);
     let (from, to) = term_period();
     let text = report(dir.path(), &state, from, to);
     let page1 = front(&text);
@@ -271,7 +272,7 @@ fn a_dead_service_and_missing_drills_are_counted_against_the_schedule() {
         (11, 15),
         (11, 22),
     ];
-    write_term(&state, &dead, &no_drill, &[(9, 15)]);
+    write_term(&state, &dead, &no_drill, &[(9, 15)], true);
     let (from, to) = term_period();
     let text = report(dir.path(), &state, from, to);
     let page1 = front(&text);
@@ -308,7 +309,7 @@ fn a_dead_service_and_missing_drills_are_counted_against_the_schedule() {
 fn a_period_before_the_first_record_says_so_on_page_one() {
     let dir = example_with_site();
     let state = StateDir::open(&dir.path().join("state")).expect("state");
-    write_term(&state, &[], &[], &[]);
+    write_term(&state, &[], &[], &[], true);
     // The records begin on 25 August; the period starts on 1 August.
     let text = report(dir.path(), &state, day(8, 1), term_period().1);
     let page1 = front(&text);
@@ -329,4 +330,25 @@ fn a_period_before_the_first_record_says_so_on_page_one() {
         assert!(a.contains("The records begin on 25 August 2026."), "{a}");
     }
     assert_snapshot("report_term_late_records.txt", page1);
+}
+
+#[test]
+fn a_recovery_time_from_samples_is_estimated_not_ok() {
+    let dir = example_with_site();
+    let state = StateDir::open(&dir.path().join("state")).expect("state");
+    write_term(&state, &[], &[], &[], false);
+    let (from, to) = term_period();
+    let text = report(dir.path(), &state, from, to);
+    let rto = answer(front(&text), "How long would recovery take?");
+    assert!(rto.starts_with("[ATTENTION]"), "{rto}");
+    assert!(
+        rto.contains("is only an estimate from a sample drill")
+            && rto.contains("estimated from a sample of files, not measured")
+            && rto.contains("firesafe drill nightly --full"),
+        "{rto}"
+    );
+    assert!(
+        text.contains("Estimated, not measured: about 20 minutes"),
+        "{text}"
+    );
 }

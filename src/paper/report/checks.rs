@@ -3,14 +3,14 @@
 //! only from the facts: where there is no record the answer is red or amber, never assumed well;
 //! runs, drills and verifications are counted against what the schedules made due, not only
 //! against what was recorded; and every ATTENTION and ACTION NEEDED says who should do what.
-//! This file answers the first three (copies, backups, runs); `proof.rs` the other three.
+//! This file answers the first three (copies, backups, runs); `proof.rs` the other three;
+//! `summary.rs` asks them in order.
 
 use chrono::Duration;
 
 use crate::paper::doc::Light;
 use crate::paper::report::expected::{self, streak_words};
 use crate::paper::report::facts::ReportData;
-use crate::paper::report::proof;
 use crate::paper::report::share::{Share, shares};
 use crate::paper::report::words::{Clock, list};
 use crate::plan::policy::{Verdict, describe_age};
@@ -23,22 +23,7 @@ pub(super) struct Check {
     pub(super) detail: String,
 }
 
-/// The six questions of the first page, in order, each with the check that answers it.
-pub(super) fn questions(d: &ReportData, c: &Clock) -> [(&'static str, Check); 6] {
-    [
-        (
-            "Are there enough copies, in enough places?",
-            check_copies(d),
-        ),
-        ("Is every share backed up?", check_newest(d, c)),
-        ("Did the nightly backups work?", check_runs(d, c)),
-        ("Was a restore tested?", proof::check_drills(d, c)),
-        ("How long would recovery take?", proof::check_recovery(d)),
-        ("Were the stored copies checked?", proof::check_reads(d, c)),
-    ]
-}
-
-fn check_copies(d: &ReportData) -> Check {
+pub(super) fn check_copies(d: &ReportData) -> Check {
     if let Some(s) = d.schedules.iter().find(|s| s.status.is_err()) {
         return Check {
             light: Light::Red,
@@ -124,7 +109,7 @@ fn counted_words(all: &[Share]) -> String {
         .join(" ")
 }
 
-fn check_newest(d: &ReportData, c: &Clock) -> Check {
+pub(super) fn check_newest(d: &ReportData, c: &Clock) -> Check {
     let all = shares(d);
     let mut late = Vec::new();
     let mut never = Vec::new();
@@ -182,7 +167,7 @@ fn check_newest(d: &ReportData, c: &Clock) -> Check {
 
 /// The backup runs against what the schedules' cron times made due: missed runs, the longest
 /// run of them, and whether firesafe's records cover the whole period.
-fn check_runs(d: &ReportData, c: &Clock) -> Check {
+pub(super) fn check_runs(d: &ReportData, c: &Clock) -> Check {
     let runs: Vec<&RunRecord> = d.schedules.iter().flat_map(|s| &s.runs).collect();
     let count = |o: RunOutcome| runs.iter().filter(|r| r.outcome == o).count();
     let (complete, degraded, failed) = (

@@ -74,16 +74,16 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
     out
 }
 
+/// Bad events in a row, and the good event that ended them (`None` while they last).
+type Episode = (Vec<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Runs of consecutive bad events, each with the first good event after it (which resolved it).
-fn episodes(
-    bad: &[DateTime<Utc>],
-    good: &[DateTime<Utc>],
-) -> Vec<(Vec<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+fn episodes(bad: &[DateTime<Utc>], good: &[DateTime<Utc>]) -> Vec<Episode> {
     let mut bad = bad.to_vec();
     bad.sort_unstable();
-    let mut out: Vec<(Vec<DateTime<Utc>>, Option<DateTime<Utc>>)> = Vec::new();
+    let mut out: Vec<Episode> = Vec::new();
     for t in bad {
-        let ended = |e: &(Vec<DateTime<Utc>>, Option<DateTime<Utc>>)| e.1.is_some_and(|g| g < t);
+        let ended = |e: &Episode| e.1.is_some_and(|g| g < t);
         match out.last_mut() {
             Some(e) if !ended(e) => e.0.push(t),
             _ => out.push((vec![t], None)),
@@ -163,8 +163,9 @@ fn run_subjects(s: &ScheduleData, message: &str) -> Vec<String> {
 /// Runs that were not complete, grouped by what they left out of date, each group resolved by
 /// the next complete run.
 fn run_risks(out: &mut Vec<(Light, String)>, s: &ScheduleData, c: &Clock) {
-    // (outcome, subject) -> when
-    let mut groups: Vec<((RunOutcome, String), Vec<DateTime<Utc>>)> = Vec::new();
+    // What went wrong and with what (a target, a share, or "" for the whole run), and when.
+    type Group = ((RunOutcome, String), Vec<DateTime<Utc>>);
+    let mut groups: Vec<Group> = Vec::new();
     for r in s.runs.iter().filter(|r| r.outcome != RunOutcome::Complete) {
         for subject in run_subjects(s, &r.message) {
             let key = (r.outcome, subject);

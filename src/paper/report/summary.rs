@@ -4,13 +4,29 @@
 //! light, before anything else.
 
 use crate::paper::doc::{Block, Light};
-use crate::paper::report::checks::{Check, questions};
+use crate::paper::report::checks::{self, Check};
 use crate::paper::report::expected;
 use crate::paper::report::facts::ReportData;
+use crate::paper::report::proof;
 use crate::paper::report::share::shares;
 use crate::paper::report::words::{Clock, points};
 use crate::plan::policy::Verdict;
 use crate::store::records::CheckOutcome;
+
+/// The six questions of the first page, in order, each with the check that answers it.
+fn questions(d: &ReportData, c: &Clock) -> [(&'static str, Check); 6] {
+    [
+        (
+            "Are there enough copies, in enough places?",
+            checks::check_copies(d),
+        ),
+        ("Is every share backed up?", checks::check_newest(d, c)),
+        ("Did the nightly backups work?", checks::check_runs(d, c)),
+        ("Was a restore tested?", proof::check_drills(d, c)),
+        ("How long would recovery take?", proof::check_recovery(d)),
+        ("Were the stored copies checked?", proof::check_reads(d, c)),
+    ]
+}
 
 /// The page, up to and including its page break.
 pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
