@@ -299,6 +299,11 @@ fn a_dead_service_and_missing_drills_are_counted_against_the_schedule() {
     ] {
         assert!(risks.contains(want), "the risks lack {want:?}:\n{risks}");
     }
+    // Each share's detail counts the missed runs too.
+    assert!(
+        text.contains("By the schedule, 31 of 89 due runs were missed, 30 in a row from 11 October to 9 November."),
+        "{text}"
+    );
     // The technician's words stay in the appendix.
     assert!(!page1.contains("does not exist"), "{page1}");
     assert!(text.contains("/mnt/offsite does not exist"), "{text}");
