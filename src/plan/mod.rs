@@ -1,6 +1,8 @@
-//! Pure policy: the 3-2-1 evaluation, retention, cron dialect, timetables and human dates. Time is passed in; no I/O.
+//! Pure policy: the 3-2-1 evaluation, retention, cron dialect, timetables, what was due and
+//! what was done, and human dates. Time is passed in; no I/O.
 
 pub mod cron;
+pub mod due;
 pub mod policy;
 pub mod retention;
 pub mod timetable;

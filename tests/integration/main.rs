@@ -26,6 +26,7 @@ mod prune;
 mod recovery;
 mod recovery_sheet;
 mod report;
+mod report_term;
 mod restore_technician;
 mod round_trip;
 mod run_schedule;

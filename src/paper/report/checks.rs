@@ -1,15 +1,19 @@
 //! The six checks of the first page, one per question a governor may ask ("Was a restore
 //! tested?"). Each is a traffic light with a one-line headline and a sentence of detail, judged
-//! only from the facts: where there is no record the answer is red or amber, never assumed well.
+//! only from the facts: where there is no record the answer is red or amber, never assumed well;
+//! runs, drills and verifications are counted against what the schedules made due, not only
+//! against what was recorded; and every ATTENTION and ACTION NEEDED says who should do what.
+//! This file answers the first three (copies, backups, runs); `proof.rs` the other three;
+//! `summary.rs` asks them in order.
 
 use chrono::Duration;
 
 use crate::paper::doc::Light;
-use crate::paper::report::facts::{ReportData, ScheduleData, TargetInfo};
+use crate::paper::report::expected::{self, streak_words};
+use crate::paper::report::facts::ReportData;
 use crate::paper::report::share::{Share, shares};
-use crate::paper::report::words::{Clock, describe_seconds, list};
+use crate::paper::report::words::{Clock, list};
 use crate::plan::policy::{Verdict, describe_age};
-use crate::store::records::{CheckOutcome, VerifyRecord};
 use crate::store::state::{RunOutcome, RunRecord};
 
 /// A traffic light with its headline and detail.
@@ -19,28 +23,13 @@ pub(super) struct Check {
     pub(super) detail: String,
 }
 
-/// The six questions of the first page, in order, each with the check that answers it.
-pub(super) fn questions(d: &ReportData, c: &Clock) -> [(&'static str, Check); 6] {
-    [
-        (
-            "Are there enough copies, in enough places?",
-            check_copies(d),
-        ),
-        ("Is every share backed up?", check_newest(d, c)),
-        ("Did the nightly backups work?", check_runs(d, c)),
-        ("Was a restore tested?", check_drills(d, c)),
-        ("How long would recovery take?", check_recovery(d)),
-        ("Were the stored copies checked?", check_reads(d, c)),
-    ]
-}
-
-fn check_copies(d: &ReportData) -> Check {
+pub(super) fn check_copies(d: &ReportData) -> Check {
     if let Some(s) = d.schedules.iter().find(|s| s.status.is_err()) {
         return Check {
             light: Light::Red,
             headline: "The backup copies could not be checked.".into(),
             detail: format!(
-                "Schedule {}: {}",
+                "Schedule {}: {} The technician should find out why the copies cannot be read and fix it.",
                 s.name,
                 s.status.as_ref().err().cloned().unwrap_or_default()
             ),
@@ -61,12 +50,13 @@ fn check_copies(d: &ReportData) -> Check {
             p.min_copies, p.min_media, p.min_offsite
         )
     });
+    let counted = counted_words(&all);
     if bad.is_empty() {
         return Check {
             light: Light::Green,
-            headline: format!("Every share is protected by {rule}."),
+            headline: format!("Every share meets the school's rule of {rule}."),
             detail: format!(
-                "Checked on {} by reading every backup copy, not from the settings.",
+                "Counted on {} by reading every copy, not the settings: {counted}",
                 Clock { tz: d.timezone }.time(d.generated)
             ),
         };
@@ -81,7 +71,7 @@ fn check_copies(d: &ReportData) -> Check {
         .filter_map(|s| {
             s.status()
                 .and_then(|x| x.evaluation.reasons.first())
-                .map(|r| format!("{}: {r}", s.name))
+                .map(|r| format!("{}: {r}.", s.name))
         })
         .next()
         .unwrap_or_default();
@@ -93,11 +83,33 @@ fn check_copies(d: &ReportData) -> Check {
             all.len(),
             list(&names)
         ),
-        detail: why,
+        detail: format!(
+            "Counted now: {counted} {why} The technician should bring the missing or old copies up to date (firesafe run {}) and find out why they fell behind.",
+            d.schedules[0].name
+        ),
     }
 }
 
-fn check_newest(d: &ReportData, c: &Clock) -> Check {
+/// What was counted for each share, shares counted alike said once: "curriculum, admin and
+/// staff: 3 copies (the live share on the file server, which the policy counts as a copy; nas,
+/// on site; offsite, off site), on 2 kinds of storage, 1 away from the school."
+fn counted_words(all: &[Share]) -> String {
+    let mut groups: Vec<(Vec<&str>, String)> = Vec::new();
+    for s in all {
+        let Some(w) = s.counted() else { continue };
+        match groups.iter_mut().find(|(_, g)| *g == w) {
+            Some((names, _)) => names.push(s.name),
+            None => groups.push((vec![s.name], w)),
+        }
+    }
+    groups
+        .iter()
+        .map(|(names, w)| format!("{}: {w}.", list(names)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(super) fn check_newest(d: &ReportData, c: &Clock) -> Check {
     let all = shares(d);
     let mut late = Vec::new();
     let mut never = Vec::new();
@@ -116,17 +128,21 @@ fn check_newest(d: &ReportData, c: &Clock) -> Check {
         }
     }
     let oldest = all.iter().filter_map(|s| s.newest()).min();
+    let who = format!(
+        "The technician should run the backup now (firesafe run {}) and find out why it stopped.",
+        d.schedules[0].name
+    );
     if !never.is_empty() {
         Check {
             light: Light::Red,
             headline: format!("No backup copy of {} was found.", list(&never)),
-            detail: "Every target was read; none holds a complete backup of it.".into(),
+            detail: format!("Every target was read; none holds a complete backup of it. {who}"),
         }
     } else if !late.is_empty() {
         Check {
             light: Light::Red,
             headline: "Some shares have not been backed up recently.".into(),
-            detail: format!("{}.", late.join("; ")),
+            detail: format!("{}. {who}", late.join("; ")),
         }
     } else {
         Check {
@@ -149,7 +165,9 @@ fn check_newest(d: &ReportData, c: &Clock) -> Check {
     }
 }
 
-fn check_runs(d: &ReportData, c: &Clock) -> Check {
+/// The backup runs against what the schedules' cron times made due: missed runs, the longest
+/// run of them, and whether firesafe's records cover the whole period.
+pub(super) fn check_runs(d: &ReportData, c: &Clock) -> Check {
     let runs: Vec<&RunRecord> = d.schedules.iter().flat_map(|s| &s.runs).collect();
     let count = |o: RunOutcome| runs.iter().filter(|r| r.outcome == o).count();
     let (complete, degraded, failed) = (
@@ -159,19 +177,55 @@ fn check_runs(d: &ReportData, c: &Clock) -> Check {
     );
     let other = runs.len() - complete - degraded - failed;
     let period = format!("between {} and {}", c.day(d.from), c.day(d.to));
+    let exp = expected::all(d);
+    let many = exp.len() > 1;
+    let begins: Vec<String> = exp
+        .iter()
+        .filter_map(|(s, e)| e.counted_from(s, c, many))
+        .collect();
+    let begins = begins.join(" ");
+    let who = format!(
+        "The technician should check that the firesafe service is running (systemctl status firesafe) and that the server is on at {}.",
+        if many { "the scheduled times" } else { "night" }
+    );
     if runs.is_empty() {
         return Check {
             light: Light::Red,
             headline: format!("No backup run was recorded {period}."),
-            detail: "Check that the nightly service is running.".into(),
+            detail: format!("{begins} {who}").trim().into(),
         };
     }
-    let headline = format!(
-        "{} of {} backup runs {period} were complete ({}%).",
-        complete,
-        runs.len(),
-        complete * 100 / runs.len()
-    );
+    let missed: Vec<String> = exp
+        .iter()
+        .filter(|(_, e)| e.runs.missed > 0)
+        .map(|(s, e)| {
+            format!(
+                "{} of {} {} runs {} missed{}",
+                e.runs.missed,
+                e.runs.due,
+                s.name,
+                if e.runs.missed == 1 { "was" } else { "were" },
+                streak_words(&e.runs, c)
+            )
+        })
+        .collect();
+    let known = exp
+        .iter()
+        .map(|(_, e)| e.known_start())
+        .min()
+        .unwrap_or(d.from);
+    let due_period = if c.day(known) == c.day(d.to) {
+        format!("on {}", c.day(known))
+    } else {
+        format!("between {} and {}", c.day(known), c.day(d.to))
+    };
+    let due: usize = exp.iter().map(|(_, e)| e.runs.due).sum();
+    let open_gap = exp
+        .iter()
+        .any(|(_, e)| e.gaps.iter().any(|g| g.ended_by.is_none()));
+    let long_streak = exp.iter().any(|(_, e)| {
+        e.runs.longest_streak.is_some_and(|s| s.count >= 3) || e.runs.missed * 10 > e.runs.due
+    });
     let none = |n: usize| {
         if n == 0 {
             "none".to_string()
@@ -179,209 +233,58 @@ fn check_runs(d: &ReportData, c: &Clock) -> Check {
             n.to_string()
         }
     };
-    let detail = format!(
-        "Left a copy out of date: {}. Failed: {}{}.",
+    let recorded = format!(
+        "Recorded: {} run(s), {complete} complete; left a copy out of date: {}; failed: {}{}.",
+        runs.len(),
         none(degraded),
         none(failed),
         if other > 0 {
-            format!(". Interrupted: {other}")
+            format!("; interrupted: {other}")
         } else {
             String::new()
         }
     );
+    let names: Vec<&str> = exp.iter().map(|(s, _)| s.name.as_str()).collect();
+    let headline = if !missed.is_empty() {
+        format!("{}.", missed.join("; "))
+    } else if due == 0 {
+        format!("No {} run was due {due_period}.", list(&names))
+    } else if due == 1 {
+        format!(
+            "The one {} run due {due_period} was done and complete.",
+            list(&names)
+        )
+    } else {
+        format!(
+            "All {due} {} runs due {due_period} were done and complete.",
+            list(&names)
+        )
+    };
+    let light = if complete == 0 || open_gap || long_streak {
+        Light::Red
+    } else if !missed.is_empty() || !begins.is_empty() {
+        Light::Amber
+    } else {
+        Light::Green
+    };
+    let who = match light {
+        Light::Green => String::new(),
+        _ if missed.is_empty() && complete > 0 => {
+            "Governors should read the report as covering only that time.".into()
+        }
+        _ if !open_gap && !missed.is_empty() => format!(
+            "The backups have since caught up. The technician should find out why runs were missed, and make sure a stopped service is noticed (firesafe status {}; alerts in the schedule's [alerts]).",
+            d.schedules[0].name
+        ),
+        _ => who,
+    };
     Check {
-        light: if complete == 0 {
-            Light::Red
-        } else if complete == runs.len() {
-            Light::Green
-        } else {
-            Light::Amber
-        },
+        light,
         headline,
-        detail,
-    }
-}
-
-fn check_drills(d: &ReportData, c: &Clock) -> Check {
-    let all = shares(d);
-    let period = format!("between {} and {}", c.day(d.from), c.day(d.to));
-    let drilled: Vec<&Share> = all.iter().filter(|s| !s.drills().is_empty()).collect();
-    if drilled.is_empty() {
-        return Check {
-            light: Light::Red,
-            headline: format!("No restore drill was recorded {period}."),
-            detail: "Nothing shows that the backups can be restored. Ask the technician to run a restore drill (firesafe drill).".into(),
-        };
-    }
-    let failed: Vec<&str> = all
-        .iter()
-        .filter(|s| {
-            s.drills()
-                .last()
-                .is_some_and(|x| x.result != CheckOutcome::Pass)
-        })
-        .map(|s| s.name)
-        .collect();
-    let missing: Vec<&str> = all
-        .iter()
-        .filter(|s| s.drills().is_empty())
-        .map(|s| s.name)
-        .collect();
-    let latest = drilled
-        .iter()
-        .filter_map(|s| s.drills().last().map(|x| x.finished))
-        .max();
-    let count: usize = drilled.iter().map(|s| s.drills().len()).sum();
-    if !failed.is_empty() {
-        Check {
-            light: Light::Red,
-            headline: format!("The latest restore drill of {} failed.", list(&failed)),
-            detail: "Some restored files were not what was backed up. See the risks below.".into(),
-        }
-    } else if !missing.is_empty() {
-        Check {
-            light: Light::Amber,
-            headline: format!(
-                "No restore drill of {} was recorded {period}.",
-                list(&missing)
-            ),
-            detail: format!("{} restore drill(s) of the other shares passed.", count),
-        }
-    } else {
-        Check {
-            light: Light::Green,
-            headline: "A restore of every share was tested and passed.".into(),
-            detail: format!(
-                "{count} restore drill(s) {period}; the latest on {}.",
-                latest.map_or(String::new(), |t| c.time(t))
-            ),
-        }
-    }
-}
-
-fn check_recovery(d: &ReportData) -> Check {
-    let all = shares(d);
-    let mut over = Vec::new();
-    let mut unmeasured = Vec::new();
-    let mut no_target = Vec::new();
-    let mut longest: Option<(f64, Option<f64>)> = None;
-    for s in &all {
-        match s.recovery() {
-            None => unmeasured.push(s.name),
-            Some(r) => {
-                let rto = s.schedule.rto_hours.or(r.rto_hours);
-                if longest.is_none_or(|(l, _)| r.estimated_recovery_seconds > l) {
-                    longest = Some((r.estimated_recovery_seconds, rto));
-                }
-                match rto {
-                    Some(h) if r.estimated_recovery_seconds > h * 3600.0 => over.push(format!(
-                        "{} would take about {} (target: {h} hours)",
-                        s.name,
-                        describe_seconds(r.estimated_recovery_seconds)
-                    )),
-                    Some(_) => {}
-                    None => no_target.push(s.name),
-                }
-            }
-        }
-    }
-    if !over.is_empty() {
-        return Check {
-            light: Light::Red,
-            headline: "Recovery would take longer than the target.".into(),
-            detail: format!("{}.", over.join("; ")),
-        };
-    }
-    if unmeasured.len() == all.len() {
-        return Check {
-            light: Light::Amber,
-            headline: "The recovery time was not measured.".into(),
-            detail: "Only a restore drill can measure it, and none was recorded in this period."
-                .into(),
-        };
-    }
-    let (secs, rto) = longest.expect("at least one share measured");
-    let longest = format!(
-        "The slowest share would take about {} to restore{}.",
-        describe_seconds(secs),
-        rto.map_or(String::new(), |h| format!(" (target: {h} hours)"))
-    );
-    if !unmeasured.is_empty() {
-        Check {
-            light: Light::Amber,
-            headline: format!(
-                "The recovery time of {} was not measured.",
-                list(&unmeasured)
-            ),
-            detail: longest,
-        }
-    } else if !no_target.is_empty() {
-        Check {
-            light: Light::Amber,
-            headline: "No recovery time target is set, so it cannot be judged.".into(),
-            detail: format!("{longest} Set rto_hours in the schedule's [policy]."),
-        }
-    } else {
-        Check {
-            light: Light::Green,
-            headline: "Every share could be recovered within the target time.".into(),
-            detail: longest,
-        }
-    }
-}
-
-fn check_reads(d: &ReportData, c: &Clock) -> Check {
-    let all: Vec<(&TargetInfo, Option<&VerifyRecord>)> = d
-        .schedules
-        .iter()
-        .flat_map(ScheduleData::latest_verifies)
-        .collect();
-    let never: Vec<&str> = all
-        .iter()
-        .filter(|(_, v)| v.is_none())
-        .map(|(t, _)| t.name.as_str())
-        .collect();
-    let failing: Vec<&str> = all
-        .iter()
-        .filter(|(_, v)| v.is_some_and(|v| v.result != CheckOutcome::Pass))
-        .map(|(t, _)| t.name.as_str())
-        .collect();
-    let partial: Vec<String> = all
-        .iter()
-        .filter_map(|(t, v)| v.map(|v| (t, v)))
-        .filter(|(_, v)| v.coverage_90d < 0.999)
-        .map(|(t, v)| format!("{} ({:.0}%)", t.name, v.coverage_90d * 100.0))
-        .collect();
-    let period = format!("between {} and {}", c.day(d.from), c.day(d.to));
-    if never.len() == all.len() {
-        Check {
-            light: Light::Red,
-            headline: format!("No copy's data was read back and checked {period}."),
-            detail: "Without reading the data back, damage to a copy would go unnoticed. Ask the technician to schedule verification (firesafe verify).".into(),
-        }
-    } else if !failing.is_empty() {
-        Check {
-            light: Light::Red,
-            headline: format!("Checking found damage on {}.", list(&failing)),
-            detail: "See the risks below for what is affected.".into(),
-        }
-    } else if !never.is_empty() {
-        Check {
-            light: Light::Amber,
-            headline: format!("The data on {} was not read back {period}.", list(&never)),
-            detail: "The other copies were read back and found sound.".into(),
-        }
-    } else if !partial.is_empty() {
-        Check {
-            light: Light::Amber,
-            headline: "Not all of every copy was read back in the last 90 days.".into(),
-            detail: format!("Read back so far: {}.", partial.join(", ")),
-        }
-    } else {
-        Check {
-            light: Light::Green,
-            headline: "Every copy's data was read back and checked in the last 90 days.".into(),
-            detail: "No damage was found.".into(),
-        }
+        detail: [begins, recorded, who]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }

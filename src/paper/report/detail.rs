@@ -1,8 +1,9 @@
 //! "Each share in detail": for every share, a table of what was measured in the period (backup
-//! success rate, the longest gap between complete backups, the newest copy, restore drills and
+//! success rate, with the runs the schedule made due and were missed, the longest gap between complete backups, the newest copy, restore drills and
 //! the recovery time), then a chart of its storage growth with a sentence summing it up.
 
 use crate::paper::doc::{Block, Chart, Series, bytes};
+use crate::paper::report::expected::{Expected, streak_words};
 use crate::paper::report::facts::{GrowthPoint, ReportData, ScheduleData};
 use crate::paper::report::share::Share;
 use crate::paper::report::words::{Clock, describe_seconds};
@@ -36,7 +37,7 @@ fn share_detail(b: &mut Vec<Block>, d: &ReportData, c: &Clock, s: &ScheduleData,
             ],
             vec!["Newest copy now".into(), newest],
             vec!["Restore drills".into(), drill_text],
-            vec!["Recovery time (RTO) measured".into(), rto],
+            vec!["Recovery time (RTO), measured or estimated".into(), rto],
         ],
     });
     growth(b, d, c, s, name);
@@ -70,6 +71,17 @@ fn backups_measured(d: &ReportData, c: &Clock, share: &Share) -> [String; 3] {
                 .filter(|r| r.outcome == RunOutcome::Failed)
                 .count()
         )
+    };
+    let due = Expected::of(d, s).runs;
+    let rate = if due.missed > 0 {
+        format!(
+            "{rate} By the schedule, {} of {} due runs were missed{}.",
+            due.missed,
+            due.due,
+            streak_words(&due, c)
+        )
+    } else {
+        rate
     };
     let gap = complete
         .windows(2)
@@ -118,7 +130,12 @@ fn restores_measured(d: &ReportData, c: &Clock, share: &Share) -> [String; 2] {
     };
     let rto = match share.recovery() {
         Some(r) => format!(
-            "About {} for the whole share ({}) at the measured {}/s, from the {} drill on {}{}.",
+            "{} about {} for the whole share ({}) at {}/s, from the {} drill on {}{}.",
+            if r.kind == DrillKind::Sample {
+                "Estimated, not measured:"
+            } else {
+                "Measured:"
+            },
             describe_seconds(r.estimated_recovery_seconds),
             bytes(r.share_bytes as f64),
             bytes(r.bytes_per_second),

@@ -1,13 +1,13 @@
 //! The facts a report is built from, as [`gather()`](super::gather()) finds them: each schedule's
 //! targets, its 3-2-1 status now, the runs, drills and verifications recorded in the period and
-//! the growth of its snapshots. Plain data, so that building the report from it is pure and a
+//! the growth of its snapshots, and the times of every record (for what was due). Plain data, so that building the report from it is pure and a
 //! test can build one from facts it made up.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, Site, TargetKind};
+use crate::config::{Config, Site, TargetKind, Times};
 use crate::schedule::status::ScheduleStatus;
 use crate::store::records::{DrillRecord, VerifyRecord};
 use crate::store::state::RunRecord;
@@ -102,6 +102,28 @@ pub struct ScheduleData {
     pub drills: Vec<DrillRecord>,
     pub verifies: Vec<VerifyRecord>,
     pub storage: Storage,
+    /// The schedule's cron times in its time zone (the daemon's timetable).
+    pub times: Times,
+    /// What the records hold at any time, inside the period or not: when they begin and when
+    /// each complete run, drill and verification happened (for what was due in the period).
+    pub evidence: Evidence,
+}
+
+/// Every recorded time of one schedule, from the whole state directory.
+#[derive(Clone, Debug, Default)]
+pub struct Evidence {
+    /// The earliest record of the schedule (run, drill or verification); `None` when there is
+    /// none.
+    pub begin: Option<DateTime<Utc>>,
+    /// When each complete run finished.
+    pub complete_runs: Vec<DateTime<Utc>>,
+    /// When each drill started (pass or fail: it ran).
+    pub drills: Vec<DateTime<Utc>>,
+    /// When each verification that could run started.
+    pub verifies: Vec<DateTime<Utc>>,
+    /// Passing drills of each share, and passing verifications of each target: (name, when).
+    pub passed_drills: Vec<(String, DateTime<Utc>)>,
+    pub passed_verifies: Vec<(String, DateTime<Utc>)>,
 }
 
 /// The facts the report is built from.

@@ -1,6 +1,7 @@
 //! Collecting the report's facts: the 3-2-1 status of every share read from every target now,
 //! the records of the period from the state directory, and each share's snapshots from the first
-//! target of its schedule that can be read (for storage growth). All I/O of the report is here;
+//! target of its schedule that can be read (for storage growth), and the times of every record
+//! of the schedule, in the period or not (for what was due and what resolved an incident). All I/O of the report is here;
 //! what is read is kept as [`ReportData`], and building the report reads nothing else.
 
 use std::collections::BTreeMap;
@@ -10,10 +11,13 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
 use crate::format::crypto::Unlock;
-use crate::paper::report::facts::{GrowthPoint, ReportData, ScheduleData, Storage, TargetInfo};
+use crate::paper::report::facts::{
+    Evidence, GrowthPoint, ReportData, ScheduleData, Storage, TargetInfo,
+};
+use crate::store::records::{CheckOutcome, DrillRecord, VerifyRecord};
 use crate::store::repo::Repository;
 use crate::store::snapshot::Catalog;
-use crate::store::state::StateDir;
+use crate::store::state::{RunOutcome, RunRecord, StateDir};
 
 /// What to report on.
 #[derive(Clone, Debug)]
@@ -50,9 +54,14 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
             config.dir.display()
         )));
     }
-    let history = state.history()?;
-    let drills = state.drill_records()?;
-    let verifies = state.verify_records()?;
+    // Oldest first, whatever order they were appended in (a restored state directory, or
+    // records copied in).
+    let mut history = state.history()?;
+    history.sort_by_key(|r| r.started);
+    let mut drills = state.drill_records()?;
+    drills.sort_by_key(|r| r.started);
+    let mut verifies = state.verify_records()?;
+    verifies.sort_by_key(|r| r.started);
     let within = |t: DateTime<Utc>| t >= o.from && t <= o.to;
     let mut out = Vec::new();
     for s in &schedules {
@@ -87,6 +96,8 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
                 .cloned()
                 .collect(),
             storage: storage(config, s, o.to).await,
+            times: s.times().clone(),
+            evidence: evidence(&s.name, &history, &drills, &verifies),
         });
     }
     Ok(ReportData {
@@ -97,6 +108,48 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
         timezone: schedules[0].times().timezone,
         schedules: out,
     })
+}
+
+/// Every recorded time of one schedule.
+fn evidence(
+    schedule: &str,
+    history: &[RunRecord],
+    drills: &[DrillRecord],
+    verifies: &[VerifyRecord],
+) -> Evidence {
+    let runs: Vec<&RunRecord> = history.iter().filter(|r| r.schedule == schedule).collect();
+    let drills: Vec<&DrillRecord> = drills.iter().filter(|r| r.schedule == schedule).collect();
+    let verifies: Vec<&VerifyRecord> = verifies.iter().filter(|r| r.schedule == schedule).collect();
+    let begin = runs
+        .iter()
+        .map(|r| r.started)
+        .chain(drills.iter().map(|r| r.started))
+        .chain(verifies.iter().map(|r| r.started))
+        .min();
+    Evidence {
+        begin,
+        complete_runs: runs
+            .iter()
+            .filter(|r| r.outcome == RunOutcome::Complete)
+            .map(|r| r.finished)
+            .collect(),
+        drills: drills.iter().map(|r| r.started).collect(),
+        verifies: verifies
+            .iter()
+            .filter(|r| r.result != CheckOutcome::Error)
+            .map(|r| r.started)
+            .collect(),
+        passed_drills: drills
+            .iter()
+            .filter(|r| r.result.passed())
+            .map(|r| (r.source.clone(), r.finished))
+            .collect(),
+        passed_verifies: verifies
+            .iter()
+            .filter(|r| r.result.passed())
+            .map(|r| (r.target.clone(), r.finished))
+            .collect(),
+    }
 }
 
 /// Opens the schedule's repository on its first reachable target and reads each share's

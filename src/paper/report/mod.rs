@@ -18,14 +18,16 @@ mod appendix;
 mod build;
 mod checks;
 mod detail;
+mod expected;
 mod facts;
 mod gather;
+mod proof;
 mod risks;
 mod share;
 mod summary;
 mod words;
 
 pub use build::build;
-pub use facts::{GrowthPoint, ReportData, ScheduleData, Storage, TargetInfo, absolute};
+pub use facts::{Evidence, GrowthPoint, ReportData, ScheduleData, Storage, TargetInfo, absolute};
 pub use gather::{ReportOptions, gather};
 pub use words::describe_seconds;

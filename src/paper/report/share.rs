@@ -1,5 +1,6 @@
 //! One share of a schedule, with what the facts say about it: its 3-2-1 status now, its newest
-//! copy, its drills in the period and the drill that measured its recovery time. The first page,
+//! copy, what its copies counted as, its drills in the period and the drill that measured its
+//! recovery time. The first page,
 //! the risks and the detail pages all ask these questions, so they are answered once here.
 
 use chrono::{DateTime, Utc};
@@ -28,6 +29,45 @@ impl<'a> Share<'a> {
     /// The newest complete copy on any target, as read now.
     pub(super) fn newest(&self) -> Option<DateTime<Utc>> {
         self.status()?.copies.iter().filter_map(|c| c.taken).max()
+    }
+
+    /// What the 3-2-1 count found for this share, in words: "3 copies (the live share on the
+    /// file server, which the policy counts; nas, on site; offsite, off site), on 3 kinds of
+    /// storage, 1 off site". Only copies young enough to count are named.
+    pub(super) fn counted(&self) -> Option<String> {
+        let st = self.schedule.status.as_ref().ok()?;
+        let src = self.status()?;
+        let max_age = chrono::Duration::hours(i64::from(st.max_age_hours));
+        let mut named: Vec<String> = Vec::new();
+        if src.evaluation.live_data_counted {
+            named.push("the live share on the file server, which the policy counts".into());
+        }
+        for c in &src.copies {
+            if c.taken.is_some_and(|t| st.checked_at - t <= max_age) {
+                named.push(format!(
+                    "{}, {}",
+                    c.target,
+                    match c.location {
+                        crate::config::Site::Onsite => "on site",
+                        crate::config::Site::Offsite => "off site",
+                    }
+                ));
+            }
+        }
+        let e = &src.evaluation;
+        Some(format!(
+            "{} cop{} ({}), on {} kind{} of storage, {} off site",
+            e.copies,
+            if e.copies == 1 { "y" } else { "ies" },
+            if named.is_empty() {
+                "none up to date".to_string()
+            } else {
+                named.join("; ")
+            },
+            e.media,
+            if e.media == 1 { "" } else { "s" },
+            e.offsite
+        ))
     }
 
     pub(super) fn drills(&self) -> Vec<&'a DrillRecord> {

@@ -1,18 +1,44 @@
 //! The first page, for a governor with two minutes: one overall light, the six questions each
 //! with its light and answer, and a line per share (last backed up, 3-2-1, restore tested).
+//! When firesafe's records begin after the period starts, the page says so under the overall
+//! light, before anything else.
 
 use crate::paper::doc::{Block, Light};
-use crate::paper::report::checks::{Check, questions};
+use crate::paper::report::checks::{self, Check};
+use crate::paper::report::expected;
 use crate::paper::report::facts::ReportData;
+use crate::paper::report::proof;
 use crate::paper::report::share::shares;
 use crate::paper::report::words::{Clock, points};
 use crate::plan::policy::Verdict;
 use crate::store::records::CheckOutcome;
 
+/// The six questions of the first page, in order, each with the check that answers it.
+fn questions(d: &ReportData, c: &Clock) -> [(&'static str, Check); 6] {
+    [
+        (
+            "Are there enough copies, in enough places?",
+            checks::check_copies(d),
+        ),
+        ("Is every share backed up?", checks::check_newest(d, c)),
+        ("Did the nightly backups work?", checks::check_runs(d, c)),
+        ("Was a restore tested?", proof::check_drills(d, c)),
+        ("How long would recovery take?", proof::check_recovery(d)),
+        ("Were the stored copies checked?", proof::check_reads(d, c)),
+    ]
+}
+
 /// The page, up to and including its page break.
 pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
     let answers = questions(d, c);
     b.push(overall(&answers));
+    let exp = expected::all(d);
+    let many = exp.len() > 1;
+    for (s, e) in &exp {
+        if let Some(t) = e.records_begin(s, c, many) {
+            b.push(Block::Para(t));
+        }
+    }
     b.push(Block::Subheading("The six questions".into()));
     for (q, k) in answers {
         b.push(Block::Status {

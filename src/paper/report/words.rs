@@ -14,6 +14,11 @@ impl Clock {
         t.with_timezone(&self.tz).format("%-d %B %Y").to_string()
     }
 
+    /// "11 October": a day within the report's period.
+    pub(super) fn day_month(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz).format("%-d %B").to_string()
+    }
+
     pub(super) fn time(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.tz)
             .format("%-d %b %Y %H:%M")
