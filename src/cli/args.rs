@@ -42,21 +42,30 @@ pub(super) struct StateDirFlag {
 }
 
 impl StateDirFlag {
-    /// The directory given, or the default for this user.
-    pub fn path(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(StateDir::default_path)
+    /// The directory given, or the default: the configuration directory's own (see
+    /// [`StateDir::default_for`]), or with no configuration (`--repo` alone) the base default.
+    pub fn path(&self, config: Option<&ConfigDir>) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        match config {
+            Some(c) => {
+                let path = StateDir::default_for(&c.config_dir);
+                note_legacy_records(&path);
+                path
+            }
+            None => StateDir::default_path(),
+        }
     }
 
     /// Opens the state directory, creating it when it does not exist.
-    pub fn open(&self) -> Result<StateDir> {
-        StateDir::open(&self.path())
+    pub fn open(&self, config: Option<&ConfigDir>) -> Result<StateDir> {
+        StateDir::open(&self.path(config))
     }
 
     /// Opens the state directory only if it exists (for commands that only read records).
-    pub fn open_existing(&self) -> Result<Option<StateDir>> {
-        let path = self.path();
+    pub fn open_existing(&self, config: Option<&ConfigDir>) -> Result<Option<StateDir>> {
+        let path = self.path(config);
         if path.is_dir() {
             StateDir::open(&path).map(Some)
         } else {
@@ -65,9 +74,25 @@ impl StateDirFlag {
     }
 }
 
+/// Records kept in the base directory before each configuration had its own are not read by
+/// default any more: say where they are, once, when this configuration has none yet.
+fn note_legacy_records(path: &std::path::Path) {
+    let base = StateDir::default_path();
+    if !path.exists() && base.join("history.jsonl").is_file() {
+        eprintln!(
+            "firesafe: note: no records for this configuration yet in {}; older records are in {} (pass --state-dir {} to use them)",
+            path.display(),
+            base.display(),
+            base.display()
+        );
+    }
+}
+
 /// The help of `--state-dir` for a command: `kept` says what the command keeps or reads there.
 pub(super) fn state_help(kept: &str) -> String {
-    format!("{kept} (default /var/lib/firesafe for root, ~/.local/state/firesafe otherwise)")
+    format!(
+        "{kept} (default: a folder for this configuration directory under /var/lib/firesafe/configs for root, ~/.local/state/firesafe/configs otherwise)"
+    )
 }
 
 /// The target of `--repo`; with `create`, a missing directory or prefix is created.

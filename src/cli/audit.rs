@@ -46,7 +46,7 @@ pub(super) async fn audit_cmd(url: Option<&str>, a: AuditArgs) -> Result<Outcome
         let repos = open_copies(url, a.schedule.as_deref(), &a.config).await?;
         read_repo(&repos[0]).await?
     } else {
-        a.state.open()?.audit_records()?
+        a.state.open(Some(&a.config))?.audit_records()?
     };
     if let Some(since) = &a.since {
         let span = firesafe::plan::when::parse(since, &Local::now()).map_err(Error::Usage)?;

@@ -86,7 +86,7 @@ struct MoveArgs {
 
 pub(super) async fn media_cmd(a: MediaArgs) -> Result<Outcome> {
     let config = a.config.load()?;
-    let state = a.state.open()?;
+    let state = a.state.open(Some(&a.config))?;
     let now = Utc::now();
     match a.command {
         MediaCommand::List { target, json } => media_list(&config, &state, target, json, now),

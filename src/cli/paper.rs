@@ -109,7 +109,7 @@ pub(super) async fn report_cmd(a: ReportArgs) -> Result<Outcome> {
     for s in &a.schedules {
         config.schedule(s)?;
     }
-    let state = a.state.open()?;
+    let state = a.state.open(Some(&a.config))?;
     let options = firesafe::paper::report::ReportOptions {
         schedules: a.schedules,
         from,
@@ -129,7 +129,7 @@ pub(super) async fn sheet_cmd(a: SheetArgs) -> Result<Outcome> {
     for s in &a.schedules {
         config.schedule(s)?;
     }
-    let state = a.state.open()?;
+    let state = a.state.open(Some(&a.config))?;
     let options = firesafe::paper::sheet::SheetOptions {
         schedules: a.schedules,
         include_key: a.include_key,

@@ -38,8 +38,9 @@ pub(super) struct PruneArgs {
         value_name = "DIR"
     )]
     config_dir: PathBuf,
-    /// Where run history and locks are kept (default /var/lib/firesafe for root,
-    /// ~/.local/state/firesafe otherwise).
+    /// Where run history and locks are kept (default: a folder for this configuration
+    /// directory under /var/lib/firesafe/configs for root, ~/.local/state/firesafe/configs
+    /// otherwise).
     #[arg(long, env = "FIRESAFE_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Show what would be forgotten and deleted; change nothing.
@@ -71,7 +72,7 @@ pub(super) async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
     let state = firesafe::store::state::StateDir::open(
         &a.state_dir
             .clone()
-            .unwrap_or_else(firesafe::store::state::StateDir::default_path),
+            .unwrap_or_else(|| firesafe::store::state::StateDir::default_for(&a.config_dir)),
     )?;
     let mut clean = true;
     let mut json = Vec::new();

@@ -136,7 +136,9 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
             vec![options.to.display().to_string()]
         };
         let record = audit_record(snap, path.as_deref(), to, &a, started, &result, &copies);
-        record_restore(&a.state, &copies, &record).await;
+        // A restore from a schedule's copies is recorded with that configuration's records.
+        let config = a.schedule.is_some().then_some(&a.config);
+        record_restore(&a.state, config, &copies, &record).await;
     }
     let report = result?;
 
@@ -157,8 +159,13 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
 
 /// Appends the restore to the audit log in the state directory and stores it in the repository
 /// on every copy read from; a record that cannot be written is a warning, not a failure.
-async fn record_restore(state: &StateDirFlag, copies: &Copies<'_>, record: &AuditRecord) {
-    if let Err(e) = state.open().and_then(|s| s.append_audit(record)) {
+async fn record_restore(
+    state: &StateDirFlag,
+    config: Option<&ConfigDir>,
+    copies: &Copies<'_>,
+    record: &AuditRecord,
+) {
+    if let Err(e) = state.open(config).and_then(|s| s.append_audit(record)) {
         eprintln!("firesafe: warning: restore not recorded in the audit log: {e}");
     }
     for (target, e) in audit::store(copies.repos(), record).await {

@@ -105,7 +105,7 @@ enum LogFormat {
 pub(super) async fn run_cmd(a: RunArgs) -> Result<Outcome> {
     let config = a.config.load()?;
     let schedule = config.schedule(&a.schedule)?;
-    let state = a.state.open()?;
+    let state = a.state.open(Some(&a.config))?;
     let (cancel, _) = stop_on_signal();
     let options = RunOptions {
         init: a.init,
@@ -246,7 +246,7 @@ pub(super) async fn daemon_cmd(a: DaemonArgs) -> Result<Outcome> {
         LogFormat::Json => builder.json().init(),
     }
     let config = a.config.load()?;
-    let state = a.state.open()?;
+    let state = a.state.open(Some(&a.config))?;
     let (cancel, wake) = stop_on_signal();
     daemon::daemon(DaemonOptions {
         config,

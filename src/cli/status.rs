@@ -78,7 +78,7 @@ pub(super) async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
     };
     let now = Utc::now();
     // The records of rotated disks, when there is a state directory to read them from.
-    let state = a.state.open_existing()?;
+    let state = a.state.open_existing(Some(&a.config))?;
     let mut all = Vec::new();
     for s in schedules {
         all.push(status_with_records(&config, s, state.as_ref(), now).await?);
@@ -90,6 +90,16 @@ pub(super) async fn status_cmd(a: StatusArgs) -> Result<Outcome> {
     }
     for s in &all {
         print_status(s, now);
+    }
+    match &state {
+        Some(st) => println!(
+            "records read from the state directory {}",
+            st.path().display()
+        ),
+        None => println!(
+            "no state directory at {} (no run recorded yet): targets read, no records",
+            a.state.path(Some(&a.config)).display()
+        ),
     }
     Ok(Outcome::clean_if(ok))
 }
@@ -190,7 +200,7 @@ fn copy_name(c: &TargetCopy) -> String {
 pub(super) async fn summary_cmd(a: SummaryArgs) -> Result<Outcome> {
     let config = a.config.load()?;
     let schedule = config.schedule(&a.schedule)?;
-    let state = a.state.open()?;
+    let state = a.state.open(Some(&a.config))?;
     let summary =
         firesafe::schedule::summary::summary(&config, schedule, &state, Utc::now()).await?;
     println!("Subject: {}\n\n{}", summary.subject, summary.body);

@@ -129,7 +129,7 @@ pub(super) struct DrillArgs {
 pub(super) async fn verify_cmd(a: VerifyArgs) -> Result<Outcome> {
     let config = a.dirs.config.load()?;
     let schedule = config.schedule(&a.dirs.schedule)?;
-    let state = a.dirs.state.open()?;
+    let state = a.dirs.state.open(Some(&a.dirs.config))?;
     let percent = a
         .read_percent
         .or_else(|| schedule.verify.as_ref().map(|v| v.read_percent))
@@ -156,7 +156,7 @@ pub(super) async fn verify_cmd(a: VerifyArgs) -> Result<Outcome> {
 pub(super) async fn repair_cmd(a: RepairArgs) -> Result<Outcome> {
     let config = a.dirs.config.load()?;
     let schedule = config.schedule(&a.dirs.schedule)?;
-    let state = a.dirs.state.open()?;
+    let state = a.dirs.state.open(Some(&a.dirs.config))?;
     let options = VerifyOptions {
         read: if a.read_data {
             Read::All
@@ -217,7 +217,7 @@ fn print_verify(records: &[VerifyRecord], json: bool) -> Result<Outcome> {
 pub(super) async fn drill_cmd(a: DrillArgs) -> Result<Outcome> {
     let config = a.dirs.config.load()?;
     let schedule = config.schedule(&a.dirs.schedule)?;
-    let state = a.dirs.state.open()?;
+    let state = a.dirs.state.open(Some(&a.dirs.config))?;
     let configured = schedule.drill.as_ref();
     let kind = if a.site_loss {
         DrillKind::SiteLoss

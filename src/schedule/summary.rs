@@ -198,13 +198,18 @@ pub async fn summary(
     let status = crate::schedule::status::status_with_records(config, schedule, Some(state), now)
         .await
         .map_err(|e| e.to_string());
-    Ok(text(
+    let mut summary = text(
         schedule,
         &history,
         status.as_ref().map_err(String::as_str),
         &crate::store::repo::hostname(),
         now,
-    ))
+    );
+    summary.body.push_str(&format!(
+        "\nRecords read from the state directory {}.\n",
+        state.path().display()
+    ));
+    Ok(summary)
 }
 
 /// Emails a summary with the schedule's `[alerts]` settings.

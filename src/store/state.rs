@@ -130,7 +130,18 @@ impl StateDir {
         })
     }
 
-    /// The default: `/var/lib/firesafe` for root, `~/.local/state/firesafe` otherwise.
+    /// The default state directory of a configuration directory: a folder of its own under
+    /// [`StateDir::default_path`], `configs/NAME-HASH`, named after the configuration
+    /// directory's canonical path (its last two components, and a hash of all of it), so that a
+    /// demo, a test configuration and the school's real one never share records.
+    pub fn default_for(config_dir: &Path) -> PathBuf {
+        Self::default_path()
+            .join("configs")
+            .join(config_slug(config_dir))
+    }
+
+    /// The base of the defaults: `/var/lib/firesafe` for root, `~/.local/state/firesafe`
+    /// otherwise. Commands given only `--repo` (no configuration) keep their records here.
     pub fn default_path() -> PathBuf {
         if nix::unistd::geteuid().is_root() {
             PathBuf::from("/var/lib/firesafe")
@@ -272,4 +283,70 @@ pub(crate) fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect())
+}
+
+/// `NAME-HASH` for a configuration directory: the last two components of its canonical path in
+/// safe characters, and 12 hex digits of the BLAKE3 hash of the whole path.
+fn config_slug(config_dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let canonical = std::fs::canonicalize(config_dir)
+        .or_else(|_| std::path::absolute(config_dir))
+        .unwrap_or_else(|_| config_dir.to_path_buf());
+    let hash = blake3::hash(canonical.as_os_str().as_bytes()).to_hex();
+    let parts: Vec<String> = canonical
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    let name: String = parts
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let name = if name.is_empty() {
+        "root".to_string()
+    } else {
+        name
+    };
+    format!("{name}-{}", &hash[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One configuration directory, however it is named, has one state directory; two have two.
+    #[test]
+    fn each_configuration_directory_has_its_own_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let school = dir.path().join("etc/firesafe");
+        let demo = dir.path().join("demo/firesafe");
+        std::fs::create_dir_all(&school).expect("mkdir");
+        std::fs::create_dir_all(&demo).expect("mkdir");
+        std::os::unix::fs::symlink(&school, dir.path().join("link")).expect("symlink");
+        let a = StateDir::default_for(&school);
+        assert_eq!(a, StateDir::default_for(&dir.path().join("link")));
+        assert_eq!(a, StateDir::default_for(&school.join("../firesafe")));
+        assert_ne!(a, StateDir::default_for(&demo));
+        let name = a.file_name().expect("name").to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("etc-firesafe-") && name.len() == "etc-firesafe-".len() + 12,
+            "{name}"
+        );
+        assert!(a.starts_with(StateDir::default_path().join("configs")));
+    }
 }

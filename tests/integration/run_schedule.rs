@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::support::*;
@@ -241,4 +241,84 @@ fn an_s3_offsite_target_receives_the_same_objects() {
         .output()
         .expect("run");
     assert_success(&out, "check --read-data on S3 offsite");
+}
+
+/// Two configuration directories on one machine keep separate records by default: each has its
+/// own state directory, derived from its path, and `status` says which it read.
+#[test]
+fn two_configuration_directories_keep_separate_records() {
+    let (a, b) = (example(), example());
+    let home = tempfile::tempdir().expect("home");
+    // As root the default is under /var/lib/firesafe: run as nobody, whose default is in HOME.
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        for d in [a.path(), b.path(), home.path()] {
+            let out = std::process::Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(d)
+                .output()
+                .expect("chown");
+            assert_success(&out, "chown");
+        }
+    }
+    let firesafe_as_user = |args: &[&str], dir: &Path| -> Output {
+        let bin = env!("CARGO_BIN_EXE_firesafe");
+        let mut c = if root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+            c
+        } else {
+            std::process::Command::new(bin)
+        };
+        c.env_remove("FIRESAFE_STATE_DIR")
+            .env("HOME", home.path())
+            .args(args)
+            .arg("--config-dir")
+            .arg(dir)
+            .output()
+            .expect("run firesafe")
+    };
+    assert_success(
+        &firesafe_as_user(&["run", "nightly", "--init"], a.path()),
+        "run A",
+    );
+    assert_success(
+        &firesafe_as_user(&["run", "nightly"], a.path()),
+        "run A again",
+    );
+    assert_success(
+        &firesafe_as_user(&["run", "nightly", "--init"], b.path()),
+        "run B",
+    );
+    let base = home.path().join(".local/state/firesafe/configs");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&base)
+        .expect("configs")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    dirs.sort();
+    assert_eq!(
+        dirs.len(),
+        2,
+        "one state directory per configuration: {dirs:?}"
+    );
+    let runs = |d: &Path| {
+        fs::read_to_string(d.join("history.jsonl"))
+            .expect("history")
+            .lines()
+            .count()
+    };
+    let mut counts: Vec<usize> = dirs.iter().map(|d| runs(d)).collect();
+    counts.sort();
+    assert_eq!(counts, [1, 2], "A's two runs and B's one, apart");
+    for (dir, expected) in [(a.path(), 2), (b.path(), 1)] {
+        let out = firesafe_as_user(&["status"], dir);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("records read from the state directory "))
+            .unwrap_or_else(|| panic!("status names its state directory: {text}"));
+        let used = PathBuf::from(line.trim_start_matches("records read from the state directory "));
+        assert!(used.starts_with(&base), "{line}");
+        assert_eq!(runs(&used), expected, "{line}");
+    }
 }

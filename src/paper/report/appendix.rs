@@ -12,7 +12,8 @@ use crate::store::records::CheckOutcome;
 pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
     b.push(Block::Heading("Technician's appendix".into()));
     b.push(Block::Para(format!(
-        "Every record from the state directory for {} to {} (times in {}), and the targets as configured.",
+        "Every record from the state directory ({}) for {} to {} (times in {}), and the targets as configured.",
+        d.state_dir,
         c.day(d.from),
         c.day(d.to),
         d.timezone

@@ -136,6 +136,8 @@ pub struct ReportData {
     /// The time zone dates are shown in (the first schedule's).
     pub timezone: chrono_tz::Tz,
     pub schedules: Vec<ScheduleData>,
+    /// The state directory the records were read from.
+    pub state_dir: String,
 }
 
 impl ScheduleData {

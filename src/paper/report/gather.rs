@@ -107,6 +107,7 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
         generated: o.now,
         timezone: schedules[0].times().timezone,
         schedules: out,
+        state_dir: state.path().display().to_string(),
     })
 }
 
