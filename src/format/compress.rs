@@ -101,8 +101,12 @@ pub fn too_large(limit: u64) -> String {
 /// Parses JSON from one or more zstd frames, reading at most `limit` decompressed bytes: more is
 /// refused with [`too_large`]. The JSON is parsed as it is decompressed, so memory holds the
 /// value, not the text.
-pub fn decompress_json<T: serde::de::DeserializeOwned>(data: &[u8], limit: u64) -> Result<T, String> {
-    let decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| format!("zstd: {e}"))?;
+pub fn decompress_json<T: serde::de::DeserializeOwned>(
+    data: &[u8],
+    limit: u64,
+) -> Result<T, String> {
+    let decoder =
+        zstd::stream::read::Decoder::with_buffer(data).map_err(|e| format!("zstd: {e}"))?;
     let mut bounded = Bounded {
         inner: decoder,
         left: limit,
@@ -127,7 +131,9 @@ struct Bounded<R> {
 impl<R: io::Read> io::Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // Read one byte past the limit, to tell "exactly the limit" from "more".
-        let want = buf.len().min(usize::try_from(self.left + 1).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left + 1).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n as u64 > self.left {
             self.exceeded = true;
@@ -149,7 +155,10 @@ mod tests {
         let v: serde_json::Value = decompress_json(&z, json.len() as u64).unwrap();
         assert_eq!(v["a"][2], 3);
         let e = decompress_json::<serde_json::Value>(&z, json.len() as u64 - 1).unwrap_err();
-        assert!(e.contains("larger than the format allows (12 bytes)"), "{e}");
+        assert!(
+            e.contains("larger than the format allows (12 bytes)"),
+            "{e}"
+        );
         // A bomb: valid JSON followed by 64 MiB of spaces, refused at 1 MiB.
         let mut big = json.to_vec();
         big.resize(64 << 20, b' ');

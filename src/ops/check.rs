@@ -366,7 +366,11 @@ impl TreeWalk<'_> {
                         walk::shown(&shown)
                     )
                 });
-                hit(&mut hits, object, format!("{} (directory listing)", walk::shown(&shown)));
+                hit(
+                    &mut hits,
+                    object,
+                    format!("{} (directory listing)", walk::shown(&shown)),
+                );
                 continue;
             }
             if let Some(object) = self.blob_problem(&tree_id) {

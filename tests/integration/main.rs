@@ -14,6 +14,7 @@ mod credentials;
 mod dedup;
 mod escape;
 mod find;
+mod forged;
 mod garage;
 mod hostile;
 mod keys;

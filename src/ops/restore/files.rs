@@ -294,8 +294,8 @@ impl Writing {
                 let data = match &plain {
                     Ok(p) => blobs::extract_blob_within(&key, p, &id, &loc, MAX_CHUNK_BYTES)
                         .map_err(|why| {
-                        format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))
-                    }),
+                            format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))
+                        }),
                     Err(e) => Err(e.clone()),
                 };
                 for (n, offset) in uses {

@@ -146,9 +146,7 @@ pub async fn plan(
             NodeKind::Dir => {
                 let sub = node.subtree.expect("checked by Tree::decode");
                 let shown = format!("/{}", rel.display());
-                let tree = trees
-                    .tree(&sub, rel.components().count(), &shown)
-                    .await?;
+                let tree = trees.tree(&sub, rel.components().count(), &shown).await?;
                 trees.listed(tree.entries.len())?;
                 for child in tree.entries.iter().rev() {
                     todo.push((rel.join(child.name.as_os()), child.clone()));
