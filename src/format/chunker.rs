@@ -7,6 +7,10 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
+/// The largest chunk any repository's chunker can cut (FastCDC's maximum `max_size`, 16 MiB), so
+/// the largest data blob a reader accepts.
+pub const MAX_CHUNK_BYTES: usize = fastcdc::v2020::MAXIMUM_MAX;
+
 /// The chunker's parameters, fixed for a repository at `init` and recorded in its config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkerParams {

@@ -5,6 +5,11 @@
 //! judged by compressing three 16 KiB samples at level 1; if those do not shrink by at least 3%,
 //! the blob is stored as it is. A blob is also stored as it is whenever its compressed form is not
 //! smaller.
+//!
+//! Reading, nothing is decompressed without a bound: a blob to at most the `raw_length` its index
+//! entry gives, which the caller first checks against what the format allows for its kind; a
+//! sealed object's JSON to at most a limit, streamed, so that a forged zstd frame of a few
+//! kilobytes that expands to gigabytes is refused after the limit, without holding it.
 
 use std::io;
 
@@ -67,7 +72,8 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Decompresses a blob whose plaintext is `raw_length` bytes long.
+/// Decompresses a blob whose plaintext is `raw_length` bytes long (the caller checks
+/// `raw_length` against what the format allows: it is the size of the buffer allocated).
 pub fn decompress(data: &[u8], raw_length: usize) -> io::Result<Vec<u8>> {
     let out = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -87,9 +93,82 @@ pub fn decompress(data: &[u8], raw_length: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The message for an object larger than its format allows.
+pub fn too_large(limit: u64) -> String {
+    format!("it is larger than the format allows ({limit} bytes): the object is forged or damaged")
+}
+
+/// Parses JSON from one or more zstd frames, reading at most `limit` decompressed bytes: more is
+/// refused with [`too_large`]. The JSON is parsed as it is decompressed, so memory holds the
+/// value, not the text.
+pub fn decompress_json<T: serde::de::DeserializeOwned>(
+    data: &[u8],
+    limit: u64,
+) -> Result<T, String> {
+    let decoder =
+        zstd::stream::read::Decoder::with_buffer(data).map_err(|e| format!("zstd: {e}"))?;
+    let mut bounded = Bounded {
+        inner: decoder,
+        left: limit,
+        exceeded: false,
+    };
+    let parsed = serde_json::from_reader(io::BufReader::with_capacity(64 * 1024, &mut bounded));
+    match parsed {
+        Ok(value) => Ok(value),
+        Err(_) if bounded.exceeded => Err(too_large(limit)),
+        Err(e) if e.is_io() => Err(format!("zstd: {e}")),
+        Err(e) => Err(format!("not valid JSON ({e})")),
+    }
+}
+
+/// A reader that fails once more than `left` bytes have been read through it.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    exceeded: bool,
+}
+
+impl<R: io::Read> io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Read one byte past the limit, to tell "exactly the limit" from "more".
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left + 1).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            self.exceeded = true;
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "too large"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_json_is_decompressed_within_a_limit() {
+        let json = br#"{"a":[1,2,3]}"#;
+        let z = zstd::bulk::compress(json, 3).unwrap();
+        let v: serde_json::Value = decompress_json(&z, json.len() as u64).unwrap();
+        assert_eq!(v["a"][2], 3);
+        let e = decompress_json::<serde_json::Value>(&z, json.len() as u64 - 1).unwrap_err();
+        assert!(
+            e.contains("larger than the format allows (12 bytes)"),
+            "{e}"
+        );
+        // A bomb: valid JSON followed by 64 MiB of spaces, refused at 1 MiB.
+        let mut big = json.to_vec();
+        big.resize(64 << 20, b' ');
+        let z = zstd::bulk::compress(&big, 3).unwrap();
+        assert!(z.len() < 64 * 1024);
+        let e = decompress_json::<serde_json::Value>(&z, 1 << 20).unwrap_err();
+        assert!(e.contains("larger than the format allows"), "{e}");
+        let e = decompress_json::<serde_json::Value>(b"not zstd", 1 << 20).unwrap_err();
+        assert!(e.starts_with("zstd"), "{e}");
+    }
 
     #[test]
     fn text_compresses_and_random_does_not() {

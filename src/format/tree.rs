@@ -3,6 +3,10 @@
 //! A tree holds one [`Node`] per entry, sorted by name bytes, serialised as JSON. A directory's
 //! node names its own tree by blob id (`subtree`); a file's node lists its content blobs in order.
 //! Names live only here, inside encrypted packs.
+//!
+//! Whoever holds the repository key can write any tree, so readers bound what a tree may be:
+//! at most [`MAX_TREE_BYTES`] of JSON, and at most [`MAX_DEPTH`] folders below the folder a
+//! backup read (`store::walk` refuses deeper trees, and bounds how far shared subtrees expand).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -11,6 +15,17 @@ use std::os::unix::ffi::OsStrExt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::Id;
+
+/// The deepest folder a backup descends into, counted from the backed-up path (which is 1); a
+/// folder below it is recorded empty. Tree walks follow trees at most this deep below the
+/// snapshot's root tree (plus one: the empty tree a too-deep folder is recorded with), and
+/// refuse a deeper one as forged or damaged.
+pub const MAX_DEPTH: usize = 1000;
+
+/// The largest tree blob (its JSON) a reader accepts: 1 GiB, about three million entries of
+/// the usual size (a node is 250-350 bytes). A larger one is refused unread, as forged or
+/// damaged.
+pub const MAX_TREE_BYTES: usize = 1 << 30;
 
 /// A file name or symlink target: bytes, as Unix has them. Serialised as a JSON string when it is
 /// valid UTF-8, and as an array of byte values otherwise.

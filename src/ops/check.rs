@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::pack;
-use crate::format::tree::{Node, NodeKind};
+use crate::format::tree::{MAX_DEPTH, Node, NodeKind};
 use crate::id::Id;
 use crate::ops::progress::Ticker;
 use crate::store::blobs::{self, BlobReader};
@@ -29,6 +29,7 @@ use crate::store::damage;
 use crate::store::index::Index;
 use crate::store::repo::{DATA, Repository, pack_key};
 use crate::store::snapshot::Catalog;
+use crate::store::walk;
 
 /// How deep to check.
 #[derive(Clone, Debug, Default)]
@@ -463,9 +464,13 @@ impl TreeWalk<'_> {
         problems: &mut BTreeMap<String, String>,
     ) -> Result<Hits> {
         let mut hits = Hits::new();
-        let mut todo: Vec<(String, Id)> = vec![(String::new(), root)];
-        while let Some((dir, tree_id)) = todo.pop() {
-            if self.clean_trees.contains(&tree_id) {
+        // Each tree is walked once per snapshot, however often the snapshot holds it: a damaged
+        // object beneath a shared folder is reported at the first path found.
+        let mut walked: HashSet<Id> = HashSet::new();
+        // Folders still to walk: path, tree id, and level below the root tree.
+        let mut todo: Vec<(String, Id, usize)> = vec![(String::new(), root, 0)];
+        while let Some((dir, tree_id, level)) = todo.pop() {
+            if self.clean_trees.contains(&tree_id) || !walked.insert(tree_id) {
                 continue;
             }
             self.trees_seen.insert(tree_id);
@@ -474,6 +479,21 @@ impl TreeWalk<'_> {
             } else {
                 dir.clone()
             };
+            if level > MAX_DEPTH + 1 {
+                let object = format!("tree {}", tree_id.to_hex());
+                problems.entry(object.clone()).or_insert_with(|| {
+                    format!(
+                        "it is nested deeper than the {MAX_DEPTH} folders a backup writes (at {}): the snapshot is forged or damaged, and its deeper folders were not checked",
+                        walk::shown(&shown)
+                    )
+                });
+                hit(
+                    &mut hits,
+                    object,
+                    format!("{} (directory listing)", walk::shown(&shown)),
+                );
+                continue;
+            }
             if let Some(object) = self.blob_problem(&tree_id) {
                 hit(&mut hits, object, format!("{shown} (directory listing)"));
                 continue;
@@ -501,7 +521,7 @@ impl TreeWalk<'_> {
                 match node.kind {
                     NodeKind::Dir => {
                         if let Some(sub) = node.subtree {
-                            todo.push((path, sub));
+                            todo.push((path, sub, level + 1));
                         }
                     }
                     NodeKind::File => {

@@ -3,7 +3,8 @@
 //! Both snapshots are walked together, folder by folder. Trees are content-addressed, so two
 //! folders with the same tree id hold exactly the same entries: such a folder is skipped without
 //! reading it, and only the folders on the paths to what changed are read. Everything beneath an
-//! added or removed folder is listed.
+//! added or removed folder is listed. The walk keeps the bounds of [`crate::store::walk`]: trees
+//! nested deeper, or shared far more, than a backup writes are refused.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,6 +14,7 @@ use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::Id;
 use crate::store::blobs::BlobReader;
 use crate::store::snapshot::Listed;
+use crate::store::walk::Trees;
 
 /// What to compare.
 #[derive(Clone, Debug, Default)]
@@ -123,15 +125,21 @@ pub async fn diff(
             walk.compare(format!("/{p}"), before.as_ref(), after.as_ref());
         }
     }
+    // Both snapshots' trees through one cache, with one bound on what the walk lists.
+    let mut trees = Trees::new(reader, format!("{} or {}", from.id.short(), to.id.short()));
     while let Some(w) = walk.work.pop() {
         match w {
             Work::Both(dir, a, b) => {
-                let (ta, tb) = (reader.tree(&a).await?, reader.tree(&b).await?);
+                let level = dir.matches('/').count();
+                let ta = trees.tree(&a, level, &dir).await?;
+                let tb = trees.tree(&b, level, &dir).await?;
+                trees.listed(ta.entries.len() + tb.entries.len())?;
                 walk.trees_read += 2;
                 walk.merge(&dir, &ta, &tb);
             }
             Work::Only(dir, id, change) => {
-                let tree = reader.tree(&id).await?;
+                let tree = trees.tree(&id, dir.matches('/').count(), &dir).await?;
+                trees.listed(tree.entries.len())?;
                 walk.trees_read += 1;
                 for n in &tree.entries {
                     walk.one(format!("{dir}/{}", n.name.display()), n, change);

@@ -11,20 +11,22 @@
 //! across 200 snapshots is read and searched once, and each later snapshot reads only the trees
 //! on the paths to what changed. A pattern with a `/` matches whole paths, which depend on where
 //! a tree sits, so its matches are remembered per tree id and folder path instead.
+//!
+//! The search keeps its own stack of folders, and the bounds of [`crate::store::walk`]: trees
+//! nested deeper, or shared far more, than a backup writes are refused.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::tree::{Name, Node, NodeKind};
+use crate::format::tree::{Name, Node, NodeKind, Tree};
 use crate::id::Id;
 use crate::store::blobs::BlobReader;
 use crate::store::snapshot::Listed;
+use crate::store::walk::Trees;
 
 /// What to search for, and in which snapshots.
 #[derive(Clone, Debug, Default)]
@@ -146,14 +148,15 @@ pub async fn find(
         )));
     }
     let mut search = Search {
-        reader,
+        trees: Trees::new(reader, String::new()),
         glob: &glob,
         memo: HashMap::new(),
         trees_read: 0,
     };
     let mut history = History::new(&chosen);
     for (at, listed) in chosen.iter().enumerate() {
-        let found = search.beneath(listed.snapshot.tree, String::new()).await?;
+        search.trees.next_walk(listed.id.short());
+        let found = search.beneath(listed.snapshot.tree).await?;
         for f in found.iter() {
             history.add(at, &f.path, &f.state);
         }
@@ -287,11 +290,18 @@ struct Found {
     state: Arc<State>,
 }
 
-/// The matches beneath a tree, being searched (boxed, as the search recurses into subtrees).
-type Pending<'s> = Pin<Box<dyn Future<Output = Result<Arc<Vec<Found>>>> + 's>>;
+/// A tree being searched: its memo key, its folder's path, its entries and how far the search
+/// has got through them, and the matches beneath it so far.
+struct Frame {
+    key: (Id, Option<String>),
+    dir: String,
+    tree: Arc<Tree>,
+    next: usize,
+    found: Vec<Found>,
+}
 
-struct Search<'s, 'r> {
-    reader: &'s BlobReader<'r>,
+struct Search<'s, 'a> {
+    trees: Trees<'s, 'a>,
     glob: &'s Glob,
     /// Matches beneath a tree, by tree id (and folder path, for whole-path patterns).
     memo: HashMap<(Id, Option<String>), Arc<Vec<Found>>>,
@@ -299,42 +309,84 @@ struct Search<'s, 'r> {
 }
 
 impl Search<'_, '_> {
-    /// Every match beneath the tree `id`, whose folder is at `dir` (`""` for a root tree).
-    fn beneath(&mut self, id: Id, dir: String) -> Pending<'_> {
-        Box::pin(async move {
-            let key = (id, self.glob.whole_path.then(|| dir.clone()));
-            if let Some(known) = self.memo.get(&key) {
-                return Ok(Arc::clone(known));
+    /// Every match beneath the root tree `root`. The search keeps its own stack of folders
+    /// (never the call stack), each folder's matches are remembered once found, and the walk
+    /// keeps the bounds of [`crate::store::walk`].
+    async fn beneath(&mut self, root: Id) -> Result<Arc<Vec<Found>>> {
+        let mut stack: Vec<Frame> = Vec::new();
+        // The matches beneath the subfolder just searched (the entry before `next`).
+        let mut done: Option<Arc<Vec<Found>>> = match self.open(root, String::new(), 0).await? {
+            Ok(frame) => {
+                stack.push(frame);
+                None
             }
-            let tree = self.reader.tree(&id).await?;
-            self.trees_read += 1;
-            let mut found = Vec::new();
-            for node in &tree.entries {
-                let name = node.name.display();
-                let path = format!("{dir}/{name}");
-                let hit = if self.glob.whole_path {
-                    self.glob.matches(&path[1..])
-                } else {
-                    self.glob.matches(&name)
-                };
-                if hit {
-                    found.push(Found {
-                        path: format!("/{name}"),
-                        state: Arc::new(State::of(node)),
-                    });
+            Err(known) => return Ok(known),
+        };
+        while let Some(frame) = stack.last_mut() {
+            if let Some(inner) = done.take() {
+                let name = frame.tree.entries[frame.next - 1].name.display();
+                frame.found.extend(inner.iter().map(|f| Found {
+                    path: format!("/{name}{}", f.path),
+                    state: Arc::clone(&f.state),
+                }));
+                self.trees.within(frame.found.len() as u64)?;
+            }
+            let Some(node) = frame.tree.entries.get(frame.next) else {
+                let frame = stack.pop().expect("a frame");
+                let found = Arc::new(frame.found);
+                self.memo.insert(frame.key, Arc::clone(&found));
+                if stack.is_empty() {
+                    return Ok(found);
                 }
-                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    let inner = self.beneath(sub, path).await?;
-                    found.extend(inner.iter().map(|f| Found {
-                        path: format!("/{name}{}", f.path),
-                        state: Arc::clone(&f.state),
-                    }));
+                done = Some(found);
+                continue;
+            };
+            frame.next += 1;
+            let name = node.name.display();
+            let path = format!("{}/{name}", frame.dir);
+            let hit = if self.glob.whole_path {
+                self.glob.matches(&path[1..])
+            } else {
+                self.glob.matches(&name)
+            };
+            if hit {
+                frame.found.push(Found {
+                    path: format!("/{name}"),
+                    state: Arc::new(State::of(node)),
+                });
+            }
+            if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                let level = stack.len();
+                match self.open(sub, path, level).await? {
+                    Ok(child) => stack.push(child),
+                    Err(known) => done = Some(known),
                 }
             }
-            let found = Arc::new(found);
-            self.memo.insert(key, Arc::clone(&found));
-            Ok(found)
-        })
+        }
+        unreachable!("the root frame returns")
+    }
+
+    /// The frame for searching tree `id` at folder `dir`, or its matches when already known.
+    async fn open(
+        &mut self,
+        id: Id,
+        dir: String,
+        level: usize,
+    ) -> Result<std::result::Result<Frame, Arc<Vec<Found>>>> {
+        let key = (id, self.glob.whole_path.then(|| dir.clone()));
+        if let Some(known) = self.memo.get(&key) {
+            return Ok(Err(Arc::clone(known)));
+        }
+        let tree = self.trees.tree(&id, level, &dir).await?;
+        self.trees.listed(tree.entries.len())?;
+        self.trees_read += 1;
+        Ok(Ok(Frame {
+            key,
+            dir,
+            tree,
+            next: 0,
+            found: Vec::new(),
+        }))
     }
 }
 

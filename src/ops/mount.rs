@@ -3,7 +3,8 @@
 //! the same minute), and under it the snapshot's root tree.
 //!
 //! Everything read goes through [`BlobReader`], so every byte shown is verified. Trees are read
-//! when a directory is first looked into; file contents blob by blob as they are read. The
+//! when a directory is first looked into (never more than [`MAX_DEPTH`] folders deep); file
+//! contents blob by blob as they are read. The
 //! kernel calls in on fuser's threads, which wait on the tokio runtime for each read.
 //!
 //! FUSE needs `/dev/fuse` and, for anyone but root, `fusermount`; [`available`] says in one
@@ -21,7 +22,7 @@ use fuser::{
 };
 
 use crate::error::{Error, Result};
-use crate::format::tree::{Node, NodeKind};
+use crate::format::tree::{MAX_DEPTH, Node, NodeKind};
 use crate::id::Id;
 use crate::store::blobs::BlobReader;
 use crate::store::snapshot::Listed;
@@ -157,7 +158,28 @@ impl SnapshotFs {
             }
             match &inode.entry {
                 Entry::Snapshot(tree) => *tree,
-                Entry::Node(n) if n.kind == NodeKind::Dir => n.subtree.ok_or(Errno::EIO)?,
+                Entry::Node(n) if n.kind == NodeKind::Dir => {
+                    // Folders below the snapshot's directory: a forged tree nested deeper than
+                    // any backup writes is not followed.
+                    let mut level = 0;
+                    let mut up = ino;
+                    while let Some(Inode {
+                        entry: Entry::Node(_),
+                        parent,
+                        ..
+                    }) = inodes.get(up as usize)
+                    {
+                        level += 1;
+                        up = *parent;
+                    }
+                    if level > MAX_DEPTH + 1 {
+                        tracing::warn!(
+                            "a folder is nested deeper than the {MAX_DEPTH} levels a backup writes: the snapshot is forged or damaged"
+                        );
+                        return Err(Errno::EIO);
+                    }
+                    n.subtree.ok_or(Errno::EIO)?
+                }
                 _ => return Err(Errno::ENOTDIR),
             }
         };

@@ -492,11 +492,12 @@ async fn reindex(repo: &Repository, dry_run: bool) -> Result<usize> {
             blobs: header.blobs,
         });
     }
-    let n = packs.len();
-    if n > 0 {
-        index::save(repo, packs).await?;
+    // 256 packs per index object, as prune writes them, so that no index object grows past
+    // what a reader accepts (`MAX_SEALED_BYTES`).
+    for chunk in packs.chunks(256) {
+        index::save(repo, chunk.to_vec()).await?;
     }
-    Ok(n)
+    Ok(packs.len())
 }
 
 /// Objects that some targets hold and others lack, or hold at another size: a finding for each

@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::chunker::MAX_CHUNK_BYTES;
 use crate::format::compress;
 use crate::format::crypto::{OpenError, RepoKey};
 use crate::format::pack;
-use crate::format::tree::Tree;
+use crate::format::tree::{MAX_TREE_BYTES, Tree};
 use crate::id::Id;
 use crate::store::index::{BlobLocation, Index};
 use crate::store::repo::{Repository, pack_key};
@@ -45,15 +46,40 @@ pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<V
     })
 }
 
-/// Cuts one blob out of a decrypted pack, decompresses it and checks its id.
+/// The largest blob of either kind: a tree ([`MAX_TREE_BYTES`]) is larger than a chunk of data
+/// ([`MAX_CHUNK_BYTES`]). Used where a blob is read without knowing which kind it is.
+pub const MAX_BLOB_BYTES: usize = if MAX_TREE_BYTES > MAX_CHUNK_BYTES {
+    MAX_TREE_BYTES
+} else {
+    MAX_CHUNK_BYTES
+};
+
+/// Cuts one blob out of a decrypted pack, decompresses it and checks its id; a blob of either
+/// kind, at most [`MAX_BLOB_BYTES`].
 pub fn extract_blob(
     key: &RepoKey,
     plaintext: &[u8],
     id: &Id,
     loc: &BlobLocation,
 ) -> Result<Vec<u8>, String> {
+    extract_blob_within(key, plaintext, id, loc, MAX_BLOB_BYTES)
+}
+
+/// [`extract_blob`] for a blob of a known kind, at most `limit` bytes ([`MAX_CHUNK_BYTES`] for
+/// file content, [`MAX_TREE_BYTES`] for a tree). The limit is checked against the index's
+/// `raw_length` before anything is decompressed, and decompression stops at `raw_length`.
+pub fn extract_blob_within(
+    key: &RepoKey,
+    plaintext: &[u8],
+    id: &Id,
+    loc: &BlobLocation,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     let stored = pack::blob_bytes(plaintext, loc.offset, loc.length)
         .ok_or_else(|| "it lies outside its pack".to_string())?;
+    if loc.raw_length as usize > limit || stored.len() > limit {
+        return Err(compress::too_large(limit as u64));
+    }
     let data = if loc.zstd {
         compress::decompress(stored, loc.raw_length as usize).map_err(|e| format!("zstd: {e}"))?
     } else {
@@ -131,17 +157,22 @@ impl<'a> BlobReader<'a> {
         Ok(plain)
     }
 
-    /// One blob's plaintext, verified. When the blob is stored in several packs (stored again
-    /// after damage), the others are tried in turn if the first cannot be read; the error is
-    /// the first's.
+    /// One data blob's plaintext (a chunk of a file, at most [`MAX_CHUNK_BYTES`]), verified.
     pub async fn blob(&self, id: &Id) -> Result<Vec<u8>> {
+        self.blob_within(id, MAX_CHUNK_BYTES).await
+    }
+
+    /// One blob's plaintext, verified, refused unread when its index entry says it is larger
+    /// than `limit`. When the blob is stored in several packs (stored again after damage), the
+    /// others are tried in turn if the first cannot be read; the error is the first's.
+    async fn blob_within(&self, id: &Id, limit: usize) -> Result<Vec<u8>> {
         let (pack, loc) = self.index.get(id).ok_or_else(|| Error::Corrupt {
             what: "blob",
             id: id.to_hex(),
             target: self.copies.first().target().name().to_string(),
             detail: "no index object lists it".into(),
         })?;
-        let first = self.blob_at(id, pack.id, &loc).await;
+        let first = self.blob_at(id, pack.id, &loc, limit).await;
         let Err(e) = first else {
             return first;
         };
@@ -149,16 +180,23 @@ impl<'a> BlobReader<'a> {
             return Err(e);
         }
         for (other, loc) in self.index.others(id) {
-            if let Ok(plain) = self.blob_at(id, other.id, &loc).await {
+            if let Ok(plain) = self.blob_at(id, other.id, &loc, limit).await {
                 return Ok(plain);
             }
         }
         Err(e)
     }
 
-    async fn blob_at(&self, id: &Id, pack_id: Id, loc: &BlobLocation) -> Result<Vec<u8>> {
+    async fn blob_at(
+        &self,
+        id: &Id,
+        pack_id: Id,
+        loc: &BlobLocation,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
         let plain = self.pack(&pack_id).await?;
-        extract_blob(self.copies.first().key(), &plain, id, loc).map_err(|detail| Error::Corrupt {
+        let key = self.copies.first().key();
+        extract_blob_within(key, &plain, id, loc, limit).map_err(|detail| Error::Corrupt {
             what: "blob",
             id: format!("{} in {}", id.to_hex(), pack_key(&pack_id)),
             target: self.copies.first().target().name().to_string(),
@@ -168,7 +206,7 @@ impl<'a> BlobReader<'a> {
 
     /// A tree, verified and checked for unsafe names.
     pub async fn tree(&self, id: &Id) -> Result<Tree> {
-        let bytes = self.blob(id).await?;
+        let bytes = self.blob_within(id, MAX_TREE_BYTES).await?;
         Tree::decode(&bytes).map_err(|detail| Error::Corrupt {
             what: "tree",
             id: id.to_hex(),

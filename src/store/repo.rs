@@ -15,6 +15,9 @@
 //! "Sealed" means age(zstd(JSON)) encrypted to the repository identity. Every ID in a key is the
 //! BLAKE3 hash of that object's stored bytes, except `keys/ID.info`, which carries its envelope's
 //! ID. Nothing is ever rewritten: every write creates a new object.
+//!
+//! A sealed object's JSON is read through a bound, [`MAX_SEALED_BYTES`]: whoever holds the key
+//! can seal a few kilobytes of zstd that expand to terabytes, and such an object is refused.
 
 use std::sync::Arc;
 
@@ -43,6 +46,11 @@ pub const AUDIT: &str = "audit";
 pub const DRILLS: &str = "drills";
 /// `damaged/ID`: empty markers for packs found damaged on this copy (see `damage`).
 pub const DAMAGED: &str = "damaged";
+
+/// The most JSON a sealed object (a snapshot, an index object, a record, a key's info) may hold
+/// once decompressed: 1 GiB. The largest firesafe writes are index objects, about 170 bytes per
+/// blob, so a million blobs take 170 MiB; a larger object is refused as forged or damaged.
+pub const MAX_SEALED_BYTES: u64 = 1 << 30;
 
 /// The plaintext config object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -370,9 +378,7 @@ impl Repository {
             Err(OpenError::Damaged(why)) => return Err(corrupt(why)),
             Err(e @ OpenError::TooCostly(_)) => return Err(corrupt(e.to_string())),
         };
-        let json =
-            zstd::stream::decode_all(&plain[..]).map_err(|e| corrupt(format!("zstd: {e}")))?;
-        serde_json::from_slice(&json).map_err(|e| corrupt(format!("not valid JSON ({e})")))
+        crate::format::compress::decompress_json(&plain, MAX_SEALED_BYTES).map_err(corrupt)
     }
 
     /// Uploads a pack.

@@ -1,15 +1,37 @@
-//! Tree walks shared by operations: what a set of snapshots uses. Each tree is read once
-//! however many snapshots share it, and the walk keeps a stack, not the call stack, so depth
-//! costs memory for the stack only.
+//! Tree walks shared by operations, and the bounds every walk keeps.
+//!
+//! Whoever holds the repository key can write trees that no backup writes: 40 trees, each
+//! listing the next twice, expand to 2^40 paths; a chain of 20,000 trees nests 20,000 folders
+//! deep. So every walk keeps its own stack (never the call stack), and:
+//!
+//! - follows trees at most [`MAX_DEPTH`] (+1) folders deep, refusing a deeper one;
+//! - reads each tree once while it stays in the walk's cache ([`TREE_CACHE_BYTES`]), so shared
+//!   subtrees cost their listing, not another read;
+//! - when it lists every path (ls, find, diff, restore), lists at most [`LISTED_FLOOR`] entries
+//!   plus [`LISTED_RATIO`] times the entries of the distinct trees it has read. Real snapshots
+//!   do share subtrees (every empty folder has the same tree; hard-linked copies of a folder
+//!   share theirs), but by small factors; a walk past the bound is refused as forged.
+//!
+//! [`used_blobs`] reads each tree once however many snapshots share it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
-use crate::error::Result;
-use crate::format::tree::NodeKind;
+use crate::error::{Error, Result};
+use crate::format::tree::{MAX_DEPTH, NodeKind, Tree, printable};
 use crate::id::Id;
 use crate::store::blobs::BlobReader;
 use crate::store::index::Index;
 use crate::store::repo::Repository;
+
+/// Entries any walk may list, however much its trees are shared.
+pub const LISTED_FLOOR: u64 = 1_000_000;
+
+/// How many times over a walk may list the entries of the distinct trees it has read.
+pub const LISTED_RATIO: u64 = 100;
+
+/// Tree blob bytes a walk keeps decoded, for trees met again.
+pub const TREE_CACHE_BYTES: usize = 64 << 20;
 
 /// Every blob (trees and file content) reachable from `roots`, each tree read once.
 pub async fn used_blobs(
@@ -38,4 +60,125 @@ pub async fn used_blobs(
         }
     }
     Ok(used)
+}
+
+/// The trees of one walk: read through a cache, with the walk's depth and listing bounds.
+pub struct Trees<'r, 'a> {
+    reader: &'r BlobReader<'a>,
+    /// The snapshot walked, for refusals: `1a2b3c4d`.
+    snapshot: String,
+    cache: HashMap<Id, Arc<Tree>>,
+    order: VecDeque<(Id, usize)>,
+    cached: usize,
+    seen: HashSet<Id>,
+    distinct: u64,
+    listed: u64,
+    /// Trees read (not found in the cache).
+    pub read: usize,
+}
+
+impl<'r, 'a> Trees<'r, 'a> {
+    /// A walk of `snapshot` (its short id, or `1a2b3c4d or 5e6f7a8b` for two compared),
+    /// reading through `reader`.
+    pub fn new(reader: &'r BlobReader<'a>, snapshot: String) -> Trees<'r, 'a> {
+        Trees {
+            reader,
+            snapshot,
+            cache: HashMap::new(),
+            order: VecDeque::new(),
+            cached: 0,
+            seen: HashSet::new(),
+            distinct: 0,
+            listed: 0,
+            read: 0,
+        }
+    }
+
+    pub fn reader(&self) -> &'r BlobReader<'a> {
+        self.reader
+    }
+
+    /// Starts listing another snapshot with the same cache: the count of entries listed starts
+    /// again, the trees read so far still count as distinct.
+    pub fn next_walk(&mut self, snapshot: String) {
+        self.snapshot = snapshot;
+        self.listed = 0;
+    }
+
+    /// The tree `id` of the folder at `path`, `level` folders below the snapshot's root tree
+    /// (the root tree is level 0, a backed-up path's tree level 1).
+    pub async fn tree(&mut self, id: &Id, level: usize, path: &str) -> Result<Arc<Tree>> {
+        if level > MAX_DEPTH + 1 {
+            return Err(self.refuse(format!(
+                "its folders nest deeper than the {MAX_DEPTH} levels a backup writes (at {})",
+                shown(path)
+            )));
+        }
+        if let Some(tree) = self.cache.get(id) {
+            return Ok(Arc::clone(tree));
+        }
+        let tree = Arc::new(self.reader.tree(id).await?);
+        self.read += 1;
+        if self.seen.insert(*id) {
+            self.distinct += tree.entries.len() as u64;
+        }
+        let size = self
+            .reader
+            .index()
+            .get(id)
+            .map_or(0, |(_, loc)| loc.raw_length as usize);
+        if size <= TREE_CACHE_BYTES {
+            while self.cached + size > TREE_CACHE_BYTES {
+                let Some((old, n)) = self.order.pop_front() else {
+                    break;
+                };
+                self.cache.remove(&old);
+                self.cached -= n;
+            }
+            self.cache.insert(*id, Arc::clone(&tree));
+            self.order.push_back((*id, size));
+            self.cached += size;
+        }
+        Ok(tree)
+    }
+
+    /// Counts `n` more entries listed; refused past the walk's bound.
+    pub fn listed(&mut self, n: usize) -> Result<()> {
+        self.listed += n as u64;
+        self.within(self.listed)
+    }
+
+    /// Whether `n` entries are within what this walk may list.
+    pub fn within(&self, n: u64) -> Result<()> {
+        let bound = LISTED_FLOOR.saturating_add(LISTED_RATIO.saturating_mul(self.distinct));
+        if n > bound {
+            return Err(self.refuse(format!(
+                "its folders share subtrees so often that it expands to more than {bound} entries from {} stored ones, far more than any backup writes",
+                self.distinct
+            )));
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, detail: String) -> Error {
+        Error::Corrupt {
+            what: "snapshot",
+            id: self.snapshot.clone(),
+            target: self.reader.copies().first().target().name().to_string(),
+            detail: format!("{detail}: it is forged or damaged"),
+        }
+    }
+}
+
+/// A path for a one-line message: escaped, and cut in the middle when long.
+pub fn shown(path: &str) -> String {
+    let path = if path.is_empty() { "/" } else { path };
+    let text = printable(path);
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 120 {
+        return text.into_owned();
+    }
+    let head: String = chars[..60].iter().collect();
+    let tail: String = chars[chars.len() - 60..].iter().collect();
+    format!("{head}…{tail}")
 }

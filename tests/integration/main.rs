@@ -15,6 +15,7 @@ mod damage;
 mod dedup;
 mod escape;
 mod find;
+mod forged;
 mod garage;
 mod hostile;
 mod keys;

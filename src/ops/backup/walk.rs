@@ -45,7 +45,7 @@ pub(super) struct Walk {
 /// folder thousands of levels deep (`mkdir -p` of 2,000 one-letter names is under PATH_MAX);
 /// below this depth a directory is recorded empty, with a warning, so the rest of the share is
 /// still backed up. The walk recurses, on a thread whose stack is sized for this depth.
-pub const MAX_DEPTH: usize = 1000;
+pub const MAX_DEPTH: usize = crate::format::tree::MAX_DEPTH;
 
 /// The walker thread's stack. Each level of the walk costs a few KiB of stack (more in a debug
 /// build); 256 MiB holds [`MAX_DEPTH`] levels with a wide margin, and only the pages a deep walk

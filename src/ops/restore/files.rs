@@ -19,6 +19,7 @@ use super::destination::{Existing, existing, kept_name, same_metadata};
 use super::write;
 use super::{Context, PlanEntry, RestoreReport, Step};
 use crate::error::{Error, Result};
+use crate::format::chunker::MAX_CHUNK_BYTES;
 use crate::format::crypto::RepoKey;
 use crate::format::tree::Node;
 use crate::id::Id;
@@ -291,9 +292,10 @@ impl Writing {
         tokio::task::spawn_blocking(move || {
             for (id, (loc, uses)) in blobs {
                 let data = match &plain {
-                    Ok(p) => blobs::extract_blob(&key, p, &id, &loc).map_err(|why| {
-                        format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))
-                    }),
+                    Ok(p) => blobs::extract_blob_within(&key, p, &id, &loc, MAX_CHUNK_BYTES)
+                        .map_err(|why| {
+                            format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))
+                        }),
                     Err(e) => Err(e.clone()),
                 };
                 for (n, offset) in uses {

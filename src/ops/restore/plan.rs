@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
 use crate::store::blobs::BlobReader;
 use crate::store::snapshot::Listed;
+use crate::store::walk::Trees;
 
 /// One planned entry: where it goes and what it is.
 #[derive(Clone, Debug)]
@@ -109,13 +110,16 @@ pub fn in_place_roots(snapshot: &Listed, sub_path: Option<&str>) -> Result<Vec<(
     Ok(out)
 }
 
-/// Builds the plan for `snapshot` (optionally only `options.path` inside it).
+/// Builds the plan for `snapshot` (optionally only `options.path` inside it). Refused when the
+/// trees nest deeper, or share subtrees far more, than a backup writes (see
+/// [`crate::store::walk`]).
 pub async fn plan(
     reader: &BlobReader<'_>,
     snapshot: &Listed,
     sub_path: Option<&str>,
 ) -> Result<RestorePlan> {
-    let root = reader.tree(&snapshot.snapshot.tree).await?;
+    let mut trees = Trees::new(reader, snapshot.id.short());
+    let root = trees.tree(&snapshot.snapshot.tree, 0, "").await?;
     let mut plan = RestorePlan::default();
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut todo: Vec<(PathBuf, Node)> = Vec::new();
@@ -123,11 +127,14 @@ pub async fn plan(
         .map(|p| p.trim_matches('/'))
         .filter(|p| !p.is_empty())
     {
-        None => todo.extend(
-            root.entries
-                .into_iter()
-                .map(|n| (PathBuf::from(n.name.as_os()), n)),
-        ),
+        None => {
+            trees.listed(root.entries.len())?;
+            todo.extend(
+                root.entries
+                    .iter()
+                    .map(|n| (PathBuf::from(n.name.as_os()), n.clone())),
+            )
+        }
         Some(p) => {
             let node = find_node(reader, &root, p, snapshot).await?;
             todo.push((PathBuf::from(node.name.as_os()), node));
@@ -137,11 +144,12 @@ pub async fn plan(
     while let Some((rel, node)) = todo.pop() {
         match node.kind {
             NodeKind::Dir => {
-                let tree = reader
-                    .tree(&node.subtree.expect("checked by Tree::decode"))
-                    .await?;
-                for child in tree.entries.into_iter().rev() {
-                    todo.push((rel.join(child.name.as_os()), child));
+                let sub = node.subtree.expect("checked by Tree::decode");
+                let shown = format!("/{}", rel.display());
+                let tree = trees.tree(&sub, rel.components().count(), &shown).await?;
+                trees.listed(tree.entries.len())?;
+                for child in tree.entries.iter().rev() {
+                    todo.push((rel.join(child.name.as_os()), child.clone()));
                 }
                 plan.dirs.push(PlanEntry { rel, node });
             }
