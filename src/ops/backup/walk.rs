@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::read::{Chunking, ReadError, ReadJob, Reply, Stopped};
 use crate::error::{Error, Result};
 use crate::format::pack::BlobKind;
-use crate::format::tree::{Name, Node, NodeKind, Tree, Xattr};
+use crate::format::tree::{MAX_TREE_BYTES, Name, Node, NodeKind, Tree, Xattr};
 use crate::id::Id;
 use crate::store::snapshot::{SnapshotStats, Warning};
 
@@ -343,7 +343,39 @@ impl Walk {
                 tree.entries.push(node);
             }
         }
-        self.store_tree(tree)
+        let bytes = self.fit(path, &mut tree);
+        self.queue_tree(bytes)
+    }
+
+    /// The folder's tree encoded, leaving out with a warning the last entries of a folder whose
+    /// listing would be larger than a tree may be ([`MAX_TREE_BYTES`]): a snapshot that stored
+    /// it could not be read.
+    fn fit(&mut self, path: &Path, tree: &mut Tree) -> Vec<u8> {
+        let mut bytes = tree.encode();
+        let size = bytes.len();
+        if size <= MAX_TREE_BYTES {
+            return bytes;
+        }
+        let total = tree.entries.len();
+        // Entries are of similar size: keep the share that fits, with a margin, then check.
+        let mut keep = (total as f64 * (MAX_TREE_BYTES as f64 / size as f64) * 0.95) as usize;
+        loop {
+            tree.entries.truncate(keep);
+            bytes = tree.encode();
+            if bytes.len() <= MAX_TREE_BYTES || keep == 0 {
+                break;
+            }
+            keep = keep * 9 / 10;
+        }
+        self.warn(
+            path,
+            format!(
+                "the folder has {total} entries, more than one folder's listing can hold ({} MiB); the last {} (in name order) were left out of this snapshot: split the folder",
+                MAX_TREE_BYTES >> 20,
+                total - tree.entries.len()
+            ),
+        );
+        bytes
     }
 
     /// Fills in a file's content. Returns false (with a warning) if it could not be read.
@@ -411,6 +443,10 @@ impl Walk {
 
     fn store_tree(&mut self, mut tree: Tree) -> Result<Id, Stopped> {
         let bytes = tree.encode();
+        self.queue_tree(bytes)
+    }
+
+    fn queue_tree(&mut self, bytes: Vec<u8>) -> Result<Id, Stopped> {
         let id = self.chunking.key.blob_id(&bytes);
         self.chunking.queue(BlobKind::Tree, id, bytes)?;
         Ok(id)
