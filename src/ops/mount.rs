@@ -67,6 +67,10 @@ struct Inode {
     offsets: Option<Vec<u64>>,
 }
 
+/// The most entries a mount hands out inodes for (about 2 GiB of memory): browsing past it
+/// gives an I/O error. A real share of a few million files stays below it.
+const MAX_INODES: usize = 8_000_000;
+
 /// The filesystem: the snapshots shown and the inodes handed out so far.
 pub struct SnapshotFs {
     reader: BlobReader<'static>,
@@ -190,6 +194,11 @@ impl SnapshotFs {
         let mut inodes = self.inodes.lock().expect("inodes");
         if let Some(c) = &inodes[ino as usize].children {
             return Ok(c.clone());
+        }
+        // Folders are listed as they are browsed; a forged snapshot of shared subtrees could
+        // make browsing hand out inodes without end, so there is a ceiling far above any share.
+        if inodes.len() + tree.entries.len() > MAX_INODES {
+            return Err(Errno::EIO);
         }
         let mut children = Vec::with_capacity(tree.entries.len());
         for node in tree.entries {
