@@ -73,6 +73,10 @@ pub(super) struct SyncArgs {
     schedule: String,
     #[command(flatten)]
     config: ConfigDir,
+    /// Create the repository on targets that are empty (a new NAS share or disk), as a copy of
+    /// the others. Without it an empty target is missing (not mounted?) and nothing is written.
+    #[arg(long)]
+    init: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,7 +175,7 @@ pub(super) async fn run_cmd(a: RunArgs) -> Result<Outcome> {
 pub(super) async fn sync_cmd(a: SyncArgs) -> Result<Outcome> {
     let config = a.config.load()?;
     let schedule = config.schedule(&a.schedule)?;
-    let outcomes = firesafe::schedule::run::sync(&config, schedule).await?;
+    let outcomes = firesafe::schedule::run::sync(&config, schedule, a.init).await?;
     let clean = print_targets(&outcomes, "source of the copy", "");
     Ok(Outcome::clean_if(clean))
 }
@@ -224,6 +228,23 @@ fn config_check(dir: &Path) -> Result<Outcome> {
                 c.schedules.len(),
                 c.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
             );
+            for spec in c.targets.values().filter(|t| t.needs_mount()) {
+                if let firesafe::store::target::Location::Path(p) = spec.location()
+                    && !firesafe::store::target::disk::on_mounted_filesystem(&p)
+                {
+                    println!(
+                        "warning: target {}: {} is not on a mounted filesystem now; runs treat the target as missing until the {} is mounted (set require_mount = false in targets/{}.toml if the directory is meant to be on this server's disk)",
+                        spec.name,
+                        p.display(),
+                        if spec.medium == "nas" {
+                            "NAS share"
+                        } else {
+                            "disk"
+                        },
+                        spec.name
+                    );
+                }
+            }
             Ok(Outcome::Success)
         }
         Err(Error::Config(problems)) => {

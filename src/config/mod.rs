@@ -76,11 +76,23 @@ pub struct TargetSpec {
     /// when none are in the environment or the shared credentials file.
     #[serde(default)]
     pub instance_credentials: bool,
+    /// kind = "path", medium "nas" or "removable-disk": the directory must be on a mounted
+    /// filesystem (default true), so that an unmounted share is never taken for the copy.
+    pub require_mount: Option<bool>,
     #[serde(skip)]
     pub name: String,
 }
 
 impl TargetSpec {
+    /// Whether the target's directory must be on a mounted filesystem: a NAS or removable disk
+    /// without a pool (a pool's disks are identified by label), unless `require_mount = false`.
+    pub fn needs_mount(&self) -> bool {
+        self.kind == TargetKind::Path
+            && self.pool.is_empty()
+            && (self.medium == "nas" || self.medium == "removable-disk")
+            && self.require_mount.unwrap_or(true)
+    }
+
     /// How to open the target.
     pub fn options(&self) -> crate::store::target::TargetOptions {
         crate::store::target::TargetOptions {

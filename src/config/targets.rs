@@ -7,7 +7,11 @@ use crate::format::crypto::Unlock;
 use crate::store::repo::Repository;
 use crate::store::target::Target;
 
-/// Opens every target of a schedule; a target answers if it holds the repository or is empty.
+/// Opens every target of a schedule. A target answers if it holds a repository; with `create`
+/// (`run --init`, `sync --init`) an empty one answers too, and so does an empty disk of a pool
+/// (identified by its label, so a new disk of the rotation is filled by the next run). Any other
+/// empty target is missing: a NAS share that is not mounted leaves an empty directory, and a
+/// run must not fill the server's own disk there.
 pub async fn open_targets(
     config: &Config,
     schedule: &ScheduleSpec,
@@ -15,9 +19,12 @@ pub async fn open_targets(
 ) -> Vec<(String, Result<Target>)> {
     let mut targets = Vec::new();
     for name in &schedule.targets {
+        let pooled = !config.targets[name].pool.is_empty();
         let opened = match open_target(config, name, create) {
             Ok(t) => match Repository::read_config(&t).await {
-                Ok(_) | Err(Error::NotARepository { .. }) => Ok(t),
+                Ok(_) => Ok(t),
+                Err(Error::NotARepository { .. }) if create || pooled => Ok(t),
+                Err(Error::NotARepository { .. }) => Err(missing(config, schedule, name)),
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -27,13 +34,38 @@ pub async fn open_targets(
     targets
 }
 
-/// Opens one configured target: a path is resolved against the configuration directory, and a
-/// disk pool is opened (and so written) only when a disk of the pool is mounted there.
+/// The error for a target of `schedule` that holds no repository.
+pub fn missing(config: &Config, schedule: &ScheduleSpec, name: &str) -> Error {
+    let spec = &config.targets[name];
+    let place = match spec.location() {
+        crate::store::target::Location::Path(p) => format!("{} is empty", p.display()),
+        _ => "the bucket and prefix hold no repository".to_string(),
+    };
+    Error::NotFound(format!(
+        "target \"{name}\" is missing (not mounted?): {place}, so nothing was written there; check that it is mounted, or, for a new empty disk or share, run `firesafe sync {} --init`",
+        schedule.name
+    ))
+}
+
+/// Opens one configured target: a path is resolved against the configuration directory, a
+/// disk pool is opened (and so written) only when a disk of the pool is mounted there, and a
+/// NAS or removable disk must be on a mounted filesystem unless `require_mount = false`.
 pub fn open_target(config: &Config, name: &str, create: bool) -> Result<Target> {
     let spec = &config.targets[name];
     let location = spec.location();
     if let crate::store::target::Location::Path(p) = &location {
         crate::store::target::disk::attached(&spec.name, &spec.pool, p)?;
+        if spec.needs_mount() && !crate::store::target::disk::on_mounted_filesystem(p) {
+            return Err(Error::NotFound(format!(
+                "target \"{name}\" is missing (not mounted?): {} is on the server's own disk, not on a mounted {}; mount it, or set require_mount = false in targets/{name}.toml if the directory is meant to be there",
+                p.display(),
+                if spec.medium == "nas" {
+                    "NAS share"
+                } else {
+                    "disk"
+                }
+            )));
+        }
     }
     Target::open(name, &location, &spec.options(), create)
 }

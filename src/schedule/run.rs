@@ -154,6 +154,7 @@ pub async fn run(
     // A target that fails here is left out of the run, not allowed to stop it.
     let repo = Repository::open(primary_target.clone(), &unlock).await?;
     let mut targets = targets;
+    refuse_strangers(&repo, p, &mut targets).await;
     catch_up(&repo, p, &mut targets, &unlock).await;
 
     let mut backups = Vec::new();
@@ -186,8 +187,9 @@ pub async fn run(
 pub async fn sync(
     config: &Config,
     schedule: &ScheduleSpec,
+    init: bool,
 ) -> Result<Vec<(String, TargetOutcome)>> {
-    let targets = open_targets(config, schedule, false).await;
+    let targets = open_targets(config, schedule, init).await;
     let mut holders = Vec::new();
     for (i, (_, t)) in targets.iter().enumerate() {
         if let Ok(t) = t
@@ -206,9 +208,35 @@ pub async fn sync(
     let unlock = config.schedule_key(schedule)?;
     let repo = Repository::open(primary.clone(), &unlock).await?;
     let mut targets = targets;
+    refuse_strangers(&repo, p, &mut targets).await;
     catch_up(&repo, p, &mut targets, &unlock).await;
     let outcomes = push(&primary, p, targets).await;
     Ok(outcomes)
+}
+
+/// Leaves out of the run every target that holds another repository than the primary's (a
+/// disk or share of something else mounted where the copy should be): nothing is read from or
+/// written to it, and the run names it.
+async fn refuse_strangers(
+    primary: &Repository,
+    p: usize,
+    targets: &mut [(String, Result<Target>)],
+) {
+    let id = primary.config().id.clone();
+    for (i, (name, t)) in targets.iter_mut().enumerate() {
+        let Ok(target) = t else { continue };
+        if i == p {
+            continue;
+        }
+        if let Ok(other) = Repository::read_config(target).await
+            && other.id != id
+        {
+            *t = Err(Error::NotFound(format!(
+                "target \"{name}\" holds another repository (id {}) than the schedule's ({id}); nothing was written there: check that the right share or disk is mounted",
+                other.id
+            )));
+        }
+    }
 }
 
 /// Brings the primary (at position `p`) the snapshots the other targets hold and it lacks, with

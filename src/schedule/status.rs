@@ -15,11 +15,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, ScheduleSpec, Site};
-use crate::error::Result;
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
 use crate::plan::policy::{self, Copy, Evaluation};
+use crate::store::index::Index;
 use crate::store::repo::Repository;
-use crate::store::snapshot::Catalog;
-use crate::store::target::{Location, Target, TargetOptions};
+use crate::store::snapshot::{Catalog, Listed};
+use crate::store::target::Location;
 
 /// One source's copy on one target.
 #[derive(Clone, Debug, Serialize)]
@@ -32,6 +35,8 @@ pub struct TargetCopy {
     pub taken: Option<DateTime<Utc>>,
     /// Why the target could not be read, if it could not.
     pub error: Option<String>,
+    /// What the newest snapshot needs that is not on the target: then the copy does not count.
+    pub missing: Option<String>,
     /// For a disk pool: the disk holding this copy.
     pub disk: Option<String>,
     /// The copy is on a disk off site, as recorded when it was last written, not read now.
@@ -144,7 +149,14 @@ pub async fn status_with_records(
         .sources
         .iter()
         .map(|source| {
-            let copies = copies_of(config, &source.name, &catalogs, &disks, &pools);
+            let copies = copies_of(
+                config,
+                &schedule.name,
+                &source.name,
+                &catalogs,
+                &disks,
+                &pools,
+            );
             let evaluation = evaluate(&policy, &copies, &pools, now);
             SourceStatus {
                 source: source.name.clone(),
@@ -170,56 +182,115 @@ pub async fn status_with_records(
     })
 }
 
-/// Each target's catalog (or why it could not be read), and the disk of a pool target.
+/// What status reads of one target: its snapshots, and per source what the newest complete
+/// snapshot of it needs that is not on the target (pack keys, `blob ID`s, or why its trees
+/// cannot be read).
+struct TargetRead {
+    catalog: Catalog,
+    absent: HashMap<String, Vec<String>>,
+}
+
+/// Each target's read (or why it could not be read), and the disk of a pool target. A target
+/// that holds another repository than the first target read is not read.
 async fn read_catalogs(
     config: &Config,
     schedule: &ScheduleSpec,
     unlock: &crate::format::crypto::Unlock,
 ) -> (
-    Vec<(String, std::result::Result<Catalog, String>)>,
+    Vec<(String, std::result::Result<TargetRead, String>)>,
     Vec<Option<String>>,
 ) {
     let mut catalogs = Vec::new();
     let mut disks = Vec::new();
+    let mut first_id: Option<crate::id::Id> = None;
     for name in &schedule.targets {
         let spec = &config.targets[name];
-        let location = spec.location();
-        let disk = match &location {
+        let disk = match &spec.location() {
             Location::Path(p) => crate::store::target::disk::attached(&spec.name, &spec.pool, p),
             _ => Ok(None),
         };
         disks.push(disk.as_ref().ok().cloned().flatten());
-        let result = async {
-            disk?;
-            let target = Target::open(name, &location, &TargetOptions::default(), false)?;
-            let repo = Repository::open(target, unlock).await?;
-            Catalog::load(&repo).await
-        }
-        .await
-        .map_err(|e| e.to_string());
+        let result = read_target(config, schedule, name, unlock, &mut first_id)
+            .await
+            .map_err(|e| e.to_string());
         catalogs.push((name.clone(), result));
     }
     (catalogs, disks)
+}
+
+/// Opens one target as a run would (a NAS must be mounted, an empty target is missing), reads
+/// its snapshots and index, and finds what each source's newest complete snapshot lacks there.
+async fn read_target(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    name: &str,
+    unlock: &crate::format::crypto::Unlock,
+    first_id: &mut Option<crate::id::Id>,
+) -> Result<TargetRead> {
+    let target = crate::config::targets::open_target(config, name, false)?;
+    let repo = match Repository::open(target, unlock).await {
+        Err(Error::NotARepository { .. }) => {
+            return Err(crate::config::targets::missing(config, schedule, name));
+        }
+        other => other?,
+    };
+    let id = repo.config().id.clone();
+    match first_id {
+        Some(first) if *first != id => {
+            return Err(Error::NotFound(format!(
+                "target \"{name}\" holds another repository (id {id}) than the schedule's ({first}): check that the right share or disk is mounted"
+            )));
+        }
+        Some(_) => {}
+        None => *first_id = Some(id),
+    }
+    let catalog = Catalog::load(&repo).await?;
+    let loaded = Index::load(&repo).await?;
+    let mut absent = HashMap::new();
+    for source in &schedule.sources {
+        let Some(newest) = newest_complete(&catalog, &source.name) else {
+            continue;
+        };
+        let lacking =
+            match crate::store::walk::absent_for(&repo, &loaded, newest.snapshot.tree).await {
+                Ok(v) => v,
+                Err(e @ Error::Target { .. }) => return Err(e),
+                Err(e) => vec![format!("its folder listings cannot be read ({e})")],
+            };
+        if !lacking.is_empty() {
+            absent.insert(source.name.clone(), lacking);
+        }
+    }
+    Ok(TargetRead { catalog, absent })
+}
+
+fn newest_complete<'c>(catalog: &'c Catalog, source: &str) -> Option<&'c Listed> {
+    catalog
+        .snapshots
+        .iter()
+        .rev()
+        .find(|l| l.snapshot.source == source && !l.snapshot.partial)
 }
 
 /// The copies of one source: the newest complete snapshot on each target, and for a disk
 /// pool the newest held by the disk recorded off site.
 fn copies_of(
     config: &Config,
+    schedule: &str,
     source: &str,
-    catalogs: &[(String, std::result::Result<Catalog, String>)],
+    catalogs: &[(String, std::result::Result<TargetRead, String>)],
     disks: &[Option<String>],
     pools: &[crate::schedule::media::PoolStatus],
 ) -> Vec<TargetCopy> {
     let mut copies = Vec::new();
-    for ((name, catalog), disk) in catalogs.iter().zip(disks) {
+    for ((name, read), disk) in catalogs.iter().zip(disks) {
         let spec = &config.targets[name];
-        let newest = catalog.as_ref().ok().and_then(|c| {
-            c.snapshots
-                .iter()
-                .rev()
-                .find(|l| l.snapshot.source == source && !l.snapshot.partial)
-        });
+        let newest = read
+            .as_ref()
+            .ok()
+            .and_then(|r| newest_complete(&r.catalog, source));
+        // A copy counts only when everything its snapshot needs is on the target.
+        let lacking = read.as_ref().ok().and_then(|r| r.absent.get(source));
         let pool = pools.iter().find(|p| &p.target == name);
         copies.push(TargetCopy {
             target: name.clone(),
@@ -230,8 +301,13 @@ fn copies_of(
             },
             medium: spec.medium.clone(),
             snapshot: newest.map(|l| l.id.short()),
-            taken: newest.map(|l| l.snapshot.start),
-            error: catalog.as_ref().err().cloned(),
+            taken: newest
+                .filter(|_| lacking.is_none())
+                .map(|l| l.snapshot.start),
+            error: read.as_ref().err().cloned(),
+            missing: lacking
+                .zip(newest)
+                .map(|(l, n)| lacking_words(n, l, schedule)),
             disk: disk.clone(),
             as_recorded: false,
         });
@@ -243,12 +319,25 @@ fn copies_of(
                 snapshot: Some(held.snapshot.clone()),
                 taken: Some(held.taken),
                 error: None,
+                missing: None,
                 disk: Some(d.to_string()),
                 as_recorded: true,
             });
         }
     }
     copies
+}
+
+/// Why a copy does not count: what its newest snapshot needs that is not there.
+fn lacking_words(newest: &Listed, lacking: &[String], schedule: &str) -> String {
+    let shown: Vec<&str> = lacking.iter().take(3).map(String::as_str).collect();
+    format!(
+        "not counted: snapshot {} needs {} object(s) not on this target ({}{}); run `firesafe repair {schedule}`",
+        newest.id.short(),
+        lacking.len(),
+        shown.join(", "),
+        if lacking.len() > 3 { ", ..." } else { "" }
+    )
 }
 
 /// The 3-2-1 verdict of one source's copies, with the reasons a target could not be read and
@@ -278,6 +367,9 @@ fn evaluate(
             evaluation
                 .reasons
                 .insert(0, format!("{} could not be read: {e}", c.target));
+        }
+        if let Some(m) = &c.missing {
+            evaluation.reasons.insert(0, format!("{}: {m}", c.target));
         }
     }
     for warning in pools.iter().filter_map(|p| p.warning.as_ref()) {

@@ -14,15 +14,15 @@
 //!
 //! [`used_blobs`] reads each tree once however many snapshots share it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::tree::{MAX_DEPTH, NodeKind, Tree, printable};
 use crate::id::Id;
 use crate::store::blobs::BlobReader;
-use crate::store::index::Index;
-use crate::store::repo::Repository;
+use crate::store::index::{Index, LoadedIndex};
+use crate::store::repo::{Repository, pack_key};
 
 /// Entries any walk may list, however much its trees are shared.
 pub const LISTED_FLOOR: u64 = 1_000_000;
@@ -60,6 +60,28 @@ pub async fn used_blobs(
         }
     }
     Ok(used)
+}
+
+/// What a snapshot with root tree `root` needs that is not on the target: the keys of packs
+/// holding its blobs that are not there at the size the index records (or are marked damaged),
+/// then `blob ID` for blobs no index object lists, sorted. Empty when every object it needs is
+/// listed. A tree that cannot be read is an error.
+pub async fn absent_for(repo: &Repository, loaded: &LoadedIndex, root: Id) -> Result<Vec<String>> {
+    let used = used_blobs(repo, &loaded.index, std::iter::once(root)).await?;
+    let mut packs = BTreeSet::new();
+    let mut unindexed = BTreeSet::new();
+    for blob in &used {
+        match loaded.index.get(blob) {
+            None => {
+                unindexed.insert(format!("blob {}", blob.to_hex()));
+            }
+            Some((pack, _)) if !loaded.is_present(pack) => {
+                packs.insert(pack_key(&pack.id));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(packs.into_iter().chain(unindexed).collect())
 }
 
 /// The trees of one walk: read through a cache, with the walk's depth and listing bounds.

@@ -130,7 +130,7 @@ fn trust_config(g: &Garage, prefix: &str) -> tempfile::TempDir {
     let p = dir.path();
     write(
         &p.join("targets/nas.toml"),
-        b"kind = \"path\"\nlocation = \"onsite\"\nmedium = \"nas\"\npath = \"nas\"\n",
+        b"kind = \"path\"\nlocation = \"onsite\"\nmedium = \"nas\"\npath = \"nas\"\nrequire_mount = false\n",
     );
     write(
         &p.join("targets/offsite.toml"),

@@ -40,7 +40,7 @@ impl Setup {
         };
         fs::write(
             root.join("targets/store.toml"),
-            format!("{target}location = \"onsite\"\nmedium = \"nas\"\n{target_extra}"),
+            format!("{target}location = \"onsite\"\nmedium = \"nas\"\nrequire_mount = false\n{target_extra}"),
         )
         .expect("write target");
         fs::write(

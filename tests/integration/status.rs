@@ -24,7 +24,7 @@ fn three_targets() -> (tempfile::TempDir, String) {
             rand::random::<u64>()
         )
     } else {
-        "kind = \"path\"\nlocation = \"offsite\"\nmedium = \"removable-disk\"\npath = \"demo/usb\"\n".to_string()
+        "kind = \"path\"\nlocation = \"offsite\"\nmedium = \"removable-disk\"\npath = \"demo/usb\"\nrequire_mount = false\n".to_string()
     };
     fs::write(dir.path().join("targets/cloud.toml"), &third).expect("write");
     let sched = dir.path().join("schedules/nightly.toml");

@@ -219,6 +219,30 @@ pub fn attached(target: &str, pool: &[String], path: &Path) -> Result<Option<Str
     }
 }
 
+/// Whether `path` (or, if it does not exist, its nearest existing ancestor) is on a filesystem
+/// mounted below the root: some directory from it up to `/` is on another device than its
+/// parent. An unmounted NAS share leaves its mount point, an empty directory on the root
+/// filesystem.
+pub fn on_mounted_filesystem(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(abs) = std::path::absolute(path) else {
+        return false;
+    };
+    let mut here = abs.as_path();
+    let mut dev = None;
+    loop {
+        match (std::fs::metadata(here), dev) {
+            (Ok(m), Some(d)) if m.dev() != d => return true,
+            (Ok(m), _) => dev = Some(m.dev()),
+            (Err(_), _) => {}
+        }
+        match here.parent() {
+            Some(up) => here = up,
+            None => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
