@@ -222,7 +222,7 @@ async fn refuse_strangers(
     p: usize,
     targets: &mut [(String, Result<Target>)],
 ) {
-    let id = primary.config().id.clone();
+    let id = primary.config().id;
     for (i, (name, t)) in targets.iter_mut().enumerate() {
         let Ok(target) = t else { continue };
         if i == p {

@@ -234,7 +234,7 @@ async fn read_target(
         }
         other => other?,
     };
-    let id = repo.config().id.clone();
+    let id = repo.config().id;
     match first_id {
         Some(first) if *first != id => {
             return Err(Error::NotFound(format!(
