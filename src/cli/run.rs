@@ -224,6 +224,9 @@ fn config_check(dir: &Path) -> Result<Outcome> {
                 c.schedules.len(),
                 c.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
             );
+            for w in c.warnings() {
+                println!("{w}");
+            }
             Ok(Outcome::Success)
         }
         Err(Error::Config(problems)) => {
