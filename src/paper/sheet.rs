@@ -345,6 +345,20 @@ fn kept_or_not(value: Option<&String>, field: &str) -> String {
     }
 }
 
+/// An error as the sheet prints it: its first line, at most about two printed lines (a storage
+/// server's whole XML answer does not belong on paper; `firesafe status` shows it all).
+fn brief(why: &str) -> String {
+    let line = why.lines().next().unwrap_or_default().trim();
+    match line.char_indices().nth(160) {
+        None => line.to_string(),
+        Some((cut, _)) => {
+            let head = &line[..cut];
+            let head = head.rfind(' ').map_or(head, |i| &head[..i]);
+            format!("{head} ...")
+        }
+    }
+}
+
 /// "It is kept: ..." or "Not filled in: ...", for a sentence of the steps.
 fn kept_at(value: Option<&String>, field: &str) -> String {
     match value {
@@ -575,7 +589,7 @@ fn location(t: &SheetTarget) -> String {
     let mut place = match &t.s3 {
         None => t.info.place.clone(),
         Some(s3) => format!(
-            "{}: endpoint {}, region {}, bucket {}, prefix {}; credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY{}",
+            "{}: endpoint {}, region {}, bucket {}, prefix {}; access key in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY{}",
             t.info.place,
             s3.endpoint.as_deref().unwrap_or(
                 "NOT RECORDED (set endpoint in the target file, or AWS_ENDPOINT_URL when printing)"
@@ -605,7 +619,7 @@ fn location(t: &SheetTarget) -> String {
 /// Every target: where it is, on what, and whether it answered when the sheet was printed.
 fn copies(s: &SheetSchedule) -> Block {
     Block::Table {
-        widths: vec![0.13, 0.1, 0.15, 0.42, 0.2],
+        widths: vec![0.12, 0.09, 0.14, 0.47, 0.18],
         header: vec![
             "Target".into(),
             "Where".into(),
@@ -673,7 +687,7 @@ fn keys(b: &mut Vec<Block>, s: &SheetSchedule) {
         Err(why) => b.push(Block::Status {
             light: crate::paper::doc::Light::Red,
             headline: "NOT CHECKED: the keys could not be read when this sheet was printed".into(),
-            detail: why.clone(),
+            detail: brief(why),
         }),
     }
 }
@@ -724,8 +738,10 @@ fn restore_steps(b: &mut Vec<Block>, s: &SheetSchedule, from: &SheetTarget, d: &
             light: crate::paper::doc::Light::Red,
             headline: "NOT CHECKED: could not be reached when this sheet was printed".into(),
             detail: format!(
-                "{} ({}) is still the copy to restore from; check it answers as soon as you can. When printed: {why}",
-                from.info.name, from.info.place
+                "{} ({}) is still the copy to restore from; check it answers as soon as you can. When printed: {}",
+                from.info.name,
+                from.info.place,
+                brief(why)
             ),
         });
     }
@@ -770,6 +786,14 @@ mod tests {
         assert_eq!(shell_quote("s3://school-dr/fs"), "s3://school-dr/fs");
         assert_eq!(shell_quote("/mnt/my nas"), "'/mnt/my nas'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn errors_are_cut_short_for_paper() {
+        assert_eq!(brief("refused\n<xml/>"), "refused");
+        let long = "word ".repeat(60);
+        let cut = brief(&long);
+        assert!(cut.len() <= 165 && cut.ends_with("word ..."), "{cut}");
     }
 
     fn target(name: &str, location: Site, place: &str, answered: bool) -> SheetTarget {
@@ -852,7 +876,7 @@ mod tests {
             "After a fire: restoring onto a new machine from cloud, the offsite copy",
             "NOT CHECKED: could not be reached when this sheet was printed",
             "endpoint https://s3.example.net, region eu-west-2, bucket school-dr, prefix firesafe",
-            "credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            "access key in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
             "$ export AWS_ENDPOINT_URL=https://s3.example.net AWS_REGION=eu-west-2\n",
             "$ firesafe --repo s3://school-dr/firesafe restore latest --source admin --to restored/admin\n",
             "| headteacher | passphrase | envelope 07070707 |",

@@ -200,14 +200,16 @@ fn commands_are_read_across_continued_lines() {
     );
 }
 
-/// Runs the sheet's commands with bash in `dir` (the binary in place of `firesafe`, the printed
-/// location of the copy replaced by `copy`), with no firesafe variables from the test's
-/// environment.
-fn follow(cmds: &[String], dir: &std::path::Path, printed: &str, copy: &std::path::Path) {
+/// Runs the sheet's commands with bash in `dir` (the binary in place of `firesafe`, each
+/// `(printed, typed)` word replaced as the person following the sheet would), with no firesafe
+/// or storage variables from the test's environment: only what the commands set.
+fn follow(cmds: &[String], dir: &std::path::Path, typed: &[(&str, &str)]) {
     let bin = env!("CARGO_BIN_EXE_firesafe");
     let script: Vec<String> = std::iter::once("set -eu".to_string())
         .chain(cmds.iter().map(|c| {
-            let c = c.replace(printed, copy.to_str().expect("utf-8"));
+            let c = typed
+                .iter()
+                .fold(c.clone(), |c, (printed, typed)| c.replace(printed, typed));
             match c.strip_prefix("firesafe ") {
                 Some(rest) => format!("{bin} {rest}"),
                 None => c,
@@ -222,6 +224,13 @@ fn follow(cmds: &[String], dir: &std::path::Path, printed: &str, copy: &std::pat
         .env_remove("FIRESAFE_REPO")
         .env_remove("FIRESAFE_PASSPHRASE")
         .env_remove("FIRESAFE_CONFIG_DIR")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ALLOW_HTTP")
         .output()
         .expect("bash");
     assert_success(
@@ -338,11 +347,11 @@ fn after_a_fire_the_sheet_restores_from_the_offsite_copy_even_when_it_did_not_an
         .expect("cp");
     assert!(status.success());
     fs::copy(&recovery, fresh.path().join("firesafe.key")).expect("copy key");
+    let copy = copy.path().join("offsite");
     follow(
         &cmds,
         fresh.path(),
-        &offsite_place,
-        &copy.path().join("offsite"),
+        &[(&offsite_place, copy.to_str().expect("utf-8"))],
     );
     for share in ["curriculum", "admin", "staff"] {
         assert_same_tree(
@@ -405,4 +414,110 @@ fn the_sheet_says_where_the_credentials_key_and_firesafe_are_kept() {
     }
     assert!(!html.contains("Not filled in"), "{html}");
     assert!(!html.contains("NOT CHECKED"), "{html}");
+}
+
+/// The same on S3: the offsite copy refuses the printing machine's credentials, yet the sheet
+/// gives its endpoint, region, bucket and prefix and the credential variables' names (never
+/// their values), and its commands, with the access key typed in, restore every share.
+#[test]
+fn after_a_fire_the_sheet_restores_from_an_s3_copy_it_could_not_check() {
+    if !backends().contains(&Backend::S3) {
+        return;
+    }
+    let dir = example_with_site();
+    let d = dir.path();
+    let env = |v: &str| std::env::var(v).unwrap_or_else(|_| panic!("{v} is not set"));
+    let (bucket, endpoint) = (env("AWS_BUCKET"), env("AWS_ENDPOINT_URL"));
+    let (key_id, secret) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"));
+    let region = env("AWS_REGION");
+    let prefix = format!("sheet-{:016x}", rand::random::<u64>());
+    fs::write(
+        d.join("targets/offsite.toml"),
+        format!(
+            "kind = \"s3\"\nlocation = \"offsite\"\nmedium = \"object-storage\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\n"
+        ),
+    )
+    .expect("write");
+    assert_success(&fs_in(d, &["run", "nightly", "--init"]), "run to S3");
+    let recovery = d.join("recovery.key");
+    let out = firesafe()
+        .args(["--repo"])
+        .arg(d.join("demo/nas"))
+        .args([
+            "key",
+            "add",
+            "--label",
+            "recovery key (fire safe)",
+            "--generate",
+        ])
+        .arg(&recovery)
+        .env("FIRESAFE_KEY_FILE", d.join("demo/firesafe.key"))
+        .output()
+        .expect("key add");
+    assert_success(&out, "key add --generate");
+    assert_success(&fs_in(d, &["run", "nightly"]), "second run");
+
+    let out_dir = d.join("out");
+    fs::create_dir(&out_dir).expect("mkdir");
+    let out = firesafe()
+        .args(["recovery-sheet", "--out"])
+        .arg(out_dir.join("sheet"))
+        .arg("--config-dir")
+        .arg(d)
+        .arg("--state-dir")
+        .arg(d.join("state"))
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        .output()
+        .expect("recovery-sheet");
+    assert_success(&out, "recovery-sheet with the S3 copy refusing");
+    let html = fs::read_to_string(out_dir.join("sheet.html")).expect("html");
+    let text = if renderer("pdftotext") && renderer("pdftoppm") {
+        let pages = pdftoppm(&out_dir.join("sheet.pdf"), &out_dir.join("png"));
+        assert!((1..=2).contains(&pages.len()), "{} pages", pages.len());
+        pdftotext(&out_dir.join("sheet.pdf"), None)
+    } else {
+        html.replace("&quot;", "\"").replace("&amp;", "&")
+    };
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let place = format!("s3://{bucket}/{prefix}");
+    for want in [
+        "After a fire: restoring onto a new machine from offsite, the offsite copy",
+        "NOT CHECKED: could not be reached when this sheet was printed",
+        &format!("{place}: endpoint {endpoint}, region {region}, bucket {bucket}, prefix {prefix}"),
+        "access key in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+    ] {
+        assert!(flat.contains(want), "the sheet lacks {want:?}:\n{text}");
+    }
+    for credential in [secret.as_str(), key_id.as_str(), "not-the-secret"] {
+        assert!(
+            !text.contains(credential) && !html.contains(credential),
+            "a credential is on the sheet"
+        );
+    }
+    let cmds = commands(&text);
+    assert!(
+        cmds.iter()
+            .all(|c| !c.contains("--repo") || c.contains(&format!("--repo {place} "))),
+        "{cmds:?}"
+    );
+
+    // The fire: demo/ is gone; the new machine has the recovery key and the sheet.
+    let burnt = d.join("burnt");
+    fs::rename(d.join("demo"), &burnt).expect("burn");
+    let fresh = tempfile::tempdir().expect("tempdir");
+    fs::copy(&recovery, fresh.path().join("firesafe.key")).expect("copy key");
+    follow(
+        &cmds,
+        fresh.path(),
+        &[
+            ("YOUR-ACCESS-KEY-ID", key_id.as_str()),
+            ("YOUR-SECRET-ACCESS-KEY", secret.as_str()),
+        ],
+    );
+    for share in ["curriculum", "admin", "staff"] {
+        assert_same_tree(
+            &burnt.join("shares").join(share),
+            &fresh.path().join("restored").join(share).join(share),
+        );
+    }
 }
