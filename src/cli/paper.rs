@@ -30,10 +30,13 @@ EXAMPLES:
 /// The `recovery-sheet` command's long help.
 pub(super) const SHEET_HELP: &str =
     "The sheet lists where every copy lives (targets, locations, media, paths, S3
-endpoints, buckets and prefixes), the repository id, the key's fingerprint (its public age
-recipient), the last restore drill that passed for each share, whom to call (site.toml), and
-the commands that restore each share onto a new machine, one per line starting with $.
-No storage credential is ever printed.
+endpoints, regions, buckets and prefixes), the repository id, every key that opens it (label,
+kind and fingerprint, as `key list` shows them), the last restore drill that passed for each
+share, whom to call and where the storage credentials, the recovery key and firesafe are kept
+(site.toml: credentials_kept, recovery_key_kept, firesafe_source), and the commands that
+restore each share onto a new machine after a fire, one per line starting with $. They always
+use an offsite copy; one that did not answer when printed is still named, marked NOT CHECKED
+in red. No storage credential is ever printed.
 
 The key itself is printed, as text and as a QR code, only with --include-key FILE; without it
 the sheet says where the key is kept and that it is not on the sheet. A sheet with the key on

@@ -228,6 +228,9 @@ fn config_check(dir: &Path) -> Result<Outcome> {
                 c.schedules.len(),
                 c.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
             );
+            for w in c.warnings() {
+                println!("{w}");
+            }
             for spec in c.targets.values().filter(|t| t.needs_mount()) {
                 if let firesafe::store::target::Location::Path(p) = spec.location()
                     && !firesafe::store::target::disk::on_mounted_filesystem(&p)

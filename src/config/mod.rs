@@ -600,6 +600,12 @@ impl Config {
             .map_err(|why| Error::WrongKey(format!("key_file {}: {why}", path.display())))
     }
 
+    /// What `config check` warns about without failing: the site.toml fields a restore after a
+    /// fire needs, when not filled in.
+    pub fn warnings(&self) -> Vec<String> {
+        crate::config::site::warnings(&self.dir, self.site.as_ref())
+    }
+
     pub fn schedule(&self, name: &str) -> Result<&ScheduleSpec> {
         self.schedules.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.schedules.keys().map(String::as_str).collect();

@@ -1,8 +1,12 @@
-//! `site.toml`: who the backups belong to and whom to call. Optional; the governors' report takes
-//! its title from the school's name, and the recovery sheet lists the contacts.
+//! `site.toml`: who the backups belong to, whom to call, and where the things a restore after a
+//! fire needs are kept. Optional; the governors' report takes its title from the school's name,
+//! and the recovery sheet prints the rest (saying plainly what is not filled in).
 //!
 //! ```toml
 //! school = "Hollybank Primary School"
+//! credentials_kept = "Sealed envelope in the fire safe, with this sheet"
+//! recovery_key_kept = "Encrypted USB stick in the fire safe, labelled FIRESAFE KEY"
+//! firesafe_source = "USB stick in the fire safe, with the source and a built copy"
 //!
 //! [[contacts]]
 //! name = "Sam Okafor"
@@ -24,6 +28,65 @@ pub struct SiteSpec {
     /// Whom to call in a disaster, in order.
     #[serde(default)]
     pub contacts: Vec<Contact>,
+    /// Where the storage credentials (the NAS login, the object storage access key) are kept, in
+    /// words: never the credentials themselves.
+    #[serde(default)]
+    pub credentials_kept: Option<String>,
+    /// Where the recovery key (the key kept apart from the server) is kept, in words.
+    #[serde(default)]
+    pub recovery_key_kept: Option<String>,
+    /// Where to get firesafe on a new machine (a copy of its source or of the program).
+    #[serde(default)]
+    pub firesafe_source: Option<String>,
+}
+
+/// The optional fields a restore after a fire needs: (key, what it says, an example).
+pub const KEPT_FIELDS: [(&str, &str, &str); 3] = [
+    (
+        "credentials_kept",
+        "where the storage credentials are kept",
+        "\"Sealed envelope in the fire safe\"",
+    ),
+    (
+        "recovery_key_kept",
+        "where the recovery key is kept",
+        "\"Encrypted USB stick in the fire safe\"",
+    ),
+    (
+        "firesafe_source",
+        "where to get firesafe",
+        "\"USB stick in the fire safe, with the source and a built copy\"",
+    ),
+];
+
+impl SiteSpec {
+    /// The value of one of [`KEPT_FIELDS`], when filled in.
+    pub fn kept(&self, field: &str) -> Option<&str> {
+        match field {
+            "credentials_kept" => self.credentials_kept.as_deref(),
+            "recovery_key_kept" => self.recovery_key_kept.as_deref(),
+            "firesafe_source" => self.firesafe_source.as_deref(),
+            _ => None,
+        }
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    }
+}
+
+/// Warnings (not failures) for `config check`: each of [`KEPT_FIELDS`] not filled in, since the
+/// recovery sheet then says "Not filled in" where a restore after a fire needs it.
+pub fn warnings(dir: &Path, site: Option<&SiteSpec>) -> Vec<String> {
+    let path = dir.join("site.toml");
+    KEPT_FIELDS
+        .iter()
+        .filter(|(key, ..)| site.and_then(|s| s.kept(key)).is_none())
+        .map(|(key, what, example)| {
+            format!(
+                "{}: warning: {key} is not set: the recovery sheet will say it does not know {what} (set {key} = {example})",
+                path.display()
+            )
+        })
+        .collect()
 }
 
 /// One person to call.

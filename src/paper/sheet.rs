@@ -1,7 +1,11 @@
 //! The recovery sheet: the "hard copy of key information" the schools' policies ask for, to be
-//! printed and kept in the fire safe. It says where every copy lives, which repository and key
-//! open it, how to restore each share onto a new machine (commands to type, one per `$ ` line),
-//! when a restore was last proven, and whom to call.
+//! printed and kept in the fire safe. It says where every copy lives (a path; for S3 the
+//! endpoint, region, bucket and prefix), which repository and which keys open it (every key
+//! envelope, by label, kind and fingerprint), where the storage credentials, the recovery key and
+//! firesafe itself are kept (from site.toml, saying plainly what is not filled in), how to
+//! restore each share onto a new machine after a fire (commands to type, one per `$ ` line,
+//! always from an offsite copy, named even when it did not answer when printed), when a restore
+//! was last proven, and whom to call.
 //!
 //! The key itself is printed (as text and as a QR code) only when asked for with a deliberate
 //! option; otherwise the sheet says where the key is kept and that it is not on the sheet. No
@@ -11,10 +15,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::site::Contact;
+use crate::config::site::{Contact, KEPT_FIELDS};
 use crate::config::{Config, ScheduleSpec, Site};
 use crate::error::{Error, Result};
 use crate::format::crypto::Unlock;
+use crate::ops::keys::KeyEntry;
 use crate::paper::doc::{Block, Doc};
 use crate::paper::report::TargetInfo;
 use crate::store::records::DrillRecord;
@@ -35,8 +40,31 @@ pub struct SheetOptions {
 #[derive(Clone, Debug)]
 pub struct SheetTarget {
     pub info: TargetInfo,
+    /// For an S3 target, its full location.
+    pub s3: Option<S3Place>,
     /// The repository id it holds, or why it could not be read.
     pub repo_id: std::result::Result<String, String>,
+}
+
+/// An S3 target's full location. The endpoint and region come from the target file, else from
+/// `AWS_ENDPOINT_URL` and `AWS_REGION` as they were when the sheet was printed (neither is a
+/// secret; the credentials are never read).
+#[derive(Clone, Debug)]
+pub struct S3Place {
+    pub bucket: String,
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// The target uses a cloud server's instance role rather than an access key.
+    pub instance_credentials: bool,
+}
+
+/// What site.toml says about where the things a restore after a fire needs are kept.
+#[derive(Clone, Debug, Default)]
+pub struct Kept {
+    pub credentials: Option<String>,
+    pub recovery_key: Option<String>,
+    pub firesafe: Option<String>,
 }
 
 /// One schedule's part of the sheet.
@@ -51,6 +79,9 @@ pub struct SheetSchedule {
     pub fingerprint: std::result::Result<Vec<String>, String>,
     /// The last drill of each share that passed, from any time.
     pub last_drill: Vec<(String, Option<DrillRecord>)>,
+    /// Every key envelope of the repository and the target it was read from (opened with the
+    /// schedule's key), or why it could not be read.
+    pub keys: std::result::Result<(String, Vec<KeyEntry>), String>,
 }
 
 /// The key printed on the sheet, when asked for.
@@ -73,6 +104,7 @@ pub struct SheetData {
     pub timezone: chrono_tz::Tz,
     pub schedules: Vec<SheetSchedule>,
     pub key: Option<PrintedKey>,
+    pub kept: Kept,
 }
 
 fn read_unlock(path: &Path) -> std::result::Result<(Unlock, String), String> {
@@ -128,6 +160,11 @@ pub async fn gather(config: &Config, state: &StateDir, o: &SheetOptions) -> Resu
         timezone: schedules[0].times().timezone,
         schedules: out,
         key,
+        kept: config.site.as_ref().map_or_else(Kept::default, |s| Kept {
+            credentials: s.kept("credentials_kept").map(String::from),
+            recovery_key: s.kept("recovery_key_kept").map(String::from),
+            firesafe: s.kept("firesafe_source").map(String::from),
+        }),
     })
 }
 
@@ -194,11 +231,14 @@ async fn sheet_schedule(
         .map_err(|e| e.to_string());
         targets.push(SheetTarget {
             info: TargetInfo::of(config, t),
+            s3: s3_place(config, t),
             repo_id,
         });
     }
     let key_file = crate::paper::report::absolute(&config.resolve(&s.key_file));
+    let keys = key_list(config, s, &targets).await;
     SheetSchedule {
+        keys,
         name: s.name.clone(),
         description: s.description.clone(),
         sources: s.sources.iter().map(|x| x.name.clone()).collect(),
@@ -226,6 +266,46 @@ async fn sheet_schedule(
     }
 }
 
+/// An S3 target's bucket, prefix, endpoint and region; `None` for a path.
+fn s3_place(config: &Config, name: &str) -> Option<S3Place> {
+    let spec = &config.targets[name];
+    let env = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+    (spec.kind == crate::config::TargetKind::S3).then(|| S3Place {
+        bucket: spec.bucket.clone().unwrap_or_default(),
+        prefix: spec.prefix.trim_matches('/').to_string(),
+        endpoint: spec.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
+        region: spec.region.clone().or_else(|| env("AWS_REGION")),
+        instance_credentials: spec.instance_credentials,
+    })
+}
+
+/// Every key envelope of a schedule's repository, read with the schedule's key from the first
+/// target that answered.
+async fn key_list(
+    config: &Config,
+    s: &ScheduleSpec,
+    targets: &[SheetTarget],
+) -> std::result::Result<(String, Vec<KeyEntry>), String> {
+    let unlock = config.schedule_key(s).map_err(|e| e.to_string())?;
+    let mut why = Vec::new();
+    for t in targets.iter().filter(|t| t.repo_id.is_ok()) {
+        let attempt = async {
+            let target = crate::config::targets::open_target(config, &t.info.name, false)?;
+            let repo = Repository::open(target, &unlock).await?;
+            crate::ops::keys::list(&repo).await
+        }
+        .await;
+        match attempt {
+            Ok(list) => return Ok((t.info.name.clone(), list)),
+            Err(e) => why.push(format!("{}: {e}", t.info.name)),
+        }
+    }
+    if why.is_empty() {
+        why.push("no copy answered".into());
+    }
+    Err(why.join("; "))
+}
+
 /// Quotes a word for a POSIX shell when it needs it.
 pub fn shell_quote(word: &str) -> String {
     if !word.is_empty()
@@ -239,41 +319,78 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// The copy to restore from after a disaster: the first offsite copy that answered now, else
-/// any that answered, else the first offsite one.
-fn preferred(s: &SheetSchedule) -> Option<&SheetTarget> {
+/// The copy to restore from after a fire: the first offsite copy that answered now, else the
+/// first offsite copy (which the sheet then marks as not checked). Never an onsite copy: it burns
+/// with the building. `None` when the schedule has no offsite copy.
+fn site_loss_copy(s: &SheetSchedule) -> Option<&SheetTarget> {
     let offsite = |t: &&SheetTarget| t.info.location == Site::Offsite;
     s.targets
         .iter()
-        .filter(|t| t.repo_id.is_ok())
-        .find(offsite)
-        .or_else(|| s.targets.iter().find(|t| t.repo_id.is_ok()))
+        .filter(offsite)
+        .find(|t| t.repo_id.is_ok())
         .or_else(|| s.targets.iter().find(offsite))
-        .or(s.targets.first())
+}
+
+/// What site.toml says about one of [`KEPT_FIELDS`], or that it is not filled in.
+fn kept_or_not(value: Option<&String>, field: &str) -> String {
+    match value {
+        Some(v) => v.clone(),
+        None => {
+            let what = KEPT_FIELDS
+                .iter()
+                .find(|(k, ..)| *k == field)
+                .map_or(field, |(_, w, _)| *w);
+            format!("Not filled in: {what} (set {field} in site.toml)")
+        }
+    }
+}
+
+/// An error as the sheet prints it: its first line, at most about two printed lines (a storage
+/// server's whole XML answer does not belong on paper; `firesafe status` shows it all).
+fn brief(why: &str) -> String {
+    let line = why.lines().next().unwrap_or_default().trim();
+    match line.char_indices().nth(160) {
+        None => line.to_string(),
+        Some((cut, _)) => {
+            let head = &line[..cut];
+            let head = head.rfind(' ').map_or(head, |i| &head[..i]);
+            format!("{head} ...")
+        }
+    }
+}
+
+/// "It is kept: ..." or "Not filled in: ...", for a sentence of the steps.
+fn kept_at(value: Option<&String>, field: &str) -> String {
+    match value {
+        Some(v) => format!("It is kept: {}", v.trim_end_matches('.')),
+        None => kept_or_not(None, field),
+    }
 }
 
 /// The restore commands for one schedule, from `from`.
-pub fn commands(s: &SheetSchedule, from: &TargetInfo) -> Vec<String> {
+pub fn commands(s: &SheetSchedule, from: &SheetTarget) -> Vec<String> {
     let mut out = vec![
         "firesafe --version".to_string(),
         "export FIRESAFE_KEY_FILE=\"$PWD/firesafe.key\"".to_string(),
     ];
-    if from.is_s3() {
+    if let Some(s3) = &from.s3 {
+        let endpoint = s3.endpoint.as_deref().unwrap_or("https://YOUR-S3-ENDPOINT");
         out.push(format!(
-            "export AWS_ENDPOINT_URL={} AWS_REGION={}",
-            shell_quote(
-                from.endpoint
-                    .as_deref()
-                    .unwrap_or("https://YOUR-S3-ENDPOINT")
-            ),
-            shell_quote(from.region.as_deref().unwrap_or("YOUR-REGION"))
+            "export AWS_ENDPOINT_URL={} AWS_REGION={}{}",
+            shell_quote(endpoint),
+            shell_quote(s3.region.as_deref().unwrap_or("YOUR-REGION")),
+            if endpoint.starts_with("http://") {
+                " AWS_ALLOW_HTTP=true"
+            } else {
+                ""
+            }
         ));
         out.push(
             "export AWS_ACCESS_KEY_ID='YOUR-ACCESS-KEY-ID' AWS_SECRET_ACCESS_KEY='YOUR-SECRET-ACCESS-KEY'"
                 .to_string(),
         );
     }
-    let repo = shell_quote(&from.place);
+    let repo = shell_quote(&from.info.place);
     out.push(format!("firesafe --repo {repo} snapshots"));
     for src in &s.sources {
         out.push(format!(
@@ -297,9 +414,10 @@ pub fn build(d: &SheetData) -> Doc {
         ),
     }];
     contacts(&mut b, &d.contacts);
+    needs(&mut b, &d.kept);
     key(&mut b, d.key.as_ref());
     for s in &d.schedules {
-        schedule(&mut b, s, d.timezone);
+        schedule(&mut b, s, d);
     }
     Doc {
         title: format!("{school}: backup recovery sheet"),
@@ -339,13 +457,42 @@ fn contacts(b: &mut Vec<Block>, contacts: &[Contact]) {
     });
 }
 
+/// "What a restore after a fire needs": where the recovery key, the storage credentials and
+/// firesafe are kept (site.toml), and that the format is documented for recovery without it.
+fn needs(b: &mut Vec<Block>, k: &Kept) {
+    b.push(Block::Subheading(
+        "What a restore after a fire needs".into(),
+    ));
+    b.push(Block::Table {
+        widths: vec![0.3, 0.7],
+        header: vec!["What".into(), "Where it is kept".into()],
+        rows: vec![
+            vec![
+                "The recovery key".into(),
+                kept_or_not(k.recovery_key.as_ref(), "recovery_key_kept"),
+            ],
+            vec![
+                "Storage credentials (NAS login, object storage access key)".into(),
+                kept_or_not(k.credentials.as_ref(), "credentials_kept"),
+            ],
+            vec![
+                format!("firesafe {} or newer", crate::VERSION),
+                kept_or_not(k.firesafe.as_ref(), "firesafe_source"),
+            ],
+            vec![
+                "Without firesafe".into(),
+                "docs/FORMAT.md, in firesafe's source, describes the repository byte for byte; its last section recovers the files with the age and zstd tools, without firesafe.".into(),
+            ],
+        ],
+    });
+}
+
 /// The key: printed (as text and as a QR code, with whether it opened each repository) when
 /// asked for, otherwise a warning that it is not on the sheet.
 fn key(b: &mut Vec<Block>, k: Option<&PrintedKey>) {
     let Some(k) = k else {
-        b.push(Block::Subheading("The key".into()));
         b.push(Block::Para(
-            "The key that unlocks the backups is NOT on this sheet. Without it the backups cannot be read. Its location is given for each schedule below; a copy should be kept apart from the server (for example on an encrypted USB stick in this fire safe).".into(),
+            "The key that unlocks the backups is NOT on this sheet. Without it (or another key listed below) the backups cannot be read. The key file on the server is named for each schedule below; a copy should be kept apart from the server (for example on an encrypted USB stick in this fire safe).".into(),
         ));
         return;
     };
@@ -374,9 +521,9 @@ fn key(b: &mut Vec<Block>, k: Option<&PrintedKey>) {
     }
 }
 
-/// One schedule's part: its repository and key, where its copies are, its last good drills and
-/// how to restore it onto a new machine.
-fn schedule(b: &mut Vec<Block>, s: &SheetSchedule, tz: chrono_tz::Tz) {
+/// One schedule's part: its repository and keys, where its copies are, its last good drills and
+/// how to restore it onto a new machine after a fire.
+fn schedule(b: &mut Vec<Block>, s: &SheetSchedule, d: &SheetData) {
     b.push(Block::Heading(format!(
         "Schedule {}: {}",
         s.name, s.description
@@ -384,10 +531,24 @@ fn schedule(b: &mut Vec<Block>, s: &SheetSchedule, tz: chrono_tz::Tz) {
     b.push(identity(s));
     b.push(Block::Subheading("Where the copies are".into()));
     b.push(copies(s));
+    keys(b, s);
     b.push(Block::Subheading("Last restore drill that passed".into()));
-    b.push(last_drills(s, tz));
-    if let Some(from) = preferred(s) {
-        restore_steps(b, s, from);
+    b.push(last_drills(s, d.timezone));
+    match site_loss_copy(s) {
+        Some(from) => restore_steps(b, s, from, d),
+        None => {
+            b.push(Block::Status {
+                light: crate::paper::doc::Light::Red,
+                headline: "NO OFFSITE COPY: a fire would destroy every copy".into(),
+                detail: format!(
+                    "Schedule {} has no target with location = \"offsite\". Add one and print this sheet again. Until then, a restore onto a new machine can only come from the copies above.",
+                    s.name
+                ),
+            });
+            if let Some(from) = s.targets.first() {
+                restore_steps(b, s, from, d);
+            }
+        }
     }
 }
 
@@ -408,14 +569,14 @@ fn identity(s: &SheetSchedule) -> Block {
                     .map_or("not readable when printed".into(), |i| i.to_string()),
             ],
             vec![
-                "Key fingerprint (public key)".into(),
+                "Schedule key fingerprint (public key)".into(),
                 match &s.fingerprint {
                     Ok(r) => r.join(", "),
                     Err(e) => format!("unknown: {e}"),
                 },
             ],
             vec![
-                "Key file on the server".into(),
+                "Schedule key file on the server".into(),
                 s.key_file.display().to_string(),
             ],
             vec!["Shares".into(), s.sources.join(", ")],
@@ -423,10 +584,42 @@ fn identity(s: &SheetSchedule) -> Block {
     }
 }
 
+/// A copy's full location: the path, or for S3 the endpoint, region, bucket and prefix.
+fn location(t: &SheetTarget) -> String {
+    let mut place = match &t.s3 {
+        None => t.info.place.clone(),
+        Some(s3) => format!(
+            "{}: endpoint {}, region {}, bucket {}, prefix {}; access key in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY{}",
+            t.info.place,
+            s3.endpoint.as_deref().unwrap_or(
+                "NOT RECORDED (set endpoint in the target file, or AWS_ENDPOINT_URL when printing)"
+            ),
+            s3.region
+                .as_deref()
+                .unwrap_or("NOT RECORDED (set region in the target file)"),
+            s3.bucket,
+            if s3.prefix.is_empty() {
+                "(none)"
+            } else {
+                &s3.prefix
+            },
+            if s3.instance_credentials {
+                " (on the cloud server: its instance role)"
+            } else {
+                ""
+            }
+        ),
+    };
+    if !t.info.description.is_empty() {
+        place.push_str(&format!(" ({})", t.info.description));
+    }
+    place
+}
+
 /// Every target: where it is, on what, and whether it answered when the sheet was printed.
 fn copies(s: &SheetSchedule) -> Block {
     Block::Table {
-        widths: vec![0.13, 0.1, 0.15, 0.4, 0.22],
+        widths: vec![0.12, 0.09, 0.14, 0.47, 0.18],
         header: vec![
             "Target".into(),
             "Where".into(),
@@ -438,16 +631,6 @@ fn copies(s: &SheetSchedule) -> Block {
             .targets
             .iter()
             .map(|t| {
-                let mut place = t.info.place.clone();
-                if let Some(e) = &t.info.endpoint {
-                    place.push_str(&format!(" at {e}"));
-                }
-                if let Some(r) = &t.info.region {
-                    place.push_str(&format!(", region {r}"));
-                }
-                if !t.info.description.is_empty() {
-                    place.push_str(&format!(" ({})", t.info.description));
-                }
                 vec![
                     t.info.name.clone(),
                     match t.info.location {
@@ -455,14 +638,57 @@ fn copies(s: &SheetSchedule) -> Block {
                         Site::Offsite => "off site".into(),
                     },
                     t.info.medium.clone(),
-                    place,
+                    location(t),
                     match &t.repo_id {
                         Ok(_) => "answered".into(),
-                        Err(_) => "did not answer".into(),
+                        Err(_) => "NOT CHECKED: did not answer".into(),
                     },
                 ]
             })
             .collect(),
+    }
+}
+
+/// Every key envelope that opens the repository, by label, kind and fingerprint (the public
+/// recipient of an age key; the envelope id of a passphrase), or in red that they could not be
+/// read.
+fn keys(b: &mut Vec<Block>, s: &SheetSchedule) {
+    b.push(Block::Subheading("Keys that open the repository".into()));
+    match &s.keys {
+        Ok((from, list)) => {
+            b.push(Block::Table {
+                widths: vec![0.2, 0.12, 0.68],
+                header: vec!["Label".into(), "Kind".into(), "Fingerprint".into()],
+                rows: list
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            if k.label.is_empty() {
+                                "(no label)".into()
+                            } else {
+                                crate::format::tree::printable(&k.label).into_owned()
+                            },
+                            match k.kind.as_str() {
+                                "x25519" => "age key (X25519)".into(),
+                                other => other.to_string(),
+                            },
+                            match &k.recipient {
+                                Some(r) => format!("{r} (envelope {})", k.id.short()),
+                                None => format!("envelope {}", k.id.short()),
+                            },
+                        ]
+                    })
+                    .collect(),
+            });
+            b.push(Block::Note(format!(
+                "Read from {from} when printed. Any one of these keys opens the repository; `firesafe key list` shows the same."
+            )));
+        }
+        Err(why) => b.push(Block::Status {
+            light: crate::paper::doc::Light::Red,
+            headline: "NOT CHECKED: the keys could not be read when this sheet was printed".into(),
+            detail: brief(why),
+        }),
     }
 }
 
@@ -492,34 +718,62 @@ fn last_drills(s: &SheetSchedule, tz: chrono_tz::Tz) -> Block {
     }
 }
 
-/// Numbered steps for restoring onto a new machine from `from`, then the commands to type.
-fn restore_steps(b: &mut Vec<Block>, s: &SheetSchedule, from: &SheetTarget) {
-    b.push(Block::Subheading(format!(
-        "Restoring onto a new machine, from {} ({})",
-        from.info.name,
-        match from.info.location {
-            Site::Onsite => "on site",
-            Site::Offsite => "off site",
-        }
-    )));
+/// Numbered steps for restoring onto a new machine from `from` (after a fire, an offsite copy,
+/// marked in red when it did not answer when printed), then the commands to type.
+fn restore_steps(b: &mut Vec<Block>, s: &SheetSchedule, from: &SheetTarget, d: &SheetData) {
+    let offsite = from.info.location == Site::Offsite;
+    b.push(Block::Subheading(if offsite {
+        format!(
+            "After a fire: restoring onto a new machine from {}, the offsite copy",
+            from.info.name
+        )
+    } else {
+        format!(
+            "Restoring onto a new machine from {} (on site: lost in a fire)",
+            from.info.name
+        )
+    }));
+    if let Err(why) = &from.repo_id {
+        b.push(Block::Status {
+            light: crate::paper::doc::Light::Red,
+            headline: "NOT CHECKED: could not be reached when this sheet was printed".into(),
+            detail: format!(
+                "{} ({}) is still the copy to restore from; check it answers as soon as you can. When printed: {}",
+                from.info.name,
+                from.info.place,
+                brief(why)
+            ),
+        });
+    }
     let mut steps = vec![
         format!(
-            "Install firesafe {} or newer on the new machine, and make an empty folder to work in.",
+            "Install firesafe {} or newer on the new machine (where to get it is above), and make an empty folder to work in.",
             crate::VERSION
         ),
-        "Put the key file in that folder, named firesafe.key.".to_string(),
+        format!(
+            "Put the recovery key{} in that folder, named firesafe.key. {}.",
+            if d.key.is_some() {
+                " (printed on this sheet)"
+            } else {
+                ""
+            },
+            kept_at(d.kept.recovery_key.as_ref(), "recovery_key_kept")
+        ),
     ];
-    if from.info.is_s3() {
-        steps.push("Get the storage access key from the storage provider's account (it is not on this sheet) and put it in place of the YOUR-... words.".into());
+    let credentials = kept_at(d.kept.credentials.as_ref(), "credentials_kept");
+    if from.s3.is_some() {
+        steps.push(format!("Get the storage access key (it is not on this sheet; {credentials}) and put it in place of the YOUR-... words."));
+    } else {
+        steps.push(format!("Make {} reachable from the new machine (for its storage login: {credentials}); if it is at another place, put that place after --repo.", from.info.place));
     }
     steps.push("In that folder, type each line below that starts with $, without the $. Each share comes back in restored/SHARE/SHARE (restored/curriculum/curriculum, ...).".into());
     steps.push(
-        "If this copy cannot be reached, use another copy from the table above: put its location after --repo.".into(),
+        "If this copy cannot be reached, use another offsite copy from the table above: put its location after --repo.".into(),
     );
     for (i, t) in steps.into_iter().enumerate() {
         b.push(Block::Para(format!("{}. {t}", i + 1)));
     }
-    b.push(Block::Commands(commands(s, &from.info)));
+    b.push(Block::Commands(commands(s, from)));
 }
 
 #[cfg(test)]
@@ -532,5 +786,122 @@ mod tests {
         assert_eq!(shell_quote("s3://school-dr/fs"), "s3://school-dr/fs");
         assert_eq!(shell_quote("/mnt/my nas"), "'/mnt/my nas'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn errors_are_cut_short_for_paper() {
+        assert_eq!(brief("refused\n<xml/>"), "refused");
+        let long = "word ".repeat(60);
+        let cut = brief(&long);
+        assert!(cut.len() <= 165 && cut.ends_with("word ..."), "{cut}");
+    }
+
+    fn target(name: &str, location: Site, place: &str, answered: bool) -> SheetTarget {
+        SheetTarget {
+            info: TargetInfo {
+                name: name.into(),
+                description: String::new(),
+                location,
+                medium: "nas".into(),
+                place: place.into(),
+                endpoint: None,
+                region: None,
+            },
+            s3: None,
+            repo_id: if answered {
+                Ok("ab".repeat(32))
+            } else {
+                Err("connection refused".into())
+            },
+        }
+    }
+
+    fn data(
+        targets: Vec<SheetTarget>,
+        keys: std::result::Result<(String, Vec<KeyEntry>), String>,
+    ) -> SheetData {
+        SheetData {
+            school: Some("A School".into()),
+            contacts: Vec::new(),
+            generated: Utc::now(),
+            timezone: chrono_tz::Europe::London,
+            schedules: vec![SheetSchedule {
+                name: "nightly".into(),
+                description: "Nightly".into(),
+                sources: vec!["admin".into()],
+                targets,
+                key_file: PathBuf::from("/etc/firesafe/school.key"),
+                fingerprint: Ok(vec!["age1schedule".into()]),
+                last_drill: vec![("admin".into(), None)],
+                keys,
+            }],
+            key: None,
+            kept: Kept::default(),
+        }
+    }
+
+    /// The site-loss commands after a fire use the S3 copy that did not answer, never the NAS
+    /// that did, and give its endpoint, region, bucket, prefix and the credential variables.
+    #[test]
+    fn an_unanswering_s3_copy_is_still_the_one_to_restore_from() {
+        let mut cloud = target("cloud", Site::Offsite, "s3://school-dr/firesafe", false);
+        cloud.s3 = Some(S3Place {
+            bucket: "school-dr".into(),
+            prefix: "firesafe".into(),
+            endpoint: Some("https://s3.example.net".into()),
+            region: Some("eu-west-2".into()),
+            instance_credentials: false,
+        });
+        let d = data(
+            vec![
+                target("nas", Site::Onsite, "/mnt/nas/firesafe", true),
+                cloud,
+            ],
+            Ok((
+                "nas".into(),
+                vec![KeyEntry {
+                    id: crate::id::Id([7; 32]),
+                    kind: "passphrase".into(),
+                    label: "headteacher".into(),
+                    recipient: None,
+                    created: None,
+                    host: None,
+                    current: false,
+                    scrypt_log_n: Some(18),
+                }],
+            )),
+        );
+        let text = build(&d).text();
+        for want in [
+            "After a fire: restoring onto a new machine from cloud, the offsite copy",
+            "NOT CHECKED: could not be reached when this sheet was printed",
+            "endpoint https://s3.example.net, region eu-west-2, bucket school-dr, prefix firesafe",
+            "access key in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+            "$ export AWS_ENDPOINT_URL=https://s3.example.net AWS_REGION=eu-west-2\n",
+            "$ firesafe --repo s3://school-dr/firesafe restore latest --source admin --to restored/admin\n",
+            "| headteacher | passphrase | envelope 07070707 |",
+            "Not filled in: where the storage credentials are kept (set credentials_kept in site.toml)",
+        ] {
+            assert!(text.contains(want), "lacks {want:?}:\n{text}");
+        }
+        assert!(!text.contains("--repo /mnt/nas"), "{text}");
+    }
+
+    /// With no offsite copy the sheet says, in red, that a fire would destroy every copy; keys
+    /// that could not be read are said to be not checked.
+    #[test]
+    fn no_offsite_copy_is_said_in_red() {
+        let d = data(
+            vec![target("nas", Site::Onsite, "/mnt/nas/firesafe", true)],
+            Err("nas: wrong key".into()),
+        );
+        let text = build(&d).text();
+        for want in [
+            "[ACTION NEEDED] NO OFFSITE COPY: a fire would destroy every copy",
+            "Restoring onto a new machine from nas (on site: lost in a fire)",
+            "[ACTION NEEDED] NOT CHECKED: the keys could not be read when this sheet was printed",
+        ] {
+            assert!(text.contains(want), "lacks {want:?}:\n{text}");
+        }
     }
 }
