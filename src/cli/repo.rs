@@ -322,14 +322,17 @@ fn print_schedule_keys(
     json: bool,
 ) -> Outcome {
     let level = list.not_reached.is_empty()
-        && list.keys.iter().all(|k| k.copies.len() == list.copies.len());
+        && list
+            .keys
+            .iter()
+            .all(|k| k.copies.len() == list.copies.len());
     if json {
         println!("{}", serde_json::to_string_pretty(list).expect("JSON"));
         return Outcome::clean_if(level);
     }
     println!(
-        "{:<8}  {:<10}  {:<24}  {:<30}  FINGERPRINT",
-        "ID", "KIND", "LABEL", "COPIES"
+        "{:<8}  {:<10}  {:<24}  {:<62}  COPIES",
+        "ID", "KIND", "LABEL", "FINGERPRINT (PUBLIC KEY)"
     );
     for h in &list.keys {
         let k = &h.entry;
@@ -342,11 +345,10 @@ fn print_schedule_keys(
             )
         };
         println!(
-            "{:<8}  {:<10}  {:<24}  {:<30}  {}",
+            "{:<8}  {:<10}  {:<24}  {:<62}  {copies}",
             k.id.short(),
             k.kind,
             firesafe::format::tree::printable(&k.label),
-            copies,
             k.recipient.as_deref().unwrap_or("-"),
         );
     }

@@ -104,7 +104,16 @@ pub async fn replicate_with(
     let forgotten = forgotten_ids(from, to).await?;
     // Envelopes removed on either side are not copied, and are removed from `to`.
     let removed = removed_ids(from, to).await?;
-    let order = [KEYS_REMOVED, KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS];
+    let order = [
+        KEYS_REMOVED,
+        KEYS,
+        DATA,
+        INDEX,
+        FORGOTTEN,
+        DRILLS,
+        AUDIT,
+        SNAPSHOTS,
+    ];
     // The source is listed in the reverse of the order a backup writes, so that everything a
     // listed snapshot or index object refers to is listed too, even while a backup writes there.
     let mut listed: Vec<Vec<(String, u64)>> = Vec::new();
