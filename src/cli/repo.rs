@@ -63,7 +63,10 @@ pub(super) enum KeyCommand {
     /// List the key envelopes (with --schedule: on every copy, and which copies hold each).
     #[command(after_help = "EXAMPLES:
   firesafe --repo /mnt/nas/firesafe key list
-  firesafe key list --schedule nightly")]
+  firesafe key list --schedule nightly
+
+With --schedule each key's copies are shown (\"nas only — run `firesafe sync nightly`\" for one
+the other copies lack), and the exit status is 1 when some copy lacks a key or was not read.")]
     List {
         #[arg(long)]
         json: bool,
