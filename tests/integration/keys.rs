@@ -488,3 +488,29 @@ fn a_removal_on_the_offsite_copy_is_carried_to_the_nas() {
     let (code, status) = status_reasons(d);
     assert_eq!(code, 0, "{status}");
 }
+
+#[test]
+fn a_run_never_removes_the_last_key_of_a_copy() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&in_example(d, &["run", "nightly", "--init"]), "first run");
+    let key = d.join("demo/firesafe.key");
+    // A removal record naming the only key (written by someone who can write to the NAS):
+    // replication acts on records by name, but keeps a copy's last key.
+    let only = id_of(d, "schedule nightly");
+    std::fs::create_dir_all(d.join("demo/nas/keys-removed")).expect("mkdir");
+    std::fs::write(d.join("demo/nas/keys-removed").join(&only), b"forged").expect("write");
+    let out = in_example(d, &["sync", "nightly"]);
+    assert_success(&out, "sync");
+    assert!(
+        stdout(&out).contains("target offsite: note: kept key(s)"),
+        "{}",
+        stdout(&out)
+    );
+    for copy in ["nas", "offsite"] {
+        assert!(opens(d, copy, &key), "the last key of {copy} was removed");
+    }
+    let (code, status) = status_reasons(d);
+    assert_ne!(code, 0, "{status}");
+    assert!(status.contains("was removed on nas"), "{status}");
+}
