@@ -10,6 +10,7 @@ mod backup;
 mod browse;
 mod check;
 mod find;
+mod key;
 mod media;
 mod mount;
 mod paper;
@@ -101,7 +102,7 @@ enum Command {
     Check(check::CheckArgs),
     /// Manage the keys that can open the repository.
     #[command(subcommand)]
-    Key(repo::KeyCommand),
+    Key(key::KeyCommand),
     /// Run one schedule now, exactly as the nightly run would: back up its sources and copy the
     /// result to every one of its targets.
     #[command(after_help = run::RUN_HELP)]
@@ -166,7 +167,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Versions(a) => find::versions_cmd(repo_url, a).await,
         Command::Diff(a) => browse::diff_cmd(repo_url, a).await,
         Command::Check(a) => check::check_cmd(repo_url, a).await,
-        Command::Key(k) => repo::key_cmd(repo_url, k).await,
+        Command::Key(k) => key::key_cmd(repo_url, k).await,
         Command::Run(a) => run::run_cmd(a).await,
         Command::Status(a) => status::status_cmd(a).await,
         Command::Sync(a) => run::sync_cmd(a).await,

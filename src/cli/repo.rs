@@ -1,17 +1,16 @@
-//! `init` and `key`: creating a repository, and the key envelopes that open it.
+//! `init`: creating a repository and the first key envelopes that open it.
 
 use std::path::PathBuf;
 
-use chrono::Local;
-use clap::{Args, Subcommand};
+use clap::Args;
 use firesafe::format::chunker::ChunkerParams;
 use firesafe::format::crypto::Recipient;
-use firesafe::ops::keys::{self, KeyEntry};
+use firesafe::ops::keys;
 use firesafe::store::repo::{InitOptions, Repository};
 use firesafe::{Error, Result};
 
 use super::Outcome;
-use super::args::{open, target, unlock_from_env};
+use super::args::{target, unlock_from_env};
 
 /// The `init` command's long help.
 pub(super) const INIT_HELP: &str = "EXAMPLES:
@@ -43,43 +42,6 @@ pub(super) struct InitArgs {
     /// Average chunk size in KiB (minimum is half, maximum eight times).
     #[arg(long, default_value_t = 1024, value_name = "KIB")]
     chunk_avg: u32,
-}
-
-#[derive(Subcommand, Debug)]
-pub(super) enum KeyCommand {
-    /// List the key envelopes.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Add a key: an age recipient, a newly generated identity file, or a passphrase.
-    #[command(after_help = "EXAMPLES:
-  firesafe key add --recipient age1... --label \"recovery key (fire safe)\"
-  firesafe key add --generate /root/bursar.key --label \"bursar's laptop\"
-  FIRESAFE_NEW_PASSPHRASE='...' firesafe key add --passphrase --label \"head's passphrase\"
-
-The new passphrase is read from FIRESAFE_NEW_PASSPHRASE, or asked for twice on the terminal.")]
-    Add {
-        /// An age X25519 recipient (age1...).
-        #[arg(long, value_name = "AGE1...", conflicts_with_all = ["generate", "passphrase"])]
-        recipient: Option<String>,
-        /// Generate a new identity file here (mode 0600).
-        #[arg(long, value_name = "FILE", conflicts_with = "passphrase")]
-        generate: Option<PathBuf>,
-        /// Add a passphrase.
-        #[arg(long)]
-        passphrase: bool,
-        /// Who or what the key is for.
-        #[arg(long, default_value = "")]
-        label: String,
-    },
-    /// Remove a key envelope (by id or prefix, from `key list`).
-    Remove {
-        id: String,
-        /// Allow removing the key used to run this command.
-        #[arg(long)]
-        force: bool,
-    },
 }
 
 pub(super) async fn init(url: Option<&str>, a: InitArgs) -> Result<Outcome> {
@@ -142,110 +104,4 @@ pub(super) async fn init(url: Option<&str>, a: InitArgs) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Success)
-}
-
-fn new_passphrase() -> Result<String> {
-    if let Ok(p) = std::env::var("FIRESAFE_NEW_PASSPHRASE") {
-        if p.chars().count() < 8 {
-            return Err(Error::Usage(
-                "FIRESAFE_NEW_PASSPHRASE is shorter than 8 characters".into(),
-            ));
-        }
-        return Ok(p);
-    }
-    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return Err(Error::Usage(
-            "no new passphrase: set FIRESAFE_NEW_PASSPHRASE, or run on a terminal to be asked"
-                .into(),
-        ));
-    }
-    let first = rpassword::prompt_password("new passphrase: ")
-        .map_err(|e| Error::local("/dev/tty", "cannot read", e))?;
-    let second = rpassword::prompt_password("again: ")
-        .map_err(|e| Error::local("/dev/tty", "cannot read", e))?;
-    if first != second {
-        return Err(Error::Usage(
-            "the passphrases differ; nothing was changed".into(),
-        ));
-    }
-    if first.chars().count() < 8 {
-        return Err(Error::Usage(
-            "the passphrase is shorter than 8 characters".into(),
-        ));
-    }
-    Ok(first)
-}
-
-pub(super) async fn key_cmd(url: Option<&str>, k: KeyCommand) -> Result<Outcome> {
-    let repo = open(url).await?;
-    match k {
-        KeyCommand::List { json } => print_keys(&keys::list(&repo).await?, json),
-        KeyCommand::Add {
-            recipient,
-            generate,
-            passphrase,
-            label,
-        } => {
-            let who = if let Some(r) = recipient {
-                Recipient::parse_x25519(&r).map_err(Error::Usage)?
-            } else if let Some(path) = &generate {
-                let (_, public) = keys::create_identity_file(path)?;
-                println!("key file: {} (public key {public})", path.display());
-                Recipient::parse_x25519(&public).map_err(Error::Usage)?
-            } else if passphrase {
-                Recipient::Passphrase(new_passphrase()?.into())
-            } else {
-                return Err(Error::Usage(
-                    "say which key to add: --recipient AGE1..., --generate FILE or --passphrase"
-                        .into(),
-                ));
-            };
-            let id = keys::add(&repo, &who, &label).await?;
-            println!("added key {} ({})", id.short(), who.kind());
-        }
-        KeyCommand::Remove { id, force } => {
-            let removed = keys::remove(&repo, &id, force).await?;
-            println!("removed key {}", removed.short());
-        }
-    }
-    Ok(Outcome::Success)
-}
-
-/// The key envelopes as a table, or as JSON.
-fn print_keys(list: &[KeyEntry], json: bool) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(list).expect("JSON"));
-        return;
-    }
-    println!(
-        "{:<8}  {:<10}  {:<16}  {:<19}  LABEL",
-        "ID", "KIND", "HOST", "ADDED (LOCAL TIME)"
-    );
-    for k in list {
-        println!(
-            "{:<8}  {:<10}  {:<16}  {:<19}  {}{}{}{}",
-            k.id.short(),
-            k.kind,
-            k.host.clone().unwrap_or_default(),
-            k.created
-                .map(|c| c
-                    .with_timezone(&Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string())
-                .unwrap_or_default(),
-            firesafe::format::tree::printable(&k.label),
-            k.recipient
-                .as_ref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default(),
-            if k.current { "  [in use]" } else { "" },
-            match k.scrypt_log_n {
-                Some(n) if k.too_costly() => format!(
-                    "  [never tried: scrypt work factor 2^{n}, above the maximum 2^{}]",
-                    firesafe::format::crypto::MAX_SCRYPT_LOG_N
-                ),
-                _ => String::new(),
-            }
-        );
-    }
 }

@@ -197,6 +197,12 @@ fn print_targets(targets: &[(String, TargetOutcome)], primary: &str, damaged_hin
                 for k in &r.repaired {
                     println!("target {name}: replaced damaged object {k} with the intact copy");
                 }
+                for k in &r.keys_removed {
+                    println!("target {name}: removed key {k} (removed on another copy)");
+                }
+                for n in &r.notes {
+                    println!("target {name}: note: {n}");
+                }
                 for k in &r.damaged {
                     clean = false;
                     println!("target {name}: not copied, damaged at the source: {k}{damaged_hint}");

@@ -1,8 +1,11 @@
 //! Key envelopes: list, add and remove the keys that open a repository.
 //!
-//! Adding or removing an envelope writes or deletes only `keys/ID` and `keys/ID.info`; no data
-//! is rewritten. Removing an envelope stops that key opening the repository; anyone who opened
-//! it before may still hold its secrets (see the threat model in [`crate::format::crypto`]).
+//! Adding or removing an envelope writes or deletes only `keys/ID` and `keys/ID.info` (and, for a
+//! removal, writes the record `keys-removed/ID` that carries it to the other copies); no data is
+//! rewritten. Removing an envelope stops that key opening the repository; anyone who opened it
+//! before may still hold its secrets (see the threat model in [`crate::format::crypto`]).
+//!
+//! Every copy of a repository should hold the same keys: [`differences`] says where they do not.
 
 use std::path::Path;
 
@@ -12,7 +15,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::crypto::{self, Recipient};
 use crate::id::Id;
-use crate::store::repo::{KEYS, KeyInfo, Repository, envelope_id};
+use crate::store::repo::{
+    Envelope, KEYS, KEYS_REMOVED, KeyInfo, KeyRemoval, Repository, envelope_id, removed_envelopes,
+};
+use crate::store::target::Put;
 
 /// One envelope as `key list` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -97,42 +103,155 @@ pub async fn add(repo: &Repository, who: &Recipient, label: &str) -> Result<Id> 
     repo.add_envelope(who, label).await
 }
 
-/// Removes the envelope whose id starts with `prefix`. Refuses to remove the last one, and the
-/// one in use unless `force`.
-pub async fn remove(repo: &Repository, prefix: &str, force: bool) -> Result<Id> {
-    let keys = list(repo).await?;
+/// Stores an envelope made once (with [`Repository::make_envelope`]) on one copy.
+pub async fn add_envelope(repo: &Repository, envelope: &Envelope) -> Result<Id> {
+    repo.put_envelope(envelope).await?;
+    Ok(envelope.id)
+}
+
+/// The one envelope whose id starts with `prefix`.
+pub fn resolve<'k>(keys: &'k [KeyEntry], prefix: &str) -> Result<&'k KeyEntry> {
     let matches: Vec<&KeyEntry> = keys
         .iter()
         .filter(|k| k.id.to_hex().starts_with(&prefix.to_ascii_lowercase()))
         .collect();
-    let entry = match matches.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(Error::NotFound(format!(
-                "no key with id {prefix}; `firesafe key list` shows them"
-            )));
-        }
-        _ => {
-            return Err(Error::Usage(format!(
-                "key id {prefix} is ambiguous; give more digits"
-            )));
-        }
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Error::NotFound(format!(
+            "no key with id {prefix}; `firesafe key list` shows them"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "key id {prefix} is ambiguous; give more digits"
+        ))),
+    }
+}
+
+/// Refuses to remove `id` from a copy holding `keys` when it is the only one there, or the one
+/// in use unless `force`.
+pub fn check_removable(keys: &[KeyEntry], id: Id, force: bool, copy: Option<&str>) -> Result<()> {
+    let Some(entry) = keys.iter().find(|k| k.id == id) else {
+        return Ok(());
     };
+    let on = copy.map(|c| format!(" on {c}")).unwrap_or_default();
     if keys.len() == 1 {
-        return Err(Error::Usage(
-            "refusing to remove the only key: the repository could never be opened again".into(),
-        ));
+        return Err(Error::Usage(format!(
+            "refusing to remove the only key{on}: the repository could never be opened again"
+        )));
     }
     if entry.current && !force {
         return Err(Error::Usage(format!(
-            "key {} is the one you opened the repository with; pass --force to remove it anyway",
+            "key {} is the one you opened the repository with{on}; pass --force to remove it anyway",
             entry.id.short()
         )));
     }
+    Ok(())
+}
+
+/// The sealed removal record of `entry`, made once so that every copy gets the same bytes.
+pub fn removal_record(repo: &Repository, entry: &KeyEntry) -> bytes::Bytes {
+    let record = KeyRemoval {
+        envelope: entry.id,
+        kind: entry.kind.clone(),
+        label: entry.label.clone(),
+        removed: Utc::now(),
+        user: crate::store::audit::who().0,
+        host: crate::store::repo::hostname(),
+    };
+    repo.seal_value(&record).1
+}
+
+/// Removes envelope `id` from one copy: the removal record `keys-removed/ID` first (so that the
+/// removal reaches the other copies even if this is interrupted), then `keys/ID` and its info.
+pub async fn apply_removal(repo: &Repository, id: Id, record: &bytes::Bytes) -> Result<()> {
     let target = repo.target();
-    target.delete(&format!("{KEYS}/{}", entry.id)).await?;
-    target.delete(&format!("{KEYS}/{}.info", entry.id)).await?;
+    // A record already there (a removal made before on this copy) is as good as this one.
+    let _: Put = target
+        .put_new(&format!("{KEYS_REMOVED}/{id}"), record.clone())
+        .await?;
+    target.delete(&format!("{KEYS}/{id}")).await?;
+    target.delete(&format!("{KEYS}/{id}.info")).await?;
+    Ok(())
+}
+
+/// Removes the envelope whose id starts with `prefix`. Refuses to remove the last one, and the
+/// one in use unless `force`. A removal record is left so that a run or sync removes it from
+/// the schedule's other copies too.
+pub async fn remove(repo: &Repository, prefix: &str, force: bool) -> Result<Id> {
+    let keys = list(repo).await?;
+    let entry = resolve(&keys, prefix)?;
+    check_removable(&keys, entry.id, force, None)?;
+    let record = removal_record(repo, entry);
+    apply_removal(repo, entry.id, &record).await?;
     Ok(entry.id)
+}
+
+/// One way a copy's keys differ from the others'.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyDifference {
+    /// The copy concerned.
+    pub copy: String,
+    /// `keys/ID`.
+    pub object: String,
+    /// What is wrong, in one sentence.
+    pub problem: String,
+}
+
+/// Where the copies' sets of keys differ: an envelope some copies hold and others lack, or one
+/// removed on some copy (`keys-removed/ID`) and still held by another. Each difference is
+/// named on the copy that must change, with the copies that have it right.
+pub async fn differences(copies: &[(&str, &Repository)]) -> Result<Vec<KeyDifference>> {
+    let mut held: Vec<(&str, Vec<KeyEntry>)> = Vec::new();
+    let mut removed: std::collections::BTreeMap<Id, Vec<&str>> = Default::default();
+    for (name, repo) in copies {
+        held.push((name, list(repo).await?));
+        for id in removed_envelopes(repo.target()).await? {
+            removed.entry(id).or_default().push(name);
+        }
+    }
+    let mut all: std::collections::BTreeMap<Id, (&KeyEntry, Vec<&str>)> = Default::default();
+    for (name, keys) in &held {
+        for k in keys {
+            all.entry(k.id).or_insert((k, Vec::new())).1.push(name);
+        }
+    }
+    let mut out = Vec::new();
+    for (id, (entry, holders)) in all {
+        let what = describe(entry);
+        if let Some(by) = removed.get(&id) {
+            for copy in &holders {
+                out.push(KeyDifference {
+                    copy: copy.to_string(),
+                    object: format!("{KEYS}/{id}"),
+                    problem: format!(
+                        "{what} was removed on {} but is still on {copy}; the next run or sync removes it there",
+                        by.join(", ")
+                    ),
+                });
+            }
+            continue;
+        }
+        for (copy, _) in held.iter().filter(|(c, _)| !holders.contains(c)) {
+            out.push(KeyDifference {
+                copy: copy.to_string(),
+                object: format!("{KEYS}/{id}"),
+                problem: format!(
+                    "{what} is on {} but not on {copy}; the next run or sync copies it there",
+                    holders.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `key 1a2b3c4d ("recovery key", x25519)`.
+fn describe(k: &KeyEntry) -> String {
+    let label = crate::format::tree::printable(&k.label);
+    if label.is_empty() {
+        format!("key {} ({})", k.id.short(), k.kind)
+    } else {
+        format!("key {} (\"{label}\", {})", k.id.short(), k.kind)
+    }
 }
 
 /// Refuses a key file that others may read: the key opens every backup, so a file the group or

@@ -6,6 +6,10 @@
 //! then `config` for a new target), so the receiving target is valid at every instant, and a
 //! snapshot appears there only once everything it references is there. Content-addressed objects
 //! are checked against their names before they are written, so damage is never copied.
+//!
+//! Key removals travel the same way: the removal records (`keys-removed/ID`) are copied first,
+//! an envelope named by a record on either side is never copied, and the receiving copy's
+//! envelopes that a record names are deleted (never its last envelope).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -16,7 +20,8 @@ use crate::id::Id;
 use crate::store::index::{Index, IndexFile, IndexPack};
 use crate::store::lock::TargetLock;
 use crate::store::repo::{
-    AUDIT, CONFIG, DATA, DRILLS, FORGOTTEN, INDEX, KEYS, Repository, SNAPSHOTS, pack_key,
+    AUDIT, CONFIG, DATA, DRILLS, FORGOTTEN, INDEX, KEYS, KEYS_REMOVED, Repository, SNAPSHOTS,
+    pack_key, removed_envelopes,
 };
 use crate::store::target::{Put, Target};
 
@@ -30,6 +35,10 @@ pub struct ReplicateReport {
     /// Objects damaged on the receiving target (marked damaged, of the wrong size, or not a
     /// file) that were replaced by the source's intact copy.
     pub repaired: Vec<String>,
+    /// Key envelopes deleted from the receiving target because a removal record names them.
+    pub keys_removed: Vec<String>,
+    /// Removals not made there, and why (the only envelope left, or the store refused).
+    pub notes: Vec<String>,
 }
 
 /// Replaces each pack marked damaged on `to` (see `store::damage`) with the copy `from` holds,
@@ -93,7 +102,18 @@ pub async fn replicate_with(
     let mut report = ReplicateReport::default();
     // Snapshots a prune forgot on either side are not copied (the markers themselves are).
     let forgotten = forgotten_ids(from, to).await?;
-    let order = [KEYS, DATA, INDEX, FORGOTTEN, DRILLS, AUDIT, SNAPSHOTS];
+    // Envelopes removed on either side are not copied, and are removed from `to`.
+    let removed = removed_ids(from, to).await?;
+    let order = [
+        KEYS_REMOVED,
+        KEYS,
+        DATA,
+        INDEX,
+        FORGOTTEN,
+        DRILLS,
+        AUDIT,
+        SNAPSHOTS,
+    ];
     // The source is listed in the reverse of the order a backup writes, so that everything a
     // listed snapshot or index object refers to is listed too, even while a backup writes there.
     let mut listed: Vec<Vec<(String, u64)>> = Vec::new();
@@ -119,7 +139,7 @@ pub async fn replicate_with(
             .collect();
         // An object named by its hash that is there at another size is damage (truncated, or
         // something else in its place): the source's copy, checked against the name, replaces it.
-        let hashed = dir != FORGOTTEN && dir != KEYS;
+        let hashed = dir != FORGOTTEN && dir != KEYS && dir != KEYS_REMOVED;
         let missing: Vec<(String, bool)> = keys
             .into_iter()
             .filter_map(|(k, size)| match have.get(&k) {
@@ -130,16 +150,18 @@ pub async fn replicate_with(
             .filter(|(k, _)| {
                 dir != SNAPSHOTS || !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n))
             })
+            .filter(|(k, _)| !envelope_of(k).is_some_and(|id| removed.contains(&id)))
             .collect();
         let results: Vec<(String, Copied)> = futures::stream::iter(missing)
             .map(|(key, wrong)| async move {
                 let bytes = from.get(&key).await?;
-                // Markers are empty and named by the snapshot they stand for.
+                // Markers are empty and named by the snapshot they stand for; removal records
+                // are named by the envelope they remove.
                 let named = key
                     .rsplit('/')
                     .next()
                     .and_then(|n| n.parse::<Id>().ok())
-                    .filter(|_| dir != FORGOTTEN);
+                    .filter(|_| dir != FORGOTTEN && dir != KEYS_REMOVED);
                 if named.is_some_and(|id| Id::of_object(&bytes) != id) {
                     return Ok((key, Copied::Damaged));
                 }
@@ -177,6 +199,9 @@ pub async fn replicate_with(
                 Copied::Existed => {}
                 Copied::Damaged => report.damaged.push(key),
             }
+        }
+        if dir == KEYS {
+            carry_removals(to, &removed, &mut report).await?;
         }
     }
     heal_marked(from, to, &mut report).await?;
@@ -314,6 +339,7 @@ pub async fn pull_with(
     let lock = held.or(own.as_ref()).expect("one of them");
     let mut report = ReplicateReport::default();
     let forgotten = forgotten_ids(src, dst).await?;
+    let removed = removed_ids(src, dst).await?;
     // Listed before anything is read, so that what they need is listed after them.
     let have_snapshots: HashSet<String> = dst
         .list(SNAPSHOTS)
@@ -329,19 +355,23 @@ pub async fn pull_with(
         .filter(|k| !have_snapshots.contains(k))
         .filter(|k| !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n)))
         .collect();
-    for dir in [KEYS, FORGOTTEN, DRILLS, AUDIT] {
+    for dir in [KEYS_REMOVED, KEYS, FORGOTTEN, DRILLS, AUDIT] {
         let have: HashSet<String> = dst.list(dir).await?.into_iter().map(|l| l.key).collect();
         for l in src.list(dir).await? {
-            if !have.contains(&l.key) {
+            let removed_key = envelope_of(&l.key).is_some_and(|id| removed.contains(&id));
+            if !have.contains(&l.key) && !removed_key {
                 copy_one(
                     src,
                     dst,
                     &l.key,
-                    dir != FORGOTTEN && !l.key.ends_with(".info"),
+                    dir != FORGOTTEN && dir != KEYS_REMOVED && !l.key.ends_with(".info"),
                     &mut report,
                 )
                 .await?;
             }
+        }
+        if dir == KEYS {
+            carry_removals(dst, &removed, &mut report).await?;
         }
     }
     if !missing.is_empty() {
@@ -355,6 +385,60 @@ pub async fn pull_with(
         own.release().await;
     }
     Ok(report)
+}
+
+/// The envelopes named by a removal record on either target.
+async fn removed_ids(one: &Target, other: &Target) -> Result<BTreeSet<Id>> {
+    let mut removed = removed_envelopes(one).await?;
+    removed.extend(removed_envelopes(other).await?);
+    Ok(removed)
+}
+
+/// The envelope a `keys/ID` or `keys/ID.info` key belongs to.
+fn envelope_of(key: &str) -> Option<Id> {
+    let name = key.strip_prefix("keys/")?;
+    name.strip_suffix(".info").unwrap_or(name).parse().ok()
+}
+
+/// Deletes from `to` the envelopes (and their info) that a removal record names, unless that
+/// would leave `to` with no envelope at all: a copy nobody can open is worse than a key that
+/// should have gone, so those stay and are noted. A deletion the store refuses (object lock) is
+/// noted too; the next run tries again.
+async fn carry_removals(
+    to: &Target,
+    removed: &BTreeSet<Id>,
+    report: &mut ReplicateReport,
+) -> Result<()> {
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = to.list(KEYS).await?.into_iter().map(|l| l.key).collect();
+    let envelopes: Vec<Id> = listed
+        .iter()
+        .filter_map(|k| crate::store::repo::envelope_id(k))
+        .collect();
+    if !envelopes.is_empty() && envelopes.iter().all(|id| removed.contains(id)) {
+        let ids: Vec<String> = envelopes.iter().map(Id::short).collect();
+        report.notes.push(format!(
+            "kept key(s) {} on {}: a removal record names them, but they are the only keys there and without them it could never be opened",
+            ids.join(", "),
+            to.name()
+        ));
+        return Ok(());
+    }
+    for key in &listed {
+        let Some(id) = envelope_of(key).filter(|id| removed.contains(id)) else {
+            continue;
+        };
+        match to.delete(key).await {
+            Ok(()) if !key.ends_with(".info") => report.keys_removed.push(id.short()),
+            Ok(()) => {}
+            Err(e) => report
+                .notes
+                .push(format!("could not remove {key} from {}: {e}", to.name())),
+        }
+    }
+    Ok(())
 }
 
 /// The ids of the snapshots a prune forgot on either target (their `forgotten/ID` markers).

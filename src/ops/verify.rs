@@ -379,6 +379,18 @@ async fn repair_object(
     if object.starts_with("blob ") {
         return String::new();
     }
+    // A removed key is never copied back: the runs remove it from every copy.
+    if let Some(name) = object.strip_prefix(&format!("{KEYS}/")) {
+        let id = name.strip_suffix(".info").unwrap_or(name);
+        let record = format!("{}/{id}", crate::store::repo::KEYS_REMOVED);
+        for (n, r) in others.iter().copied().chain([("this copy", repo)]) {
+            if let Ok(true) = r.target().exists(&record).await {
+                return format!(
+                    "not repaired: the key was removed ({record} on {n}); the next run or sync removes it from every copy"
+                );
+            }
+        }
+    }
     // A prune may have forgotten the snapshot since the comparison listed the targets; the
     // caller's lock keeps prunes out from here on, so the marker is checked now.
     if let Some(id) = object.strip_prefix(&format!("{SNAPSHOTS}/")) {
@@ -502,11 +514,24 @@ async fn reindex(repo: &Repository, dry_run: bool) -> Result<usize> {
 
 /// Objects that some targets hold and others lack, or hold at another size: a finding for each
 /// target concerned. Packs are left to each target's own check (a pack one target lacks matters
-/// only if that target's index lists it), and snapshots a prune forgot are left out.
+/// only if that target's index lists it), and snapshots a prune forgot are left out. Key
+/// envelopes are compared by [`crate::ops::keys::differences`], which knows removals.
 pub async fn compare(targets: &[(&str, &Repository)]) -> Result<HashMap<String, Vec<Finding>>> {
     let mut out: HashMap<String, Vec<Finding>> = HashMap::new();
     if targets.len() < 2 {
         return Ok(out);
+    }
+    for d in crate::ops::keys::differences(targets).await? {
+        out.entry(d.copy).or_default().push(Finding {
+            object: d.object,
+            problem: d.problem,
+            repair: String::new(),
+            affects: Vec::new(),
+        });
+    }
+    let mut removed: HashSet<Id> = HashSet::new();
+    for (_, repo) in targets {
+        removed.extend(crate::store::repo::removed_envelopes(repo.target()).await?);
     }
     let mut forgotten: HashSet<String> = HashSet::new();
     let mut listings: Vec<(&str, HashMap<String, u64>)> = Vec::new();
@@ -553,6 +578,14 @@ pub async fn compare(targets: &[(&str, &Repository)]) -> Result<HashMap<String, 
         }
         if key.starts_with(&format!("{DATA}/")) || holders.len() == listings.len() {
             continue;
+        }
+        // Envelopes were compared above; the info of a removed one is left to the runs.
+        let envelope = key
+            .strip_prefix(&format!("{KEYS}/"))
+            .map(|n| n.strip_suffix(".info").unwrap_or(n).parse::<Id>());
+        match envelope {
+            Some(Ok(id)) if removed.contains(&id) || !key.ends_with(".info") => continue,
+            _ => {}
         }
         let present: Vec<&str> = holders.iter().map(|(n, _)| *n).collect();
         for (name, _) in &listings {

@@ -1,10 +1,11 @@
-//! Everything whose input is a schedule: runs, sync, jobs, status, media rotation, alerts, summary and the daemon.
+//! Everything whose input is a schedule: runs, sync, jobs, keys on every copy, status, media rotation, alerts, summary and the daemon.
 
 pub mod alert;
 pub mod backup_job;
 pub mod checks;
 pub mod daemon;
 pub mod drill_job;
+pub mod keys;
 pub mod media;
 pub mod prune_job;
 pub mod run;

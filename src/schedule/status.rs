@@ -145,7 +145,7 @@ pub async fn status_with_records(
     let (catalogs, disks) = read_catalogs(config, schedule, &unlock).await;
     let pools = crate::schedule::media::pools(config, &schedule.targets, state, now)?;
     let policy = schedule.policy.policy();
-    let sources = schedule
+    let mut sources: Vec<SourceStatus> = schedule
         .sources
         .iter()
         .map(|source| {
@@ -165,6 +165,8 @@ pub async fn status_with_records(
             }
         })
         .collect();
+    let keys = crate::schedule::keys::differences(config, schedule, &unlock).await;
+    add_key_differences(&mut sources, &keys);
     Ok(ScheduleStatus {
         schedule: schedule.name.clone(),
         checked_at: now,
@@ -379,4 +381,16 @@ fn evaluate(
         }
     }
     evaluation
+}
+
+/// Copies whose keys differ (a recovery key only on the NAS, a removal not yet made offsite)
+/// make every source at least DEGRADED, with the difference as a reason: if the NAS is lost,
+/// the copy left must open with the keys the school counts on.
+fn add_key_differences(sources: &mut [SourceStatus], differences: &[String]) {
+    for s in sources {
+        s.evaluation.reasons.extend(differences.iter().cloned());
+        if !differences.is_empty() && s.evaluation.verdict == policy::Verdict::Ok {
+            s.evaluation.verdict = policy::Verdict::Degraded;
+        }
+    }
 }

@@ -7,14 +7,16 @@
 //! | `config` | plaintext JSON: format, version, repository id, chunker and pack parameters |
 //! | `keys/ID` | a key envelope: age file for one recipient, holding the repository secrets |
 //! | `keys/ID.info` | sealed JSON describing that envelope (kind, label, public key, date) |
+//! | `keys-removed/ID` | sealed JSON: envelope ID was removed, when and by whom |
 //! | `data/XX/ID` | a pack (`XX` = the first two hex digits of ID) |
 //! | `index/ID` | sealed JSON: which blobs are in which packs |
 //! | `snapshots/ID` | sealed JSON: one snapshot |
 //! | `audit/ID` | sealed JSON: one restore, who ran it and what it did |
 //!
 //! "Sealed" means age(zstd(JSON)) encrypted to the repository identity. Every ID in a key is the
-//! BLAKE3 hash of that object's stored bytes, except `keys/ID.info`, which carries its envelope's
-//! ID. Nothing is ever rewritten: every write creates a new object.
+//! BLAKE3 hash of that object's stored bytes, except `keys/ID.info` and `keys-removed/ID`, which
+//! carry their envelope's ID, and the empty markers `forgotten/ID` and `damaged/ID`, named by the
+//! snapshot or pack they stand for. Nothing is ever rewritten: every write creates a new object.
 //!
 //! A sealed object's JSON is read through a bound, [`MAX_SEALED_BYTES`]: whoever holds the key
 //! can seal a few kilobytes of zstd that expand to terabytes, and such an object is refused.
@@ -44,6 +46,9 @@ pub const FORGOTTEN: &str = "forgotten";
 pub const AUDIT: &str = "audit";
 /// `drills/ID`: sealed records of restore drills (see `records`).
 pub const DRILLS: &str = "drills";
+/// `keys-removed/ID`: sealed records of envelopes removed by `key remove` ([`KeyRemoval`]),
+/// copied to every copy so that the removal is made there too.
+pub const KEYS_REMOVED: &str = "keys-removed";
 /// `damaged/ID`: empty markers for packs found damaged on this copy (see `damage`).
 pub const DAMAGED: &str = "damaged";
 
@@ -98,6 +103,29 @@ pub struct KeyInfo {
     pub label: String,
     pub created: DateTime<Utc>,
     pub host: String,
+}
+
+/// A removal record, `keys-removed/ID`: envelope `ID` was removed, and must not come back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyRemoval {
+    /// The envelope removed (also the record's name).
+    pub envelope: Id,
+    /// What its info said, when it could be read.
+    pub kind: String,
+    pub label: String,
+    pub removed: DateTime<Utc>,
+    /// Who removed it (the user behind sudo, or the user) and on which machine.
+    pub user: String,
+    pub host: String,
+}
+
+/// An envelope and its sealed info, made once so that the same bytes (and so the same
+/// `keys/ID`) can be written to every copy of the repository.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub id: Id,
+    pub envelope: Bytes,
+    pub info: Bytes,
 }
 
 /// An open repository.
@@ -358,8 +386,9 @@ impl Repository {
             target: self.target.name().to_string(),
             detail,
         };
-        // Objects named by their hash must match it; `keys/ID.info` is named after its envelope.
-        if !key.ends_with(".info") {
+        // Objects named by their hash must match it; `keys/ID.info` and `keys-removed/ID` are
+        // named after their envelope.
+        if !key.ends_with(".info") && !key.starts_with(&format!("{KEYS_REMOVED}/")) {
             match key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) {
                 Some(name) if Id::of_object(bytes) == name => {}
                 Some(_) => return Err(corrupt("its content does not match its name".into())),
@@ -393,6 +422,27 @@ impl Repository {
     pub async fn add_envelope(&self, who: &Recipient, label: &str) -> Result<Id> {
         write_envelope(&self.target, &self.key, who, label).await
     }
+
+    /// Makes an envelope for `who` without storing it (see [`Repository::put_envelope`]).
+    pub fn make_envelope(&self, who: &Recipient, label: &str) -> Envelope {
+        make_envelope(&self.key, who, label)
+    }
+
+    /// Stores an envelope made by [`Repository::make_envelope`] (of this repository, perhaps on
+    /// another copy): its info first, then the envelope.
+    pub async fn put_envelope(&self, e: &Envelope) -> Result<()> {
+        put_envelope(&self.target, e).await
+    }
+}
+
+/// The envelope ids named by the removal records (`keys-removed/ID`) on a target.
+pub async fn removed_envelopes(target: &Target) -> Result<std::collections::BTreeSet<Id>> {
+    Ok(target
+        .list(KEYS_REMOVED)
+        .await?
+        .into_iter()
+        .filter_map(|l| l.key.strip_prefix("keys-removed/")?.parse().ok())
+        .collect())
 }
 
 /// The envelope id of a `keys/` listing entry (not an `.info` object).
@@ -440,6 +490,12 @@ async fn write_envelope(
     who: &Recipient,
     label: &str,
 ) -> Result<Id> {
+    let e = make_envelope(key, who, label);
+    put_envelope(target, &e).await?;
+    Ok(e.id)
+}
+
+fn make_envelope(key: &RepoKey, who: &Recipient, label: &str) -> Envelope {
     let envelope = key.wrap(who);
     let id = Id::of_object(&envelope);
     let info = KeyInfo {
@@ -449,18 +505,23 @@ async fn write_envelope(
         created: Utc::now(),
         host: hostname(),
     };
+    Envelope {
+        id,
+        envelope: Bytes::from(envelope),
+        info: Bytes::from(seal_json(key, &info)),
+    }
+}
+
+async fn put_envelope(target: &Target, e: &Envelope) -> Result<()> {
     // The info first: an envelope without info is still usable, info without an envelope is
     // ignored.
     target
-        .put_new(
-            &format!("{KEYS}/{id}.info"),
-            Bytes::from(seal_json(key, &info)),
-        )
+        .put_new(&format!("{KEYS}/{}.info", e.id), e.info.clone())
         .await?;
     target
-        .put_new(&format!("{KEYS}/{id}"), Bytes::from(envelope))
+        .put_new(&format!("{KEYS}/{}", e.id), e.envelope.clone())
         .await?;
-    Ok(id)
+    Ok(())
 }
 
 fn seal_json<T: Serialize>(key: &RepoKey, value: &T) -> Vec<u8> {

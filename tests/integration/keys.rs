@@ -169,3 +169,348 @@ fn init_with_a_passphrase() {
         .expect("run");
     assert_success(&out, "backup with passphrase");
 }
+
+// Keys on every copy of a schedule's repository (the shipped example: demo/nas and
+// demo/offsite).
+
+fn in_example(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    firesafe()
+        .env("FIRESAFE_STATE_DIR", dir.join("state"))
+        .args(args)
+        .arg("--config-dir")
+        .arg(dir)
+        .output()
+        .expect("run firesafe")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A recovery key file (mode 0600) in `dir`, and its public recipient.
+fn recovery_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let (text, public) = firesafe::format::crypto::generate_identity_file();
+    let path = dir.join("recovery.key");
+    std::fs::write(&path, text).expect("write");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
+    (path, public)
+}
+
+/// Whether `key` opens the copy `copy` of the example (`snapshots` succeeds with it).
+fn opens(dir: &std::path::Path, copy: &str, key: &std::path::Path) -> bool {
+    firesafe()
+        .env("FIRESAFE_KEY_FILE", key)
+        .arg("--repo")
+        .arg(dir.join("demo").join(copy))
+        .arg("snapshots")
+        .output()
+        .expect("run")
+        .status
+        .success()
+}
+
+/// `firesafe --repo demo/COPY key ARGS` with the schedule's key.
+fn key_on(dir: &std::path::Path, copy: &str, args: &[&str]) -> std::process::Output {
+    firesafe()
+        .env("FIRESAFE_KEY_FILE", dir.join("demo/firesafe.key"))
+        .arg("--repo")
+        .arg(dir.join("demo").join(copy))
+        .arg("key")
+        .args(args)
+        .output()
+        .expect("run")
+}
+
+/// The id of the envelope labelled `label` in `key list --schedule nightly --json`.
+fn id_of(dir: &std::path::Path, label: &str) -> String {
+    let out = in_example(dir, &["key", "list", "--schedule", "nightly", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    json["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["label"] == label)
+        .unwrap_or_else(|| panic!("no key {label}: {json}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+fn status_reasons(dir: &std::path::Path) -> (i32, String) {
+    let out = in_example(dir, &["status", "nightly", "--json"]);
+    (out.status.code().expect("code"), stdout(&out))
+}
+
+#[test]
+fn a_key_added_to_a_schedule_opens_the_offsite_copy_when_the_nas_is_gone() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&in_example(d, &["run", "nightly", "--init"]), "first run");
+    let (recovery, public) = recovery_key(d);
+    let out = in_example(
+        d,
+        &[
+            "key",
+            "add",
+            "--schedule",
+            "nightly",
+            "--recipient",
+            &public,
+            "--label",
+            "recovery key (fire safe)",
+        ],
+    );
+    assert_success(&out, "key add --schedule");
+    assert!(stdout(&out).contains("on nas, offsite"), "{}", stdout(&out));
+    let list = in_example(d, &["key", "list", "--schedule", "nightly"]);
+    assert_success(&list, "key list --schedule");
+    let line = stdout(&list)
+        .lines()
+        .find(|l| l.contains("recovery key (fire safe)"))
+        .expect("listed")
+        .to_string();
+    assert!(
+        line.contains("nas, offsite") && line.contains(&public),
+        "{line}"
+    );
+    // The same envelope on both copies.
+    let id = id_of(d, "recovery key (fire safe)");
+    for f in [id.clone(), format!("{id}.info")] {
+        assert_eq!(
+            std::fs::read(d.join("demo/nas/keys").join(&f)).expect("nas"),
+            std::fs::read(d.join("demo/offsite/keys").join(&f)).expect("offsite"),
+            "{f}"
+        );
+    }
+    let (code, status) = status_reasons(d);
+    assert!(!status.contains("keys differ"), "{status}");
+    assert_eq!(code, 0, "{status}");
+
+    // The NAS burns: the recovery key alone restores from what is left.
+    std::fs::remove_dir_all(d.join("demo/nas")).expect("rm nas");
+    let to = d.join("restored");
+    let out = firesafe()
+        .env("FIRESAFE_STATE_DIR", d.join("state"))
+        .env("FIRESAFE_KEY_FILE", &recovery)
+        .arg("--repo")
+        .arg(d.join("demo/offsite"))
+        .args(["restore", "latest", "--source", "curriculum", "--to"])
+        .arg(&to)
+        .output()
+        .expect("run");
+    assert_success(&out, "restore from offsite with the recovery key");
+    assert_same_tree(&d.join("demo/shares/curriculum"), &to.join("curriculum"));
+}
+
+#[test]
+fn a_key_removed_from_a_schedule_is_gone_from_every_copy_and_stays_gone() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&in_example(d, &["run", "nightly", "--init"]), "first run");
+    let (recovery, public) = recovery_key(d);
+    assert_success(
+        &in_example(
+            d,
+            &[
+                "key",
+                "add",
+                "--schedule",
+                "nightly",
+                "--recipient",
+                &public,
+                "--label",
+                "old",
+            ],
+        ),
+        "key add --schedule",
+    );
+    assert!(opens(d, "nas", &recovery) && opens(d, "offsite", &recovery));
+    let id = id_of(d, "old");
+    let out = in_example(d, &["key", "remove", "--schedule", "nightly", &id[..8]]);
+    assert_success(&out, "key remove --schedule");
+    assert!(stdout(&out).contains("on nas, offsite"), "{}", stdout(&out));
+    for copy in ["nas", "offsite"] {
+        assert!(
+            !opens(d, copy, &recovery),
+            "the removed key still opens {copy}"
+        );
+        assert!(
+            d.join(format!("demo/{copy}/keys-removed/{id}")).exists(),
+            "no removal record on {copy}"
+        );
+        assert!(!d.join(format!("demo/{copy}/keys/{id}.info")).exists());
+    }
+    // Runs neither bring it back nor report a difference.
+    assert_success(&in_example(d, &["run", "nightly"]), "run");
+    for copy in ["nas", "offsite"] {
+        assert!(
+            !opens(d, copy, &recovery),
+            "a run brought it back on {copy}"
+        );
+    }
+    let (code, status) = status_reasons(d);
+    assert_eq!(code, 0, "{status}");
+    // The key in use and the only key are refused on every copy, changing nothing.
+    let schedule_key = id_of(d, "schedule nightly");
+    let out = in_example(
+        d,
+        &["key", "remove", "--schedule", "nightly", &schedule_key],
+    );
+    let err = assert_exit(&out, 2, "remove the only key");
+    assert!(err.contains("only key"), "{err}");
+}
+
+#[test]
+fn a_key_on_one_copy_only_is_reported_and_carried_by_the_next_run() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&in_example(d, &["run", "nightly", "--init"]), "first run");
+    // Verification reports, and does not repair, so that the run is seen to carry the key.
+    let sched = d.join("schedules/nightly.toml");
+    let text = std::fs::read_to_string(&sched).expect("read");
+    std::fs::write(&sched, text.replace("repair = true", "repair = false")).expect("write");
+    let (recovery, public) = recovery_key(d);
+    let out = key_on(
+        d,
+        "nas",
+        &["add", "--recipient", &public, "--label", "fire safe"],
+    );
+    assert_success(&out, "key add --repo nas");
+    assert!(!opens(d, "offsite", &recovery));
+
+    let list = stdout(&in_example(d, &["key", "list", "--schedule", "nightly"]));
+    assert!(
+        list.contains("nas only — run `firesafe sync nightly`"),
+        "{list}"
+    );
+    let (code, status) = status_reasons(d);
+    assert_ne!(code, 0, "{status}");
+    assert!(
+        status.contains("is on nas but not on offsite"),
+        "status says nothing of the missing key: {status}"
+    );
+    let verify = in_example(d, &["verify", "nightly"]);
+    assert_exit(&verify, 1, "verify with a key on one copy only");
+    assert!(
+        stdout(&verify).contains("is on nas but not on offsite"),
+        "verify says nothing of the missing key: {}",
+        stdout(&verify)
+    );
+    assert!(!opens(d, "offsite", &recovery));
+
+    assert_success(&in_example(d, &["run", "nightly"]), "run");
+    assert!(
+        opens(d, "offsite", &recovery),
+        "the run did not carry the key"
+    );
+    let (code, status) = status_reasons(d);
+    assert!(!status.contains("keys differ"), "{status}");
+    assert_eq!(code, 0, "{status}");
+
+    // A removal made on the NAS alone is reported, then carried to the offsite copy.
+    let id = id_of(d, "fire safe");
+    assert_success(&key_on(d, "nas", &["remove", &id]), "key remove --repo nas");
+    assert!(!opens(d, "nas", &recovery) && opens(d, "offsite", &recovery));
+    let (code, status) = status_reasons(d);
+    assert_ne!(code, 0, "{status}");
+    assert!(status.contains("was removed on nas"), "{status}");
+    let verify = in_example(d, &["verify", "nightly", "--repair"]);
+    assert_exit(&verify, 1, "verify with a removal not yet carried");
+    assert!(
+        stdout(&verify).contains("was removed on nas but is still on offsite")
+            && stdout(&verify).contains("not repaired: the key was removed"),
+        "{}",
+        stdout(&verify)
+    );
+    assert!(opens(d, "offsite", &recovery) && !opens(d, "nas", &recovery));
+    let run = in_example(d, &["run", "nightly"]);
+    assert_success(&run, "run");
+    assert!(
+        stdout(&run).contains(&format!("target offsite: removed key {}", &id[..8])),
+        "{}",
+        stdout(&run)
+    );
+    assert!(
+        !opens(d, "offsite", &recovery),
+        "the run did not carry the removal"
+    );
+    let (code, status) = status_reasons(d);
+    assert_eq!(code, 0, "{status}");
+}
+
+#[test]
+fn a_removal_on_the_offsite_copy_is_carried_to_the_nas() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&in_example(d, &["run", "nightly", "--init"]), "first run");
+    let (recovery, public) = recovery_key(d);
+    // The offsite copy is down: the key goes to the NAS, the command says so and exits 1.
+    std::fs::rename(d.join("demo/offsite"), d.join("demo/offsite-away")).expect("mv");
+    let out = in_example(
+        d,
+        &[
+            "key",
+            "add",
+            "--schedule",
+            "nightly",
+            "--recipient",
+            &public,
+            "--label",
+            "laptop",
+        ],
+    );
+    assert_exit(&out, 1, "key add with the offsite copy down");
+    let text = stdout(&out);
+    assert!(
+        text.contains("on nas")
+            && text.contains("offsite")
+            && text.contains("firesafe sync nightly"),
+        "{text}"
+    );
+    std::fs::rename(d.join("demo/offsite-away"), d.join("demo/offsite")).expect("mv");
+    assert_success(&in_example(d, &["sync", "nightly"]), "sync");
+    assert!(opens(d, "offsite", &recovery), "sync did not carry the key");
+
+    // Removed on the offsite copy alone: the next run removes it from the NAS (the primary).
+    let id = id_of(d, "laptop");
+    assert_success(
+        &key_on(d, "offsite", &["remove", &id]),
+        "key remove --repo offsite",
+    );
+    assert!(opens(d, "nas", &recovery));
+    assert_success(&in_example(d, &["run", "nightly"]), "run");
+    assert!(
+        !opens(d, "nas", &recovery),
+        "the run did not carry the removal"
+    );
+    assert!(!opens(d, "offsite", &recovery));
+    let (code, status) = status_reasons(d);
+    assert_eq!(code, 0, "{status}");
+}
+
+#[test]
+fn a_run_never_removes_the_last_key_of_a_copy() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&in_example(d, &["run", "nightly", "--init"]), "first run");
+    let key = d.join("demo/firesafe.key");
+    // A removal record naming the only key (written by someone who can write to the NAS):
+    // replication acts on records by name, but keeps a copy's last key.
+    let only = id_of(d, "schedule nightly");
+    std::fs::create_dir_all(d.join("demo/nas/keys-removed")).expect("mkdir");
+    std::fs::write(d.join("demo/nas/keys-removed").join(&only), b"forged").expect("write");
+    let out = in_example(d, &["sync", "nightly"]);
+    assert_success(&out, "sync");
+    assert!(
+        stdout(&out).contains("target offsite: note: kept key(s)"),
+        "{}",
+        stdout(&out)
+    );
+    for copy in ["nas", "offsite"] {
+        assert!(opens(d, copy, &key), "the last key of {copy} was removed");
+    }
+    let (code, status) = status_reasons(d);
+    assert_ne!(code, 0, "{status}");
+    assert!(status.contains("was removed on nas"), "{status}");
+}

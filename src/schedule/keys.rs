@@ -1,0 +1,173 @@
+//! Keys on every copy: `key add|remove|list --schedule NAME` acts on every target of a schedule,
+//! and [`differences`] says where the copies' keys differ (for `status`).
+//!
+//! An envelope is made once and the same bytes are written to every copy, so `keys/ID` names
+//! the same envelope everywhere; a removal writes the same sealed record `keys-removed/ID` to
+//! every copy it reaches. A copy that is down is named, and the next run or sync carries the
+//! envelope or the removal there (see [`crate::ops::replicate`]).
+
+use serde::Serialize;
+
+use crate::config::targets::open_schedule_repos;
+use crate::config::{Config, ScheduleSpec};
+use crate::error::Result;
+use crate::format::crypto::{Recipient, Unlock};
+use crate::id::Id;
+use crate::ops::keys::{self, KeyEntry};
+use crate::store::repo::Repository;
+
+/// What `key add --schedule` or `key remove --schedule` did.
+#[derive(Debug)]
+pub struct KeysChanged {
+    pub id: Id,
+    /// The copies changed.
+    pub done: Vec<String>,
+    /// The copies not changed, each a sentence naming the target and why.
+    pub not_reached: Vec<String>,
+}
+
+/// One key of a schedule's repository and the copies that hold it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldKey {
+    #[serde(flatten)]
+    pub entry: KeyEntry,
+    /// The copies holding it, in the schedule's order.
+    pub copies: Vec<String>,
+}
+
+/// The keys of every copy of a schedule's repository.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleKeys {
+    /// The copies read, in the schedule's order.
+    pub copies: Vec<String>,
+    /// The targets not read, each a sentence naming the target and why.
+    pub not_reached: Vec<String>,
+    pub keys: Vec<HeldKey>,
+}
+
+async fn open_copies(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    unlock: &Unlock,
+) -> Result<(Vec<(String, Repository)>, Vec<String>)> {
+    let (repos, notes) = open_schedule_repos(config, schedule, unlock).await?;
+    let named = repos
+        .into_iter()
+        .map(|r| (r.target().name().to_string(), r))
+        .collect();
+    Ok((named, notes))
+}
+
+/// Gives `who` an envelope on every copy of the schedule's repository that opens: the same
+/// envelope (one `keys/ID`) everywhere.
+pub async fn add(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    unlock: &Unlock,
+    who: &Recipient,
+    label: &str,
+) -> Result<KeysChanged> {
+    let (copies, mut not_reached) = open_copies(config, schedule, unlock).await?;
+    let envelope = copies[0].1.make_envelope(who, label);
+    let mut done = Vec::new();
+    for (name, repo) in &copies {
+        match keys::add_envelope(repo, &envelope).await {
+            Ok(_) => done.push(name.clone()),
+            Err(e) => not_reached.push(format!("target \"{name}\" not changed: {e}")),
+        }
+    }
+    Ok(KeysChanged {
+        id: envelope.id,
+        done,
+        not_reached,
+    })
+}
+
+/// Removes the envelope whose id starts with `prefix` from every copy that opens, leaving the
+/// same removal record on each. Refuses (changing nothing) when it is the only key on any copy,
+/// or the one in use on any copy unless `force`.
+pub async fn remove(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    unlock: &Unlock,
+    prefix: &str,
+    force: bool,
+) -> Result<KeysChanged> {
+    let (copies, mut not_reached) = open_copies(config, schedule, unlock).await?;
+    let mut lists = Vec::new();
+    for (_, repo) in &copies {
+        lists.push(keys::list(repo).await?);
+    }
+    let mut union: Vec<KeyEntry> = Vec::new();
+    for k in lists.iter().flatten() {
+        if !union.iter().any(|u| u.id == k.id) {
+            union.push(k.clone());
+        }
+    }
+    let entry = keys::resolve(&union, prefix)?.clone();
+    for ((name, _), list) in copies.iter().zip(&lists) {
+        keys::check_removable(list, entry.id, force, Some(name))?;
+    }
+    let record = keys::removal_record(&copies[0].1, &entry);
+    let mut done = Vec::new();
+    for (name, repo) in &copies {
+        match keys::apply_removal(repo, entry.id, &record).await {
+            Ok(()) => done.push(name.clone()),
+            Err(e) => not_reached.push(format!("target \"{name}\" not changed: {e}")),
+        }
+    }
+    Ok(KeysChanged {
+        id: entry.id,
+        done,
+        not_reached,
+    })
+}
+
+/// Every key on any copy of the schedule's repository, with the copies holding it.
+pub async fn list(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    unlock: &Unlock,
+) -> Result<ScheduleKeys> {
+    let (copies, not_reached) = open_copies(config, schedule, unlock).await?;
+    let mut held: Vec<HeldKey> = Vec::new();
+    for (name, repo) in &copies {
+        for k in keys::list(repo).await? {
+            match held.iter_mut().find(|h| h.entry.id == k.id) {
+                Some(h) => h.copies.push(name.clone()),
+                None => held.push(HeldKey {
+                    entry: k,
+                    copies: vec![name.clone()],
+                }),
+            }
+        }
+    }
+    held.sort_by_key(|h| (h.entry.created, h.entry.id));
+    Ok(ScheduleKeys {
+        copies: copies.into_iter().map(|(n, _)| n).collect(),
+        not_reached,
+        keys: held,
+    })
+}
+
+/// Where the keys of the schedule's copies differ, as sentences: an envelope on some copies and
+/// not others, or one removed on one copy and still on another. Empty when fewer than two
+/// copies can be read (why they cannot is reported elsewhere).
+pub async fn differences(config: &Config, schedule: &ScheduleSpec, unlock: &Unlock) -> Vec<String> {
+    let Ok((copies, _)) = open_copies(config, schedule, unlock).await else {
+        return Vec::new();
+    };
+    let named: Vec<(&str, &Repository)> = copies.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    match keys::differences(&named).await {
+        Ok(diffs) => diffs
+            .into_iter()
+            .map(|d| {
+                format!(
+                    "the copies' keys differ: {} (`firesafe sync {}` does it now)",
+                    d.problem, schedule.name
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("the copies' keys could not be compared: {e}")],
+    }
+}
