@@ -167,6 +167,10 @@ fn print_source(src: &SourceStatus, now: DateTime<Utc>) {
                 t.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
                 describe_age(now - t)
             ),
+            (Some(id), None) if c.missing.is_some() => {
+                format!("snapshot {id}, NOT COUNTED: data missing on this copy")
+            }
+            _ if c.error.is_some() => "not read (see below)".to_string(),
             _ => "no complete snapshot".to_string(),
         };
         println!(

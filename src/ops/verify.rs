@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::ops::check::{self, CheckOptions};
 use crate::store::index::{self, IndexPack};
@@ -311,21 +311,52 @@ async fn repair(
     for f in findings.iter_mut() {
         f.repair = repair_object(repo, others, &f.object, dry_run).await;
     }
-    // A lost index object: index again the packs no index lists, from their headers.
+    // A lost index object: one copied back from another target above may list the blob again;
+    // otherwise the packs no index lists are indexed again from their headers, and the new index
+    // objects (with any pack they list that a copy lacks) are carried to every other copy, so
+    // that the copies stay identical.
     if findings.iter().any(|f| f.object.starts_with("blob ")) {
-        let rebuilt = reindex(repo, dry_run).await?;
+        let listed = if dry_run {
+            None
+        } else {
+            Some(index::Index::load(repo).await?.index)
+        };
+        let still_lost = |f: &Finding| {
+            let id = f
+                .object
+                .strip_prefix("blob ")
+                .and_then(|h| h.parse::<Id>().ok());
+            listed
+                .as_ref()
+                .is_none_or(|i| id.is_none_or(|id| !i.contains(&id)))
+        };
         for f in findings
             .iter_mut()
             .filter(|f| f.object.starts_with("blob "))
         {
-            f.repair = if rebuilt > 0 {
-                format!(
-                    "{} {rebuilt} pack(s) no index listed",
-                    if dry_run { "would index" } else { "indexed" }
-                )
-            } else {
-                "not repaired: no pack on any target holds it".into()
-            };
+            if !still_lost(f) {
+                f.repair = "repaired: an index object copied from another target lists it".into();
+            }
+        }
+        if findings
+            .iter()
+            .any(|f| f.object.starts_with("blob ") && f.repair.is_empty())
+        {
+            let (rebuilt, written) = reindex(repo, dry_run).await?;
+            let carried = carry(repo, others, &written).await;
+            for f in findings
+                .iter_mut()
+                .filter(|f| f.object.starts_with("blob ") && f.repair.is_empty())
+            {
+                f.repair = if rebuilt > 0 {
+                    format!(
+                        "{} {rebuilt} pack(s) no index listed{carried}",
+                        if dry_run { "would index" } else { "indexed" }
+                    )
+                } else {
+                    "not repaired: no pack on any target holds it".into()
+                };
+            }
         }
     }
     if let Some(lock) = lock {
@@ -473,7 +504,65 @@ fn good_copy(repo: &Repository, object: &str, bytes: &[u8]) -> std::result::Resu
 
 /// Writes an index object for the packs on the target that no index object lists, from their
 /// own headers. Returns how many packs it listed.
-async fn reindex(repo: &Repository, dry_run: bool) -> Result<usize> {
+/// Copies the index objects `written` on `repo` by a repair to every other copy, with the packs
+/// they list that a copy lacks (each checked against its name). Returns words for the record:
+/// empty when there was nothing to carry.
+async fn carry(repo: &Repository, others: &[(&str, &Repository)], written: &[Id]) -> String {
+    if written.is_empty() {
+        return String::new();
+    }
+    let here = repo.target().name();
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for (name, other) in others.iter().filter(|(n, _)| *n != here) {
+        match carry_to(repo, other, written).await {
+            Ok(()) => done.push(name.to_string()),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    let mut words = String::new();
+    if !done.is_empty() {
+        words.push_str(&format!(
+            "; the new index object(s) copied to {}",
+            done.join(", ")
+        ));
+    }
+    if !failed.is_empty() {
+        words.push_str(&format!(
+            "; not copied to {} (the next run copies them)",
+            failed.join("; ")
+        ));
+    }
+    words
+}
+
+async fn carry_to(repo: &Repository, other: &Repository, written: &[Id]) -> Result<()> {
+    for id in written {
+        let key = format!("{INDEX}/{id}");
+        let bytes = repo.target().get(&key).await?;
+        let file: index::IndexFile = repo.open_sealed("index", &key, &bytes)?;
+        for p in &file.packs {
+            let pack = pack_key(&p.id);
+            if other.target().exists(&pack).await? {
+                continue;
+            }
+            let data = repo.target().get(&pack).await?;
+            if Id::of_object(&data) != p.id {
+                return Err(Error::Corrupt {
+                    what: "pack",
+                    id: pack,
+                    target: repo.target().name().to_string(),
+                    detail: "its content does not match its name".into(),
+                });
+            }
+            other.target().put_new(&pack, data).await?;
+        }
+        other.target().put_new(&key, bytes).await?;
+    }
+    Ok(())
+}
+
+async fn reindex(repo: &Repository, dry_run: bool) -> Result<(usize, Vec<Id>)> {
     let loaded = index::Index::load(repo).await?;
     let unlisted: Vec<Id> = loaded
         .present
@@ -482,7 +571,7 @@ async fn reindex(repo: &Repository, dry_run: bool) -> Result<usize> {
         .copied()
         .collect();
     if dry_run {
-        return Ok(unlisted.len());
+        return Ok((unlisted.len(), Vec::new()));
     }
     let mut packs = Vec::new();
     for id in unlisted {
@@ -506,10 +595,11 @@ async fn reindex(repo: &Repository, dry_run: bool) -> Result<usize> {
     }
     // 256 packs per index object, as prune writes them, so that no index object grows past
     // what a reader accepts (`MAX_SEALED_BYTES`).
+    let mut written = Vec::new();
     for chunk in packs.chunks(256) {
-        index::save(repo, chunk.to_vec()).await?;
+        written.push(index::save(repo, chunk.to_vec()).await?);
     }
-    Ok(packs.len())
+    Ok((packs.len(), written))
 }
 
 /// Objects that some targets hold and others lack, or hold at another size: a finding for each

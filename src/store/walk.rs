@@ -65,20 +65,41 @@ pub async fn used_blobs(
 /// What a snapshot with root tree `root` needs that is not on the target: the keys of packs
 /// holding its blobs that are not there at the size the index records (or are marked damaged),
 /// then `blob ID` for blobs no index object lists, sorted. Empty when every object it needs is
-/// listed. A tree that cannot be read is an error.
+/// listed. A folder listing that is not there is counted and its folder not followed; one that
+/// is there but cannot be read is an error.
 pub async fn absent_for(repo: &Repository, loaded: &LoadedIndex, root: Id) -> Result<Vec<String>> {
-    let used = used_blobs(repo, &loaded.index, std::iter::once(root)).await?;
+    let reader = BlobReader::new(repo, &loaded.index, 64 << 20);
     let mut packs = BTreeSet::new();
     let mut unindexed = BTreeSet::new();
-    for blob in &used {
-        match loaded.index.get(blob) {
-            None => {
-                unindexed.insert(format!("blob {}", blob.to_hex()));
+    let mut there = |blob: &Id| match loaded.index.get(blob) {
+        None => {
+            unindexed.insert(format!("blob {}", blob.to_hex()));
+            false
+        }
+        Some((pack, _)) if !loaded.is_present(pack) => {
+            packs.insert(pack_key(&pack.id));
+            false
+        }
+        Some(_) => true,
+    };
+    let mut seen: HashSet<Id> = HashSet::new();
+    let mut stack = vec![root];
+    seen.insert(root);
+    while let Some(id) = stack.pop() {
+        if !there(&id) {
+            continue;
+        }
+        let tree = reader.tree(&id).await?;
+        for node in &tree.entries {
+            for blob in &node.content {
+                there(blob);
             }
-            Some((pack, _)) if !loaded.is_present(pack) => {
-                packs.insert(pack_key(&pack.id));
+            if node.kind == NodeKind::Dir
+                && let Some(sub) = node.subtree
+                && seen.insert(sub)
+            {
+                stack.push(sub);
             }
-            Some(_) => {}
         }
     }
     Ok(packs.into_iter().chain(unindexed).collect())
