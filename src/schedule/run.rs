@@ -100,17 +100,29 @@ pub async fn run(
     let unlock = load_key(&schedule.key_file, options.init, &mut created)?;
 
     // Open every target; note which hold the repository and which are down.
-    let targets = open_targets(config, schedule, options.init).await;
+    let mut targets = open_targets(config, schedule, options.init).await;
 
-    // The primary: the first reachable target that holds the repository, or, on a first run,
-    // the first reachable target.
+    // The primary: the first reachable target that holds a repository the schedule's key
+    // opens, or, on a first run, the first reachable target. A repository the key does not
+    // open is another one (another school's disk, a share mounted in the wrong place): it is
+    // left out, named, and never written.
     let mut primary = None;
-    for (i, (_, t)) in targets.iter().enumerate() {
-        if let Ok(t) = t
-            && Repository::read_config(t).await.is_ok()
-        {
-            primary = Some(i);
-            break;
+    for (i, (name, t)) in targets.iter_mut().enumerate() {
+        let Ok(target) = t else { continue };
+        if Repository::read_config(target).await.is_err() {
+            continue;
+        }
+        match Repository::open(target.clone(), &unlock).await {
+            Ok(_) => {
+                primary = Some(i);
+                break;
+            }
+            Err(Error::WrongKey(_)) => {
+                *t = Err(Error::NotFound(format!(
+                    "target \"{name}\" holds a repository the schedule's key does not open (another repository?); nothing was written there: check that the right share or disk is mounted"
+                )));
+            }
+            Err(e) => *t = Err(e),
         }
     }
     if primary.is_none()

@@ -8,6 +8,7 @@ mod alerts;
 mod bad_input;
 mod chunking;
 mod cli_help;
+mod copies;
 mod corruption;
 mod crash;
 mod credentials;
