@@ -13,9 +13,14 @@ pub(super) const REPORT_HELP: &str =
     "The report covers a period (default: the last 90 days) and is built only from what
 was recorded and measured: the 3-2-1 status read from every target now, the runs in
 STATE/history.jsonl, the restore drills in STATE/drills.jsonl, the verifications in
-STATE/verify.jsonl, and the snapshots in the repository (for storage growth). Where nothing was
-recorded it says so, in red. The first page is a plain-English summary with traffic lights
-(OK, ATTENTION, ACTION NEEDED); then incidents and risks, each share in detail, a glossary, a
+STATE/verify.jsonl, and the snapshots in the repository (for storage growth). The runs,
+verifications and drills are counted against what each schedule's cron times made due in the
+period (in its time zone): a due run with no complete run before the next due time is missed,
+and any gap between complete backups longer than the policy's max_age_hours is an incident.
+Where nothing was recorded it says so, in red; when the records begin after the period starts,
+page 1 says so and those lights are not OK. The first page is a plain-English summary with
+traffic lights (OK, ATTENTION, ACTION NEEDED), each saying who should do what; then incidents
+and risks (open until later evidence resolves them), each share in detail, a glossary, a
 sign-off block for the headteacher and the chair of governors, and a technician's appendix.
 The school's name comes from site.toml in the configuration directory.
 
