@@ -62,6 +62,68 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     pub stats: SnapshotStats,
+    /// Set when the backup saw signs of ransomware in what changed since the parent snapshot:
+    /// the snapshot is kept as evidence, and is not clean until a technician accepts it (a
+    /// `decisions/ID` record, see [`Decision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<Suspect>,
+}
+
+/// Why a snapshot is suspect: its score against the schedule's threshold, and each signal in
+/// plain words with counts and example paths.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    /// 0-100: how strongly the signals together point at an attack.
+    pub score: u32,
+    /// The threshold the score reached (from the schedule's `[ransomware]` table).
+    pub threshold: u32,
+    /// One short subject line for alerts: "4,312 of 9,870 files changed, 2,105 renamed to .locked".
+    pub headline: String,
+    pub signals: Vec<Signal>,
+}
+
+/// One signal that counted towards a suspect snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// `changed`, `removed`, `renamed`, `new-extensions`, `ransom-extension`, `ransom-note`,
+    /// `content-changed-character`.
+    pub kind: String,
+    /// The plain sentence: "2,105 files were renamed to the extension .locked".
+    pub reason: String,
+    /// How many files it concerns.
+    pub count: u64,
+    /// Up to a few example paths (as stored in the snapshot, `/admin/...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+}
+
+/// A technician's decision about a suspect snapshot, sealed in the repository as
+/// `decisions/ID` (replicated like drills and audit records).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The snapshot decided on (its full id).
+    pub snapshot: Id,
+    pub source: String,
+    pub verdict: Verdict,
+    /// Who decided (the login name), on which machine, when, and why.
+    pub who: String,
+    pub host: String,
+    pub time: DateTime<Utc>,
+    pub note: String,
+}
+
+/// What the technician decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// A false alarm: the snapshot counts as clean again.
+    Accepted,
+    /// A real attack: the snapshot stays suspect, and prune keeps holding the source's older
+    /// snapshots until the hold is lifted.
+    Confirmed,
+    /// After a confirmed attack: the technician lifts the hold on pruning (the snapshot stays
+    /// suspect, never a restore point).
+    Lifted,
 }
 
 /// A snapshot with its id.

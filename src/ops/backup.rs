@@ -399,6 +399,7 @@ fn snapshot_of(
         partial: !warnings.is_empty(),
         warnings,
         stats,
+        suspect: None,
     }
 }
 

@@ -132,6 +132,7 @@ mod tests {
                 partial,
                 warnings: vec![],
                 stats: SnapshotStats::default(),
+                suspect: None,
             },
         }
     }

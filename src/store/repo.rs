@@ -49,6 +49,9 @@ pub const DRILLS: &str = "drills";
 /// `keys-removed/ID`: sealed records of envelopes removed by `key remove` ([`KeyRemoval`]),
 /// copied to every copy so that the removal is made there too.
 pub const KEYS_REMOVED: &str = "keys-removed";
+/// `decisions/ID`: sealed technicians' decisions about suspect snapshots (see
+/// `format::snapshot::Decision`).
+pub const DECISIONS: &str = "decisions";
 /// `damaged/ID`: empty markers for packs found damaged on this copy (see `damage`).
 pub const DAMAGED: &str = "damaged";
 

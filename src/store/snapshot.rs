@@ -217,6 +217,7 @@ mod tests {
                 partial: false,
                 warnings: vec![],
                 stats: SnapshotStats::default(),
+                suspect: None,
             },
         }
     }

@@ -76,6 +76,7 @@ fn forge(repo: &Repo, entries: Vec<Node>) {
             partial: false,
             warnings: vec![],
             stats: SnapshotStats::default(),
+            suspect: None,
         };
         firesafe::store::snapshot::save(&r, &snap)
             .await

@@ -109,6 +109,7 @@ fn forge(r: &Repository, blobs: &[Forged], root: Id) {
             partial: false,
             warnings: vec![],
             stats: SnapshotStats::default(),
+            suspect: None,
         };
         firesafe::store::snapshot::save(r, &snap)
             .await
