@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     limit_heap_retention();
+    quiet_on_closed_pipe();
     let args = <cli::Cli as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -34,6 +35,29 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `firesafe ls | head`: when whoever reads the output stops reading, printing fails with a
+/// broken pipe, and Rust's `println!` panics. That is the normal end of a listing, not an error:
+/// the process ends at once, quietly, with status 0 (as `rg` does). Every other panic keeps the
+/// default report. (SIGPIPE itself stays ignored, so that a closed network connection is an
+/// error to handle, never a silent death.)
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        let printing = message.starts_with("failed printing to stdout")
+            || message.starts_with("failed printing to stderr");
+        if printing && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Packs and chunks are large, short-lived buffers. glibc raises its mmap threshold after the

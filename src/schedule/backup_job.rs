@@ -20,13 +20,84 @@ pub async fn run_recorded(
     scheduled_for: Option<chrono::DateTime<chrono::Utc>>,
     options: &RunOptions,
 ) -> Result<RunReport> {
-    let Some(_lock) = state.try_lock(&schedule.name)? else {
+    let Some(lock) = state.try_lock(&schedule.name)? else {
         return Err(Error::Usage(format!(
             "schedule \"{}\" is already running (its lock in {} is held); two runs of one schedule never overlap",
             schedule.name,
             state.path().display()
         )));
     };
+    run_locked(config, schedule, state, scheduled_for, options, lock).await
+}
+
+/// How long a scheduled run waits for another run of its schedule (one started by hand) to end
+/// before it is recorded as skipped.
+pub const WAIT_FOR_RUN: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// A scheduled run (the daemon's): when another run of the schedule holds its lock, waits for
+/// it to end (logging that it waits), then runs; after [`WAIT_FOR_RUN`], or when `cancel` is
+/// set, the time is recorded in the history as a failed run with the reason, so that the
+/// history and the report show every time the schedule fired, and a restart does not take it
+/// for a run missed while firesafe was not running.
+pub async fn run_scheduled(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: &StateDir,
+    at: DateTime<Utc>,
+    options: &RunOptions,
+) -> Result<RunReport> {
+    let waited_from = Utc::now();
+    let mut logged = false;
+    let lock = loop {
+        if let Some(lock) = state.try_lock(&schedule.name)? {
+            break lock;
+        }
+        let stopping = options
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        let waited = (Utc::now() - waited_from).to_std().unwrap_or_default();
+        if stopping || waited >= WAIT_FOR_RUN {
+            let why = format!(
+                "skipped: another run of schedule \"{}\" held its lock from {} {}",
+                schedule.name,
+                waited_from.format("%Y-%m-%d %H:%M UTC"),
+                if stopping {
+                    "until firesafe was stopped"
+                } else {
+                    "for six hours"
+                }
+            );
+            state.record(&RunRecord {
+                schedule: schedule.name.clone(),
+                scheduled_for: Some(at),
+                started: waited_from,
+                finished: Utc::now(),
+                outcome: RunOutcome::Failed,
+                message: why.clone(),
+            })?;
+            return Err(Error::Usage(why));
+        }
+        if !logged {
+            warn(
+                &schedule.name,
+                "another run of this schedule is going (started by hand?); the scheduled run waits for it to end",
+            );
+            logged = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    run_locked(config, schedule, state, Some(at), options, lock).await
+}
+
+async fn run_locked(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    state: &StateDir,
+    scheduled_for: Option<DateTime<Utc>>,
+    options: &RunOptions,
+    _lock: crate::store::state::Lock,
+) -> Result<RunReport> {
     let started = chrono::Utc::now();
     let result = run(config, schedule, options).await;
     let record = record_of(schedule, scheduled_for, started, &result);

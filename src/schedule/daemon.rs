@@ -4,6 +4,8 @@
 //! - A run missed while the machine was off runs once at start-up (for the latest missed time).
 //! - Two runs of one schedule never overlap: runs take the schedule's lock in the state
 //!   directory, which `firesafe run` takes too; the daemon itself runs one schedule at a time.
+//!   A time that comes while a run started by hand holds the lock waits for it, then runs
+//!   (after six hours it is recorded as skipped, with the reason): every time is in the history.
 //! - On SIGTERM the current backup stops starting new files, stores and indexes what it has
 //!   queued, and the daemon exits; the next run continues from what was stored.
 //! - Every run is recorded in the state directory's history.
@@ -149,9 +151,7 @@ async fn run_one(
         progress: false,
         cancel: Some(Arc::clone(cancel)),
     };
-    match crate::schedule::backup_job::run_recorded(config, schedule, state, Some(at), &options)
-        .await
-    {
+    match crate::schedule::backup_job::run_scheduled(config, schedule, state, at, &options).await {
         Ok(r) if r.is_clean() => tracing::info!(schedule = %name, "run complete"),
         Ok(r) => {
             for (target, outcome) in &r.targets {

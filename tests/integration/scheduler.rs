@@ -173,3 +173,69 @@ fn sigterm_mid_backup_stores_what_was_read_and_the_next_run_continues() {
     assert_success(&repo.restore(&second, &to), "restore");
     assert_same_tree(&share, &to.join("share"));
 }
+
+/// A scheduled time that comes while a run started by hand holds the schedule's lock waits for
+/// it, then runs, and is recorded for that time (not called missed later).
+#[test]
+fn a_fire_that_meets_a_manual_run_waits_and_is_recorded() {
+    let dir = example();
+    let state = dir.path().join("state");
+    let run = firesafe()
+        .args(["run", "nightly", "--init", "--config-dir"])
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("run");
+    assert_success(&run, "first run");
+    let st = firesafe::store::state::ScheduleState {
+        last_scheduled: Some(chrono::Utc::now() - chrono::Duration::days(2)),
+        ..Default::default()
+    };
+    fs::write(
+        state.join("schedules/nightly.json"),
+        serde_json::to_vec(&st).expect("json"),
+    )
+    .expect("write");
+    let sm = firesafe::store::state::StateDir::open(&state).expect("state");
+    // A run by hand is going: the test holds the schedule's lock.
+    let lock = sm.try_lock("nightly").expect("lock").expect("free");
+    let daemon = firesafe()
+        .args(["daemon", "--log-format", "json", "--config-dir"])
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn daemon");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        sm.history().expect("history").len(),
+        1,
+        "no run while the lock is held"
+    );
+    drop(lock);
+    let t = Instant::now();
+    while sm.history().expect("history").len() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the waiting run did not happen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sigterm(&daemon);
+    let out = daemon.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("waits for it to end"), "{log}");
+    let history = sm.history().expect("history");
+    assert_eq!(
+        history[1].outcome,
+        firesafe::store::state::RunOutcome::Complete,
+        "{history:?}"
+    );
+    assert_eq!(
+        sm.load("nightly").expect("state").last_scheduled,
+        history[1].scheduled_for
+    );
+}
