@@ -229,4 +229,16 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::ops::prune::PruneRepo
             until.format("%Y-%m-%d %H:%M UTC")
         );
     }
+    if !r.stale_locks_removed.is_empty() {
+        println!(
+            "  removed {} lock object(s) left by processes that are gone",
+            r.stale_locks_removed.len()
+        );
+    }
+    if r.scratch_removed > 0 {
+        println!(
+            "  removed {} scratch file(s) left in tmp/ by killed backups",
+            r.scratch_removed
+        );
+    }
 }

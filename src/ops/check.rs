@@ -124,8 +124,36 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
         .await;
     let affected = walk_snapshots(repo, &index, &catalog, &bad, &mut problems, &mut report).await?;
     marks.mark_new(repo, &index, &problems, &mut report).await;
+    leftovers(repo, &mut report).await?;
     report.findings = findings(problems, affected);
     Ok(report)
+}
+
+/// Notes what killed processes left on the target: lock objects of holders that are gone, and
+/// scratch files older than a day; the next prune removes both.
+async fn leftovers(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    let stale = crate::store::lock::stale(repo.target(), None).await?;
+    if !stale.is_empty() {
+        report.notes.push(format!(
+            "{} lock object(s) left by processes that are gone ({}); harmless, the next prune removes them",
+            stale.len(),
+            stale
+                .iter()
+                .map(|(_, who)| who.as_str())
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    let scratch = repo.target().old_scratch(crate::store::lock::SCRATCH_AGE);
+    if !scratch.is_empty() {
+        report.notes.push(format!(
+            "{} scratch file(s) in tmp/ older than a day ({}), left by killed backups; the next prune removes them",
+            scratch.len(),
+            bytesize::ByteSize(scratch.iter().map(|(_, n)| n).sum::<u64>())
+        ));
+    }
+    Ok(())
 }
 
 /// Damage marks (see [`damage`]): the packs marked by earlier checks, verifications and

@@ -117,6 +117,12 @@ pub struct PruneReport {
     /// same deletions are then made on the schedule's other targets.
     #[serde(skip)]
     pub deleted: Vec<String>,
+    /// Lock objects of processes that were gone, and scratch files of killed backups, removed
+    /// when the prune took its lock.
+    #[serde(default)]
+    pub stale_locks_removed: Vec<String>,
+    #[serde(default)]
+    pub scratch_removed: u64,
 }
 
 /// What a prune of one target will do, worked out from what the target holds without changing
@@ -198,6 +204,8 @@ impl PrunePlan {
             locked: self.spared.locked.clone(),
             locked_until: self.spared.locked_until,
             deleted: Vec::new(),
+            stale_locks_removed: Vec::new(),
+            scratch_removed: 0,
         }
     }
 }
@@ -218,7 +226,10 @@ pub async fn prune_locked(
     lock: &TargetLock,
 ) -> Result<PruneReport> {
     let plan = plan(repo, options).await?;
-    execute(repo, plan, lock).await
+    let mut report = execute(repo, plan, lock).await?;
+    report.stale_locks_removed = lock.stale_removed().to_vec();
+    report.scratch_removed = lock.scratch_removed();
+    Ok(report)
 }
 
 /// Works out what pruning `repo` would do, and changes nothing. A snapshot, index object or tree

@@ -48,6 +48,9 @@ pub const STALE: Duration = Duration::from_secs(600);
 pub const MARGIN: Duration = Duration::from_secs(300);
 /// How long a writer waits for a prune to finish.
 const WAIT: Duration = Duration::from_secs(3600);
+/// Scratch files older than this (a day, the prune grace period's default) are left by killed
+/// backups.
+pub const SCRATCH_AGE: Duration = Duration::from_secs(24 * 3600);
 const POLL: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +98,33 @@ impl LockInfo {
     }
 }
 
+/// The lock objects on `target` whose holders are gone (not refreshed within [`STALE`], or a
+/// process of this host that no longer runs), or that cannot be read and were written more than
+/// [`STALE`] ago, with who held them; `except` is the caller's own.
+pub async fn stale(target: &Target, except: Option<&str>) -> Result<Vec<(String, String)>> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for listed in target.list(LOCKS).await? {
+        if Some(listed.key.as_str()) == except {
+            continue;
+        }
+        let Some(bytes) = target.get_opt(&listed.key).await? else {
+            continue;
+        };
+        match serde_json::from_slice::<LockInfo>(&bytes) {
+            Ok(info) if !info.is_live(listed.modified, now) => {
+                out.push((listed.key, info.describe()))
+            }
+            Ok(_) => {}
+            Err(_) if listed.modified + chrono::Duration::from_std(STALE).expect("small") < now => {
+                out.push((listed.key, "an unreadable lock object".into()))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
 /// How well a holder has kept its lock refreshed.
 struct Freshness {
     /// When the last refresh succeeded.
@@ -126,6 +156,8 @@ pub struct TargetLock {
     fresh: Arc<Mutex<Freshness>>,
     refresher: tokio::task::JoinHandle<()>,
     released: bool,
+    stale_removed: Vec<String>,
+    scratch_removed: u64,
 }
 
 impl TargetLock {
@@ -152,9 +184,11 @@ impl TargetLock {
         }
     }
 
-    /// Takes the exclusive lock, or fails at once, naming who else is writing.
+    /// Takes the exclusive lock, or fails at once, naming who else is writing. Holding it, no
+    /// one else writes the target: the lock objects of holders that are gone are deleted then
+    /// (see [`TargetLock::stale_removed`]).
     pub async fn exclusive(target: &Target, operation: &str) -> Result<TargetLock> {
-        let lock = Self::write(target, LockKind::Exclusive, operation).await?;
+        let mut lock = Self::write(target, LockKind::Exclusive, operation).await?;
         let others = lock.others().await?;
         if let Some(other) = others.first() {
             let why = format!(
@@ -165,7 +199,27 @@ impl TargetLock {
             lock.release().await;
             return Err(Error::Busy(why));
         }
+        for (key, _) in stale(target, Some(&lock.key)).await? {
+            target.delete(&key).await?;
+            lock.stale_removed.push(key);
+        }
+        // Scratch files of killed backups (no backup runs now), once a day old.
+        for (path, _) in target.old_scratch(SCRATCH_AGE) {
+            if std::fs::remove_file(&path).is_ok() {
+                lock.scratch_removed += 1;
+            }
+        }
         Ok(lock)
+    }
+
+    /// Scratch files of killed backups removed when this exclusive lock was taken.
+    pub fn scratch_removed(&self) -> u64 {
+        self.scratch_removed
+    }
+
+    /// The lock objects of holders that were gone, deleted when this exclusive lock was taken.
+    pub fn stale_removed(&self) -> &[String] {
+        &self.stale_removed
     }
 
     async fn write(target: &Target, kind: LockKind, operation: &str) -> Result<TargetLock> {
@@ -204,6 +258,8 @@ impl TargetLock {
             fresh,
             refresher,
             released: false,
+            stale_removed: Vec::new(),
+            scratch_removed: 0,
         })
     }
 

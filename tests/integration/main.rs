@@ -36,4 +36,5 @@ mod scheduler;
 mod status;
 mod summary;
 mod target_conformance;
+mod technician;
 mod verify_drill;

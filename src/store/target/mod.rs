@@ -421,6 +421,29 @@ impl Target {
         Ok(dir)
     }
 
+    /// The scratch files in a local target's `tmp/` last written more than `age` ago (left by a
+    /// killed backup): their names and sizes. None on object storage (its scratch is local and
+    /// private to each process).
+    pub fn old_scratch(&self, age: std::time::Duration) -> Vec<(PathBuf, u64)> {
+        let Some(root) = &self.root else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(root.join("tmp")) else {
+            return Vec::new();
+        };
+        let now = std::time::SystemTime::now();
+        entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                // Only plain files of the scratch's naming, never through a link.
+                let meta = std::fs::symlink_metadata(e.path()).ok()?;
+                let old = now.duration_since(meta.modified().ok()?).ok()? > age;
+                (meta.is_file() && old && e.file_name().to_string_lossy().ends_with(".tmp"))
+                    .then(|| (e.path(), meta.len()))
+            })
+            .collect()
+    }
+
     /// The scratch directory of a remote target: a fresh directory with a random name and mode
     /// 0700 in the system's temporary directory (never a fixed, shared name another user could
     /// create first or replace with a link), made the first time it is asked for. Those left by

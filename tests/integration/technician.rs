@@ -1,0 +1,140 @@
+//! A technician's tool that never surprises: listings piped into `head` end quietly, and what
+//! killed processes leave on a target (lock objects, scratch files) is noted by `check` and
+//! removed by `prune`.
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use crate::support::*;
+
+fn fs_in(dir: &Path, args: &[&str]) -> Output {
+    firesafe()
+        .env("FIRESAFE_STATE_DIR", dir.join("state"))
+        .args(args)
+        .arg("--config-dir")
+        .arg(dir)
+        .output()
+        .expect("run firesafe")
+}
+
+/// Each listing command, its output far larger than a pipe holds, piped into `head -1`: one
+/// line, status 0, nothing on standard error.
+#[test]
+fn listings_piped_into_head_end_quietly() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    for i in 0..3000 {
+        write(
+            &share.join(format!("class-{:02}/pupil-{i:05}.txt", i % 30)),
+            b"work",
+        );
+    }
+    let first = repo.backup(&share, "share");
+    for i in 0..3000 {
+        write(
+            &share.join(format!("class-{:02}/pupil-{i:05}.txt", i % 30)),
+            b"new work",
+        );
+    }
+    let second = repo.backup(&share, "share");
+    for i in 0..20 {
+        repo.backup(&share, &format!("s{i}"));
+    }
+    let commands: Vec<Vec<String>> = vec![
+        vec![
+            "ls".into(),
+            "latest".into(),
+            "--source".into(),
+            "share".into(),
+        ],
+        vec![
+            "find".into(),
+            "pupil-*".into(),
+            "--source".into(),
+            "share".into(),
+        ],
+        vec!["diff".into(), first.clone(), second.clone()],
+        vec!["snapshots".into()],
+    ];
+    for args in commands {
+        let line = format!(
+            "set -o pipefail; {} --repo {} {} | head -1",
+            env!("CARGO_BIN_EXE_firesafe"),
+            repo.url,
+            args.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &line])
+            .env("FIRESAFE_KEY_FILE", &repo.key)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("bash");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            1,
+            "{args:?}"
+        );
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// A lock object of a process that is gone and a scratch file two days old, as a killed backup
+/// leaves them: `check` notes both, `prune` removes both and says so.
+#[test]
+fn what_killed_processes_leave_is_noted_and_removed() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&fs_in(d, &["run", "nightly", "--init"]), "first run");
+    let nas = d.join("demo/nas");
+    let host = firesafe::store::repo::hostname();
+    let lock = serde_json::json!({
+        "kind": "shared",
+        "operation": "backup curriculum",
+        "host": host,
+        "pid": 4_000_000u32,
+        "started": "2026-11-01T02:00:00Z",
+        "refreshed": "2026-11-01T02:10:00Z",
+    });
+    let lock_key = nas.join("locks").join("ab".repeat(32));
+    fs::create_dir_all(lock_key.parent().unwrap()).expect("mkdir");
+    fs::write(&lock_key, lock.to_string()).expect("lock");
+    let scratch = nas.join("tmp/pack-7.tmp");
+    fs::create_dir_all(scratch.parent().unwrap()).expect("mkdir");
+    fs::write(&scratch, vec![0u8; 4096]).expect("scratch");
+    let two_days_ago = chrono::Utc::now().timestamp() - 2 * 86_400;
+    set_mtime(&scratch, two_days_ago, 0);
+    let fresh = nas.join("tmp/pack-8.tmp");
+    fs::write(&fresh, b"a backup writing now").expect("fresh");
+
+    let check = firesafe()
+        .env("FIRESAFE_KEY_FILE", d.join("demo/firesafe.key"))
+        .arg("--repo")
+        .arg(&nas)
+        .arg("check")
+        .output()
+        .expect("check");
+    assert_success(&check, "check");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        text.contains("1 lock object(s) left by processes that are gone"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 scratch file(s) in tmp/ older than a day"),
+        "{text}"
+    );
+
+    let prune = fs_in(d, &["prune", "nightly"]);
+    assert_success(&prune, "prune");
+    let text = String::from_utf8_lossy(&prune.stdout);
+    assert!(text.contains("removed 1 lock object(s)"), "{text}");
+    assert!(text.contains("removed 1 scratch file(s)"), "{text}");
+    assert!(!lock_key.exists() && !scratch.exists(), "both removed");
+    assert!(fresh.exists(), "a young scratch file stays");
+}
