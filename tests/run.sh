@@ -27,6 +27,8 @@ command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v curl >/dev/null || missing+=(curl)
 command -v ss >/dev/null || missing+=(iproute2)
+# script, which gives the progress test a pseudo-terminal.
+command -v script >/dev/null || missing+=(bsdutils)
 # fusermount, for the `firesafe mount` test (which mounts only where /dev/fuse exists).
 [ -e /dev/fuse ] && ! command -v fusermount >/dev/null && ! command -v fusermount3 >/dev/null && missing+=(fuse3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)

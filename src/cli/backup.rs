@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::Args;
 use firesafe::Result;
 use firesafe::ops::backup::{self, BackupOptions};
-use firesafe::ops::progress;
 
 use super::args::open;
 use super::{Outcome, run};
@@ -43,7 +42,7 @@ pub(super) async fn backup_cmd(url: Option<&str>, a: BackupArgs) -> Result<Outco
     options.tags = a.tags;
     options.compression = a.compression;
     options.force_read = a.force_read;
-    options.progress = progress::on_terminal();
+    options.progress = true;
     options.cancel = Some(run::stop_on_signal().0);
     let report = backup::backup(&repo, &options).await?;
     let s = &report.snapshot;

@@ -4,7 +4,6 @@ use chrono::Local;
 use clap::Args;
 use firesafe::Result;
 use firesafe::ops::check::{self, CheckOptions};
-use firesafe::ops::progress;
 
 use super::Outcome;
 use super::args::open;
@@ -35,7 +34,7 @@ pub(super) async fn check_cmd(url: Option<&str>, a: CheckArgs) -> Result<Outcome
     let options = CheckOptions {
         read_data: a.read_data,
         only_packs: None,
-        progress: progress::on_terminal() && !a.json,
+        progress: !a.json,
     };
     let report = check::check(&repo, &options).await?;
     if a.json {

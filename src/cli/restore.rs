@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use chrono::{Local, Utc};
 use clap::Args;
 use firesafe::Result;
-use firesafe::ops::progress;
 use firesafe::ops::restore::{self, RestoreOptions, RestoreReport, Step};
 use firesafe::store::audit::{self, AuditRecord};
 use firesafe::store::blobs::{Copies, load_all};
@@ -118,7 +117,7 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
     options.in_place = a.in_place;
     options.resume = a.resume;
     options.dry_run = a.dry_run;
-    options.progress = progress::on_terminal() && !a.dry_run;
+    options.progress = !a.dry_run;
     let started = Utc::now();
     let clock = std::time::Instant::now();
     let result = restore::restore_snapshot(&copies, &index, snap, path.as_deref(), &options).await;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Subcommand};
 use firesafe::config::Config;
-use firesafe::ops::progress;
 use firesafe::schedule::backup_job;
 use firesafe::schedule::daemon::{self, DaemonOptions};
 use firesafe::schedule::run::{RunOptions, TargetOutcome};
@@ -113,7 +112,7 @@ pub(super) async fn run_cmd(a: RunArgs) -> Result<Outcome> {
     let (cancel, _) = stop_on_signal();
     let options = RunOptions {
         init: a.init,
-        progress: progress::on_terminal(),
+        progress: true,
         cancel: Some(cancel),
     };
     let report = backup_job::run_recorded(&config, schedule, &state, None, &options).await?;

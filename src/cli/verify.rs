@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use firesafe::ops::drill::{DEFAULT_SAMPLE_FILES, DrillOptions};
-use firesafe::ops::progress;
 use firesafe::ops::verify::{DEFAULT_READ_PERCENT, Read, VerifyOptions};
 use firesafe::schedule::drill_job::drill_schedule;
 use firesafe::schedule::verify_job::verify_schedule;
@@ -147,7 +146,7 @@ pub(super) async fn verify_cmd(a: VerifyArgs) -> Result<Outcome> {
         },
         repair: a.repair || schedule.verify.as_ref().is_some_and(|v| v.repair),
         dry_run: false,
-        progress: progress::on_terminal() && !a.dirs.json,
+        progress: !a.dirs.json,
     };
     let records = verify_schedule(&config, schedule, &state, &options).await?;
     print_verify(&records, a.dirs.json)
@@ -165,7 +164,7 @@ pub(super) async fn repair_cmd(a: RepairArgs) -> Result<Outcome> {
         },
         repair: true,
         dry_run: a.dry_run,
-        progress: progress::on_terminal() && !a.dirs.json,
+        progress: !a.dirs.json,
     };
     let records = verify_schedule(&config, schedule, &state, &options).await?;
     print_verify(&records, a.dirs.json)

@@ -131,7 +131,9 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     let known = Known::load(repo, options).await?;
 
     let counters = Arc::new(Counters::default());
-    let ticker = options.progress.then(|| progress(&counters));
+    let ticker = options
+        .progress
+        .then(|| progress(&counters, &options.source, known.parent.as_ref()));
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
     let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<Result<PackFile>>(1);
     let stored = Arc::new(AtomicU64::new(0));
@@ -271,17 +273,33 @@ impl Known {
     }
 }
 
-/// The progress line: files, bytes read, bytes uploaded.
-fn progress(counters: &Arc<Counters>) -> Ticker {
+/// The progress line: the share, files so far (of the parent snapshot's count, with the time
+/// left, when there is a parent), bytes read and uploaded.
+fn progress(counters: &Arc<Counters>, source: &str, parent: Option<&Listed>) -> Ticker {
     let c = Arc::clone(counters);
-    Ticker::spinner(move || {
+    let source = source.to_string();
+    let message = move || {
         format!(
-            "{} files, {} read, {} uploaded",
-            c.files.load(Ordering::Relaxed),
+            "{source}: {} read, {} uploaded",
             bytesize::ByteSize(c.bytes.load(Ordering::Relaxed)),
             bytesize::ByteSize(c.uploaded.load(Ordering::Relaxed)),
         )
-    })
+    };
+    let files = Arc::clone(counters);
+    match parent.map(|p| p.snapshot.stats.files).filter(|n| *n > 0) {
+        Some(total) => Ticker::count_bar(
+            total,
+            move || files.files.load(Ordering::Relaxed),
+            move || format!("files, {}", message()),
+        ),
+        None => Ticker::spinner(move || {
+            format!(
+                "{} files, {}",
+                files.files.load(Ordering::Relaxed),
+                message()
+            )
+        }),
+    }
 }
 
 /// Starts `options.workers` pack workers, fed by `blobs` and sending finished packs to `packs`.

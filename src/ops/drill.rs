@@ -120,7 +120,11 @@ pub async fn drill_one(
     let files: Vec<PlanEntry> = plan.files.clone();
     let dest = scratch.join("restore");
     let clock = Instant::now();
-    let report = restore::restore(repo, index, plan, &RestoreOptions::new(&dest)).await?;
+    // A full drill takes as long as a real restore: its progress is drawn on a terminal and
+    // logged every minute otherwise.
+    let mut restore_options = RestoreOptions::new(&dest);
+    restore_options.progress = true;
+    let report = restore::restore(repo, index, plan, &restore_options).await?;
     let restore_seconds = clock.elapsed().as_secs_f64().max(1e-6);
     let proof = prove(repo, options.kind, snap, &files, &dest, &report).await;
 

@@ -12,11 +12,14 @@
 //! envelopes that a record names are deleted (never its last envelope).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::ops::progress::Ticker;
 use crate::store::index::{Index, IndexFile, IndexPack};
 use crate::store::lock::TargetLock;
 use crate::store::repo::{
@@ -127,6 +130,23 @@ pub async fn replicate_with(
         );
     }
     listed.reverse();
+    // Progress: the objects copied so far (to this target), and their bytes.
+    let copied = Arc::new(AtomicU64::new(0));
+    let copied_bytes = Arc::new(AtomicU64::new(0));
+    let _ticker = {
+        let (n, b, name) = (
+            Arc::clone(&copied),
+            Arc::clone(&copied_bytes),
+            to.name().to_string(),
+        );
+        Ticker::spinner(move || {
+            format!(
+                "copying to {name}: {}, {}",
+                crate::plan::words::count_s(n.load(Ordering::Relaxed), "object"),
+                bytesize::ByteSize(b.load(Ordering::Relaxed))
+            )
+        })
+    };
     for (dir, keys) in order.into_iter().zip(listed) {
         if dir == SNAPSHOTS {
             lock.ensure_fresh()?;
@@ -153,34 +173,39 @@ pub async fn replicate_with(
             .filter(|(k, _)| !envelope_of(k).is_some_and(|id| removed.contains(&id)))
             .collect();
         let results: Vec<(String, Copied)> = futures::stream::iter(missing)
-            .map(|(key, wrong)| async move {
-                let bytes = from.get(&key).await?;
-                // Markers are empty and named by the snapshot they stand for; removal records
-                // are named by the envelope they remove.
-                let named = key
-                    .rsplit('/')
-                    .next()
-                    .and_then(|n| n.parse::<Id>().ok())
-                    .filter(|_| dir != FORGOTTEN && dir != KEYS_REMOVED);
-                if named.is_some_and(|id| Id::of_object(&bytes) != id) {
-                    return Ok((key, Copied::Damaged));
-                }
-                let len = bytes.len() as u64;
-                if wrong {
-                    to.put_replace(&key, bytes).await?;
-                    return Ok((key, Copied::Replaced(len)));
-                }
-                let copied = match to.put_new(&key, bytes.clone()).await? {
-                    Put::Created => Copied::Created(len),
-                    // Not listed, yet the name is taken: something that is not an object (a
-                    // pipe, a device) holds the place of a hash-named object.
-                    Put::Existed if named.is_some() => {
-                        to.put_replace(&key, bytes).await?;
-                        Copied::Replaced(len)
+            .map(|(key, wrong)| {
+                let (n, b) = (Arc::clone(&copied), Arc::clone(&copied_bytes));
+                async move {
+                    let bytes = from.get(&key).await?;
+                    n.fetch_add(1, Ordering::Relaxed);
+                    b.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    // Markers are empty and named by the snapshot they stand for; removal records
+                    // are named by the envelope they remove.
+                    let named = key
+                        .rsplit('/')
+                        .next()
+                        .and_then(|n| n.parse::<Id>().ok())
+                        .filter(|_| dir != FORGOTTEN && dir != KEYS_REMOVED);
+                    if named.is_some_and(|id| Id::of_object(&bytes) != id) {
+                        return Ok((key, Copied::Damaged));
                     }
-                    Put::Existed => Copied::Existed,
-                };
-                Ok::<_, Error>((key, copied))
+                    let len = bytes.len() as u64;
+                    if wrong {
+                        to.put_replace(&key, bytes).await?;
+                        return Ok((key, Copied::Replaced(len)));
+                    }
+                    let copied = match to.put_new(&key, bytes.clone()).await? {
+                        Put::Created => Copied::Created(len),
+                        // Not listed, yet the name is taken: something that is not an object (a
+                        // pipe, a device) holds the place of a hash-named object.
+                        Put::Existed if named.is_some() => {
+                            to.put_replace(&key, bytes).await?;
+                            Copied::Replaced(len)
+                        }
+                        Put::Existed => Copied::Existed,
+                    };
+                    Ok::<_, Error>((key, copied))
+                }
             })
             .buffer_unordered(4)
             .try_collect()

@@ -7,3 +7,4 @@ pub mod policy;
 pub mod retention;
 pub mod timetable;
 pub mod when;
+pub mod words;

@@ -86,43 +86,14 @@ pub struct Evaluation {
     pub reasons: Vec<String>,
 }
 
-/// Says how old something is, in the largest sensible unit.
+/// Says how old something is, in the largest sensible unit (see [`crate::plan::words::age`]).
 pub fn describe_age(age: Duration) -> String {
-    let hours = age.num_hours();
-    if hours >= 48 {
-        format!("{} days", age.num_days())
-    } else if hours >= 1 {
-        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
-    } else {
-        format!("{} minutes", age.num_minutes().max(0))
-    }
+    crate::plan::words::age(age.num_seconds())
 }
 
-/// A duration for people: "under a minute", "12 minutes", "3 hours 20 minutes", "2 days 4
-/// hours".
+/// A duration for people (see [`crate::plan::words::duration`]).
 pub fn describe_duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as i64;
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    match s {
-        0..60 => "under a minute".into(),
-        60..3600 => plural((s + 59) / 60, "minute"),
-        3600..172_800 => {
-            let (h, m) = (s / 3600, (s % 3600) / 60);
-            if m == 0 {
-                plural(h, "hour")
-            } else {
-                format!("{} {}", plural(h, "hour"), plural(m, "minute"))
-            }
-        }
-        _ => {
-            let (d, h) = (s / 86_400, (s % 86_400) / 3600);
-            if h == 0 {
-                plural(d, "day")
-            } else {
-                format!("{} {}", plural(d, "day"), plural(h, "hour"))
-            }
-        }
-    }
+    crate::plan::words::duration(seconds)
 }
 
 fn counts(policy: &Policy, copies: &[&Copy]) -> (usize, usize, usize) {

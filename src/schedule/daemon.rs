@@ -148,7 +148,8 @@ async fn run_one(
     tracing::info!(schedule = %name, scheduled_for = %at, "run started");
     let options = RunOptions {
         init: false,
-        progress: false,
+        // Off a terminal: a progress line in the log every minute of a long backup.
+        progress: true,
         cancel: Some(Arc::clone(cancel)),
     };
     match crate::schedule::backup_job::run_scheduled(config, schedule, state, at, &options).await {

@@ -138,3 +138,63 @@ fn what_killed_processes_leave_is_noted_and_removed() {
     assert!(!lock_key.exists() && !scratch.exists(), "both removed");
     assert!(fresh.exists(), "a young scratch file stays");
 }
+
+/// Progress: drawn on a terminal (a pseudo-terminal made by `script`), with the share's name and
+/// the parent's file count; off a terminal, plain progress lines at the set interval, with no
+/// control characters.
+#[test]
+fn long_steps_show_progress_on_a_terminal_and_in_the_log() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    for i in 0..30 {
+        write(&share.join(format!("video-{i}.bin")), &noise(i, 10_000_000));
+    }
+    repo.backup(&share, "media");
+    for i in 0..30 {
+        write(
+            &share.join(format!("video-{i}.bin")),
+            &noise(i + 100, 10_000_000),
+        );
+    }
+    // Off a terminal, a line every 50 ms of the second backup, which reads every file again.
+    let out = repo
+        .cmd()
+        .env("FIRESAFE_PROGRESS_SECONDS", "0.05")
+        .arg("backup")
+        .arg(&share)
+        .args(["--source", "media"])
+        .output()
+        .expect("backup");
+    assert_success(&out, "backup");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("firesafe: progress: "))
+        .collect();
+    assert!(!lines.is_empty(), "progress lines off a terminal: {err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("of 30 (") && l.contains("media:")),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r'),
+        "no control characters: {err:?}"
+    );
+    // On a pseudo-terminal: drawn, with the share and the count from the parent snapshot.
+    let line = format!(
+        "FIRESAFE_KEY_FILE={} {} --repo {} backup {} --source media",
+        repo.key.display(),
+        env!("CARGO_BIN_EXE_firesafe"),
+        repo.url,
+        share.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script");
+    assert_success(&out, "backup on a terminal");
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(drawn.contains("/30 files, media:"), "{drawn}");
+}
