@@ -7,8 +7,9 @@ use std::path::PathBuf;
 /// could not be read during a backup) are not errors: they are reported in the operation's report.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A storage operation failed after retries.
-    #[error("target \"{target}\": {op} {path} failed: {detail}")]
+    /// A storage operation failed after retries: what failed and what to do first, then which
+    /// operation it was.
+    #[error("target \"{target}\": {detail} (while trying to {op} {path})")]
     Target {
         target: String,
         op: &'static str,

@@ -154,8 +154,9 @@ fn unreachable_endpoint_names_the_target() {
     let err = assert_exit(&out, 2, "unreachable endpoint");
     one_line(&err);
     assert!(
-        err.contains("target \"s3://school-dr/firesafe\"") && err.contains("unreachable"),
-        "{err}"
+        err.contains("target \"s3://school-dr/firesafe\": cannot reach http://127.0.0.1:9 (connection refused)")
+            && err.contains("check the endpoint"),
+        "what failed and what to do come first: {err}"
     );
     assert!(
         !err.contains("wJalrXUtnFEMI"),

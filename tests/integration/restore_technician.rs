@@ -69,7 +69,10 @@ fn in_place_never_destroys_a_differing_file_without_overwrite() {
         "{all}"
     );
     assert!(
-        all.contains(&format!("would unchanged {}", c.display())),
+        all.contains(&format!(
+            "would leave {} (already as in the snapshot)",
+            c.display()
+        )),
         "{all}"
     );
     let out = repo.run(&[

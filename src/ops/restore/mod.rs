@@ -208,7 +208,9 @@ impl std::fmt::Display for Step {
                 "skip {} (it differs from the snapshot; --overwrite replaces it)",
                 path.display()
             ),
-            Step::Unchanged { path } => write!(f, "unchanged {}", path.display()),
+            Step::Unchanged { path } => {
+                write!(f, "leave {} (already as in the snapshot)", path.display())
+            }
             Step::Link { path } => write!(f, "link {}", path.display()),
             Step::RemoveLeftover { path } => {
                 write!(f, "remove leftover {}", path.display())

@@ -647,6 +647,51 @@ impl Target {
 
 /// Walks an error's sources for the most telling line (a refused connection, a DNS failure, an
 /// S3 error code), leaving out request URLs' query strings.
+/// A store that could not be reached, said first and short, with what to do:
+/// `cannot reach http://127.0.0.1:8333 (connection refused) after 6 tries; check the endpoint
+/// and that the server is running`, from the client's "Error performing GET http://... in 2.4s,
+/// after 6 retries, max_retries: 6, retry_timeout: 120s - HTTP error: ... Connection refused".
+fn unreachable(text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    let why = if lower.contains("connection refused") {
+        "connection refused"
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        "the name does not resolve"
+    } else if lower.contains("timed out") || lower.contains("timeout") && lower.contains("connect")
+    {
+        "no answer in time"
+    } else if lower.contains("connection reset") {
+        "connection reset"
+    } else {
+        return None;
+    };
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .map(|u| {
+            // Scheme and host only: the path names the bucket and object, said elsewhere.
+            let rest = u.split_once("://").map_or(u, |(_, r)| r);
+            let host = rest.split('/').next().unwrap_or(rest);
+            format!("{}://{host}", u.split("://").next().unwrap_or("http"))
+        })
+        .unwrap_or_else(|| "the store".into());
+    let tries = text
+        .split("after ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(|n| {
+            format!(
+                " after {}",
+                crate::plan::words::count_s(n, "try").replace("trys", "tries")
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "cannot reach {url} ({why}){tries}; check the endpoint, the network and that the server is running"
+    ))
+}
+
 fn describe_generic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
@@ -671,6 +716,9 @@ fn describe_generic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Stri
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
+    if let Some(short) = unreachable(&joined) {
+        return short;
+    }
     let hint = if joined.contains("onnection refused")
         || joined.contains("dns error")
         || joined.contains("timed out")
