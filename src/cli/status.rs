@@ -160,6 +160,21 @@ fn print_source(src: &SourceStatus, now: DateTime<Utc>) {
         "  {}: {} ({} copies, {} media, {} offsite)",
         src.source, e.verdict, e.copies, e.media, e.offsite
     );
+    // Columns as wide as the longest name and medium, so that long target names stay in line.
+    let name_width = src
+        .copies
+        .iter()
+        .map(|c| copy_name(c).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let medium_width = src
+        .copies
+        .iter()
+        .map(|c| c.medium.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     for c in &src.copies {
         let what = match (&c.snapshot, c.taken) {
             (Some(id), Some(t)) => format!(
@@ -174,7 +189,7 @@ fn print_source(src: &SourceStatus, now: DateTime<Utc>) {
             _ => "no complete snapshot".to_string(),
         };
         println!(
-            "    {:<12} {:<8} {:<16} {what}{}",
+            "    {:<name_width$} {:<8} {:<medium_width$} {what}{}",
             copy_name(c),
             match c.location {
                 Site::Onsite => "onsite",

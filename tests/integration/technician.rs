@@ -198,3 +198,44 @@ fn long_steps_show_progress_on_a_terminal_and_in_the_log() {
     let drawn = String::from_utf8_lossy(&out.stdout);
     assert!(drawn.contains("/30 files, media:"), "{drawn}");
 }
+
+/// A long target name keeps the status table in line.
+#[test]
+fn status_columns_fit_long_target_names() {
+    let dir = example();
+    let d = dir.path();
+    let long = "offsite-object-storage-london";
+    fs::rename(
+        d.join("targets/offsite.toml"),
+        d.join(format!("targets/{long}.toml")),
+    )
+    .expect("rename");
+    let schedule = d.join("schedules/nightly.toml");
+    let text = fs::read_to_string(&schedule).expect("schedule");
+    fs::write(
+        &schedule,
+        text.replace(
+            "targets = [\"nas\", \"offsite\"]",
+            &format!("targets = [\"nas\", \"{long}\"]"),
+        ),
+    )
+    .expect("write");
+    assert_success(&fs_in(d, &["run", "nightly", "--init"]), "first run");
+    let out = fs_in(d, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("    nas ") || l.starts_with(&format!("    {long} ")))
+        .collect();
+    assert!(rows.len() >= 2, "{text}");
+    // Where the second column (the site) starts: after the name and the spaces that follow it.
+    let column = |row: &str| {
+        let name_end = 4 + row[4..].find(' ').expect("a name");
+        name_end + row[name_end..].find(|c: char| c != ' ').expect("a site")
+    };
+    let first = column(rows[0]);
+    assert!(
+        rows.iter().all(|r| column(r) == first),
+        "columns in line:\n{text}"
+    );
+}
