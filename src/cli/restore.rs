@@ -13,6 +13,8 @@ use firesafe::store::blobs::{Copies, load_all};
 use firesafe::store::snapshot::Listed;
 
 use super::Outcome;
+use firesafe::plan::words::{count, count_s};
+
 use super::args::{ConfigDir, StateDirFlag, open_copies, pick, state_help};
 
 /// The `restore` command's long help.
@@ -249,7 +251,7 @@ fn print_restored(
         ));
     }
     println!(
-        "restored snapshot {} ({}, taken {}) to {}: {} files ({}), {} directories, {} links in {:.1}s{extra}",
+        "restored snapshot {} ({}, taken {}) to {}: {} ({}), {}, {} in {:.1}s{extra}",
         snap.id.short(),
         snap.snapshot.source,
         snap.snapshot
@@ -257,10 +259,10 @@ fn print_restored(
             .with_timezone(&Local)
             .format("%Y-%m-%d %H:%M"),
         where_to,
-        report.files,
+        count_s(report.files as u64, "file"),
         bytesize::ByteSize(report.bytes),
-        report.dirs,
-        report.links,
+        count(report.dirs as u64, "directory", "directories"),
+        count_s(report.links as u64, "link"),
         clock.elapsed().as_secs_f64(),
     );
     if copies.repos().len() > 1 || !report.copies.fallbacks.is_empty() {
