@@ -259,10 +259,10 @@ fn print_restored(
             .with_timezone(&Local)
             .format("%Y-%m-%d %H:%M"),
         where_to,
-        count_s(report.files as u64, "file"),
+        count_s(report.files, "file"),
         bytesize::ByteSize(report.bytes),
-        count(report.dirs as u64, "directory", "directories"),
-        count_s(report.links as u64, "link"),
+        count(report.dirs, "directory", "directories"),
+        count_s(report.links, "link"),
         clock.elapsed().as_secs_f64(),
     );
     if copies.repos().len() > 1 || !report.copies.fallbacks.is_empty() {
