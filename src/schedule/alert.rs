@@ -282,9 +282,35 @@ pub async fn send_email(
         .await
         .map(|_| ())
         .map_err(|e| {
+            let detail = describe_smtp_error(&e.to_string(), ca.is_some());
             format!(
-                "the alert email to {} could not be sent: {e}",
+                "the alert email to {} could not be sent: {detail}",
                 alerts.email_to.join(", ")
             )
         })
+}
+
+/// An SMTP failure in words, with the fix first when firesafe knows it: a certificate the
+/// machine does not trust (a self-signed one, or from the school's own CA) needs `smtp_ca_file`.
+fn describe_smtp_error(e: &str, has_ca: bool) -> String {
+    let untrusted = [
+        "invalid peer certificate",
+        "UnknownIssuer",
+        "CaUsedAsEndEntity",
+        "certificate",
+    ];
+    if untrusted.iter().any(|m| e.contains(m)) {
+        let fix = if has_ca {
+            "the certificate in smtp_ca_file does not vouch for it: give the CA certificate that signed the server's (not the server's own certificate, unless it is self-signed and marked as a CA)"
+        } else {
+            "set smtp_ca_file in the schedule's [alerts] to the PEM file of the CA that signed it (for a self-signed server, its certificate)"
+        };
+        return format!("the SMTP server's certificate is not trusted; {fix} (detail: {e})");
+    }
+    if e.contains("Connection refused") || e.contains("connection refused") {
+        return format!(
+            "the SMTP server refused the connection: check smtp_host and smtp_port (detail: {e})"
+        );
+    }
+    e.to_string()
 }

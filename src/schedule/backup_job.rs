@@ -100,9 +100,17 @@ async fn run_locked(
 ) -> Result<RunReport> {
     let started = chrono::Utc::now();
     let result = run(config, schedule, options).await;
-    let record = record_of(schedule, scheduled_for, started, &result);
+    let mut record = record_of(schedule, scheduled_for, started, &result);
+    // The run's monitoring comes before its history line, so that an alert that could not be
+    // sent is in the history too, not only on standard error.
+    let monitored = after_run(config, schedule, state, &record, result.as_ref().ok()).await;
+    if let Ok(notes) = &monitored
+        && !notes.is_empty()
+    {
+        record.message = format!("{}; {}", record.message, notes.join("; "));
+    }
     state.record(&record)?;
-    after_run(config, schedule, state, &record, result.as_ref().ok()).await?;
+    monitored?;
     result
 }
 
@@ -169,7 +177,8 @@ async fn after_run(
     state: &StateDir,
     record: &RunRecord,
     report: Option<&RunReport>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
     let outcome = record.outcome;
     let status = crate::schedule::status::status_with_records(
         config,
@@ -203,6 +212,7 @@ async fn after_run(
             crate::schedule::alert::ping(url, outcome == RunOutcome::Complete && verdicts_ok).await
         {
             warn(&schedule.name, &why);
+            notes.push(why);
         }
     }
     let attention = outcome != RunOutcome::Complete
@@ -228,9 +238,10 @@ async fn after_run(
                 .await
         {
             warn(&schedule.name, &why);
+            notes.push(why);
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// A warning from monitoring: to the log when the daemon has one, else to standard error.

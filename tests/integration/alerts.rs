@@ -244,3 +244,50 @@ fn an_alert_email_arrives_over_starttls_with_authentication() {
         "the password leaked"
     );
 }
+
+/// An SMTP server whose certificate the machine does not trust (no smtp_ca_file): the run says
+/// in words what to set, on standard error and in the run's history.
+#[test]
+fn an_untrusted_smtp_certificate_is_explained_and_recorded() {
+    let Some(python) = smtp_python() else {
+        eprintln!("skipped: aiosmtpd is not installed (tests/run.sh installs it)");
+        return;
+    };
+    let dir = example();
+    let SmtpServer {
+        port,
+        child: mut server,
+        ..
+    } = smtp_server(dir.path(), python);
+    let sched = dir.path().join("schedules/nightly.toml");
+    let mut text = fs::read_to_string(&sched).expect("read");
+    text.push_str(&format!(
+        "\n[alerts]\nemail_to = [\"it-support@school.example\"]\nemail_from = \"firesafe@school.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\n"
+    ));
+    fs::write(&sched, text).expect("write");
+    let run = |args: &[&str]| {
+        firesafe()
+            .arg("run")
+            .args(args)
+            .arg("--config-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
+            .output()
+            .expect("run")
+    };
+    assert_success(&run(&["nightly", "--init"]), "first run");
+    fs::rename(dir.path().join("demo/offsite"), dir.path().join("away")).expect("move");
+    let out = run(&["nightly"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("certificate is not trusted; set smtp_ca_file"),
+        "{stderr}"
+    );
+    let history = fs::read_to_string(dir.path().join("state/history.jsonl")).expect("history");
+    let last = history.lines().last().expect("a line");
+    assert!(last.contains("set smtp_ca_file"), "{last}");
+}
