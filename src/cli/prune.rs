@@ -231,14 +231,14 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::ops::prune::PruneRepo
     }
     if !r.stale_locks_removed.is_empty() {
         println!(
-            "  removed {} lock object(s) left by processes that are gone",
-            r.stale_locks_removed.len()
+            "  removed {} left by processes that are gone",
+            firesafe::plan::words::count_s(r.stale_locks_removed.len() as u64, "lock object")
         );
     }
     if r.scratch_removed > 0 {
         println!(
-            "  removed {} scratch file(s) left in tmp/ by killed backups",
-            r.scratch_removed
+            "  removed {} left in tmp/ by killed backups",
+            firesafe::plan::words::count_s(r.scratch_removed, "scratch file")
         );
     }
 }

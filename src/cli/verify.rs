@@ -264,8 +264,15 @@ fn print_drills(records: &[DrillRecord], json: bool) -> Result<Outcome> {
                 );
                 continue;
             }
+            // A full drill measured the whole restore; a sample only gives an estimate.
+            let recovery = firesafe::plan::words::duration(r.estimated_recovery_seconds);
+            let recovery = if r.kind == DrillKind::Sample {
+                format!("a full restore would take about {recovery} (estimated from the sample)")
+            } else {
+                format!("the whole restore took {recovery} (measured)")
+            };
             println!(
-                "{} from {}: {what} {}: snapshot {} ({}), {} file(s), {} restored in {:.1} s ({}/s); a full restore would take about {}{}{}",
+                "{} from {}: {what} {}: snapshot {} ({}), {}, {} restored in {:.1} s ({}/s); {recovery}{}{}",
                 r.source,
                 r.target,
                 if r.result == CheckOutcome::Pass {
@@ -275,11 +282,10 @@ fn print_drills(records: &[DrillRecord], json: bool) -> Result<Outcome> {
                 },
                 &r.snapshot[..8],
                 r.snapshot_taken.format("%Y-%m-%d %H:%M UTC"),
-                r.files,
+                firesafe::plan::words::count_s(r.files, "file"),
                 bytesize::ByteSize(r.bytes),
                 r.restore_seconds,
                 bytesize::ByteSize(r.bytes_per_second as u64),
-                firesafe::plan::policy::describe_duration(r.estimated_recovery_seconds),
                 r.rto_hours
                     .map(|h| format!(" (the policy allows {h} hours)"))
                     .unwrap_or_default(),
@@ -287,8 +293,9 @@ fn print_drills(records: &[DrillRecord], json: bool) -> Result<Outcome> {
             );
             if r.changed_since > 0 || r.live_identical > 0 {
                 println!(
-                    "  live share: {} file(s) identical, {} changed since the snapshot (not a failure)",
-                    r.live_identical, r.changed_since
+                    "  live share: {} identical, {} since the snapshot (not a failure)",
+                    firesafe::plan::words::count_s(r.live_identical, "file"),
+                    firesafe::plan::words::count(r.changed_since, "file changed", "files changed")
                 );
             }
             for m in &r.mismatches {

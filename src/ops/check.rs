@@ -135,8 +135,8 @@ async fn leftovers(repo: &Repository, report: &mut CheckReport) -> Result<()> {
     let stale = crate::store::lock::stale(repo.target(), None).await?;
     if !stale.is_empty() {
         report.notes.push(format!(
-            "{} lock object(s) left by processes that are gone ({}); harmless, the next prune removes them",
-            stale.len(),
+            "{} left by processes that are gone ({}); harmless, the next prune removes them",
+            crate::plan::words::count_s(stale.len() as u64, "lock object"),
             stale
                 .iter()
                 .map(|(_, who)| who.as_str())
@@ -148,8 +148,8 @@ async fn leftovers(repo: &Repository, report: &mut CheckReport) -> Result<()> {
     let scratch = repo.target().old_scratch(crate::store::lock::SCRATCH_AGE);
     if !scratch.is_empty() {
         report.notes.push(format!(
-            "{} scratch file(s) in tmp/ older than a day ({}), left by killed backups; the next prune removes them",
-            scratch.len(),
+            "{} in tmp/ older than a day ({}), left by killed backups; the next prune removes them",
+            crate::plan::words::count_s(scratch.len() as u64, "scratch file"),
             bytesize::ByteSize(scratch.iter().map(|(_, n)| n).sum::<u64>())
         ));
     }

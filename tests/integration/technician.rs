@@ -122,19 +122,19 @@ fn what_killed_processes_leave_is_noted_and_removed() {
     assert_success(&check, "check");
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(
-        text.contains("1 lock object(s) left by processes that are gone"),
+        text.contains("1 lock object left by processes that are gone"),
         "{text}"
     );
     assert!(
-        text.contains("1 scratch file(s) in tmp/ older than a day"),
+        text.contains("1 scratch file in tmp/ older than a day"),
         "{text}"
     );
 
     let prune = fs_in(d, &["prune", "nightly"]);
     assert_success(&prune, "prune");
     let text = String::from_utf8_lossy(&prune.stdout);
-    assert!(text.contains("removed 1 lock object(s)"), "{text}");
-    assert!(text.contains("removed 1 scratch file(s)"), "{text}");
+    assert!(text.contains("removed 1 lock object"), "{text}");
+    assert!(text.contains("removed 1 scratch file"), "{text}");
     assert!(!lock_key.exists() && !scratch.exists(), "both removed");
     assert!(fresh.exists(), "a young scratch file stays");
 }
