@@ -11,8 +11,10 @@ use super::{Outcome, run};
 
 /// The `backup` command's long help.
 pub(super) const HELP: &str = "EXAMPLES:
-  firesafe --repo /mnt/nas/firesafe backup /srv/shares/curriculum --source curriculum
-  firesafe --repo /mnt/nas/firesafe backup /srv/shares/admin --source admin --tag end-of-term
+  firesafe --repo /mnt/nas/firesafe backup /srv/shares/curriculum --source \\
+      curriculum
+  firesafe --repo /mnt/nas/firesafe backup /srv/shares/admin --source \\
+      admin --tag end-of-term
 
 Files that cannot be read are listed as warnings; the snapshot is still saved, marked partial,
 and the exit status is 1.";

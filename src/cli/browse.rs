@@ -29,7 +29,8 @@ EXAMPLES:
   firesafe --repo /mnt/nas/firesafe ls latest --source curriculum
   firesafe --repo /mnt/nas/firesafe ls 1a2b3c4d curriculum/year7
   firesafe --repo /mnt/nas/firesafe ls curriculum@yesterday curriculum/year7
-  firesafe --repo /mnt/nas/firesafe ls latest --source curriculum --as-of \"last friday 18:00\"";
+  firesafe --repo /mnt/nas/firesafe ls latest --source curriculum --as-of \\
+      \"last friday 18:00\"";
 
 /// The `diff` command's long help.
 pub(super) const DIFF_HELP: &str =
@@ -40,9 +41,11 @@ skipped without being read.
 
 EXAMPLES:
   What changed in the curriculum share since yesterday evening?
-    firesafe --repo /mnt/nas/firesafe diff curriculum@\"yesterday 18:00\" latest --source curriculum
+    firesafe --repo /mnt/nas/firesafe diff curriculum@\"yesterday 18:00\" \\
+        latest --source curriculum
   Between two snapshots, in year 7's folder only:
-    firesafe --repo /mnt/nas/firesafe diff 1a2b3c4d 5e6f7a8b curriculum/year7 --json";
+    firesafe --repo /mnt/nas/firesafe diff 1a2b3c4d 5e6f7a8b \\
+        curriculum/year7 --json";
 
 #[derive(Args, Debug)]
 pub(super) struct SnapshotsArgs {

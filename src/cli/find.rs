@@ -21,22 +21,28 @@ it had changed or was gone. Nothing matching is an error (exit status 2).
 
 EXAMPLES:
   Which versions of a worksheet exist, and when did it disappear?
-    firesafe --repo /mnt/nas/firesafe find fractions.docx --source curriculum
+    firesafe --repo /mnt/nas/firesafe find fractions.docx --source \\
+        curriculum
   Every spreadsheet in year 7's folder backed up since the start of term:
-    firesafe --repo /mnt/nas/firesafe find 'curriculum/year7/**.xlsx' --since 2026-09-01
-    firesafe --repo /mnt/nas/firesafe find '*report*' --until yesterday --json";
+    firesafe --repo /mnt/nas/firesafe find 'curriculum/year7/**.xlsx' \\
+        --since 2026-09-01
+    firesafe --repo /mnt/nas/firesafe find '*report*' --until yesterday \\
+        --json";
 
 /// The `versions` command's long help.
-pub(super) const VERSIONS_HELP: &str = "PATH is as `firesafe ls` shows it. Each version (same content, size and
+pub(super) const VERSIONS_HELP: &str =
+    "PATH is as `firesafe ls` shows it. Each version (same content, size and
 modification time) is listed once, with the snapshots that hold it, when it was first and last
 seen, and the first snapshot where it had changed or no longer existed. A path in no snapshot is
 an error (exit status 2).
 
 EXAMPLES:
-  firesafe --repo /mnt/nas/firesafe versions curriculum/year7/fractions.docx --source curriculum
+  firesafe --repo /mnt/nas/firesafe versions \\
+      curriculum/year7/fractions.docx --source curriculum
   firesafe --repo /mnt/nas/firesafe versions curriculum/year7 --json
   Then restore the version wanted, by a snapshot that holds it:
-    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d:curriculum/year7/fractions.docx --to /tmp/restore";
+    firesafe --repo /mnt/nas/firesafe restore \\
+        1a2b3c4d:curriculum/year7/fractions.docx --to /tmp/restore";
 
 #[derive(Args, Debug)]
 pub(super) struct FindArgs {

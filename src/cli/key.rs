@@ -44,9 +44,11 @@ the other copies lack), and the exit status is 1 when some copy lacks a key or w
     #[command(after_help = "EXAMPLES:
   firesafe key add --recipient age1... --label \"recovery key (fire safe)\"
   firesafe key add --generate /root/bursar.key --label \"bursar's laptop\"
-  FIRESAFE_NEW_PASSPHRASE='...' firesafe key add --passphrase --label \"head's passphrase\"
+  FIRESAFE_NEW_PASSPHRASE='...' firesafe key add --passphrase --label \\
+      \"head's passphrase\"
   On every copy of a schedule's repository (the NAS and the offsite copy):
-    firesafe key add --schedule nightly --recipient age1... --label \"recovery key (fire safe)\"
+    firesafe key add --schedule nightly --recipient age1... --label \\
+        \"recovery key (fire safe)\"
 
 The new passphrase is read from FIRESAFE_NEW_PASSPHRASE, or asked for twice on the terminal.
 With --repo only that copy gets the key; the schedule's next run or sync copies it to the

@@ -25,7 +25,8 @@ $USER), when and on which host are kept with each entry.
 
 EXAMPLES:
   firesafe media list
-  firesafe media offsite usb-rotation FIRESAFE-A --note \"to the business manager's safe\"
+  firesafe media offsite usb-rotation FIRESAFE-A --note \\
+      \"to the business manager's safe\"
   firesafe media onsite usb-rotation FIRESAFE-B
   firesafe media offsite usb-rotation FIRESAFE-C --at \"2026-03-02 16:30\"
   firesafe media log --json";

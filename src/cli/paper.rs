@@ -30,7 +30,8 @@ self-contained HTML page beside it (FILE.html). Dates are read like the rest of 
 
 EXAMPLES:
   firesafe report --out /srv/reports/dr-autumn-2026
-  firesafe report nightly --from 2026-09-01 --to 2026-12-19 --out dr-autumn-2026.pdf";
+  firesafe report nightly --from 2026-09-01 --to 2026-12-19 --out \\
+      dr-autumn-2026.pdf";
 
 /// The `recovery-sheet` command's long help.
 pub(super) const SHEET_HELP: &str =
@@ -49,7 +50,8 @@ it must be kept locked away.
 
 EXAMPLES:
   firesafe recovery-sheet --out /root/recovery-sheet
-  firesafe recovery-sheet nightly --out sheet.pdf --include-key /etc/firesafe/recovery.key";
+  firesafe recovery-sheet nightly --out sheet.pdf --include-key \\
+      /etc/firesafe/recovery.key";
 
 #[derive(Args, Debug)]
 #[command(mut_arg("state_dir", |a| {

@@ -16,10 +16,12 @@ use super::args::{target, unlock_from_env};
 pub(super) const INIT_HELP: &str = "EXAMPLES:
   Create a repository on the NAS and a new key file (keep a copy of the key somewhere safe,
   such as the fire safe: without it the backups cannot be read):
-    firesafe --repo /mnt/nas/firesafe init --generate-key /etc/firesafe/school.key
+    firesafe --repo /mnt/nas/firesafe init --generate-key \\
+        /etc/firesafe/school.key
 
   Create one on object storage with an existing key and a recovery key's public half:
-    FIRESAFE_KEY_FILE=/etc/firesafe/school.key firesafe --repo s3://school-dr/firesafe init \\
+    FIRESAFE_KEY_FILE=/etc/firesafe/school.key firesafe --repo \\
+        s3://school-dr/firesafe init \\
       --recipient age1...";
 
 #[derive(Args, Debug)]

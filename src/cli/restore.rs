@@ -18,7 +18,8 @@ use firesafe::plan::words::{count, count_s};
 use super::args::{ConfigDir, StateDirFlag, open_copies, pick, state_help};
 
 /// The `restore` command's long help.
-pub(super) const HELP: &str = "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, `latest`, or
+pub(super) const HELP: &str =
+    "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, `latest`, or
 SOURCE@DATE (the newest snapshot of SOURCE taken at or before DATE, local time; a date alone
 means the end of that day); add :PATH to restore one file or folder (paths as `firesafe ls`
 shows them).
@@ -38,19 +39,28 @@ summary says which copies were used. Every restore is recorded in the audit log 
 
 EXAMPLES:
   Put a deleted folder back on the live share, changing nothing that differs:
-    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --in-place --dry-run
-    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --in-place
+    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 \\
+        --source curriculum --in-place --dry-run
+    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 \\
+        --source curriculum --in-place
   From the best copy among the nightly schedule's targets:
-    firesafe restore --schedule nightly latest:admin --source admin --to /tmp/restore --config-dir /etc/firesafe
+    firesafe restore --schedule nightly latest:admin --source admin --to \\
+        /tmp/restore --config-dir /etc/firesafe
   Finish a restore that was interrupted:
-    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to /srv/shares-restored --resume
+    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to \\
+        /srv/shares-restored --resume
   Restore a deleted worksheet to a scratch folder:
-    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7/fractions.docx --to /tmp/restore --source curriculum
+    firesafe --repo /mnt/nas/firesafe restore \\
+        latest:curriculum/year7/fractions.docx --to /tmp/restore --source \\
+        curriculum
   Restore a whole share after a disaster:
-    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to /srv/shares-restored
+    firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to \\
+        /srv/shares-restored
   Restore a folder as it was on Friday evening:
-    firesafe --repo /mnt/nas/firesafe restore curriculum@\"last friday 18:00\":curriculum/year7 --to /tmp/restore
-    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 --source curriculum --as-of 2026-11-20 --to /tmp/restore";
+    firesafe --repo /mnt/nas/firesafe restore \\
+        curriculum@\"last friday 18:00\":curriculum/year7 --to /tmp/restore
+    firesafe --repo /mnt/nas/firesafe restore latest:curriculum/year7 \\
+        --source curriculum --as-of 2026-11-20 --to /tmp/restore";
 
 #[derive(Args, Debug)]
 #[command(mut_arg("config_dir", |a| {
