@@ -28,6 +28,7 @@ mod prune;
 mod recovery;
 mod recovery_sheet;
 mod report;
+mod report_ransomware;
 mod report_term;
 mod restore_technician;
 mod round_trip;

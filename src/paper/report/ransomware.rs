@@ -4,10 +4,11 @@
 //! snapshot as an incident (found, decided, restored), open until a technician decides; and, for
 //! the appendix, what was read back and the raw signals behind each alarm.
 
+use crate::config::Site;
 use crate::format::snapshot::{Decision, Verdict};
 use crate::paper::doc::{Block, Light};
 use crate::paper::report::checks::Check;
-use crate::paper::report::facts::{GuardState, ReportData, ScheduleData, SuspectIncident};
+use crate::paper::report::facts::{Guard, GuardState, ReportData, ScheduleData, SuspectIncident};
 use crate::paper::report::words::{Clock, list};
 
 /// What to do when no copy is out of the server's reach.
@@ -19,33 +20,19 @@ pub(super) fn check_immutable(d: &ReportData, c: &Clock) -> Check {
     let mut safe = Vec::new();
     let mut unsafe_ = Vec::new();
     for s in &d.schedules {
-        match s.guards.iter().find(|g| !matches!(g.state, GuardState::Not(_))) {
-            Some(g) => safe.push(match &g.state {
-                GuardState::Locked { mode, until } => format!(
-                    "the copy on {} cannot be deleted before {} (Object Lock, {} mode, read back {})",
-                    g.target,
-                    c.day(*until),
-                    mode.to_lowercase(),
-                    c.day(d.generated)
-                ),
-                GuardState::DiskAway { disk, since } => format!(
-                    "disk {disk} of {} has been off site, out of the server's reach, since {}",
-                    g.target,
-                    c.day(*since)
-                ),
-                GuardState::Not(_) => unreachable!("found a guard"),
-            }),
+        match s
+            .guards
+            .iter()
+            .find(|g| !matches!(g.state, GuardState::Not(_)))
+        {
+            Some(g) => safe.push(guard_words(d, s, g, c)),
             None => unsafe_.push(s),
         }
     }
     if unsafe_.is_empty() && !safe.is_empty() {
-        let mut text = safe.join("; ");
-        if let Some(first) = text.get(..1) {
-            text = first.to_uppercase() + &text[1..];
-        }
         return Check {
             light: Light::Green,
-            headline: format!("No: {text}."),
+            headline: format!("No: {}.", safe.join("; ")),
             detail: "Ransomware on the server, or an intruder with its passwords, could damage the other copies but not this one.".into(),
         };
     }
@@ -62,6 +49,30 @@ pub(super) fn check_immutable(d: &ReportData, c: &Clock) -> Check {
             )
         },
         detail: format!("{} {WHAT_TO_DO}", why.join(" ")),
+    }
+}
+
+/// "the offsite copy on cloud cannot be deleted before 12 March 2027 (Object Lock, read back
+/// on 1 December 2026)".
+fn guard_words(d: &ReportData, s: &ScheduleData, g: &Guard, c: &Clock) -> String {
+    let site = match s.targets.iter().find(|t| t.name == g.target) {
+        Some(t) if t.location == Site::Offsite => "offsite ",
+        Some(_) => "onsite ",
+        None => "",
+    };
+    match &g.state {
+        GuardState::Locked { until, .. } => format!(
+            "the {site}copy on {} cannot be deleted before {} (Object Lock, read back on {})",
+            g.target,
+            c.day(*until),
+            c.day(d.generated)
+        ),
+        GuardState::DiskAway { disk, since } => format!(
+            "disk {disk} of {} has been off site, out of the server's reach, since {}",
+            g.target,
+            c.day(*since)
+        ),
+        GuardState::Not(why) => why.clone(),
     }
 }
 
