@@ -346,14 +346,18 @@ fn a_bucket_whose_newest_objects_are_locked_is_out_of_reach_with_the_date_read_b
 
     let dir = example_with_site();
     let root = dir.path();
-    fs::write(
-        root.join("targets/cloud.toml"),
-        format!(
-            "kind = \"s3\"\nbucket = \"{locked}\"\nprefix = \"school\"\nlocation = \"offsite\"\nmedium = \"object-storage\"\nobject_lock_days = 30\n"
-        ),
-    )
-    .expect("write target");
-    // A bucket without Object Lock: object_lock_days is not set, nothing is retained.
+    // The locked bucket, first written without object_lock_days.
+    let cloud = |extra: &str| {
+        fs::write(
+            root.join("targets/cloud.toml"),
+            format!(
+                "kind = \"s3\"\nbucket = \"{locked}\"\nprefix = \"school\"\nlocation = \"offsite\"\nmedium = \"object-storage\"\n{extra}"
+            ),
+        )
+        .expect("write target");
+    };
+    cloud("");
+    // A bucket without Object Lock.
     fs::write(
         root.join("targets/cloud2.toml"),
         format!(
@@ -362,28 +366,36 @@ fn a_bucket_whose_newest_objects_are_locked_is_out_of_reach_with_the_date_read_b
     )
     .expect("write target");
     let sched = root.join("schedules/nightly.toml");
-    let with = |targets: &str| {
-        let text = fs::read_to_string(&sched).expect("read");
-        let start = text.find("targets = [").expect("targets");
-        let end = start + text[start..].find('\n').expect("line");
-        fs::write(
-            &sched,
-            format!("{}{targets}{}", &text[..start], &text[end..]),
-        )
-        .expect("write");
-    };
-    with("targets = [\"nas\", \"offsite\", \"cloud2\"]");
-    assert_success(&fs_in(root, &["run", "nightly", "--init"]), "run to cloud2");
+    let text = fs::read_to_string(&sched).expect("read").replace(
+        "targets = [\"nas\", \"offsite\"]",
+        "targets = [\"nas\", \"offsite\", \"cloud2\", \"cloud\"]",
+    );
+    fs::write(&sched, text).expect("write");
+    assert_success(
+        &fs_in(root, &["run", "nightly", "--init"]),
+        "run to the buckets",
+    );
     let text = report_text(root, Utc::now());
     let ans = answer(&text);
     assert!(ans.starts_with("[ACTION NEEDED]"), "{ans}");
     assert!(
-        ans.contains("cloud2: its newest snapshot object carries no Object Lock retention, so the server could delete it."),
+        ans.contains("cloud2: its newest snapshot object carries no Object Lock retention, so the server could delete it; cloud: its newest snapshot object carries no Object Lock retention"),
         "{ans}"
     );
 
-    with("targets = [\"nas\", \"offsite\", \"cloud2\", \"cloud\"]");
-    assert_success(&fs_in(root, &["run", "nightly", "--init"]), "run to cloud");
+    // The setting alone is not enough: what is stored is read back.
+    cloud("object_lock_days = 30\n");
+    let text = report_text(root, Utc::now());
+    let ans = answer(&text);
+    assert!(ans.starts_with("[ACTION NEEDED]"), "{ans}");
+    assert!(
+        ans.contains("cloud: object_lock_days = 30 is set, but its newest snapshot object carries no Object Lock retention, so the server could delete it."),
+        "{ans}"
+    );
+
+    // The next run (with a change, so that it writes an index object too) locks what it writes.
+    write(&root.join("demo/shares/admin/governors.txt"), b"minutes");
+    assert_success(&fs_in(root, &["run", "nightly"]), "run with object lock");
     let now = Utc::now();
     let text = report_text(root, now);
     let ans = answer(&text);
