@@ -12,8 +12,8 @@
 pub mod disk;
 mod s3;
 
-use s3::{ObjectLock, xml_field};
 pub use s3::Retention;
+use s3::{ObjectLock, xml_field};
 
 use std::path::PathBuf;
 use std::sync::Arc;
