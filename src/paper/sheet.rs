@@ -5,7 +5,7 @@
 //! firesafe itself are kept (from site.toml, saying plainly what is not filled in), how to
 //! restore each share onto a new machine after a fire (commands to type, one per `$ ` line,
 //! always from an offsite copy, named even when it did not answer when printed), when a restore
-//! was last proven, and whom to call.
+//! was last proven, whom to call, and what to do if ransomware is suspected.
 //!
 //! The key itself is printed (as text and as a QR code) only when asked for with a deliberate
 //! option; otherwise the sheet says where the key is kept and that it is not on the sheet. No
@@ -414,6 +414,7 @@ pub fn build(d: &SheetData) -> Doc {
         ),
     }];
     contacts(&mut b, &d.contacts);
+    ransomware(&mut b, d);
     needs(&mut b, &d.kept);
     key(&mut b, d.key.as_ref());
     for s in &d.schedules {
@@ -424,6 +425,21 @@ pub fn build(d: &SheetData) -> Doc {
         footer: format!("{school} · recovery sheet · keep in the fire safe"),
         blocks: b,
     }
+}
+
+/// "If you suspect ransomware": what the technician does, in order, in the middle of an incident
+/// (the same steps as docs/RANSOMWARE-INCIDENT.md). Plain paragraphs, not `$ ` commands: they
+/// are run on the backup server with its configuration, not typed on a new machine.
+fn ransomware(b: &mut Vec<Block>, d: &SheetData) {
+    let schedule = match d.schedules.as_slice() {
+        [one] => one.name.clone(),
+        _ => "SCHEDULE".into(),
+    };
+    b.push(Block::Subheading("If you suspect ransomware".into()));
+    // One paragraph: the sheet must stay on two pages.
+    b.push(Block::Para(format!(
+        "On the backup server, in this order (SHARE is the share's name): 1. Delete nothing: no files, no backups, no firesafe prune. 2. firesafe status, then firesafe suspect list (each suspect backup's ID). 3. firesafe diff SHARE@clean latest. 4. firesafe restore SHARE@clean --schedule {schedule} --to restored-SHARE: a new folder, never over the share. 5. firesafe suspect confirm ID --note \"...\" (an attack) or accept ID --note \"...\" (a false alarm). 6. Report the breach as the school's policy says."
+    )));
 }
 
 /// A time as the sheet prints it, in the schedule's time zone.

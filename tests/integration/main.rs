@@ -29,6 +29,7 @@ mod readme;
 mod recovery;
 mod recovery_sheet;
 mod report;
+mod report_ransomware;
 mod report_term;
 mod restore_technician;
 mod round_trip;

@@ -109,10 +109,23 @@ fn the_sheet_restores_every_share_on_a_new_machine() {
         "offsite",
         &d.join("demo/offsite").display().to_string(),
         "NONE RECORDED",
+        // In the middle of an incident: the technician's steps, in order.
+        "If you suspect ransomware",
+        "1. Delete nothing: no files, no backups, no firesafe prune.",
+        "2. firesafe status, then firesafe suspect list",
+        "3. firesafe diff SHARE@clean latest.",
+        "4. firesafe restore SHARE@clean --schedule nightly --to restored-SHARE: a new folder, never over the share.",
+        "5. firesafe suspect confirm ID --note \"...\" (an attack) or accept ID --note \"...\" (a false alarm).",
+        "6. Report the breach as the school's policy says",
     ] {
         assert!(flat.contains(want), "the sheet lacks {want:?}:\n{text}");
     }
     assert!(!text.contains("AGE-SECRET-KEY") && !html.contains("AGE-SECRET-KEY"));
+    // They are run on the server, not typed on the new machine: none is a `$ ` command.
+    assert!(
+        !commands(&text).iter().any(|c| c.contains("suspect")),
+        "{text}"
+    );
 
     // Follow it: a new machine with only the key file.
     let cmds = commands(&text);

@@ -245,10 +245,18 @@ fn a_clean_term_is_ok() {
             "measured by a full restore drill",
         ),
         ("[OK] Were the stored copies checked?", ""),
+        // The example's copies are folders the server writes to: the one point left.
+        (
+            "[ACTION NEEDED] Could ransomware or a break-in destroy every copy?",
+            "Yes: the server could delete every copy.",
+        ),
     ] {
         assert!(answer(page1, q).contains(want), "{q}: {want}\n{page1}");
     }
-    assert!(page1.contains("[OK] Overall"), "{page1}");
+    assert!(
+        page1.contains("[ACTION NEEDED] Overall: 1 point needs action."),
+        "{page1}"
+    );
     assert!(!page1.contains("records begin"), "{page1}");
     assert_snapshot("report_term_clean.txt", page1);
 }
@@ -318,7 +326,7 @@ fn a_period_before_the_first_record_says_so_on_page_one() {
     // The records begin on 25 August; the period starts on 1 August.
     let text = report(dir.path(), &state, day(8, 1), term_period().1);
     let page1 = front(&text);
-    let first = &page1[..page1.find("-- The six questions --").expect("questions")];
+    let first = &page1[..page1.find("-- The seven questions --").expect("questions")];
     assert!(
         first.contains(
             "firesafe's records begin on 25 August 2026: nothing before that date can be shown."

@@ -39,6 +39,7 @@ pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
         runs(b, s, c);
         drills(b, s, c);
         verifies(b, s, c);
+        crate::paper::report::ransomware::appendix(b, s, c);
         b.push(Block::Note(
             match (&s.storage.read_from, &s.storage.error) {
                 (Some(t), _) => format!("Snapshot statistics were read from target {t}."),

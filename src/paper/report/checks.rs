@@ -1,4 +1,4 @@
-//! The six checks of the first page, one per question a governor may ask ("Was a restore
+//! The checks of the first page, one per question a governor may ask ("Was a restore
 //! tested?"). Each is a traffic light with a one-line headline and a sentence of detail, judged
 //! only from the facts: where there is no record the answer is red or amber, never assumed well;
 //! runs, drills and verifications are counted against what the schedules made due, not only

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Site, TargetKind, Times};
+use crate::format::snapshot::{Decision, Suspect};
+use crate::id::Id;
 use crate::schedule::status::ScheduleStatus;
+use crate::store::audit::AuditRecord;
 use crate::store::records::{DrillRecord, VerifyRecord};
 use crate::store::state::RunRecord;
 
@@ -107,6 +110,46 @@ pub struct ScheduleData {
     /// What the records hold at any time, inside the period or not: when they begin and when
     /// each complete run, drill and verification happened (for what was due in the period).
     pub evidence: Evidence,
+    /// Each S3 or disk-pool target of the schedule: whether it is, now, a copy the nightly
+    /// server cannot delete. Local directories never are, and are not listed.
+    pub guards: Vec<Guard>,
+    /// Suspect snapshots (signs of ransomware) taken in the period, or before it and not yet
+    /// decided, oldest first.
+    pub suspects: Vec<SuspectIncident>,
+}
+
+/// Whether one target holds a copy the nightly server cannot delete, as read back now.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub target: String,
+    /// The target's `object_lock_days`, for saying that the setting alone is not enough.
+    pub object_lock_days: Option<u32>,
+    pub state: GuardState,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum GuardState {
+    /// S3: the newest snapshot object and the newest index object both carry Object Lock
+    /// retention; `until` is the earlier of the two.
+    Locked { mode: String, until: DateTime<Utc> },
+    /// A disk of the pool recorded off site within `rotate_days` (any time, without it).
+    DiskAway { disk: String, since: DateTime<Utc> },
+    /// Not such a copy, and why, in plain words ("the newest snapshot object has no Object Lock
+    /// retention").
+    Not(String),
+}
+
+/// One suspect snapshot: found, decided, restored.
+#[derive(Clone, Debug)]
+pub struct SuspectIncident {
+    pub snapshot: Id,
+    pub source: String,
+    pub taken: DateTime<Utc>,
+    pub suspect: Suspect,
+    /// Technicians' decisions about it, oldest first.
+    pub decisions: Vec<Decision>,
+    /// The first restore of the share from an older snapshot after it was found, if any.
+    pub restored: Option<AuditRecord>,
 }
 
 /// Every recorded time of one schedule, from the whole state directory.

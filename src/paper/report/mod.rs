@@ -9,7 +9,7 @@
 //! drill was recorded between ...") and marks it red, rather than assuming all is well.
 //!
 //! One file per part of the document, in reading order: `summary.rs` (the first page, from the
-//! six checks of `checks.rs`), `risks.rs`, `detail.rs` (each share) and `appendix.rs`;
+//! seven checks of `checks.rs`, `proof.rs` and `ransomware.rs`), `risks.rs`, `detail.rs` (each share) and `appendix.rs`;
 //! `build.rs` puts them in order. `facts.rs` is the data they read (`gather.rs` reads it),
 //! `share.rs` what it says about one share, and `words.rs` how dates, durations and lists are
 //! written.
@@ -22,6 +22,7 @@ mod expected;
 mod facts;
 mod gather;
 mod proof;
+mod ransomware;
 mod risks;
 mod share;
 mod summary;

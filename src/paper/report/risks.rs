@@ -4,7 +4,8 @@
 //! An incident is open until later evidence resolves it: a complete run resolves runs that
 //! failed or left a copy out of date (the one run brings every target up to date), a passing
 //! drill of the share resolves a failed drill, a passing verification of the target (which
-//! includes a repair) resolves a failed or broken one, and a completion ends a gap. A resolved
+//! includes a repair) resolves a failed or broken one, a completion ends a gap, and a
+//! technician's decision resolves a suspect snapshot (`ransomware.rs`). A resolved
 //! incident is listed as OK with the date and "Nothing to do."; an open one says who should do
 //! what. Governors read plain words: the error messages stay in the technician's appendix.
 
@@ -69,6 +70,7 @@ fn risks(d: &ReportData, c: &Clock) -> Vec<(Light, String)> {
         );
         verify_risks(&mut out, s, c, &period);
         drill_risks(&mut out, s, c, &period);
+        crate::paper::report::ransomware::incident_risks(&mut out, s, c);
     }
     out.sort_by_key(|r| std::cmp::Reverse(r.0));
     out

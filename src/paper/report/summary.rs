@@ -1,4 +1,4 @@
-//! The first page, for a governor with two minutes: one overall light, the six questions each
+//! The first page, for a governor with two minutes: one overall light, the seven questions each
 //! with its light and answer, and a line per share (last backed up, 3-2-1, restore tested).
 //! When firesafe's records begin after the period starts, the page says so under the overall
 //! light, before anything else.
@@ -8,13 +8,14 @@ use crate::paper::report::checks::{self, Check};
 use crate::paper::report::expected;
 use crate::paper::report::facts::ReportData;
 use crate::paper::report::proof;
+use crate::paper::report::ransomware;
 use crate::paper::report::share::shares;
 use crate::paper::report::words::{Clock, points};
 use crate::plan::policy::Verdict;
 use crate::store::records::CheckOutcome;
 
-/// The six questions of the first page, in order, each with the check that answers it.
-fn questions(d: &ReportData, c: &Clock) -> [(&'static str, Check); 6] {
+/// The seven questions of the first page, in order, each with the check that answers it.
+fn questions(d: &ReportData, c: &Clock) -> [(&'static str, Check); 7] {
     [
         (
             "Are there enough copies, in enough places?",
@@ -25,6 +26,10 @@ fn questions(d: &ReportData, c: &Clock) -> [(&'static str, Check); 6] {
         ("Was a restore tested?", proof::check_drills(d, c)),
         ("How long would recovery take?", proof::check_recovery(d)),
         ("Were the stored copies checked?", proof::check_reads(d, c)),
+        (
+            "Could ransomware or a break-in destroy every copy?",
+            ransomware::check_immutable(d, c),
+        ),
     ]
 }
 
@@ -39,7 +44,7 @@ pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
             b.push(Block::Para(t));
         }
     }
-    b.push(Block::Subheading("The six questions".into()));
+    b.push(Block::Subheading("The seven questions".into()));
     for (q, k) in answers {
         b.push(Block::Status {
             light: k.light,
@@ -55,7 +60,7 @@ pub(super) fn section(b: &mut Vec<Block>, d: &ReportData, c: &Clock) {
     b.push(Block::PageBreak);
 }
 
-/// The overall light: the worst of the six, with how many points need action or attention.
+/// The overall light: the worst of the seven, with how many points need action or attention.
 fn overall(answers: &[(&str, Check)]) -> Block {
     let worst = answers
         .iter()
@@ -67,10 +72,15 @@ fn overall(answers: &[(&str, Check)]) -> Block {
         light: worst,
         headline: match worst {
             Light::Green => "Overall: the backups are working and were tested.".into(),
-            Light::Amber => format!("Overall: {} need attention.", points(count(Light::Amber))),
+            Light::Amber => format!(
+                "Overall: {} {} attention.",
+                points(count(Light::Amber)),
+                need(count(Light::Amber))
+            ),
             Light::Red => format!(
-                "Overall: {} need action{}.",
+                "Overall: {} {} action{}.",
                 points(count(Light::Red)),
+                need(count(Light::Red)),
                 match count(Light::Amber) {
                     0 => String::new(),
                     n => format!(", {} attention", points(n)),
@@ -81,6 +91,11 @@ fn overall(answers: &[(&str, Check)]) -> Block {
             "Each point below is one question a governor may ask, answered from what was measured."
                 .into(),
     }
+}
+
+/// "needs" after "1 point", "need" after more.
+fn need(n: usize) -> &'static str {
+    if n == 1 { "needs" } else { "need" }
 }
 
 /// One row per share: when it was last backed up, its 3-2-1 verdict, its latest drill.

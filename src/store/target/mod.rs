@@ -12,6 +12,7 @@
 pub mod disk;
 mod s3;
 
+pub use s3::Retention;
 use s3::{ObjectLock, xml_field};
 
 use std::path::PathBuf;
@@ -143,7 +144,8 @@ pub struct Target {
     multipart: bool,
     /// The directory of a local target.
     root: Option<PathBuf>,
-    /// Set on S3 targets with `object_lock_days`: every object written is then locked.
+    /// Set on S3 targets: reads Object Lock retention back and, with `object_lock_days`, locks
+    /// every object written.
     object_lock: Option<Arc<ObjectLock>>,
     /// Where packs of a remote target are built before upload: made on first use, private to
     /// this process, removed when the last clone of the target is dropped.
@@ -594,6 +596,23 @@ impl Target {
                 modified: m.last_modified,
             })
             .collect())
+    }
+
+    /// The Object Lock retention `key` carries now, read back from the store (not from the
+    /// configuration); `None` for an object without retention and on a local target.
+    pub async fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        let Some(lock) = &self.object_lock else {
+            return Ok(None);
+        };
+        lock.retention(&self.path(key))
+            .await
+            .map_err(|detail| Error::Target {
+                target: self.name.clone(),
+                op: "read object lock retention of",
+                path: key.to_string(),
+                detail,
+                transient: false,
+            })
     }
 
     /// Locks a just-written object when the target asks for object lock.

@@ -1,6 +1,7 @@
 //! The S3 side of targets: building the object_store client from the environment and the
-//! shared credentials file, and S3 Object Lock retention, which object_store cannot set: a
-//! PutObjectRetention request presigned with the store's own signer.
+//! shared credentials file, and S3 Object Lock retention, which object_store can neither set nor
+//! read: a PutObjectRetention request, and a HEAD request that reads the object's retention
+//! headers back, each presigned with the store's own signer.
 
 use super::*;
 
@@ -93,17 +94,17 @@ pub(super) fn open(
         transient: false,
     })?;
     let store = Arc::new(store);
-    let object_lock = options.object_lock_days.map(|days| {
-        Arc::new(ObjectLock {
-            s3: Arc::clone(&store),
-            days,
-            http: reqwest::Client::builder()
-                .connect_timeout(options.connect_timeout)
-                .timeout(options.request_timeout)
-                .build()
-                .expect("an HTTP client with default TLS settings builds"),
-        })
-    });
+    // Every S3 target can read retention back (the report asks); only one with
+    // `object_lock_days` sets it.
+    let object_lock = Some(Arc::new(ObjectLock {
+        s3: Arc::clone(&store),
+        days: options.object_lock_days,
+        http: reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .build()
+            .expect("an HTTP client with default TLS settings builds"),
+    }));
     Ok(Target {
         name: name.to_string(),
         store,
@@ -117,21 +118,74 @@ pub(super) fn open(
     })
 }
 
-/// Puts objects under S3 Object Lock retention after they are written.
+/// S3 Object Lock on one S3 target: puts objects under retention after they are written (when
+/// the target has `object_lock_days`), and reads an object's retention back.
 pub(super) struct ObjectLock {
     s3: Arc<object_store::aws::AmazonS3>,
-    days: u32,
+    days: Option<u32>,
     http: reqwest::Client,
 }
 
+/// An object's Object Lock retention as the store reports it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// `COMPLIANCE` or `GOVERNANCE`.
+    pub mode: String,
+    pub until: DateTime<Utc>,
+}
+
 impl ObjectLock {
+    /// Reads `path`'s retention back with a presigned HEAD request: S3 answers with the
+    /// `x-amz-object-lock-mode` and `x-amz-object-lock-retain-until-date` headers when the
+    /// object (its current version) carries retention, and without them when it does not.
+    pub(super) async fn retention(
+        &self,
+        path: &StorePath,
+    ) -> std::result::Result<Option<Retention>, String> {
+        use object_store::signer::{Method, Signer};
+        let url = self
+            .s3
+            .signed_url(Method::HEAD, path, Duration::from_secs(300))
+            .await
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .head(url.as_str())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("HEAD answered {}", response.status()));
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (Some(mode), Some(until)) = (
+            header("x-amz-object-lock-mode"),
+            header("x-amz-object-lock-retain-until-date"),
+        ) else {
+            return Ok(None);
+        };
+        let until = DateTime::parse_from_rfc3339(&until)
+            .map_err(|e| format!("retain-until date {until:?}: {e}"))?
+            .with_timezone(&Utc);
+        Ok(Some(Retention { mode, until }))
+    }
+
     /// Sets COMPLIANCE retention until `days` from now on `path` (PutObjectRetention), with a
-    /// request presigned by the store's own credentials.
+    /// request presigned by the store's own credentials; nothing without `object_lock_days`.
     pub(super) async fn retain(&self, path: &StorePath) -> std::result::Result<(), String> {
         use base64::Engine;
         use object_store::signer::{Method, SignedUrlOptions, Signer};
         use sha2::Digest;
-        let until = (Utc::now() + chrono::Duration::days(i64::from(self.days)))
+        let Some(days) = self.days else {
+            return Ok(());
+        };
+        let until = (Utc::now() + chrono::Duration::days(i64::from(days)))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>COMPLIANCE</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>"
