@@ -186,11 +186,20 @@ fn print_targets(targets: &[(String, TargetOutcome)], primary: &str, damaged_hin
     let mut clean = true;
     for (name, outcome) in targets {
         match outcome {
-            TargetOutcome::Primary => println!("target {name}: {primary}"),
+            TargetOutcome::Primary(received) => {
+                for (from, n, bytes) in received {
+                    println!(
+                        "target {name}: received from {from} what it lacked ({}, {} copied)",
+                        firesafe::plan::words::count_s(*n, "object"),
+                        bytesize::ByteSize(*bytes)
+                    );
+                }
+                println!("target {name}: {primary}");
+            }
             TargetOutcome::Replicated(r) => {
                 println!(
-                    "target {name}: up to date ({} objects, {} copied)",
-                    r.copied,
+                    "target {name}: up to date ({}, {} copied)",
+                    firesafe::plan::words::count_s(r.copied, "object"),
                     bytesize::ByteSize(r.bytes)
                 );
                 for k in &r.repaired {

@@ -34,8 +34,10 @@ pub struct RunOptions {
 /// What happened to one target.
 #[derive(Debug)]
 pub enum TargetOutcome {
-    /// Received the backup directly.
-    Primary,
+    /// Received the backup directly (or, in a sync, was the copy the others were brought up to
+    /// date from), after receiving from other targets what they held and it lacked: (target,
+    /// objects copied, bytes).
+    Primary(Vec<(String, u64, u64)>),
     Replicated(ReplicateReport),
     Failed(Error),
 }
@@ -59,7 +61,7 @@ impl RunReport {
         }) && self.targets.iter().all(|(_, t)| match t {
             TargetOutcome::Failed(_) => false,
             TargetOutcome::Replicated(r) => r.damaged.is_empty(),
-            TargetOutcome::Primary => true,
+            TargetOutcome::Primary(_) => true,
         })
     }
 }
@@ -167,7 +169,7 @@ pub async fn run(
     let repo = Repository::open(primary_target.clone(), &unlock).await?;
     let mut targets = targets;
     refuse_strangers(&repo, p, &mut targets).await;
-    catch_up(&repo, p, &mut targets, &unlock).await;
+    let received = catch_up(&repo, p, &mut targets, &unlock).await;
 
     let mut backups = Vec::new();
     for source in &schedule.sources {
@@ -185,7 +187,7 @@ pub async fn run(
         backups.push((source.name.clone(), result));
     }
 
-    let outcomes = push(&primary_target, p, targets).await;
+    let outcomes = push(&primary_target, p, targets, received).await;
     Ok(RunReport {
         schedule: schedule.name.clone(),
         backups,
@@ -221,8 +223,8 @@ pub async fn sync(
     let repo = Repository::open(primary.clone(), &unlock).await?;
     let mut targets = targets;
     refuse_strangers(&repo, p, &mut targets).await;
-    catch_up(&repo, p, &mut targets, &unlock).await;
-    let outcomes = push(&primary, p, targets).await;
+    let received = catch_up(&repo, p, &mut targets, &unlock).await;
+    let outcomes = push(&primary, p, targets, received).await;
     Ok(outcomes)
 }
 
@@ -258,20 +260,24 @@ async fn catch_up(
     p: usize,
     targets: &mut [(String, Result<Target>)],
     unlock: &Unlock,
-) {
-    for (i, (_, t)) in targets.iter_mut().enumerate() {
+) -> Vec<(String, u64, u64)> {
+    let mut received = Vec::new();
+    for (i, (name, t)) in targets.iter_mut().enumerate() {
         let Ok(target) = t else { continue };
         if i == p || Repository::read_config(target).await.is_err() {
             continue;
         }
         let result = match Repository::open(target.clone(), unlock).await {
-            Ok(other) => replicate::pull(&other, primary).await.map(|_| ()),
+            Ok(other) => replicate::pull(&other, primary).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = result {
-            *t = Err(e);
+        match result {
+            Ok(r) if r.copied > 0 => received.push((name.clone(), r.copied, r.bytes)),
+            Ok(_) => {}
+            Err(e) => *t = Err(e),
         }
     }
+    received
 }
 
 /// Copies what the primary (at position `p`) holds to every other target.
@@ -279,11 +285,12 @@ async fn push(
     primary: &Target,
     p: usize,
     targets: Vec<(String, Result<Target>)>,
+    received: Vec<(String, u64, u64)>,
 ) -> Vec<(String, TargetOutcome)> {
     let mut outcomes = Vec::new();
     for (i, (name, t)) in targets.into_iter().enumerate() {
         let outcome = if i == p {
-            TargetOutcome::Primary
+            TargetOutcome::Primary(received.clone())
         } else {
             match t {
                 Ok(t) => match replicate::replicate(primary, &t).await {

@@ -239,3 +239,28 @@ fn status_columns_fit_long_target_names() {
         "columns in line:\n{text}"
     );
 }
+
+/// A run while the NAS was away went to the offsite copy; the sync that follows says that the
+/// NAS received what it lacked from offsite, under the NAS's name.
+#[test]
+fn sync_names_the_target_that_received_the_copy() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&fs_in(d, &["run", "nightly", "--init"]), "first run");
+    fs::rename(d.join("demo/nas"), d.join("nas-away")).expect("away");
+    write(
+        &d.join("demo/shares/admin/new-policy.docx"),
+        &noise(5, 300_000),
+    );
+    let out = fs_in(d, &["run", "nightly"]);
+    assert_exit(&out, 1, "run with the NAS away");
+    fs::rename(d.join("nas-away"), d.join("demo/nas")).expect("back");
+    let out = fs_in(d, &["sync", "nightly"]);
+    assert_success(&out, "sync");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("target nas: received from offsite what it lacked ("),
+        "{text}"
+    );
+    assert!(text.contains("target offsite: up to date ("), "{text}");
+}
