@@ -25,6 +25,7 @@ mod media;
 mod no_plaintext;
 mod object_lock;
 mod prune;
+mod ransomware_detect;
 mod recovery;
 mod recovery_sheet;
 mod report;
