@@ -2,7 +2,7 @@
 //! files): each attack is flagged in the first backup that sees 5% of the share affected, and a
 //! normal term of 60 nights raises no alarm.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -53,11 +53,11 @@ impl School {
     /// Backs up the share; the new snapshot's `suspect` field, if any.
     fn backup(&self) -> Option<Value> {
         self.repo.backup(&self.share, "curriculum");
-        last_suspect(&self.repo, &self.share)
+        last_suspect(&self.repo)
     }
 }
 
-fn last_suspect(repo: &Repo, _share: &Path) -> Option<Value> {
+fn last_suspect(repo: &Repo) -> Option<Value> {
     let text = repo.ok(&["snapshots", "--json"]);
     let list: Vec<Value> = serde_json::from_str(&text).expect("snapshots --json");
     let last = list.last().expect("a snapshot");
@@ -132,7 +132,6 @@ fn a_slow_attack_over_a_week_is_flagged() {
 #[test]
 fn a_normal_term_raises_no_alarm() {
     let school = School::new(0);
-    let mut alarms = Vec::new();
     for night in 0..60u32 {
         school.night(night);
         match night {
@@ -142,10 +141,18 @@ fn a_normal_term_raises_no_alarm() {
             40 => drop(script(&["event", school.dir(), "photos", "--count", "300"])),
             _ => {}
         }
-        if let Some(s) = school.backup() {
-            alarms.push((night, s["headline"].to_string()));
-        }
+        // Listed once at the end: listing after every backup would double the test's time.
+        school.repo.backup(&school.share, "curriculum");
     }
+    let text = school.repo.ok(&["snapshots", "--json"]);
+    let list: Vec<Value> = serde_json::from_str(&text).expect("snapshots --json");
+    assert_eq!(list.len(), 61);
+    let alarms: Vec<(usize, String)> = list
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.get("suspect").is_some_and(|v| !v.is_null()))
+        .map(|(i, s)| (i, s["suspect"]["headline"].to_string()))
+        .collect();
     eprintln!("normal term of 60 nights: {} false alarm(s) {alarms:?}", alarms.len());
     assert!(alarms.is_empty(), "{alarms:?}");
 }
