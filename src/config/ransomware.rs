@@ -63,21 +63,39 @@ impl RansomwareSpec {
     pub(super) fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if !(1..=100).contains(&self.threshold) {
-            out.push(("threshold", "[ransomware] key threshold: give a score from 1 to 100 (default 50)".into()));
+            out.push((
+                "threshold",
+                "[ransomware] key threshold: give a score from 1 to 100 (default 50)".into(),
+            ));
         }
         if self.history == 0 {
-            out.push(("history", "[ransomware] key history: compare with at least 1 snapshot (default 10)".into()));
+            out.push((
+                "history",
+                "[ransomware] key history: compare with at least 1 snapshot (default 10)".into(),
+            ));
         }
-        for (key, v) in [("unusual_percent", self.unusual_percent), ("character_percent", self.character_percent)] {
+        for (key, v) in [
+            ("unusual_percent", self.unusual_percent),
+            ("character_percent", self.character_percent),
+        ] {
             if !(v > 0.0 && v <= 100.0) {
-                out.push((key, format!("[ransomware] key {key}: give a percentage above 0 and at most 100")));
+                out.push((
+                    key,
+                    format!("[ransomware] key {key}: give a percentage above 0 and at most 100"),
+                ));
             }
         }
         if !(self.spread.is_finite() && self.spread >= 0.0) {
-            out.push(("spread", "[ransomware] key spread: give a number of spreads, 0 or more (default 4)".into()));
+            out.push((
+                "spread",
+                "[ransomware] key spread: give a number of spreads, 0 or more (default 4)".into(),
+            ));
         }
         if self.min_files == 0 {
-            out.push(("min_files", "[ransomware] key min_files: give at least 1 (default 5)".into()));
+            out.push((
+                "min_files",
+                "[ransomware] key min_files: give at least 1 (default 5)".into(),
+            ));
         }
         for e in &self.extensions {
             let e = e.trim().trim_start_matches('.');
@@ -85,8 +103,15 @@ impl RansomwareSpec {
                 out.push(("extensions", format!("[ransomware] key extensions: \"{e}\" is not one file extension (write \"locked\" or \".locked\")")));
             }
         }
-        if self.notes.iter().any(|n| n.trim().is_empty() || n.contains('/')) {
-            out.push(("notes", "[ransomware] key notes: give file names (no folders), `*` for any text".into()));
+        if self
+            .notes
+            .iter()
+            .any(|n| n.trim().is_empty() || n.contains('/'))
+        {
+            out.push((
+                "notes",
+                "[ransomware] key notes: give file names (no folders), `*` for any text".into(),
+            ));
         }
         out
     }
@@ -119,6 +144,9 @@ mod tests {
         )
         .unwrap();
         let keys: Vec<&str> = spec.problems().iter().map(|(k, _)| *k).collect();
-        assert_eq!(keys, ["threshold", "unusual_percent", "extensions", "notes"]);
+        assert_eq!(
+            keys,
+            ["threshold", "unusual_percent", "extensions", "notes"]
+        );
     }
 }

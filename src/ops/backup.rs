@@ -163,7 +163,12 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
             let parent_files = known.parent.as_ref().map(|p| p.snapshot.stats.files);
             signals::Gather::new(d, &roots, parent_files, &known.parent_trees)
         });
-        let walk = Walk::new(options.cancel.clone(), Arc::clone(&chunking), jobs_tx, gather);
+        let walk = Walk::new(
+            options.cancel.clone(),
+            Arc::clone(&chunking),
+            jobs_tx,
+            gather,
+        );
         let parent_root = known.parent.as_ref().map(|p| p.snapshot.tree);
         let parent_trees = known.parent_trees;
         tokio::task::spawn_blocking(move || {

@@ -107,7 +107,9 @@ impl Names {
     /// Whether a file name is a ransom note's.
     pub fn ransom_note(&self, name: &str) -> bool {
         let name = name.to_lowercase();
-        self.notes.iter().any(|p| glob(p.as_bytes(), name.as_bytes()))
+        self.notes
+            .iter()
+            .any(|p| glob(p.as_bytes(), name.as_bytes()))
     }
 }
 
@@ -172,41 +174,43 @@ pub fn look(start: &[u8]) -> Option<Look> {
 
 fn signature(b: &[u8]) -> Option<Look> {
     let starts = |s: &[u8]| b.starts_with(s);
-    Some(if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") || starts(b"PK\x07\x08") {
-        Look::Zip
-    } else if starts(b"%PDF") {
-        Look::Pdf
-    } else if starts(b"\xff\xd8\xff") {
-        Look::Jpeg
-    } else if starts(b"\x89PNG\r\n\x1a\n") {
-        Look::Png
-    } else if starts(b"GIF87a") || starts(b"GIF89a") {
-        Look::Gif
-    } else if starts(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
-        Look::Ole
-    } else if starts(b"\x1f\x8b") {
-        Look::Gzip
-    } else if starts(b"7z\xbc\xaf\x27\x1c") {
-        Look::SevenZip
-    } else if starts(b"Rar!\x1a\x07") {
-        Look::Rar
-    } else if b.len() >= 8 && &b[4..8] == b"ftyp" {
-        Look::Media
-    } else if starts(b"RIFF") {
-        Look::Riff
-    } else if starts(b"ID3") {
-        Look::Mp3
-    } else if starts(b"BM") && b.len() >= 10 && b[6..10] == [0, 0, 0, 0] {
-        Look::Bmp
-    } else if starts(b"II*\0") || starts(b"MM\0*") {
-        Look::Tiff
-    } else if starts(b"SQLite format 3\0") {
-        Look::Sqlite
-    } else if starts(b"{\\rtf") {
-        Look::Rtf
-    } else {
-        return None;
-    })
+    Some(
+        if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") || starts(b"PK\x07\x08") {
+            Look::Zip
+        } else if starts(b"%PDF") {
+            Look::Pdf
+        } else if starts(b"\xff\xd8\xff") {
+            Look::Jpeg
+        } else if starts(b"\x89PNG\r\n\x1a\n") {
+            Look::Png
+        } else if starts(b"GIF87a") || starts(b"GIF89a") {
+            Look::Gif
+        } else if starts(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
+            Look::Ole
+        } else if starts(b"\x1f\x8b") {
+            Look::Gzip
+        } else if starts(b"7z\xbc\xaf\x27\x1c") {
+            Look::SevenZip
+        } else if starts(b"Rar!\x1a\x07") {
+            Look::Rar
+        } else if b.len() >= 8 && &b[4..8] == b"ftyp" {
+            Look::Media
+        } else if starts(b"RIFF") {
+            Look::Riff
+        } else if starts(b"ID3") {
+            Look::Mp3
+        } else if starts(b"BM") && b.len() >= 10 && b[6..10] == [0, 0, 0, 0] {
+            Look::Bmp
+        } else if starts(b"II*\0") || starts(b"MM\0*") {
+            Look::Tiff
+        } else if starts(b"SQLite format 3\0") {
+            Look::Sqlite
+        } else if starts(b"{\\rtf") {
+            Look::Rtf
+        } else {
+            return None;
+        },
+    )
 }
 
 /// Whether a change from `before` to `after` is the character change of encryption: the old
@@ -424,7 +428,11 @@ fn content(o: &Observed, d: &Detection, n: f64, parent: bool) -> Vec<Scored> {
         out.push(scored(
             points,
             "ransom-extension",
-            format!("{} files named {}", thousands(r.count), top(&o.ransom_extension_counts)),
+            format!(
+                "{} files named {}",
+                thousands(r.count),
+                top(&o.ransom_extension_counts)
+            ),
             format!(
                 "{} new files have an extension ransomware is known to use: {}",
                 thousands(r.count),
@@ -435,7 +443,11 @@ fn content(o: &Observed, d: &Detection, n: f64, parent: bool) -> Vec<Scored> {
     }
     let t = &o.notes;
     if t.count > 0 {
-        let points = if o.note_folders >= 3 || t.count >= d.min_files { 60 } else { 20 };
+        let points = if o.note_folders >= 3 || t.count >= d.min_files {
+            60
+        } else {
+            20
+        };
         out.push(scored(
             points,
             "ransom-note",
@@ -453,7 +465,10 @@ fn content(o: &Observed, d: &Detection, n: f64, parent: bool) -> Vec<Scored> {
         out.push(scored(
             scaled(25, e.count as f64 / n, d.unusual_share),
             "new-extensions",
-            format!("{} files with extensions never seen before", thousands(e.count)),
+            format!(
+                "{} files with extensions never seen before",
+                thousands(e.count)
+            ),
             format!(
                 "{} new files have extensions no file of the previous backup had: {}",
                 thousands(e.count),
@@ -487,7 +502,7 @@ pub fn score(o: &Observed, history: &[SnapshotStats], d: &Detection) -> Option<S
         all.extend(volume(o, history, d, n));
     }
     all.retain(|s| s.points > 0);
-    all.sort_by(|a, b| b.points.cmp(&a.points));
+    all.sort_by_key(|s| std::cmp::Reverse(s.points));
     let total: u32 = all.iter().map(|s| s.points).sum::<u32>().min(100);
     if total < d.threshold.max(1) {
         return None;
@@ -573,7 +588,11 @@ mod tests {
         assert_eq!(s.signals[0].kind, "content-changed-character");
         assert_eq!(s.signals[0].count, 40);
         assert_eq!(s.signals[0].examples.len(), EXAMPLES);
-        assert!(s.headline.contains("40 files now look encrypted"), "{}", s.headline);
+        assert!(
+            s.headline.contains("40 files now look encrypted"),
+            "{}",
+            s.headline
+        );
         // Half a percent alone is not enough; with an unusual volume it is.
         o.character = tally(20);
         assert_eq!(score(&o, &normal_history(4000), &d), None);
@@ -629,7 +648,10 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let l = limit(&busy.iter().map(|s| shares_of(s)[0]).collect::<Vec<_>>(), &d);
+        let l = limit(
+            &busy.iter().map(|s| shares_of(s)[0]).collect::<Vec<_>>(),
+            &d,
+        );
         assert!(l > 0.13 && l < 0.15, "{l}");
         assert_eq!(limit(&[], &d), 0.05);
     }

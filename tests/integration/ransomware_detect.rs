@@ -80,7 +80,10 @@ fn assert_flagged(suspect: Option<Value>, kind: &str, what: &str) -> Value {
     let first = &s["signals"][0];
     assert!(first["count"].as_u64().unwrap() > 0, "{s:#}");
     assert!(
-        first["examples"][0].as_str().unwrap().starts_with("/share/"),
+        first["examples"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("/share/"),
         "{s:#}"
     );
     eprintln!("{what}: score {} - {}", s["score"], s["headline"]);
@@ -101,7 +104,10 @@ fn files_encrypted_renamed_with_ransom_notes_are_flagged() {
     let s = assert_flagged(school.backup(), "ransom-note", "attack b");
     let kinds = kinds(&s);
     // The renamed files are paired with their old versions in the folder.
-    assert!(kinds.contains(&"content-changed-character".to_string()), "{s:#}");
+    assert!(
+        kinds.contains(&"content-changed-character".to_string()),
+        "{s:#}"
+    );
     assert!(kinds.contains(&"new-extensions".to_string()), "{s:#}");
 }
 
@@ -135,7 +141,13 @@ fn a_normal_term_raises_no_alarm() {
     for night in 0..60u32 {
         school.night(night);
         match night {
-            10 => drop(script(&["event", school.dir(), "newyear", "--count", "1000"])),
+            10 => drop(script(&[
+                "event",
+                school.dir(),
+                "newyear",
+                "--count",
+                "1000",
+            ])),
             20 => drop(script(&["event", school.dir(), "move", "--count", "2500"])),
             30 => drop(script(&["event", school.dir(), "delete"])),
             40 => drop(script(&["event", school.dir(), "photos", "--count", "300"])),
@@ -153,6 +165,9 @@ fn a_normal_term_raises_no_alarm() {
         .filter(|(_, s)| s.get("suspect").is_some_and(|v| !v.is_null()))
         .map(|(i, s)| (i, s["suspect"]["headline"].to_string()))
         .collect();
-    eprintln!("normal term of 60 nights: {} false alarm(s) {alarms:?}", alarms.len());
+    eprintln!(
+        "normal term of 60 nights: {} false alarm(s) {alarms:?}",
+        alarms.len()
+    );
     assert!(alarms.is_empty(), "{alarms:?}");
 }
