@@ -118,7 +118,7 @@ TOML
                 local init=()
                 [[ $step == first ]] && init=(--init)
                 t0=$(date +%s.%N)
-                FIRESAFE_STATE_DIR="$dir/state-$mode" "$FIRESAFE" --config-dir "$dir/cfg" run "$mode" "${init[@]}" \
+                FIRESAFE_STATE_DIR="$dir/state-$mode" "$FIRESAFE" run --config-dir "$dir/cfg" "$mode" "${init[@]}" \
                     >"$LOGS/detect-$mode-$step-$run.log" 2>&1 || die "detect bench: run $mode ($step) failed"
                 t1=$(date +%s.%N)
                 printf '%s\t%s\t%s\t%s\n' "$step" "$mode" "$run" "$(echo "$t1 - $t0" | bc -l)" >>"$out"
