@@ -15,6 +15,8 @@
 #   FIRESAFE_DESC   how results.md names the firesafe build (default: the commit, or FIRESAFE_BIN)
 #   BENCH_WARM      1 (default): read each step's input just before timing it; 0: do not
 #   BENCH_REPORT_ONLY=1  only rewrite results.md from an existing $BENCH_DIR/raw.tsv
+#   BENCH_DETECT=1  also measure ransomware detection's cost (firesafe with and without it);
+#                   BENCH_DETECT_ONLY=1 measures only that; BENCH_DETECT_FILES sets the share's size
 #
 # Both tools encrypt and compress: firesafe with its defaults (zstd 3 where it pays, age), restic
 # with repository format v2 and --compression auto. Page cache is not dropped (we cannot); each step
@@ -60,7 +62,7 @@ need_pkg() { # command package
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null || die "cannot install $2"
 }
-need_pkg restic restic
+[[ "${BENCH_DETECT_ONLY:-0}" == 1 ]] || need_pkg restic restic
 need_pkg /usr/bin/time time
 need_pkg python3 python3
 PYTHON="$(command -v python3)"
@@ -73,7 +75,73 @@ else
     FIRESAFE="$ROOT/target/release/firesafe"
 fi
 [[ -x "$FIRESAFE" ]] || die "no firesafe binary at $FIRESAFE"
-RESTIC="$(command -v restic)"
+RESTIC="$(command -v restic || true)"
+
+# ---------------------------------------------------------------------------------------------
+# Ransomware detection: its cost, firesafe with and without it (BENCH_DETECT=1 adds this;
+# BENCH_DETECT_ONLY=1 runs only this). The share is tests/scripts/school-share.py's, with
+# BENCH_DETECT_FILES files (default 40000 x BENCH_SCALE); two schedules differ only in
+# `[ransomware] enabled = false`, each with its own repository. Timed: the first backup
+# (`run --init`), a no-change backup, and a backup after one normal night (1-3% edited).
+# ---------------------------------------------------------------------------------------------
+detect_bench() {
+    local dir="$BENCH_DIR/detect" files
+    files="${BENCH_DETECT_FILES:-$("$PYTHON" -c "print(max(1000, int(40000 * $BENCH_SCALE)))")}"
+    local out="$BENCH_DIR/detect.tsv"
+    : >"$out"
+    for run in $(seq 1 "$BENCH_RUNS"); do
+        rm -rf "$dir" && mkdir -p "$dir/cfg/targets" "$dir/cfg/schedules"
+        "$PYTHON" "$ROOT/tests/scripts/school-share.py" generate "$dir/share" --files "$files" --seed "$run"
+        for mode in on off; do
+            cat >"$dir/cfg/targets/$mode.toml" <<TOML
+kind = "path"
+location = "onsite"
+medium = "nas"
+path = "$dir/repo-$mode"
+require_mount = false
+TOML
+            {
+                printf 'cron = "0 2 * * *"\ntimezone = "Europe/London"\ntargets = ["%s"]\n' "$mode"
+                printf 'key_file = "%s/%s.key"\n' "$dir" "$mode"
+                printf '[[sources]]\nname = "share"\npath = "%s/share"\n' "$dir"
+                printf '[policy]\nmin_copies = 1\nmin_media = 1\nmin_offsite = 0\n'
+                [[ $mode == off ]] && printf '[ransomware]\nenabled = false\n'
+            } >"$dir/cfg/schedules/$mode.toml"
+        done
+        local step mode t0 t1
+        for step in first no-change night; do
+            [[ $step == night ]] && "$PYTHON" "$ROOT/tests/scripts/school-share.py" night "$dir/share" --night "$run" >/dev/null
+            # The first mode alternates between runs, so neither always reads a cold share.
+            for mode in $( ((run % 2)) && echo "on off" || echo "off on"); do
+                cat "$dir"/share/*/*/*/* >/dev/null 2>&1 || true
+                sync
+                local init=()
+                [[ $step == first ]] && init=(--init)
+                t0=$(date +%s.%N)
+                FIRESAFE_STATE_DIR="$dir/state-$mode" "$FIRESAFE" run --config-dir "$dir/cfg" "$mode" "${init[@]}" \
+                    >"$LOGS/detect-$mode-$step-$run.log" 2>&1 || die "detect bench: run $mode ($step) failed"
+                t1=$(date +%s.%N)
+                printf '%s\t%s\t%s\t%s\n' "$step" "$mode" "$run" "$(echo "$t1 - $t0" | bc -l)" >>"$out"
+            done
+        done
+    done
+    note "ransomware detection cost (median seconds over $BENCH_RUNS run(s), $files files):"
+    "$PYTHON" - "$out" <<'PY'
+import statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n") if l]
+print("| backup | with detection | without | cost |")
+print("|---|---|---|---|")
+for step in ("first", "no-change", "night"):
+    on = statistics.median(float(r[3]) for r in rows if r[0] == step and r[1] == "on")
+    off = statistics.median(float(r[3]) for r in rows if r[0] == step and r[1] == "off")
+    print("| %s | %.3f s | %.3f s | %+.1f%% |" % (step, on, off, (on - off) / off * 100))
+PY
+}
+if [[ "${BENCH_DETECT:-0}" == 1 || "${BENCH_DETECT_ONLY:-0}" == 1 ]]; then
+    need_pkg bc bc
+    detect_bench
+    [[ "${BENCH_DETECT_ONLY:-0}" == 1 ]] && exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Datasets (generated once per scale; reused by later invocations)

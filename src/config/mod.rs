@@ -5,6 +5,7 @@
 //! configuration.
 
 pub mod message;
+pub mod ransomware;
 pub mod site;
 pub mod targets;
 
@@ -156,6 +157,9 @@ pub struct ScheduleSpec {
     pub verify: Option<VerifySpec>,
     /// Scheduled restore drills.
     pub drill: Option<DrillSpec>,
+    /// Ransomware detection in each backup: on with its defaults when the table is absent.
+    #[serde(default)]
+    pub ransomware: ransomware::RansomwareSpec,
     #[serde(skip)]
     pub name: String,
     /// `cron`, `timezone` and the other cron times, parsed once by [`ScheduleSpec::parse_times`]
@@ -744,6 +748,9 @@ fn schedule_problems(
                 "[drill] key sample_files: restore at least 1 file",
             ));
         }
+    }
+    for (key, why) in s.ransomware.problems() {
+        problems.push(problem(path, text, key_span(text, key), &why));
     }
     if s.sources.is_empty() {
         problems.push(problem(

@@ -30,6 +30,12 @@ pub struct SnapshotStats {
     pub files_changed: u64,
     /// Files recorded from the parent without reading them.
     pub files_unchanged: u64,
+    /// Files of the parent snapshot missing from this one.
+    #[serde(default)]
+    pub files_removed: u64,
+    /// New files whose content is a removed file's (moved or renamed).
+    #[serde(default)]
+    pub files_moved: u64,
     pub bytes_read: u64,
     /// Blobs this run added to the repository.
     pub blobs_added: u64,

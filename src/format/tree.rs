@@ -150,6 +150,98 @@ pub struct Node {
     /// A directory's own tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<Id>,
+    /// What the start of a file's content looked like when it was read: a known file signature,
+    /// or (without one) whether it compresses. Lets the next backup see a file whose content
+    /// changed character (a document turned into ciphertext) without reading the old version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look: Option<Look>,
+}
+
+/// The look of a file's first bytes ([`Node::look`]): a file signature (magic number), or for
+/// a file without one, [`Look::Compressible`] (it would compress well) or [`Look::Dense`] (it
+/// would not: compressed or encrypted data). Stored as a short lowercase word; a word this
+/// version does not know reads as [`Look::Other`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Look {
+    /// ZIP, and what is built on it: Office (docx, xlsx, pptx), OpenDocument, jar, epub.
+    Zip,
+    Pdf,
+    Jpeg,
+    Png,
+    Gif,
+    /// OLE compound files: old Office (doc, xls, ppt), msi, password-protected Office files.
+    Ole,
+    Gzip,
+    SevenZip,
+    Rar,
+    /// ISO media (mp4, mov, m4a, heic): `ftyp` at offset 4.
+    Media,
+    /// RIFF (wav, avi, webp).
+    Riff,
+    Mp3,
+    Bmp,
+    Tiff,
+    Sqlite,
+    Rtf,
+    /// No signature, and the start compresses well (text, uncompressed formats).
+    Compressible,
+    /// No signature, and the start does not compress: compressed or encrypted data.
+    Dense,
+    /// A word written by a later version.
+    Other,
+}
+
+const LOOKS: [(Look, &str); 19] = [
+    (Look::Zip, "zip"),
+    (Look::Pdf, "pdf"),
+    (Look::Jpeg, "jpeg"),
+    (Look::Png, "png"),
+    (Look::Gif, "gif"),
+    (Look::Ole, "ole"),
+    (Look::Gzip, "gzip"),
+    (Look::SevenZip, "7z"),
+    (Look::Rar, "rar"),
+    (Look::Media, "media"),
+    (Look::Riff, "riff"),
+    (Look::Mp3, "mp3"),
+    (Look::Bmp, "bmp"),
+    (Look::Tiff, "tiff"),
+    (Look::Sqlite, "sqlite"),
+    (Look::Rtf, "rtf"),
+    (Look::Compressible, "compressible"),
+    (Look::Dense, "dense"),
+    (Look::Other, "other"),
+];
+
+impl Look {
+    pub fn word(self) -> &'static str {
+        LOOKS
+            .iter()
+            .find(|(l, _)| *l == self)
+            .map_or("other", |(_, w)| w)
+    }
+
+    /// Whether it is a file signature (not [`Look::Compressible`], [`Look::Dense`] or
+    /// [`Look::Other`]).
+    pub fn is_signature(self) -> bool {
+        !matches!(self, Look::Compressible | Look::Dense | Look::Other)
+    }
+}
+
+impl Serialize for Look {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.word())
+    }
+}
+
+impl<'de> Deserialize<'de> for Look {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Look, D::Error> {
+        let word = String::deserialize(d)?;
+        Ok(LOOKS
+            .iter()
+            .find(|(_, w)| *w == word)
+            .map_or(Look::Other, |(l, _)| *l))
+    }
 }
 
 /// One directory's listing.
@@ -249,6 +341,7 @@ mod tests {
             xattrs: vec![],
             content: vec![],
             subtree: None,
+            look: None,
         }
     }
 
@@ -265,6 +358,22 @@ mod tests {
         let back = Tree::decode(&bytes).unwrap();
         assert_eq!(back, t);
         assert!(back.find(b"bad\xff").is_some());
+    }
+
+    #[test]
+    fn looks_round_trip_and_unknown_words_read_as_other() {
+        let mut t = Tree {
+            entries: vec![node(b"a"), node(b"b")],
+        };
+        t.entries[0].look = Some(Look::Zip);
+        let bytes = t.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains(r#""look":"zip""#), "{text}");
+        assert_eq!(text.matches("look").count(), 1, "absent when unknown");
+        assert_eq!(Tree::decode(&bytes).unwrap(), t);
+        let later = text.replace(r#""look":"zip""#, r#""look":"quantum""#);
+        let back = Tree::decode(later.as_bytes()).unwrap();
+        assert_eq!(back.entries[0].look, Some(Look::Other));
     }
 
     #[test]

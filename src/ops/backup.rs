@@ -16,6 +16,7 @@
 
 mod packs;
 mod read;
+mod signals;
 mod walk;
 
 use std::collections::{HashMap, HashSet};
@@ -33,6 +34,7 @@ use crate::format::pack::BlobKind;
 use crate::format::tree::{Name, Tree};
 use crate::id::Id;
 use crate::ops::progress::{Counters, Ticker};
+use crate::plan::ransomware::{self, Detection};
 use crate::store::blobs::BlobReader;
 use crate::store::damage;
 use crate::store::index::{self, Index, IndexPack};
@@ -70,6 +72,10 @@ pub struct BackupOptions {
     /// Set (by a signal handler) to stop: no new files are started, the packs already queued
     /// are stored and indexed, and no snapshot is written.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Ransomware detection: compare what changed with the parent snapshot and the source's
+    /// history, and mark the snapshot suspect when the signals reach the threshold. `None`
+    /// turns it off (no look is noted for the files read either).
+    pub ransomware: Option<Detection>,
 }
 
 impl BackupOptions {
@@ -90,6 +96,7 @@ impl BackupOptions {
             force_read: false,
             progress: false,
             cancel: None,
+            ransomware: Some(Detection::default()),
         }
     }
 }
@@ -149,11 +156,21 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         blobs_added: AtomicU64::new(0),
         bytes_added: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
+        looks: options.ransomware.is_some(),
     });
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<ReadJob>(256);
     let readers = spawn_readers(options, &chunking, jobs_rx);
     let walker = {
-        let walk = Walk::new(options.cancel.clone(), Arc::clone(&chunking), jobs_tx);
+        let gather = options.ransomware.as_ref().map(|d| {
+            let parent_files = known.parent.as_ref().map(|p| p.snapshot.stats.files);
+            signals::Gather::new(d, &roots, parent_files, &known.parent_trees)
+        });
+        let walk = Walk::new(
+            options.cancel.clone(),
+            Arc::clone(&chunking),
+            jobs_tx,
+            gather,
+        );
         let parent_root = known.parent.as_ref().map(|p| p.snapshot.tree);
         let parent_trees = known.parent_trees;
         tokio::task::spawn_blocking(move || {
@@ -187,11 +204,16 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         w.join().expect("a pack worker does not panic");
     }
     drop(ticker);
-    let (root, mut stats, warnings) = walked;
+    let (root, mut stats, warnings, observed) = walked;
     stats.packs_added = packs_added;
     stats.bytes_stored = stored.load(Ordering::Relaxed);
+    let suspect = match (&options.ransomware, observed) {
+        (Some(d), Some(o)) => ransomware::score(&o, &known.history, d),
+        _ => None,
+    };
 
-    let snap = snapshot_of(options, start, known.parent, root, stats, warnings);
+    let mut snap = snapshot_of(options, start, known.parent, root, stats, warnings);
+    snap.suspect = suspect;
     lock.ensure_fresh()?;
     let id = snapshot::save(repo, &snap).await?;
     lock.release().await;
@@ -214,6 +236,9 @@ struct Known {
     /// The snapshot to compare with (`None` with `force_read`), and its trees.
     parent: Option<Listed>,
     parent_trees: HashMap<Id, Tree>,
+    /// The stats of the source's recent snapshots, newest first: complete, made against a
+    /// parent, and not suspect (the volume signals compare with these).
+    history: Vec<SnapshotStats>,
 }
 
 impl Known {
@@ -226,6 +251,7 @@ impl Known {
         } else {
             catalog.latest_complete(&options.source).cloned()
         };
+        let history = history(&catalog, options);
         let (parent_trees, mut bad) = match &parent {
             Some(p) => load_trees(repo, &loaded.index, p.snapshot.tree).await?,
             None => (HashMap::new(), HashMap::new()),
@@ -269,8 +295,26 @@ impl Known {
             damaged_packs,
             parent,
             parent_trees,
+            history,
         })
     }
+}
+
+/// The stats the volume signals compare with: see [`Known::history`].
+fn history(catalog: &Catalog, options: &BackupOptions) -> Vec<SnapshotStats> {
+    let Some(d) = &options.ransomware else {
+        return Vec::new();
+    };
+    catalog
+        .snapshots
+        .iter()
+        .rev()
+        .map(|l| &l.snapshot)
+        .filter(|s| s.source == options.source && !s.partial && s.parent.is_some())
+        .filter(|s| s.suspect.is_none())
+        .take(d.history)
+        .map(|s| s.stats.clone())
+        .collect()
 }
 
 /// The progress line: the share, files so far (of the parent snapshot's count, with the time

@@ -343,6 +343,7 @@ mod tests {
             xattrs: vec![],
             content: vec![Id([1; 32])],
             subtree: (kind == NodeKind::Dir).then_some(Id([9; 32])),
+            look: None,
         }
     }
 

@@ -179,6 +179,7 @@ pub async fn run(
         opts.compression = schedule.compression;
         opts.progress = options.progress;
         opts.cancel = options.cancel.clone();
+        opts.ransomware = schedule.ransomware.detection();
         let result = backup::backup(&repo, &opts).await;
         // A primary that goes down mid-run, or a signal, stops the run.
         if let Err(e @ (Error::Target { .. } | Error::Interrupted(_))) = result {

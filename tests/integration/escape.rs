@@ -33,6 +33,7 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         xattrs: vec![],
         content: vec![],
         subtree: None,
+        look: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn node(name: &str, kind: NodeKind, subtree: Option<Id>) -> Node {
         xattrs: vec![],
         content: vec![],
         subtree,
+        look: None,
     }
 }
 

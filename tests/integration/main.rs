@@ -26,6 +26,7 @@ mod no_plaintext;
 mod object_lock;
 mod prune;
 mod readme;
+mod ransomware_detect;
 mod recovery;
 mod recovery_sheet;
 mod report;

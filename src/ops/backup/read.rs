@@ -15,6 +15,7 @@ use super::packs::Blob;
 use crate::format::chunker::ChunkerParams;
 use crate::format::crypto::RepoKey;
 use crate::format::pack::BlobKind;
+use crate::format::tree::Look;
 use crate::id::Id;
 use crate::ops::progress::Counters;
 
@@ -30,16 +31,22 @@ pub(super) struct Chunking {
     pub(super) blobs_added: AtomicU64,
     pub(super) bytes_added: AtomicU64,
     pub(super) bytes_read: AtomicU64,
+    /// Whether to note each file's [`Look`] (for ransomware detection): a byte histogram of
+    /// its first 64 KiB, already in memory.
+    pub(super) looks: bool,
 }
+
+/// What a reader found: the file's content ids, its size, and how its start looks.
+pub(super) type Found = (Vec<Id>, u64, Option<Look>);
 
 /// A file for a reader thread, and where to send its content ids and size.
 pub(super) struct ReadJob {
     pub(super) path: PathBuf,
     pub(super) size_hint: u64,
-    pub(super) reply: crossbeam_channel::Sender<Result<(Vec<Id>, u64), ReadError>>,
+    pub(super) reply: crossbeam_channel::Sender<Result<Found, ReadError>>,
 }
 
-pub(super) type Reply = crossbeam_channel::Receiver<Result<(Vec<Id>, u64), ReadError>>;
+pub(super) type Reply = crossbeam_channel::Receiver<Result<Found, ReadError>>;
 
 impl Chunking {
     /// A reader thread: reads the files it is given until the job queue closes. Once `cancel`
@@ -60,19 +67,23 @@ impl Chunking {
         }
     }
 
-    /// Reads, chunks and queues a file; returns its blob ids and the bytes read.
+    /// Reads, chunks and queues a file; returns its blob ids, the bytes read and its look.
     pub(super) fn read_file(
         &self,
         buf: &mut Vec<u8>,
         path: &Path,
         size_hint: u64,
-    ) -> Result<(Vec<Id>, u64), ReadError> {
+    ) -> Result<Found, ReadError> {
         let mut file = File::open(path).map_err(ReadError::Io)?;
         let mut content = Vec::new();
+        let mut look = None;
         let total = if size_hint <= self.chunker.max_size as u64 {
             // Small enough to read whole: one read call, no streaming buffer.
             buf.clear();
             file.read_to_end(buf).map_err(ReadError::Io)?;
+            if self.looks {
+                look = crate::plan::ransomware::look(buf);
+            }
             for (off, len) in self.chunker.cut(buf) {
                 self.add_chunk(buf[off..off + len].to_vec(), &mut content)?;
             }
@@ -87,6 +98,9 @@ impl Chunking {
             let mut total = 0u64;
             let mut failed = None;
             let r = self.chunker.stream(&mut file, |chunk| {
+                if self.looks && total == 0 {
+                    look = crate::plan::ransomware::look(&chunk);
+                }
                 total += chunk.len() as u64;
                 self.counters
                     .bytes
@@ -104,7 +118,7 @@ impl Chunking {
             total
         };
         self.bytes_read.fetch_add(total, Ordering::Relaxed);
-        Ok((content, total))
+        Ok((content, total, look))
     }
 
     fn add_chunk(&self, data: Vec<u8>, content: &mut Vec<Id>) -> Result<(), ReadError> {

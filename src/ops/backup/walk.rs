@@ -14,14 +14,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::read::{Chunking, ReadError, ReadJob, Reply, Stopped};
+use super::signals::Gather;
 use crate::error::{Error, Result};
 use crate::format::pack::BlobKind;
-use crate::format::tree::{MAX_TREE_BYTES, Name, Node, NodeKind, Tree, Xattr};
+use crate::format::tree::{Look, MAX_TREE_BYTES, Name, Node, NodeKind, Tree, Xattr};
 use crate::id::Id;
+use crate::plan::ransomware::Observed;
 use crate::store::snapshot::{SnapshotStats, Warning};
 
-/// A multiply-linked file read in this run: its content, size and modification time.
-type ReadLink = (Vec<Id>, u64, (i64, u32));
+/// A multiply-linked file read in this run: its content, size, modification time and look.
+type ReadLink = (Vec<Id>, u64, (i64, u32), Option<Look>);
+
+/// What a walk ends with: the root tree's id, the stats, the warnings, and what it gathered for
+/// the ransomware score (when asked to).
+pub(super) type Walked = (Id, SnapshotStats, Vec<Warning>, Option<Observed>);
 
 /// The walker's state: it lists directories, compares entries with the parent snapshot, hands
 /// files to the reader threads, and builds the trees in order.
@@ -39,6 +45,8 @@ pub(super) struct Walk {
     links: HashMap<(u64, u64), ReadLink>,
     /// How many directories deep the walk is.
     depth: usize,
+    /// The ransomware signals, when detection is on.
+    gather: Option<Gather>,
 }
 
 /// The deepest directory a backup descends into. Anyone who can write a share can make a
@@ -71,6 +79,7 @@ impl Walk {
         cancel: Option<Arc<AtomicBool>>,
         chunking: Arc<Chunking>,
         jobs: crossbeam_channel::Sender<ReadJob>,
+        gather: Option<Gather>,
     ) -> Walk {
         Walk {
             cancel,
@@ -82,18 +91,19 @@ impl Walk {
             groups: HashMap::new(),
             links: HashMap::new(),
             depth: 0,
+            gather,
         }
     }
 
     /// Walks `roots` into the snapshot's trees, then closes the job queue and waits for the
-    /// `readers`. Returns the root tree's id, the stats and the warnings.
+    /// `readers`. Returns the root tree's id, the stats, the warnings and the signals gathered.
     pub(super) fn run(
         mut self,
         roots: &[(Name, PathBuf)],
         parent_root: Option<Id>,
         parents: &HashMap<Id, Tree>,
         readers: Vec<std::thread::JoinHandle<()>>,
-    ) -> Result<(Id, SnapshotStats, Vec<Warning>)> {
+    ) -> Result<Walked> {
         let root = self.root(roots, parent_root, parents);
         // Closing the job queue lets the readers finish; they hold the last senders of the
         // blob queue, so the pack workers then finish too.
@@ -105,7 +115,12 @@ impl Walk {
         self.stats.blobs_added = c.blobs_added.load(Ordering::Relaxed);
         self.stats.bytes_added = c.bytes_added.load(Ordering::Relaxed);
         self.stats.bytes_read = c.bytes_read.load(Ordering::Relaxed);
-        root.map(|root| (root, self.stats, self.warnings))
+        let observed = self.gather.map(|g| g.observed);
+        if let Some(o) = &observed {
+            self.stats.files_removed = o.removed.count;
+            self.stats.files_moved = o.moved;
+        }
+        root.map(|root| (root, self.stats, self.warnings, observed))
     }
 
     fn root(
@@ -169,7 +184,7 @@ impl Walk {
             return Ok(None);
         }
         let link = (meta.dev(), meta.ino());
-        let known = self.links.get(&link).is_some_and(|(_, size, mtime)| {
+        let known = self.links.get(&link).is_some_and(|(_, size, mtime, _)| {
             *size == meta.len() && *mtime == (meta.mtime(), meta.mtime_nsec() as u32)
         });
         if meta.nlink() > 1 && (known || !links_submitted.insert(link)) {
@@ -238,6 +253,7 @@ impl Walk {
             xattrs: read_xattrs(path),
             content: Vec::new(),
             subtree: None,
+            look: None,
         };
         match kind {
             NodeKind::Dir => {
@@ -317,6 +333,10 @@ impl Walk {
             }
         }
         names.sort();
+        let gone = self
+            .gather
+            .as_mut()
+            .map(|g| g.gone(path, prev, &names, parents));
         // First hand every file that must be read to the readers, so that several are read at
         // once; then build the entries in order, waiting for each file's ids as needed.
         let mut items = Vec::with_capacity(names.len());
@@ -338,10 +358,21 @@ impl Walk {
             let pending = self.submit_if_needed(&child, &meta, prev_node, &mut links_submitted)?;
             items.push((child, name, meta, prev_node, pending));
         }
+        let mut notes_here = false;
         for (child, name, meta, prev_node, pending) in items {
+            let read_before = self.stats.files_new + self.stats.files_changed;
             if let Some(node) = self.node(&child, name, &meta, prev_node, parents, pending)? {
+                if let (Some(g), Some(gone), NodeKind::File) =
+                    (self.gather.as_mut(), gone.as_ref(), node.kind)
+                {
+                    let read = self.stats.files_new + self.stats.files_changed > read_before;
+                    notes_here |= g.file(&child, &node, read, prev_node, gone);
+                }
                 tree.entries.push(node);
             }
+        }
+        if notes_here && let Some(g) = self.gather.as_mut() {
+            g.observed.note_folders += 1;
         }
         let bytes = self.fit(path, &mut tree);
         self.queue_tree(bytes)
@@ -394,13 +425,14 @@ impl Walk {
                 // Not handed to a reader: another link to a file read in this run, or unchanged
                 // since the parent snapshot.
                 if node.links > 1
-                    && let Some((content, size, _)) =
-                        self.links.get(&link).filter(|(_, size, mtime)| {
+                    && let Some((content, size, _, look)) =
+                        self.links.get(&link).filter(|(_, size, mtime, _)| {
                             *size == meta.len() && *mtime == (node.mtime, node.mtime_nsec)
                         })
                 {
                     node.content = content.clone();
                     node.size = *size;
+                    node.look = *look;
                     self.stats.files_unchanged += 1;
                     return Ok(true);
                 }
@@ -410,6 +442,7 @@ impl Walk {
                 {
                     node.content = p.content.clone();
                     node.size = p.size;
+                    node.look = p.look;
                     self.stats.files_unchanged += 1;
                     return Ok(true);
                 }
@@ -417,9 +450,10 @@ impl Walk {
             }
         };
         match result {
-            Ok((content, size)) => {
+            Ok((content, size, look)) => {
                 node.content = content;
                 node.size = size;
+                node.look = look;
                 if prev.is_some() {
                     self.stats.files_changed += 1;
                 } else {
@@ -428,7 +462,12 @@ impl Walk {
                 if node.links > 1 {
                     self.links.insert(
                         link,
-                        (node.content.clone(), size, (node.mtime, node.mtime_nsec)),
+                        (
+                            node.content.clone(),
+                            size,
+                            (node.mtime, node.mtime_nsec),
+                            node.look,
+                        ),
                     );
                 }
                 Ok(true)

@@ -1,0 +1,276 @@
+//! Gathering the ransomware signals during the walk: each file compared with the parent
+//! snapshot's node, the folder's entries that are gone, names and extensions, and the look of
+//! each file read. Nothing is read that the backup does not read anyway; memory is counts, a
+//! few example paths, and (to tell moves from removals) 8 bytes per removed or new file not yet
+//! paired, at most [`PAIRING_CAP`] of each. The score is [`crate::plan::ransomware::score`].
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use crate::format::tree::{Name, Node, NodeKind, Tree};
+use crate::id::Id;
+use crate::plan::ransomware::{Detection, Names, Observed, extension, turned_dense};
+
+/// The most removed (and, apart, new) files kept unpaired for move detection: 2 million, about
+/// 50 MiB each at most. Beyond it, moves are counted as removals and additions.
+pub(super) const PAIRING_CAP: usize = 2_000_000;
+
+/// What the walk gathers for the ransomware score.
+pub(super) struct Gather {
+    names: Names,
+    /// Extensions of the parent snapshot's files.
+    parent_extensions: HashSet<String>,
+    /// Backed-up paths and their names in the snapshot, for example paths.
+    roots: Vec<(Name, PathBuf)>,
+    pub(super) observed: Observed,
+    /// Removed files not yet paired with a new one, and new ones not yet paired with a removed
+    /// one: by the first 8 bytes of their first blob id, the hash of their extension and how
+    /// many.
+    removed_first: HashMap<u64, (u64, u32)>,
+    new_first: HashMap<u64, (u64, u32)>,
+}
+
+/// The files of one folder of the parent that are gone now, by name and by stem (the name
+/// without its last extension), to pair a renamed file with its old version.
+pub(super) struct Gone<'a> {
+    by_name: HashMap<&'a [u8], &'a Node>,
+    by_stem: HashMap<&'a [u8], &'a Node>,
+}
+
+impl Gone<'_> {
+    /// The old version of a new file renamed in its folder: `report.docx` for
+    /// `report.docx.locked` or `report.locked`.
+    fn partner(&self, name: &[u8]) -> Option<&Node> {
+        let stem = stem(name)?;
+        self.by_name
+            .get(stem)
+            .or_else(|| self.by_stem.get(stem))
+            .copied()
+    }
+}
+
+fn stem(name: &[u8]) -> Option<&[u8]> {
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    (dot > 0).then(|| &name[..dot])
+}
+
+fn first_key(content: &[Id]) -> Option<u64> {
+    content
+        .first()
+        .map(|id| u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes")))
+}
+
+fn ext_key(ext: &Option<String>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ext.hash(&mut h);
+    h.finish()
+}
+
+/// Takes one from a pairing map; whether there was one, and its extension's hash.
+fn take(map: &mut HashMap<u64, (u64, u32)>, key: u64) -> Option<u64> {
+    let entry = map.get_mut(&key)?;
+    let ext = entry.0;
+    entry.1 -= 1;
+    if entry.1 == 0 {
+        map.remove(&key);
+    }
+    Some(ext)
+}
+
+fn put(map: &mut HashMap<u64, (u64, u32)>, key: u64, ext: u64) {
+    if map.len() < PAIRING_CAP || map.contains_key(&key) {
+        let e = map.entry(key).or_insert((ext, 0));
+        e.1 = e.1.saturating_add(1);
+    }
+}
+
+impl Gather {
+    pub(super) fn new(
+        detection: &Detection,
+        roots: &[(Name, PathBuf)],
+        parent_files: Option<u64>,
+        parents: &HashMap<Id, Tree>,
+    ) -> Gather {
+        let parent_extensions = parents
+            .values()
+            .flat_map(|t| t.entries.iter())
+            .filter(|n| n.kind == NodeKind::File)
+            .filter_map(|n| extension(&n.name.0))
+            .collect();
+        Gather {
+            names: Names::new(detection),
+            parent_extensions,
+            roots: roots.to_vec(),
+            observed: Observed {
+                parent_files,
+                ..Default::default()
+            },
+            removed_first: HashMap::new(),
+            new_first: HashMap::new(),
+        }
+    }
+
+    /// A path as the snapshot has it: `/NAME/...` under the backed-up path named NAME.
+    fn shown(&self, path: &Path) -> String {
+        for (name, root) in &self.roots {
+            if let Ok(rel) = path.strip_prefix(root) {
+                let rel = rel.display().to_string();
+                return if rel.is_empty() {
+                    format!("/{}", name.display())
+                } else {
+                    format!("/{}/{rel}", name.display())
+                };
+            }
+        }
+        path.display().to_string()
+    }
+
+    /// The entries of the parent's folder `prev` that are not among `names` now: each file
+    /// (and every file below a folder) is counted removed. Returns them for [`Gather::file`].
+    pub(super) fn gone<'a>(
+        &mut self,
+        dir: &Path,
+        prev: Option<&'a Tree>,
+        names: &[std::ffi::OsString],
+        parents: &'a HashMap<Id, Tree>,
+    ) -> Gone<'a> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut gone = Gone {
+            by_name: HashMap::new(),
+            by_stem: HashMap::new(),
+        };
+        let Some(prev) = prev else { return gone };
+        for node in &prev.entries {
+            if names
+                .binary_search_by(|n| n.as_bytes().cmp(&node.name.0))
+                .is_ok()
+            {
+                continue;
+            }
+            let path = dir.join(node.name.as_os());
+            match node.kind {
+                NodeKind::File => {
+                    self.removed(&path, node);
+                    gone.by_name.insert(&node.name.0, node);
+                    if let Some(s) = stem(&node.name.0) {
+                        gone.by_stem.insert(s, node);
+                    }
+                }
+                NodeKind::Dir => self.removed_dir(path, node, parents),
+                _ => {}
+            }
+        }
+        gone
+    }
+
+    /// Every file below a folder of the parent that is gone.
+    fn removed_dir(&mut self, path: PathBuf, node: &Node, parents: &HashMap<Id, Tree>) {
+        let mut todo = vec![(path, node.subtree)];
+        while let Some((path, sub)) = todo.pop() {
+            let Some(tree) = sub.and_then(|id| parents.get(&id)) else {
+                continue;
+            };
+            for n in &tree.entries {
+                match n.kind {
+                    NodeKind::File => self.removed(&path.join(n.name.as_os()), n),
+                    NodeKind::Dir => todo.push((path.join(n.name.as_os()), n.subtree)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn removed(&mut self, path: &Path, node: &Node) {
+        let shown = self.shown(path);
+        self.observed.removed.add(|| shown.clone());
+        let Some(key) = first_key(&node.content) else {
+            return;
+        };
+        let ext = ext_key(&extension(&node.name.0));
+        match take(&mut self.new_first, key) {
+            Some(new_ext) => self.moved(new_ext != ext, shown),
+            None => put(&mut self.removed_first, key, ext),
+        }
+    }
+
+    fn moved(&mut self, other_extension: bool, shown: String) {
+        self.observed.moved += 1;
+        if other_extension {
+            self.observed.renamed.add(|| shown);
+        }
+    }
+
+    /// A file recorded in this backup: `read` when its content was read (new or changed),
+    /// `prev` the parent's node at the same path, `gone` its folder's removed files. Returns
+    /// whether it is named like a ransom note.
+    pub(super) fn file(
+        &mut self,
+        path: &Path,
+        node: &Node,
+        read: bool,
+        prev: Option<&Node>,
+        gone: &Gone<'_>,
+    ) -> bool {
+        self.observed.files += 1;
+        if !read {
+            return false;
+        }
+        let shown = self.shown(path);
+        if let Some(p) = prev.filter(|p| p.kind == NodeKind::File) {
+            let o = &mut self.observed;
+            o.changed.add(|| shown.clone());
+            if p.look.is_some() && node.look.is_some() {
+                o.character_known += 1;
+            }
+            if turned_dense(p.look, node.look) {
+                o.character.add(|| shown);
+            }
+            return false;
+        }
+        self.observed.new.add(|| shown.clone());
+        let ext = extension(&node.name.0);
+        if let Some(old) = gone.partner(&node.name.0) {
+            let o = &mut self.observed;
+            if old.look.is_some() && node.look.is_some() {
+                o.character_known += 1;
+            }
+            if turned_dense(old.look, node.look) {
+                o.character.add(|| shown.clone());
+            }
+        }
+        if let Some(e) = &ext {
+            let o = &mut self.observed;
+            if !self.parent_extensions.contains(e) && o.parent_files.is_some() {
+                o.new_extensions.add(|| shown.clone());
+                bump(&mut o.new_extension_counts, e);
+            }
+            if self.names.ransom_extension(e) {
+                o.ransom_extensions.add(|| shown.clone());
+                bump(&mut o.ransom_extension_counts, e);
+            }
+        }
+        let note = self.names.ransom_note(&node.name.display());
+        if note {
+            self.observed.notes.add(|| shown.clone());
+        }
+        if let Some(key) = first_key(&node.content) {
+            let ext = ext_key(&ext);
+            match take(&mut self.removed_first, key) {
+                Some(old_ext) => self.moved(old_ext != ext, shown),
+                None => put(&mut self.new_first, key, ext),
+            }
+        }
+        note
+    }
+}
+
+/// Counts an extension, keeping at most 1,000 different ones (the rest are counted in the
+/// tally only).
+fn bump(counts: &mut std::collections::BTreeMap<String, u64>, ext: &str) {
+    if let Some(n) = counts.get_mut(ext) {
+        *n += 1;
+    } else if counts.len() < 1000 {
+        counts.insert(ext.to_string(), 1);
+    }
+}
