@@ -80,7 +80,8 @@ pub(super) struct LsArgs {
 pub(super) struct DiffArgs {
     /// The earlier snapshot: id (or prefix), `latest`, or SOURCE@DATE.
     snapshot_a: String,
-    /// The later snapshot: id (or prefix), `latest`, or SOURCE@DATE.
+    /// The later snapshot: id (or prefix), `latest` (of the earlier snapshot's source unless
+    /// --source), or SOURCE@DATE.
     snapshot_b: String,
     /// Compare only this file or folder.
     path: Option<String>,
@@ -210,7 +211,12 @@ pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> 
     let repo = open(url).await?;
     let catalog = Catalog::load(&repo).await?;
     let from = catalog.resolve(&a.snapshot_a, a.source.as_deref())?;
-    let to = catalog.resolve(&a.snapshot_b, a.source.as_deref())?;
+    // `diff admin@clean latest`: `latest` is of the first snapshot's source unless --source.
+    let source_b = match (&a.source, a.snapshot_b.as_str()) {
+        (None, "latest") => Some(from.snapshot.source.as_str()),
+        (s, _) => s.as_deref(),
+    };
+    let to = catalog.resolve(&a.snapshot_b, source_b)?;
     let index = Index::load(&repo).await?.index;
     let reader = BlobReader::new(&repo, &index, 64 << 20);
     let options = firesafe::ops::diff::DiffOptions { path: a.path };

@@ -35,5 +35,6 @@ mod run_schedule;
 mod scheduler;
 mod status;
 mod summary;
+mod suspect;
 mod target_conformance;
 mod verify_drill;
