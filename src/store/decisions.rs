@@ -94,7 +94,7 @@ pub async fn load(repo: &Repository) -> Result<(Vec<Decision>, Vec<(String, Erro
             Err(e) => damaged.push((key, e)),
         }
     }
-    decisions.sort_by(|a, b| (a.time, a.snapshot).cmp(&(b.time, b.snapshot)));
+    decisions.sort_by_key(|d| (d.time, d.snapshot));
     Ok((decisions, damaged))
 }
 
@@ -166,7 +166,7 @@ mod tests {
         let st = standing(&s, &[lifted.clone(), confirmed.clone(), other]);
         assert_eq!(st, Standing::Lifted(lifted));
         assert!(!st.holds() && !st.is_clean());
-        let st = standing(&s, &[confirmed.clone()]);
+        let st = standing(&s, std::slice::from_ref(&confirmed));
         assert!(st.holds() && !st.is_clean());
         let accepted = decided(1, Verdict::Accepted, "2026-11-20T10:00:00Z");
         let st = standing(&s, &[confirmed, accepted]);

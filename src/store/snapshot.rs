@@ -83,8 +83,7 @@ impl Catalog {
             }
         }
         self.snapshots.sort_by_key(|l| (l.snapshot.start, l.id));
-        self.decisions
-            .sort_by(|a, b| (a.time, a.snapshot).cmp(&(b.time, b.snapshot)));
+        self.decisions.sort_by_key(|d| (d.time, d.snapshot));
     }
 
     /// What a snapshot counts as, given the decisions (see [`decisions::standing`]).
