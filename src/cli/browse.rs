@@ -80,7 +80,7 @@ pub(super) struct LsArgs {
 pub(super) struct DiffArgs {
     /// The earlier snapshot: id (or prefix), `latest`, or SOURCE@DATE.
     snapshot_a: String,
-    /// The later snapshot: id (or prefix), `latest` (of the earlier snapshot's source unless
+    /// The later snapshot: id (or prefix), `latest` (after SOURCE@..., of that source unless
     /// --source), or SOURCE@DATE.
     snapshot_b: String,
     /// Compare only this file or folder.
@@ -211,9 +211,14 @@ pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> 
     let repo = open(url).await?;
     let catalog = Catalog::load(&repo).await?;
     let from = catalog.resolve(&a.snapshot_a, a.source.as_deref())?;
-    // `diff admin@clean latest`: `latest` is of the first snapshot's source unless --source.
+    // `diff admin@clean latest`: `latest` is of the source SNAPSHOT_A names (SOURCE@...)
+    // unless --source.
+    let names_source = a
+        .snapshot_a
+        .split_once('@')
+        .is_some_and(|(n, _)| !n.is_empty());
     let source_b = match (&a.source, a.snapshot_b.as_str()) {
-        (None, "latest") => Some(from.snapshot.source.as_str()),
+        (None, "latest") if names_source => Some(from.snapshot.source.as_str()),
         (s, _) => s.as_deref(),
     };
     let to = catalog.resolve(&a.snapshot_b, source_b)?;
