@@ -20,10 +20,10 @@
 //! | 0 | [`error`], [`id`] | the one error type; keyed ids | imports nothing of the crate |
 //! | 0 | [`format`] | chunker, compression, sealing (age), packs, trees, snapshot manifests | on-target encodings; no I/O, no async |
 //! | 0 | [`plan`] | 3-2-1 evaluation, retention, cron dialect, timetables, human dates | pure decisions; time is passed in |
-//! | 1 | [`store`] | targets, repository, index, catalog, locks, blob reading, the state directory and its records | the only I/O on targets and state; only `store::target` sees `object_store` |
-//! | 2 | [`ops`] | backup, restore, check, prune, replicate, verify, drill, keys, ls, find, diff, mount | one operation per file: its `XxxOptions` in, `XxxReport` or record out; never a configuration or a schedule |
+//! | 1 | [`store`] | targets, repository, index, catalog and decisions, locks, blob reading, the state directory and its records | the only I/O on targets and state; only `store::target` sees `object_store` |
+//! | 2 | [`ops`] | backup, restore, check, prune, replicate, verify, drill, keys, suspect, ls, find, diff, mount | one operation per file: its `XxxOptions` in, `XxxReport` or record out; never a configuration or a schedule |
 //! | 3 | [`config`] | the configuration files, validated; opening configured targets | assembles operations' options from configuration |
-//! | 3 | [`schedule`] | runs, backup/prune/verify/drill jobs, status, disks, alerts, summary, timer, daemon | everything whose input is a schedule |
+//! | 3 | [`schedule`] | runs, backup/prune/verify/drill jobs, suspect decisions on every copy, status, disks, alerts, summary, timer, daemon | everything whose input is a schedule |
 //! | 3 | [`paper`] | the governors' report and the recovery sheet, their document model and renderers | built from records and status |
 //! | edge | `cli` (in the binary) | argument parsing and printing | parses, calls one library function, prints |
 //!

@@ -24,6 +24,8 @@ pub(super) const LS_HELP: &str =
 SOURCE@DATE: the newest snapshot of SOURCE taken at or before DATE, in local time. A date alone
 means the end of that day, a time without seconds the end of that minute: curriculum@2026-11-20,
 curriculum@\"2026-11-20 18:00\", curriculum@yesterday, curriculum@\"last friday 18:00\".
+SOURCE@clean is the newest snapshot of SOURCE taken before its first suspect one (possible
+ransomware) that no technician accepted: the state before an attack.
 
 EXAMPLES:
   firesafe --repo /mnt/nas/firesafe ls latest --source curriculum
@@ -40,6 +42,8 @@ mode, mtime, owner, xattrs) and give the sizes. Folders that are the same in bot
 skipped without being read.
 
 EXAMPLES:
+  What did a suspected attack change in the admin share?
+    firesafe --repo /mnt/nas/firesafe diff admin@clean latest
   What changed in the curriculum share since yesterday evening?
     firesafe --repo /mnt/nas/firesafe diff curriculum@\"yesterday 18:00\" \\
         latest --source curriculum
@@ -79,7 +83,8 @@ pub(super) struct LsArgs {
 pub(super) struct DiffArgs {
     /// The earlier snapshot: id (or prefix), `latest`, or SOURCE@DATE.
     snapshot_a: String,
-    /// The later snapshot: id (or prefix), `latest`, or SOURCE@DATE.
+    /// The later snapshot: id (or prefix), `latest` (after SOURCE@..., of that source unless
+    /// --source), or SOURCE@DATE.
     snapshot_b: String,
     /// Compare only this file or folder.
     path: Option<String>,
@@ -107,6 +112,7 @@ pub(super) async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Out
             .iter()
             .map(|l| {
                 let mut v = serde_json::to_value(&l.snapshot).expect("snapshot to JSON");
+                v["standing"] = json!(catalog.standing(l).word().to_lowercase());
                 v["id"] = json!(l.id.to_hex());
                 v["short_id"] = json!(l.id.short());
                 v
@@ -129,12 +135,30 @@ pub(super) async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Out
             printable(&s.host),
             s.stats.files,
             bytesize::ByteSize(s.stats.bytes).to_string(),
-            if s.partial { "partial" } else { "complete" },
+            status_word(&catalog, l),
             printable(&s.tags.join(","))
         );
     }
     println!("{} snapshot(s)", list.len());
     Ok(Outcome::Success)
+}
+
+/// The STATUS column: SUSPECT (or CONFIRMED) while a snapshot is not clean, else partial or
+/// complete (and `accepted` or `lifted` after a decision).
+fn status_word(catalog: &Catalog, l: &firesafe::store::snapshot::Listed) -> String {
+    use firesafe::store::decisions::Standing;
+    let done = if l.snapshot.partial {
+        "partial"
+    } else {
+        "complete"
+    };
+    match catalog.standing(l) {
+        Standing::Clean => done.to_string(),
+        Standing::Suspect => "SUSPECT".to_string(),
+        Standing::Confirmed(_) => "SUSPECT (confirmed)".to_string(),
+        Standing::Lifted(_) => "SUSPECT (lifted)".to_string(),
+        Standing::Accepted(_) => format!("{done} (accepted)"),
+    }
 }
 
 pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
@@ -149,6 +173,16 @@ pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
     let index = Index::load(&repo).await?.index;
     let reader = BlobReader::new(&repo, &index, 64 << 20);
     let entries = ls::list(&reader, snap, a.path.as_deref()).await?;
+    let standing = catalog.standing(snap);
+    if !standing.is_clean() {
+        eprintln!(
+            "firesafe: SUSPECT: snapshot {} of {} may hold files damaged by ransomware ({}); `firesafe suspect list` says why, {}@clean is the newest clean one",
+            snap.id.short(),
+            printable(&snap.snapshot.source),
+            standing.word(),
+            printable(&snap.snapshot.source)
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
         return Ok(Outcome::Success);
@@ -180,7 +214,17 @@ pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> 
     let repo = open(url).await?;
     let catalog = Catalog::load(&repo).await?;
     let from = catalog.resolve(&a.snapshot_a, a.source.as_deref())?;
-    let to = catalog.resolve(&a.snapshot_b, a.source.as_deref())?;
+    // `diff admin@clean latest`: `latest` is of the source SNAPSHOT_A names (SOURCE@...)
+    // unless --source.
+    let names_source = a
+        .snapshot_a
+        .split_once('@')
+        .is_some_and(|(n, _)| !n.is_empty());
+    let source_b = match (&a.source, a.snapshot_b.as_str()) {
+        (None, "latest") if names_source => Some(from.snapshot.source.as_str()),
+        (s, _) => s.as_deref(),
+    };
+    let to = catalog.resolve(&a.snapshot_b, source_b)?;
     let index = Index::load(&repo).await?.index;
     let reader = BlobReader::new(&repo, &index, 64 << 20);
     let options = firesafe::ops::diff::DiffOptions { path: a.path };

@@ -19,6 +19,7 @@ mod repo;
 mod restore;
 mod run;
 mod status;
+mod suspect;
 mod verify;
 
 /// How a command ended, as the process exit code.
@@ -148,6 +149,9 @@ enum Command {
     /// List the restores recorded in the audit log: who, when, what, where to, how it went.
     #[command(after_help = audit::HELP)]
     Audit(audit::AuditArgs),
+    /// Snapshots marked as possible ransomware, and the technician's decision about each.
+    #[command(subcommand, after_help = suspect::HELP)]
+    Suspect(suspect::SuspectCommand),
     /// Show snapshots as read-only folders (FUSE): DIR/SOURCE/2026-11-23T0200/...
     #[command(after_help = mount::HELP)]
     Mount(mount::MountArgs),
@@ -163,6 +167,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Restore(a) => restore::restore_cmd(repo_url, a).await,
         Command::Audit(a) => audit::audit_cmd(repo_url, a).await,
         Command::Mount(a) => mount::mount_cmd(repo_url, a).await,
+        Command::Suspect(c) => suspect::suspect_cmd(repo_url, c).await,
         Command::Find(a) => find::find_cmd(repo_url, a).await,
         Command::Versions(a) => find::versions_cmd(repo_url, a).await,
         Command::Diff(a) => browse::diff_cmd(repo_url, a).await,

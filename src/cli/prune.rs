@@ -163,6 +163,9 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::ops::prune::PruneRepo
             ""
         }
     );
+    for h in &r.held {
+        println!("  {} (on every target)", h.sentence());
+    }
     for d in &r.kept {
         println!(
             "  keep   {} {:<12} {}  ({})",

@@ -5,6 +5,7 @@ use chrono::{DateTime, Local, Utc};
 use clap::Args;
 use firesafe::Result;
 use firesafe::config::{ScheduleSpec, Site};
+use firesafe::format::tree::printable;
 use firesafe::plan::policy::describe_age;
 use firesafe::schedule::status::{ScheduleStatus, SourceStatus, TargetCopy, status_with_records};
 use firesafe::store::records::CheckOutcome;
@@ -158,7 +159,11 @@ fn print_source(src: &SourceStatus, now: DateTime<Utc>) {
     let e = &src.evaluation;
     println!(
         "  {}: {} ({} copies, {} media, {} offsite)",
-        src.source, e.verdict, e.copies, e.media, e.offsite
+        src.source,
+        src.shown_verdict(),
+        e.copies,
+        e.media,
+        e.offsite
     );
     // Columns as wide as the longest name and medium, so that long target names stay in line.
     let name_width = src
@@ -175,6 +180,24 @@ fn print_source(src: &SourceStatus, now: DateTime<Utc>) {
         .max()
         .unwrap_or(0)
         .max(16);
+    if let Some(n) = &src.suspect {
+        println!(
+            "    ! snapshot {} taken {}{}{}",
+            n.snapshot,
+            n.taken.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+            if n.confirmed {
+                " is a confirmed attack"
+            } else {
+                " is suspect"
+            },
+            if n.headline.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", printable(&n.headline))
+            }
+        );
+        println!("    ! {}", n.advice);
+    }
     for c in &src.copies {
         let what = match (&c.snapshot, c.taken) {
             (Some(id), Some(t)) => format!(

@@ -12,4 +12,5 @@ pub mod progress;
 pub mod prune;
 pub mod replicate;
 pub mod restore;
+pub mod suspect;
 pub mod verify;

@@ -88,11 +88,44 @@ impl PruneOptions {
     }
 }
 
+/// A source prune forgets nothing of: it has a suspect snapshot no technician has accepted, or
+/// a confirmed attack whose hold is not lifted, so the clean snapshots before it stay.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hold {
+    pub source: String,
+    /// The snapshot that holds it (the oldest such), full id.
+    pub snapshot: Id,
+    /// `true` for a confirmed attack (held until lifted), `false` for a suspect one not decided.
+    pub confirmed: bool,
+    /// How many snapshots retention would otherwise have forgotten.
+    pub spared: usize,
+}
+
+impl Hold {
+    /// The sentence prune prints: what holds the source and what to do.
+    pub fn sentence(&self) -> String {
+        let id = self.snapshot.short();
+        if self.confirmed {
+            format!(
+                "{}: nothing forgotten: snapshot {id} is a confirmed attack; the hold stays until `firesafe suspect lift {id} --note ...`",
+                self.source
+            )
+        } else {
+            format!(
+                "{}: nothing forgotten: snapshot {id} is suspect (possible ransomware); decide with `firesafe suspect accept|confirm {id}`",
+                self.source
+            )
+        }
+    }
+}
+
 /// What a prune did (or, with `dry_run`, would do) on one target.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PruneReport {
     pub target: String,
     pub dry_run: bool,
+    /// Sources held because of a suspect snapshot: nothing of theirs is forgotten.
+    pub held: Vec<Hold>,
     pub kept: Vec<Decision>,
     pub forgotten: Vec<Decision>,
     pub packs_deleted: u64,
@@ -131,6 +164,8 @@ pub struct PruneReport {
 /// out.
 pub struct PrunePlan {
     pub target: String,
+    /// Sources held because of a suspect snapshot (see [`Hold`]).
+    pub held: Vec<Hold>,
     /// The snapshots that stay, and why (a retention rule, `newest`, `object lock`).
     pub kept: Vec<Decision>,
     /// The snapshots to forget: a marker `forgotten/ID` is written, then `snapshots/ID` goes.
@@ -189,6 +224,7 @@ impl PrunePlan {
         PruneReport {
             target: self.target.clone(),
             dry_run: true,
+            held: self.held.clone(),
             kept: self.kept.clone(),
             forgotten: self.forget.clone(),
             packs_deleted: self.packs.len() as u64,
@@ -237,7 +273,7 @@ pub async fn prune_locked(
 /// the target's exclusive lock the plan is only a forecast (a dry run).
 pub async fn plan(repo: &Repository, options: &PruneOptions) -> Result<PrunePlan> {
     let mut spared = Spared::default();
-    let (catalog, kept, forget) = mark_snapshots(repo, options, &mut spared).await?;
+    let (catalog, kept, forget, held) = mark_snapshots(repo, options, &mut spared).await?;
     let survey = survey(repo, &catalog, &forget).await?;
     let packs = choose_packs(&survey, options, &mut spared);
     let Survey {
@@ -252,6 +288,7 @@ pub async fn plan(repo: &Repository, options: &PruneOptions) -> Result<PrunePlan
     keys.sort();
     Ok(PrunePlan {
         target: repo.target().name().to_string(),
+        held,
         kept,
         forget,
         repack: packs.repack,
@@ -292,10 +329,14 @@ async fn mark_snapshots(
     repo: &Repository,
     options: &PruneOptions,
     spared: &mut Spared,
-) -> Result<(Catalog, Vec<Decision>, Vec<Decision>)> {
+) -> Result<(Catalog, Vec<Decision>, Vec<Decision>, Vec<Hold>)> {
     let target = repo.target();
     let catalog = Catalog::load(repo).await?;
     if let Some((key, e)) = catalog.damaged.first() {
+        return Err(refuse(repo, format!("{key} cannot be read ({e})")));
+    }
+    // A decision that cannot be read might be the one that holds a source.
+    if let Some((key, e)) = catalog.damaged_decisions.first() {
         return Err(refuse(repo, format!("{key} cannot be read ({e})")));
     }
     let marks: HashSet<Id> = target
@@ -319,6 +360,7 @@ async fn mark_snapshots(
         .filter(|l| options.sources.contains(&l.snapshot.source))
         .collect();
     let (mut kept, mut forgotten) = select(&judged, &options.retention, options.timezone, &marks);
+    let held = hold_suspect_sources(&catalog, options, &mut kept, &mut forgotten);
     forgotten.retain(|d| {
         let until = listed_snapshots
             .get(&d.id)
@@ -336,7 +378,45 @@ async fn mark_snapshots(
     });
     kept.sort_by(|a, b| (&a.source, a.start).cmp(&(&b.source, b.start)));
     forgotten.sort_by(|a, b| (&a.source, a.start).cmp(&(&b.source, b.start)));
-    Ok((catalog, kept, forgotten))
+    Ok((catalog, kept, forgotten, held))
+}
+
+/// Keeps every snapshot of a source that has a suspect snapshot not accepted (or a confirmed
+/// attack not lifted): the clean snapshots before an attack must outlive it.
+fn hold_suspect_sources(
+    catalog: &Catalog,
+    options: &PruneOptions,
+    kept: &mut Vec<Decision>,
+    forgotten: &mut Vec<Decision>,
+) -> Vec<Hold> {
+    let mut held = Vec::new();
+    for source in &options.sources {
+        let Some(hold) = catalog.hold(source) else {
+            continue;
+        };
+        let confirmed = matches!(
+            catalog.standing(hold),
+            crate::store::decisions::Standing::Confirmed(_)
+        );
+        let mut spared = 0;
+        forgotten.retain(|d| {
+            if &d.source != source {
+                return true;
+            }
+            let mut d = d.clone();
+            d.reasons.push("suspect hold".into());
+            kept.push(d);
+            spared += 1;
+            false
+        });
+        held.push(Hold {
+            source: source.clone(),
+            snapshot: hold.id,
+            confirmed,
+            spared,
+        });
+    }
+    held
 }
 
 /// What prune reads of a target's index and packs once the snapshots to forget are marked.

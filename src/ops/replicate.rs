@@ -23,8 +23,8 @@ use crate::ops::progress::Ticker;
 use crate::store::index::{Index, IndexFile, IndexPack};
 use crate::store::lock::TargetLock;
 use crate::store::repo::{
-    AUDIT, CONFIG, DATA, DRILLS, FORGOTTEN, INDEX, KEYS, KEYS_REMOVED, Repository, SNAPSHOTS,
-    pack_key, removed_envelopes,
+    AUDIT, CONFIG, DATA, DECISIONS, DRILLS, FORGOTTEN, INDEX, KEYS, KEYS_REMOVED, Repository,
+    SNAPSHOTS, pack_key, removed_envelopes,
 };
 use crate::store::target::{Put, Target};
 
@@ -115,6 +115,7 @@ pub async fn replicate_with(
         FORGOTTEN,
         DRILLS,
         AUDIT,
+        DECISIONS,
         SNAPSHOTS,
     ];
     // The source is listed in the reverse of the order a backup writes, so that everything a
@@ -380,7 +381,7 @@ pub async fn pull_with(
         .filter(|k| !have_snapshots.contains(k))
         .filter(|k| !k.rsplit('/').next().is_some_and(|n| forgotten.contains(n)))
         .collect();
-    for dir in [KEYS_REMOVED, KEYS, FORGOTTEN, DRILLS, AUDIT] {
+    for dir in [KEYS_REMOVED, KEYS, FORGOTTEN, DRILLS, AUDIT, DECISIONS] {
         let have: HashSet<String> = dst.list(dir).await?.into_iter().map(|l| l.key).collect();
         for l in src.list(dir).await? {
             let removed_key = envelope_of(&l.key).is_some_and(|id| removed.contains(&id));

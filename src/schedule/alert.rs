@@ -1,12 +1,14 @@
 //! After a run: a Prometheus text-format metrics file, and a healthchecks-style ping.
 //!
-//! An email goes to the technician when a run fails, ends degraded or a 3-2-1 verdict is not OK
+//! An email goes to the technician when a run fails, ends degraded, a 3-2-1 verdict is not OK or
+//! a source is SUSPECT (possible ransomware: the subject is then the backup's headline)
 //! (SMTP with STARTTLS or TLS, and authentication; the password comes from the environment).
 //!
 //! The metrics file is written whole to a temporary name and renamed, so a collector (such as
 //! node_exporter's textfile collector) never reads half a file. The ping is a GET of the
-//! schedule's `ping_url` on success, and of `ping_url/fail` when the run failed, ended degraded
-//! or a 3-2-1 verdict is not OK; it carries nothing but the URL, so no secret leaves the machine.
+//! schedule's `ping_url` on success, and of `ping_url/fail` when the run failed, ended degraded,
+//! a 3-2-1 verdict is not OK or a source is SUSPECT; it carries nothing but the URL, so no
+//! secret leaves the machine.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -119,6 +121,19 @@ pub fn metrics(
                 label(&src.source)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP firesafe_suspect_snapshots Snapshots of a source that are suspect (possible ransomware) and not accepted, or confirmed and not lifted."
+        );
+        let _ = writeln!(out, "# TYPE firesafe_suspect_snapshots gauge");
+        for src in &st.sources {
+            let _ = writeln!(
+                out,
+                "firesafe_suspect_snapshots{{schedule=\"{s}\",source=\"{}\"}} {}",
+                label(&src.source),
+                src.suspect.as_ref().map_or(0, |n| n.snapshots)
+            );
+        }
     }
     out
 }
@@ -186,6 +201,9 @@ pub fn email_text(
             Verdict::Degraded => 1,
             Verdict::Violated => 2,
         });
+    if let Some(subject) = status.and_then(|st| ransomware_subject(st, host)) {
+        return (subject, email_body(run, status, host));
+    }
     let subject = format!(
         "firesafe on {host}: schedule {} {}{}",
         run.schedule,
@@ -195,6 +213,39 @@ pub fn email_text(
             _ => String::new(),
         }
     );
+    (subject, email_body(run, status, host))
+}
+
+/// The subject when a source is suspect: "Possible ransomware on the admin share: 4,312 of
+/// 9,870 files changed, 2,105 renamed to .locked (firesafe on HOST)", the backup's headline.
+pub fn ransomware_subject(status: &ScheduleStatus, host: &str) -> Option<String> {
+    let suspect: Vec<_> = status
+        .sources
+        .iter()
+        .filter_map(|s| s.suspect.as_ref().map(|n| (s, n)))
+        .collect();
+    let (src, notice) = suspect.first()?;
+    let what = if notice.confirmed {
+        "Confirmed ransomware"
+    } else {
+        "Possible ransomware"
+    };
+    let headline = if notice.headline.is_empty() {
+        format!("snapshot {}", notice.snapshot)
+    } else {
+        printable(&notice.headline).to_string()
+    };
+    let more = match suspect.len() {
+        1 => String::new(),
+        n => format!(" (and {} more share(s))", n - 1),
+    };
+    Some(format!(
+        "{what} on the {} share: {headline}{more} (firesafe on {host})",
+        printable(&src.source)
+    ))
+}
+
+fn email_body(run: &RunRecord, status: Option<&ScheduleStatus>, host: &str) -> String {
     let mut body = String::new();
     let _ = writeln!(body, "Schedule: {}", run.schedule);
     let _ = writeln!(
@@ -213,14 +264,24 @@ pub fn email_text(
             "\nThe 3-2-1 rule, checked against what is on each target:"
         );
         for src in &st.sources {
-            let _ = writeln!(body, "  {}: {}", src.source, src.evaluation.verdict);
+            let _ = writeln!(body, "  {}: {}", src.source, src.shown_verdict());
+            if let Some(n) = &src.suspect {
+                let _ = writeln!(
+                    body,
+                    "    ! snapshot {} ({}): {}",
+                    n.snapshot,
+                    n.taken.to_rfc3339(),
+                    printable(&n.headline)
+                );
+                let _ = writeln!(body, "    ! {}", printable(&n.advice));
+            }
             for r in &src.evaluation.reasons {
                 let _ = writeln!(body, "    - {}", printable(r));
             }
         }
     }
     let _ = writeln!(body, "\nRun `firesafe status` on {host} for the details.");
-    (subject, body)
+    body
 }
 
 /// Sends one email with the schedule's SMTP settings.
@@ -313,4 +374,73 @@ fn describe_smtp_error(e: &str, has_ca: bool) -> String {
         );
     }
     e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::policy::Evaluation;
+    use crate::schedule::status::{SourceStatus, SuspectNotice};
+
+    #[test]
+    fn a_suspect_source_makes_the_subject_the_headline() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-23T02:00:00Z".parse().expect("time");
+        let source = |name: &str, suspect: Option<SuspectNotice>| SourceStatus {
+            source: name.into(),
+            copies: vec![],
+            evaluation: Evaluation {
+                verdict: Verdict::Ok,
+                copies: 2,
+                media: 2,
+                offsite: 1,
+                live_data_counted: false,
+                reasons: vec![],
+            },
+            suspect,
+        };
+        let notice = SuspectNotice {
+            snapshot: "1a2b3c4d".into(),
+            taken: at,
+            confirmed: false,
+            headline: "4,312 of 9,870 files changed, 2,105 renamed to .locked".into(),
+            snapshots: 1,
+            advice: "decide".into(),
+        };
+        let status = ScheduleStatus {
+            schedule: "nightly".into(),
+            checked_at: at,
+            min_copies: 2,
+            min_media: 2,
+            min_offsite: 1,
+            max_age_hours: 26,
+            live_data_counts: false,
+            sources: vec![source("curriculum", None), source("admin", Some(notice))],
+            media: vec![],
+            verification: vec![],
+        };
+        assert!(!status.is_ok());
+        let run = RunRecord {
+            schedule: "nightly".into(),
+            scheduled_for: None,
+            started: at,
+            finished: at,
+            outcome: RunOutcome::Complete,
+            message: String::new(),
+        };
+        let (subject, body) = email_text(&run, Some(&status), "server");
+        assert_eq!(
+            subject,
+            "Possible ransomware on the admin share: 4,312 of 9,870 files changed, 2,105 renamed to .locked (firesafe on server)"
+        );
+        assert!(body.contains("admin: SUSPECT"), "{body}");
+        let m = metrics(&run, None, Some(&status));
+        assert!(
+            m.contains("firesafe_suspect_snapshots{schedule=\"nightly\",source=\"admin\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("firesafe_suspect_snapshots{schedule=\"nightly\",source=\"curriculum\"} 0"),
+            "{m}"
+        );
+    }
 }

@@ -204,9 +204,9 @@ async fn after_run(
     crate::schedule::alert::write_metrics(&path, &metrics)?;
     if let Some(url) = &schedule.alerts.ping_url {
         let verdicts_ok = status.as_ref().is_some_and(|s| {
-            s.sources
-                .iter()
-                .all(|src| src.evaluation.verdict == crate::plan::policy::Verdict::Ok)
+            s.sources.iter().all(|src| {
+                src.evaluation.verdict == crate::plan::policy::Verdict::Ok && src.suspect.is_none()
+            })
         });
         if let Err(why) =
             crate::schedule::alert::ping(url, outcome == RunOutcome::Complete && verdicts_ok).await
@@ -217,9 +217,9 @@ async fn after_run(
     }
     let attention = outcome != RunOutcome::Complete
         || status.as_ref().is_none_or(|s| {
-            s.sources
-                .iter()
-                .any(|src| src.evaluation.verdict != crate::plan::policy::Verdict::Ok)
+            s.sources.iter().any(|src| {
+                src.evaluation.verdict != crate::plan::policy::Verdict::Ok || src.suspect.is_some()
+            })
         });
     if attention && !schedule.alerts.email_to.is_empty() {
         let ca = match &schedule.alerts.smtp_ca_file {

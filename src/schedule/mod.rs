@@ -11,5 +11,6 @@ pub mod prune_job;
 pub mod run;
 pub mod status;
 pub mod summary;
+pub mod suspect;
 pub mod timer;
 pub mod verify_job;

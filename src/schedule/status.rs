@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::plan::policy::{self, Copy, Evaluation};
+use crate::store::decisions;
 use crate::store::index::Index;
 use crate::store::repo::Repository;
 use crate::store::snapshot::{Catalog, Listed};
@@ -48,6 +49,38 @@ pub struct SourceStatus {
     pub source: String,
     pub copies: Vec<TargetCopy>,
     pub evaluation: Evaluation,
+    /// Set while the source has a suspect snapshot no technician has accepted, or a confirmed
+    /// attack not lifted: its verdict is then SUSPECT, whatever the 3-2-1 count says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<SuspectNotice>,
+}
+
+impl SourceStatus {
+    /// The verdict as shown: `SUSPECT` while [`SourceStatus::suspect`] is set, else the 3-2-1
+    /// verdict.
+    pub fn shown_verdict(&self) -> String {
+        match &self.suspect {
+            Some(_) => "SUSPECT".into(),
+            None => self.evaluation.verdict.to_string(),
+        }
+    }
+}
+
+/// Why a source is SUSPECT, and what the technician should do.
+#[derive(Clone, Debug, Serialize)]
+pub struct SuspectNotice {
+    /// The oldest snapshot holding the source (short id), and when it was taken.
+    pub snapshot: String,
+    pub taken: DateTime<Utc>,
+    /// A confirmed attack (held until lifted) rather than a suspect snapshot not yet decided.
+    pub confirmed: bool,
+    /// The backup's one-line summary (`Suspect.headline`), empty when a technician confirmed an
+    /// attack the backup did not flag.
+    pub headline: String,
+    /// How many snapshots of the source are suspect and undecided, or confirmed and not lifted.
+    pub snapshots: usize,
+    /// What to do, in one sentence.
+    pub advice: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,9 +103,11 @@ impl ScheduleStatus {
     /// Whether the schedule is healthy: every source's verdict is OK and nothing is amiss (no
     /// reasons given: every target could be read and is up to date).
     pub fn is_ok(&self) -> bool {
-        self.sources
-            .iter()
-            .all(|s| s.evaluation.verdict == policy::Verdict::Ok && s.evaluation.reasons.is_empty())
+        self.sources.iter().all(|s| {
+            s.evaluation.verdict == policy::Verdict::Ok
+                && s.evaluation.reasons.is_empty()
+                && s.suspect.is_none()
+        })
     }
 }
 
@@ -162,6 +197,7 @@ pub async fn status_with_records(
                 source: source.name.clone(),
                 copies,
                 evaluation,
+                suspect: suspect_notice(&catalogs, &schedule.name, &source.name),
             }
         })
         .collect();
@@ -264,6 +300,63 @@ async fn read_target(
         }
     }
     Ok(TargetRead { catalog, absent })
+}
+
+/// Whether `source` is held by a suspect snapshot, from the snapshots and decisions of every
+/// target read (a decision made on one copy counts before replication carries it).
+fn suspect_notice(
+    catalogs: &[(String, std::result::Result<TargetRead, String>)],
+    schedule: &str,
+    source: &str,
+) -> Option<SuspectNotice> {
+    let read: Vec<&Catalog> = catalogs
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().map(|r| &r.catalog))
+        .collect();
+    let mut decisions = Vec::new();
+    for d in read.iter().flat_map(|c| &c.decisions) {
+        if !decisions.contains(d) {
+            decisions.push(d.clone());
+        }
+    }
+    let mut holding: Vec<&Listed> = Vec::new();
+    for l in read.iter().flat_map(|c| &c.snapshots) {
+        if l.snapshot.source == source
+            && !holding.iter().any(|h| h.id == l.id)
+            && decisions::standing(l, &decisions).holds()
+        {
+            holding.push(l);
+        }
+    }
+    holding.sort_by_key(|l| (l.snapshot.start, l.id));
+    let first = holding.first()?;
+    let id = first.id.short();
+    let confirmed = matches!(
+        decisions::standing(first, &decisions),
+        decisions::Standing::Confirmed(_)
+    );
+    let advice = if confirmed {
+        format!(
+            "a confirmed attack: old snapshots of {source} are kept until `firesafe suspect lift {id} --schedule {schedule} --note ...`; restore from {source}@clean"
+        )
+    } else {
+        format!(
+            "possible ransomware: nothing of {source} is pruned until you decide; see what changed with `firesafe --repo COPY diff {source}@clean {id}`, then `firesafe suspect accept {id} --schedule {schedule} --note ...` (a false alarm) or `firesafe suspect confirm {id} --schedule {schedule} --note ...` and restore {source}@clean"
+        )
+    };
+    Some(SuspectNotice {
+        snapshot: id,
+        taken: first.snapshot.start,
+        confirmed,
+        headline: first
+            .snapshot
+            .suspect
+            .as_ref()
+            .map(|s| s.headline.clone())
+            .unwrap_or_default(),
+        snapshots: holding.len(),
+        advice,
+    })
 }
 
 fn newest_complete<'c>(catalog: &'c Catalog, source: &str) -> Option<&'c Listed> {

@@ -426,11 +426,7 @@ pub async fn load_all(repos: &[Repository]) -> Result<(Catalog, Index)> {
         let i = Index::load(repo).await?.index;
         match (&mut catalog, &mut index) {
             (Some(all), Some(idx)) => {
-                for l in c.snapshots {
-                    if !all.snapshots.iter().any(|s| s.id == l.id) {
-                        all.snapshots.push(l);
-                    }
-                }
+                all.absorb(c);
                 idx.absorb(&i);
             }
             _ => {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod blobs;
 pub mod damage;
+pub mod decisions;
 pub mod index;
 pub mod lock;
 pub mod records;

@@ -11,15 +11,21 @@ use futures::StreamExt;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::plan::when;
+use crate::store::decisions::{self, Standing};
 use crate::store::repo::{Repository, SNAPSHOTS};
 
 /// The manifest data lives with the other encodings; callers reach it here, beside the catalog.
-pub use crate::format::snapshot::{Listed, Snapshot, SnapshotStats, Warning};
+pub use crate::format::snapshot::{Decision, Listed, Snapshot, SnapshotStats, Warning};
 
-/// All readable snapshots, oldest first, and the keys of those that could not be read.
+/// All readable snapshots, oldest first, and the keys of those that could not be read; with the
+/// technicians' decisions about suspect snapshots (`decisions/ID`), which say which are clean.
 pub struct Catalog {
     pub snapshots: Vec<Listed>,
     pub damaged: Vec<(String, Error)>,
+    /// Every readable decision, oldest first.
+    pub decisions: Vec<Decision>,
+    /// The decision objects that could not be read.
+    pub damaged_decisions: Vec<(String, Error)>,
 }
 
 impl Catalog {
@@ -55,7 +61,66 @@ impl Catalog {
             }
         }
         snapshots.sort_by_key(|a| (a.snapshot.start, a.id));
-        Ok(Catalog { snapshots, damaged })
+        let (decisions, damaged_decisions) = decisions::load(repo).await?;
+        Ok(Catalog {
+            snapshots,
+            damaged,
+            decisions,
+            damaged_decisions,
+        })
+    }
+
+    /// Adds another copy's snapshots and decisions (those not already here), keeping the order.
+    pub fn absorb(&mut self, other: Catalog) {
+        for l in other.snapshots {
+            if !self.snapshots.iter().any(|s| s.id == l.id) {
+                self.snapshots.push(l);
+            }
+        }
+        for d in other.decisions {
+            if !self.decisions.contains(&d) {
+                self.decisions.push(d);
+            }
+        }
+        self.snapshots.sort_by_key(|l| (l.snapshot.start, l.id));
+        self.decisions.sort_by_key(|d| (d.time, d.snapshot));
+    }
+
+    /// What a snapshot counts as, given the decisions (see [`decisions::standing`]).
+    pub fn standing(&self, snapshot: &Listed) -> Standing {
+        decisions::standing(snapshot, &self.decisions)
+    }
+
+    /// The oldest snapshot of `source` that holds it from pruning (suspect and undecided, or a
+    /// confirmed attack not lifted), if any.
+    pub fn hold(&self, source: &str) -> Option<&Listed> {
+        self.snapshots
+            .iter()
+            .filter(|l| l.snapshot.source == source)
+            .find(|l| self.standing(l).holds())
+    }
+
+    /// `SOURCE@clean`: the newest clean snapshot of `source` taken before its first snapshot that
+    /// is not clean (suspect and not accepted); the newest clean one when none is suspect.
+    pub fn clean(&self, source: &str) -> Result<&Listed> {
+        let of_source: Vec<&Listed> = self
+            .snapshots
+            .iter()
+            .filter(|l| l.snapshot.source == source)
+            .collect();
+        let first_bad = of_source.iter().position(|l| !self.standing(l).is_clean());
+        let before = &of_source[..first_bad.unwrap_or(of_source.len())];
+        if let Some(found) = before.last() {
+            return Ok(found);
+        }
+        Err(Error::NotFound(match first_bad {
+            Some(_) => format!(
+                "no clean snapshot of source \"{source}\" was taken before its first suspect one; `firesafe suspect list` shows them"
+            ),
+            None => format!(
+                "no snapshot of source \"{source}\" in this repository; `firesafe snapshots` lists what there is"
+            ),
+        }))
     }
 
     /// Finds a snapshot by id prefix, `latest` (of `source`, when given), or `SOURCE@WHEN`: the
@@ -85,6 +150,14 @@ impl Catalog {
                 }
                 (n, _) => Some(n),
             };
+            if text.trim() == "clean" {
+                let source = source.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "\"{spec}\" needs a source: write SOURCE@clean (or give --source)"
+                    ))
+                })?;
+                return self.clean(source);
+            }
             let span = when::parse(text, now).map_err(Error::Usage)?;
             return self.as_of(source, span.end, &now.timezone());
         }
@@ -180,7 +253,10 @@ pub fn split_path(what: &str) -> (&str, Option<&str>) {
         };
     };
     let now = chrono::Local::now();
-    let reads = |end: usize| when::parse(&what[at + 1..end], &now).is_ok();
+    let reads = |end: usize| {
+        let text = &what[at + 1..end];
+        text == "clean" || when::parse(text, &now).is_ok()
+    };
     if reads(what.len()) {
         return (what, None);
     }
@@ -232,6 +308,8 @@ mod tests {
                 listed(4, "curriculum", "2026-11-23T09:00:00Z"),
             ],
             damaged: vec![],
+            decisions: vec![],
+            damaged_decisions: vec![],
         };
         let now: DateTime<Utc> = "2026-11-23T14:30:00Z".parse().expect("time");
         let pick = |spec: &str, source: Option<&str>| {
