@@ -14,7 +14,8 @@ use super::Outcome;
 use super::args::{ConfigDir, open, unlock_from_env};
 
 /// The `suspect` commands' long help.
-pub(super) const HELP: &str = "A backup that sees signs of ransomware in what changed (many files changed or renamed
+pub(super) const HELP: &str =
+    "A backup that sees signs of ransomware in what changed (many files changed or renamed
 to one new extension, ransom notes) still saves its snapshot, as evidence, but marks it SUSPECT:
 `status` says SUSPECT (exit 1), an alert goes out, and `prune` forgets nothing of that source
 until a technician decides. SOURCE@clean names the newest snapshot before the first one that is
@@ -34,10 +35,13 @@ down is named (exit 1) and the next run or sync carries the decision there.
 EXAMPLES:
   firesafe suspect list --schedule nightly
   firesafe --repo /mnt/nas/firesafe diff admin@clean latest
-  firesafe suspect accept 1a2b3c4d --schedule nightly --note \"year-end archive renamed by the bursar\"
-  firesafe suspect confirm 1a2b3c4d --schedule nightly --note \"ransom note found on the admin PC\"
+  firesafe suspect accept 1a2b3c4d --schedule nightly --note \\
+      \"year-end archive renamed by the bursar\"
+  firesafe suspect confirm 1a2b3c4d --schedule nightly --note \\
+      \"ransom note found on the admin PC\"
   firesafe restore --schedule nightly admin@clean --to /srv/admin-restored
-  firesafe suspect lift 1a2b3c4d --schedule nightly --note \"share restored, machines rebuilt\"";
+  firesafe suspect lift 1a2b3c4d --schedule nightly --note \\
+      \"share restored, machines rebuilt\"";
 
 // `--schedule NAME` instead of `--repo`, and the configuration directory it is read from.
 #[derive(Args, Debug)]

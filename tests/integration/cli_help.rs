@@ -109,7 +109,7 @@ fn help_examples_never_wrap_in_the_middle_of_a_command() {
             if continues || command {
                 continues = l.ends_with('\\');
                 in_command = true;
-            } else if l.ends_with(':') || !in_command {
+            } else if l.ends_with(':') || l.ends_with('?') || !in_command {
                 in_command = false;
             } else {
                 broken.push(format!("{}: {l:?}", cmd.join(" ")));
