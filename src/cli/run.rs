@@ -122,6 +122,13 @@ pub(super) async fn run_cmd(a: RunArgs) -> Result<Outcome> {
     for (source, result) in &report.backups {
         match result {
             Ok(b) => {
+                if let Some(x) = &b.snapshot.suspect {
+                    eprintln!(
+                        "firesafe: warning: {source}: POSSIBLE RANSOMWARE: {} (snapshot {} is kept, marked suspect; see `firesafe status`)",
+                        firesafe::format::tree::printable(&x.headline),
+                        b.id.short()
+                    );
+                }
                 for (key, why) in &b.damaged_packs {
                     eprintln!(
                         "firesafe: warning: {source}: pack {key} is damaged ({}); it is marked, and its data was stored again (run `firesafe verify {} --repair`)",

@@ -140,6 +140,11 @@ fn record_of(
                         "{s}: partial snapshot, {} warning(s)",
                         b.snapshot.warnings.len()
                     )),
+                    Ok(b) if b.snapshot.suspect.is_some() => Some(format!(
+                        "{s}: possible ransomware: {} (snapshot {} kept as suspect; nothing of {s} is pruned until a technician decides with `firesafe suspect`)",
+                        b.snapshot.suspect.as_ref().map_or("", |x| x.headline.as_str()),
+                        b.id.short()
+                    )),
                     Ok(b) if !b.damaged_packs.is_empty() => Some(format!(
                         "{s}: {} damaged pack(s) found on the repository ({}); their data was stored again, run `firesafe verify {} --repair`",
                         b.damaged_packs.len(),

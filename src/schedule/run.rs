@@ -56,8 +56,9 @@ impl RunReport {
     /// Whether everything went to every target and every snapshot is complete.
     pub fn is_clean(&self) -> bool {
         self.backups.iter().all(|(_, r)| {
-            r.as_ref()
-                .is_ok_and(|b| !b.snapshot.partial && b.damaged_packs.is_empty())
+            r.as_ref().is_ok_and(|b| {
+                !b.snapshot.partial && b.damaged_packs.is_empty() && b.snapshot.suspect.is_none()
+            })
         }) && self.targets.iter().all(|(_, t)| match t {
             TargetOutcome::Failed(_) => false,
             TargetOutcome::Replicated(r) => r.damaged.is_empty(),

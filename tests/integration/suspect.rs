@@ -124,7 +124,10 @@ fn attacked() -> (TempDir, std::path::PathBuf, String) {
         }
     }
     assert!(attacked > 0);
-    assert_success(&in_dir(dir.path(), &["run", "nightly"]), "the attack's run");
+    // The backup itself sees the attack: the run ends degraded and says so.
+    let run = in_dir(dir.path(), &["run", "nightly"]);
+    let err = assert_exit(&run, 1, "the attack's run");
+    assert!(err.contains("admin: POSSIBLE RANSOMWARE"), "{err}");
     let id = forge_suspect(dir.path(), "admin");
     (dir, before, id)
 }
