@@ -57,6 +57,8 @@ EXAMPLES:
   Restore a whole share after a disaster:
     firesafe --repo /mnt/nas/firesafe restore 1a2b3c4d --to \\
         /srv/shares-restored
+  Every share's newest snapshot, each into /srv/shares-restored/SHARE:
+    firesafe restore --schedule nightly --all-sources --to /srv/shares-restored
   Restore a folder as it was on Friday evening:
     firesafe --repo /mnt/nas/firesafe restore \\
         curriculum@\"last friday 18:00\":curriculum/year7 --to /tmp/restore
@@ -70,8 +72,18 @@ EXAMPLES:
 #[command(mut_arg("state_dir", |a| a.help(state_help("Where the audit log is kept"))))]
 pub(super) struct RestoreArgs {
     /// SNAPSHOT or SNAPSHOT:PATH.
-    #[arg(value_name = "SNAPSHOT[:PATH]")]
-    what: String,
+    #[arg(
+        value_name = "SNAPSHOT[:PATH]",
+        required_unless_present = "all_sources"
+    )]
+    what: Option<String>,
+    /// After a disaster: restore the newest snapshot of every share, each into DIR/SOURCE.
+    #[arg(
+        long,
+        requires = "to",
+        conflicts_with_all = ["what", "in_place", "source", "as_of"]
+    )]
+    all_sources: bool,
     /// Directory to restore into (new or empty unless --overwrite or --resume).
     #[arg(
         long,
@@ -117,14 +129,61 @@ pub(super) struct RestoreArgs {
 }
 
 pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Outcome> {
-    let (spec, path) = firesafe::store::snapshot::split_path(&a.what);
-    let (spec, path) = (spec.to_string(), path.map(str::to_string));
     let repos = open_copies(url, a.schedule.as_deref(), &a.config).await?;
     let (catalog, index) = load_all(&repos).await?;
-    let snap = pick(&catalog, &spec, a.source.as_deref(), a.as_of.as_deref())?;
     let copies = Copies::new(repos.iter().collect()).expect("at least one copy");
+    if a.all_sources {
+        let to = a.to.clone().expect("clap requires --to");
+        let mut sources: Vec<&str> = catalog
+            .snapshots
+            .iter()
+            .map(|l| l.snapshot.source.as_str())
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        if sources.is_empty() {
+            return Err(firesafe::Error::NotFound(
+                "the repository has no snapshots yet; nothing to restore".into(),
+            ));
+        }
+        let mut outcome = Outcome::Success;
+        for source in sources {
+            let snap = catalog.resolve("latest", Some(source))?;
+            let into = to.join(source);
+            println!(
+                "{source}: the newest snapshot, {}, into {}",
+                snap.id.short(),
+                into.display()
+            );
+            let o = restore_one(&a, &copies, &index, snap, None, into).await?;
+            if o != Outcome::Success {
+                outcome = o;
+            }
+        }
+        return Ok(outcome);
+    }
+    let what = a
+        .what
+        .clone()
+        .expect("clap requires SNAPSHOT unless --all-sources");
+    let (spec, path) = firesafe::store::snapshot::split_path(&what);
+    let (spec, path) = (spec.to_string(), path.map(str::to_string));
+    let snap = pick(&catalog, &spec, a.source.as_deref(), a.as_of.as_deref())?;
+    let to = a.to.clone().unwrap_or_default();
+    restore_one(&a, &copies, &index, snap, path.as_deref(), to).await
+}
 
-    let mut options = RestoreOptions::new(a.to.clone().unwrap_or_default());
+/// Restores one snapshot (or a path of it) to `to` (or in place), records it in the audit log
+/// and prints what was done.
+async fn restore_one(
+    a: &RestoreArgs,
+    copies: &Copies<'_>,
+    index: &firesafe::store::index::Index,
+    snap: &Listed,
+    path: Option<&str>,
+    to: PathBuf,
+) -> Result<Outcome> {
+    let mut options = RestoreOptions::new(to);
     options.overwrite = a.overwrite;
     options.keep_replaced = !a.no_keep;
     options.in_place = a.in_place;
@@ -133,11 +192,11 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
     options.progress = !a.dry_run;
     let started = Utc::now();
     let clock = std::time::Instant::now();
-    let result = restore::restore_snapshot(&copies, &index, snap, path.as_deref(), &options).await;
+    let result = restore::restore_snapshot(copies, index, snap, path, &options).await;
 
     if !a.dry_run {
         let to: Vec<String> = if a.in_place {
-            restore::in_place_roots(snap, path.as_deref())
+            restore::in_place_roots(snap, path)
                 .map(|r| {
                     r.into_iter()
                         .map(|(_, d)| d.display().to_string())
@@ -147,15 +206,15 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
         } else {
             vec![options.to.display().to_string()]
         };
-        let record = audit_record(snap, path.as_deref(), to, &a, started, &result, &copies);
+        let record = audit_record(snap, path, to, a, started, &result, copies);
         // A restore from a schedule's copies is recorded with that configuration's records.
         let config = a.schedule.is_some().then_some(&a.config);
-        record_restore(&a.state, config, &copies, &record).await;
+        record_restore(&a.state, config, copies, &record).await;
     }
     let report = result?;
 
     if a.dry_run {
-        print_dry_run(&report, snap, path.as_deref());
+        print_dry_run(&report, snap, path);
         return Ok(Outcome::Success);
     }
     let where_to = if a.in_place {
@@ -163,7 +222,7 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
     } else {
         options.to.display().to_string()
     };
-    print_restored(&report, snap, &where_to, clock, &copies);
+    print_restored(&report, snap, &where_to, clock, copies);
     Ok(Outcome::clean_if(
         report.failed.is_empty() && report.skipped.is_empty(),
     ))

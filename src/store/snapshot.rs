@@ -130,6 +130,28 @@ impl Catalog {
         self.resolve_at(spec, source, &chrono::Local::now())
     }
 
+    /// A selector by time (`latest`, `@DATE`) without a source is refused when the repository
+    /// holds more than one share: it would silently pick whichever share was backed up last.
+    fn one_source(&self, spec: &str) -> Result<()> {
+        let mut sources: Vec<&str> = self
+            .snapshots
+            .iter()
+            .map(|l| l.snapshot.source.as_str())
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        if sources.len() <= 1 {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "\"{spec}\" could mean the newest snapshot of any of {} shares ({}): give --source NAME (for example --source {}) or write {}@..., or restore every share at once with `restore --all-sources`",
+            sources.len(),
+            sources.join(", "),
+            sources[0],
+            sources[0]
+        )))
+    }
+
     /// [`Catalog::resolve`], with relative times (`yesterday`) read from `now` and in its zone.
     pub fn resolve_at<Tz: chrono::TimeZone>(
         &self,
@@ -158,11 +180,17 @@ impl Catalog {
                 })?;
                 return self.clean(source);
             }
+            if source.is_none() {
+                self.one_source(spec)?;
+            }
             let span = when::parse(text, now).map_err(Error::Usage)?;
             return self.as_of(source, span.end, &now.timezone());
         }
         let of_source = |l: &&Listed| source.is_none_or(|s| l.snapshot.source == s);
         if spec == "latest" {
+            if source.is_none() {
+                self.one_source(spec)?;
+            }
             return self.snapshots.iter().rev().find(of_source).ok_or_else(|| {
                 Error::NotFound(match source {
                     Some(s) => format!("no snapshot of source \"{s}\" in this repository; `firesafe snapshots` lists what there is"),

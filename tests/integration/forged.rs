@@ -176,12 +176,19 @@ fn a_dag_of_shared_subtrees_is_refused_not_expanded() {
     let forged = repo.ok(&["snapshots", "--source", "forged"]);
     assert!(forged.contains("forged"), "{forged}");
     let expands = "expands to more than";
-    assert_refused(&repo, &["ls", "latest"], expands);
+    assert_refused(&repo, &["ls", "latest", "--source", "forged"], expands);
     assert_refused(&repo, &["find", "*"], expands);
     assert_refused(&repo, &["find", "a/b"], expands);
-    assert_refused(&repo, &["diff", &real, "latest"], expands);
+    assert_refused(&repo, &["diff", &real, "forged@now"], expands);
     let to = repo.path("restored");
-    let out = repo.restore("latest", &to);
+    let out = repo.run(&[
+        "restore",
+        "latest",
+        "--source",
+        "forged",
+        "--to",
+        to.to_str().expect("utf-8"),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(expands), "{err}");
     assert!(!repo.path("a").exists() && !repo.path("b").exists());
@@ -211,11 +218,18 @@ fn a_chain_twenty_thousand_trees_deep_is_refused_without_a_crash() {
     });
     forge(&r, &blobs, root);
     let deep = "nest deeper than the 1000 levels";
-    assert_refused(&repo, &["ls", "latest"], deep);
+    assert_refused(&repo, &["ls", "latest", "--source", "forged"], deep);
     assert_refused(&repo, &["find", "*"], deep);
     assert_refused(&repo, &["find", "d/**/x"], deep);
     let to = repo.path("restored");
-    let out = repo.restore("latest", &to);
+    let out = repo.run(&[
+        "restore",
+        "latest",
+        "--source",
+        "forged",
+        "--to",
+        to.to_str().expect("utf-8"),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.code().is_some() && err.contains(deep), "{err}");
     assert!(
@@ -318,7 +332,14 @@ fn zstd_bombs_in_blobs_are_refused_before_they_are_decompressed() {
     let to = repo.path("restored");
     let (out, err) = timed(
         &repo,
-        &["restore", "latest", "--to", to.to_str().expect("utf-8")],
+        &[
+            "restore",
+            "latest",
+            "--source",
+            "forged",
+            "--to",
+            to.to_str().expect("utf-8"),
+        ],
         Duration::from_secs(60),
     );
     assert!(!out.status.success(), "{err}");
@@ -356,7 +377,7 @@ fn a_tree_claiming_more_than_the_format_allows_is_refused_unread() {
     forge(&r, &[root], id);
     assert_refused(
         &repo,
-        &["ls", "latest"],
+        &["ls", "latest", "--source", "forged"],
         "larger than the format allows (1073741824 bytes)",
     );
 }

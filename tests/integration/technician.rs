@@ -264,3 +264,62 @@ fn sync_names_the_target_that_received_the_copy() {
     );
     assert!(text.contains("target offsite: up to date ("), "{text}");
 }
+
+/// In a repository of three shares, `latest` without `--source` is refused (exit 2) with the
+/// shares named, and nothing is written; `restore --all-sources` restores every share's newest
+/// snapshot, each into DIR/SOURCE, from the schedule's copies.
+#[test]
+fn no_silent_choice_of_share_and_every_share_at_once() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&fs_in(d, &["run", "nightly", "--init"]), "first run");
+    let in_nas = |args: &[&str]| {
+        firesafe()
+            .env("FIRESAFE_KEY_FILE", d.join("demo/firesafe.key"))
+            .env("FIRESAFE_STATE_DIR", d.join("state"))
+            .arg("--repo")
+            .arg(d.join("demo/nas"))
+            .args(args)
+            .output()
+            .expect("run firesafe")
+    };
+    let err = assert_exit(&in_nas(&["ls", "latest"]), 2, "ls latest with three shares");
+    assert!(
+        err.contains("admin, curriculum, staff") && err.contains("--source"),
+        "{err}"
+    );
+    let to = d.join("restored");
+    let to_s = to.to_str().expect("utf-8");
+    let err = assert_exit(
+        &in_nas(&["restore", "latest", "--to", to_s]),
+        2,
+        "restore latest with three shares",
+    );
+    assert!(err.contains("--all-sources"), "{err}");
+    assert!(!to.exists(), "nothing written");
+    let err = assert_exit(&in_nas(&["ls", "@yesterday"]), 2, "a date without a share");
+    assert!(err.contains("--source"), "{err}");
+    assert_success(
+        &in_nas(&["ls", "latest", "--source", "admin"]),
+        "ls latest --source admin",
+    );
+
+    let out = fs_in(
+        d,
+        &[
+            "restore",
+            "--schedule",
+            "nightly",
+            "--all-sources",
+            "--to",
+            to_s,
+        ],
+    );
+    assert_success(&out, "restore --all-sources");
+    for share in ["admin", "curriculum", "staff"] {
+        assert_same_tree(
+            &d.join("demo/shares").join(share),
+            &to.join(share).join(share),
+        );
+    }
+}
