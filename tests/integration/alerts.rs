@@ -291,3 +291,74 @@ fn an_untrusted_smtp_certificate_is_explained_and_recorded() {
     let last = history.lines().last().expect("a line");
     assert!(last.contains("set smtp_ca_file"), "{last}");
 }
+
+/// Ransomware seen by the nightly run: the run ends degraded and one email goes out at once,
+/// its subject the attack in words, over the real SMTP server.
+#[test]
+fn an_attack_seen_by_the_run_sends_the_ransomware_alert() {
+    let Some(python) = smtp_python() else {
+        eprintln!("skipped: aiosmtpd is not installed (tests/run.sh installs it)");
+        return;
+    };
+    let dir = example();
+    let SmtpServer {
+        port,
+        cert,
+        mail,
+        child: mut server,
+    } = smtp_server(dir.path(), python);
+    let sched = dir.path().join("schedules/nightly.toml");
+    let mut text = fs::read_to_string(&sched).expect("read");
+    text.push_str(&format!(
+        "\n[alerts]\nemail_to = [\"it-support@school.example\"]\nemail_from = \"firesafe@school.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\nsmtp_ca_file = \"{}\"\n",
+        cert.display()
+    ));
+    fs::write(&sched, text).expect("write");
+    let share = dir.path().join("demo/shares/admin");
+    let generate = std::process::Command::new("python3")
+        .arg(project_root().join("tests/scripts/school-share.py"))
+        .args(["generate"])
+        .arg(share.join("school"))
+        .args(["--files", "600"])
+        .output()
+        .expect("school-share.py");
+    assert_success(&generate, "generate");
+    let run = |args: &[&str]| {
+        firesafe()
+            .arg("run")
+            .args(args)
+            .arg("--config-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
+            .output()
+            .expect("run")
+    };
+    assert_success(&run(&["nightly", "--init"]), "first run");
+    assert_success(&run(&["nightly"]), "a quiet night");
+    let attack = std::process::Command::new("python3")
+        .arg(project_root().join("tests/scripts/school-share.py"))
+        .args(["attack"])
+        .arg(share.join("school"))
+        .args(["b", "--fraction", "0.2"])
+        .output()
+        .expect("attack");
+    assert_success(&attack, "attack");
+    let out = run(&["nightly"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_exit(&out, 1, "the run that sees the attack");
+    assert!(stderr.contains("admin: POSSIBLE RANSOMWARE"), "{stderr}");
+    let _ = server.kill();
+    let _ = server.wait();
+    let messages: Vec<_> = fs::read_dir(&mail)
+        .expect("mail dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(messages.len(), 1, "one email; stderr: {stderr}");
+    let email = fs::read_to_string(&messages[0]).expect("read");
+    assert!(
+        email.contains("Subject: Possible ransomware on the admin share:"),
+        "{email}"
+    );
+}
