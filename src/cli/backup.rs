@@ -68,15 +68,16 @@ pub(super) async fn backup_cmd(url: Option<&str>, a: BackupArgs) -> Result<Outco
         );
     }
     println!(
-        "snapshot {} saved{}: source {}, {} files ({}), {} new, {} changed, {} unchanged; added {} ({} stored) in {:.1}s{}",
+        "snapshot {} saved{}: source {}, {} ({}), {} new, {} changed, {} unchanged, {} removed since the last snapshot; added {} ({} stored) in {:.1}s{}",
         report.id.short(),
         if s.partial { " (partial)" } else { "" },
         s.source,
-        st.files,
+        firesafe::plan::words::count_s(st.files, "file"),
         bytesize::ByteSize(st.bytes),
         st.files_new,
         st.files_changed,
         st.files_unchanged,
+        st.files_removed,
         bytesize::ByteSize(st.bytes_added),
         bytesize::ByteSize(st.bytes_stored),
         (s.end - s.start).num_milliseconds() as f64 / 1000.0,

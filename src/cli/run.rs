@@ -145,14 +145,15 @@ pub(super) async fn run_cmd(a: RunArgs) -> Result<Outcome> {
                 }
                 let st = &b.snapshot.stats;
                 println!(
-                    "{source}: snapshot {} saved{}: {} files ({}), {} new, {} changed, {} unchanged; added {} ({} stored)",
+                    "{source}: snapshot {} saved{}: {} ({}), {} new, {} changed, {} unchanged, {} removed; added {} ({} stored)",
                     b.id.short(),
                     if b.snapshot.partial { " (partial)" } else { "" },
-                    st.files,
+                    firesafe::plan::words::count_s(st.files, "file"),
                     bytesize::ByteSize(st.bytes),
                     st.files_new,
                     st.files_changed,
                     st.files_unchanged,
+                    st.files_removed,
                     bytesize::ByteSize(st.bytes_added),
                     bytesize::ByteSize(st.bytes_stored),
                 );
