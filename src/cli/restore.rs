@@ -134,13 +134,7 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
     let copies = Copies::new(repos.iter().collect()).expect("at least one copy");
     if a.all_sources {
         let to = a.to.clone().expect("clap requires --to");
-        let mut sources: Vec<&str> = catalog
-            .snapshots
-            .iter()
-            .map(|l| l.snapshot.source.as_str())
-            .collect();
-        sources.sort_unstable();
-        sources.dedup();
+        let sources = catalog.sources();
         if sources.is_empty() {
             return Err(firesafe::Error::NotFound(
                 "the repository has no snapshots yet; nothing to restore".into(),

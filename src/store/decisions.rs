@@ -5,8 +5,6 @@
 //! suspect and prune holds its source; lifted, it stays suspect but the hold ends. A suspect
 //! snapshot with no decision is suspect and holds its source.
 
-use futures::StreamExt;
-
 use crate::error::{Error, Result};
 use crate::format::snapshot::{Decision, Listed, Verdict};
 use crate::id::Id;
@@ -70,30 +68,11 @@ pub fn standing(snapshot: &Listed, decisions: &[Decision]) -> Standing {
 
 /// Every decision in a repository, oldest first, and the objects that could not be read.
 pub async fn load(repo: &Repository) -> Result<(Vec<Decision>, Vec<(String, Error)>)> {
-    let keys: Vec<String> = repo
-        .target()
-        .list(DECISIONS)
-        .await?
-        .into_iter()
-        .map(|l| l.key)
-        .collect();
-    let results: Vec<(String, Result<Decision>)> = futures::stream::iter(keys)
-        .map(|key| async move {
-            let r = repo.load_sealed::<Decision>("decision", &key).await;
-            (key, r)
-        })
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    let mut decisions = Vec::new();
-    let mut damaged = Vec::new();
-    for (key, r) in results {
-        match r {
-            Ok(d) => decisions.push(d),
-            Err(e @ Error::Target { .. }) => return Err(e),
-            Err(e) => damaged.push((key, e)),
-        }
-    }
+    let loaded = repo
+        .load_all_sealed::<Decision>("decision", DECISIONS)
+        .await?;
+    let mut decisions: Vec<Decision> = loaded.read.into_iter().map(|(_, d)| d).collect();
+    let damaged = loaded.damaged;
     decisions.sort_by_key(|d| (d.time, d.snapshot));
     Ok((decisions, damaged))
 }

@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -85,28 +84,18 @@ impl LoadedIndex {
 impl Index {
     /// Reads every index object on the repository's target.
     pub async fn load(repo: &Repository) -> Result<LoadedIndex> {
-        let listed = repo.target().list(INDEX).await?;
-        let objects: Vec<String> = listed.into_iter().map(|l| l.key).collect();
-        let results: Vec<(String, Result<IndexFile>)> =
-            futures::stream::iter(objects.iter().cloned())
-                .map(|key| async move {
-                    let r = repo.load_sealed::<IndexFile>("index", &key).await;
-                    (key, r)
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-        let mut damaged = Vec::new();
-        let mut sorted = results;
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let loaded = repo.load_all_sealed::<IndexFile>("index", INDEX).await?;
+        let damaged = loaded.damaged;
+        let mut objects: Vec<String> = loaded
+            .read
+            .iter()
+            .map(|(k, _)| k.clone())
+            .chain(damaged.iter().map(|(k, _)| k.clone()))
+            .collect();
+        objects.sort();
         let mut packs = Vec::new();
-        for (key, result) in sorted {
-            match result {
-                Ok(file) => packs.extend(file.packs),
-                // A target that is down stops everything; a damaged object is a finding.
-                Err(e @ Error::Target { .. }) => return Err(e),
-                Err(e) => damaged.push((key, e)),
-            }
+        for (_, file) in loaded.read {
+            packs.extend(file.packs);
         }
         // Which packs are really there. When a blob is in several packs (stored again after its
         // first pack was lost or found damaged), the copy in a pack that is present and not

@@ -60,6 +60,12 @@ pub const DAMAGED: &str = "damaged";
 /// blob, so a million blobs take 170 MiB; a larger object is refused as forged or damaged.
 pub const MAX_SEALED_BYTES: u64 = 1 << 30;
 
+/// Every sealed object of one directory, by key: those read and those that could not be.
+pub struct SealedObjects<T> {
+    pub read: Vec<(String, T)>,
+    pub damaged: Vec<(String, Error)>,
+}
+
 /// The plaintext config object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Config {
@@ -364,6 +370,45 @@ impl Repository {
     pub fn seal_value<T: Serialize>(&self, value: &T) -> (Id, Bytes) {
         let bytes = seal_json(&self.key, value);
         (Id::of_object(&bytes), Bytes::from(bytes))
+    }
+
+    /// Loads and opens every sealed JSON object under `dir`, a few at a time, sorted by key:
+    /// those read, and those that could not be (a damaged object is a finding, not the end).
+    /// A target that is down stops it.
+    pub async fn load_all_sealed<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        dir: &str,
+    ) -> Result<SealedObjects<T>> {
+        use futures::StreamExt;
+        let keys: Vec<String> = self
+            .target
+            .list(dir)
+            .await?
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        let mut results: Vec<(String, Result<T>)> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let r = self.load_sealed::<T>(what, &key).await;
+                (key, r)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = SealedObjects {
+            read: Vec::new(),
+            damaged: Vec::new(),
+        };
+        for (key, r) in results {
+            match r {
+                Ok(v) => out.read.push((key, v)),
+                Err(e @ Error::Target { .. }) => return Err(e),
+                Err(e) => out.damaged.push((key, e)),
+            }
+        }
+        Ok(out)
     }
 
     /// Loads and opens a sealed JSON object.

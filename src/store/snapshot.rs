@@ -6,7 +6,6 @@
 //! stored.
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -30,34 +29,18 @@ pub struct Catalog {
 
 impl Catalog {
     pub async fn load(repo: &Repository) -> Result<Catalog> {
-        let keys: Vec<String> = repo
-            .target()
-            .list(SNAPSHOTS)
-            .await?
-            .into_iter()
-            .map(|l| l.key)
-            .collect();
-        let results: Vec<(String, Result<Snapshot>)> = futures::stream::iter(keys)
-            .map(|key| async move {
-                let r = repo.load_sealed::<Snapshot>("snapshot", &key).await;
-                (key, r)
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+        let loaded = repo
+            .load_all_sealed::<Snapshot>("snapshot", SNAPSHOTS)
+            .await?;
         let mut snapshots = Vec::new();
-        let mut damaged = Vec::new();
-        for (key, r) in results {
-            match r {
-                Ok(snapshot) => match key.rsplit('/').next().and_then(|n| n.parse().ok()) {
-                    Some(id) => snapshots.push(Listed { id, snapshot }),
-                    None => damaged.push((
-                        key.clone(),
-                        Error::Format(format!("{key} is not named by an id; ignored")),
-                    )),
-                },
-                Err(e @ Error::Target { .. }) => return Err(e),
-                Err(e) => damaged.push((key, e)),
+        let mut damaged = loaded.damaged;
+        for (key, snapshot) in loaded.read {
+            match key.rsplit('/').next().and_then(|n| n.parse().ok()) {
+                Some(id) => snapshots.push(Listed { id, snapshot }),
+                None => damaged.push((
+                    key.clone(),
+                    Error::Format(format!("{key} is not named by an id; ignored")),
+                )),
             }
         }
         snapshots.sort_by_key(|a| (a.snapshot.start, a.id));
@@ -130,9 +113,8 @@ impl Catalog {
         self.resolve_at(spec, source, &chrono::Local::now())
     }
 
-    /// A selector by time (`latest`, `@DATE`) without a source is refused when the repository
-    /// holds more than one share: it would silently pick whichever share was backed up last.
-    fn one_source(&self, spec: &str) -> Result<()> {
+    /// The sources (shares) the catalog holds snapshots of, sorted.
+    pub fn sources(&self) -> Vec<&str> {
         let mut sources: Vec<&str> = self
             .snapshots
             .iter()
@@ -140,6 +122,13 @@ impl Catalog {
             .collect();
         sources.sort_unstable();
         sources.dedup();
+        sources
+    }
+
+    /// A selector by time (`latest`, `@DATE`) without a source is refused when the repository
+    /// holds more than one share: it would silently pick whichever share was backed up last.
+    fn one_source(&self, spec: &str) -> Result<()> {
+        let sources = self.sources();
         if sources.len() <= 1 {
             return Ok(());
         }

@@ -177,6 +177,34 @@ pub fn smtp_server(dir: &std::path::Path, python: String) -> SmtpServer {
     }
 }
 
+/// Adds an `[alerts]` table to the example's schedule: email to the test SMTP server on `port`
+/// as user `firesafe`, trusting `ca` when given.
+fn alert_by_email(dir: &std::path::Path, port: u16, ca: Option<&std::path::Path>) {
+    let sched = dir.join("schedules/nightly.toml");
+    let mut text = fs::read_to_string(&sched).expect("read");
+    text.push_str(&format!(
+        "\n[alerts]\nemail_to = [\"it-support@school.example\"]\nemail_from = \"firesafe@school.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\n"
+    ));
+    if let Some(ca) = ca {
+        text.push_str(&format!("smtp_ca_file = \"{}\"\n", ca.display()));
+    }
+    fs::write(&sched, text).expect("write");
+}
+
+/// `firesafe run ARGS` in the example, with the SMTP password.
+fn run_alerting(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    firesafe()
+        .arg("run")
+        .args(args)
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn an_alert_email_arrives_over_starttls_with_authentication() {
     let Some(python) = smtp_python() else {
@@ -191,25 +219,8 @@ fn an_alert_email_arrives_over_starttls_with_authentication() {
         child: mut server,
     } = smtp_server(dir.path(), python);
 
-    let sched = dir.path().join("schedules/nightly.toml");
-    let mut text = fs::read_to_string(&sched).expect("read");
-    text.push_str(&format!(
-        "\n[alerts]\nemail_to = [\"it-support@school.example\"]\nemail_from = \"firesafe@school.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\nsmtp_ca_file = \"{}\"\n",
-        cert.display()
-    ));
-    fs::write(&sched, text).expect("write");
-    let run = |args: &[&str]| {
-        firesafe()
-            .arg("run")
-            .args(args)
-            .arg("--config-dir")
-            .arg(dir.path())
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
-            .output()
-            .expect("run")
-    };
+    alert_by_email(dir.path(), port, Some(&cert));
+    let run = |args: &[&str]| run_alerting(dir.path(), args);
     // A clean run sends nothing.
     assert_success(&run(&["nightly", "--init"]), "first run");
     assert_eq!(
@@ -259,24 +270,8 @@ fn an_untrusted_smtp_certificate_is_explained_and_recorded() {
         child: mut server,
         ..
     } = smtp_server(dir.path(), python);
-    let sched = dir.path().join("schedules/nightly.toml");
-    let mut text = fs::read_to_string(&sched).expect("read");
-    text.push_str(&format!(
-        "\n[alerts]\nemail_to = [\"it-support@school.example\"]\nemail_from = \"firesafe@school.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\n"
-    ));
-    fs::write(&sched, text).expect("write");
-    let run = |args: &[&str]| {
-        firesafe()
-            .arg("run")
-            .args(args)
-            .arg("--config-dir")
-            .arg(dir.path())
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
-            .output()
-            .expect("run")
-    };
+    alert_by_email(dir.path(), port, None);
+    let run = |args: &[&str]| run_alerting(dir.path(), args);
     assert_success(&run(&["nightly", "--init"]), "first run");
     fs::rename(dir.path().join("demo/offsite"), dir.path().join("away")).expect("move");
     let out = run(&["nightly"]);
@@ -307,13 +302,7 @@ fn an_attack_seen_by_the_run_sends_the_ransomware_alert() {
         mail,
         child: mut server,
     } = smtp_server(dir.path(), python);
-    let sched = dir.path().join("schedules/nightly.toml");
-    let mut text = fs::read_to_string(&sched).expect("read");
-    text.push_str(&format!(
-        "\n[alerts]\nemail_to = [\"it-support@school.example\"]\nemail_from = \"firesafe@school.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\nsmtp_ca_file = \"{}\"\n",
-        cert.display()
-    ));
-    fs::write(&sched, text).expect("write");
+    alert_by_email(dir.path(), port, Some(&cert));
     let share = dir.path().join("demo/shares/admin");
     let generate = std::process::Command::new("python3")
         .arg(project_root().join("tests/scripts/school-share.py"))
@@ -323,18 +312,7 @@ fn an_attack_seen_by_the_run_sends_the_ransomware_alert() {
         .output()
         .expect("school-share.py");
     assert_success(&generate, "generate");
-    let run = |args: &[&str]| {
-        firesafe()
-            .arg("run")
-            .args(args)
-            .arg("--config-dir")
-            .arg(dir.path())
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
-            .output()
-            .expect("run")
-    };
+    let run = |args: &[&str]| run_alerting(dir.path(), args);
     assert_success(&run(&["nightly", "--init"]), "first run");
     assert_success(&run(&["nightly"]), "a quiet night");
     let attack = std::process::Command::new("python3")
