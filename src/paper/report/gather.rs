@@ -323,24 +323,28 @@ async fn locked(config: &Config, name: &str, now: DateTime<Utc>) -> GuardState {
         let mut until: Option<(String, DateTime<Utc>)> = None;
         for (dir, what) in [(SNAPSHOTS, "snapshot"), (INDEX, "index")] {
             let listed = target.list(dir).await?;
-            let Some(newest) = listed.iter().max_by_key(|l| l.modified) else {
+            let Some(latest) = listed.iter().map(|l| l.modified).max() else {
                 return Ok(GuardState::Not(format!("it holds no {what} object yet")));
             };
-            match target.retention(&newest.key).await? {
-                None => {
-                    return Ok(GuardState::Not(format!(
-                        "its newest {what} object carries no Object Lock retention, so the server could delete it"
-                    )));
-                }
-                Some(r) if r.until <= now => {
-                    return Ok(GuardState::Not(format!(
-                        "the Object Lock retention of its newest {what} object ended on {}",
-                        r.until.format("%Y-%m-%d %H:%M UTC")
-                    )));
-                }
-                Some(r) => {
-                    if until.as_ref().is_none_or(|u| r.until < u.1) {
-                        until = Some((r.mode, r.until));
+            // Listing times have whole seconds on many servers: every object written in the
+            // newest second must be retained, or the answer would depend on listing order.
+            for newest in listed.iter().filter(|l| l.modified == latest) {
+                match target.retention(&newest.key).await? {
+                    None => {
+                        return Ok(GuardState::Not(format!(
+                            "its newest {what} object carries no Object Lock retention, so the server could delete it"
+                        )));
+                    }
+                    Some(r) if r.until <= now => {
+                        return Ok(GuardState::Not(format!(
+                            "the Object Lock retention of its newest {what} object ended on {}",
+                            r.until.format("%Y-%m-%d %H:%M UTC")
+                        )));
+                    }
+                    Some(r) => {
+                        if until.as_ref().is_none_or(|u| r.until < u.1) {
+                            until = Some((r.mode, r.until));
+                        }
                     }
                 }
             }
