@@ -1,22 +1,29 @@
-//! `snapshots`, `ls` and `diff`: what the repository of `--repo` holds.
+//! `snapshots`, `ls` and `diff`: what the repository of `--repo` holds, or every copy of a
+//! schedule's (`--schedule`).
 
 use chrono::Local;
 use clap::Args;
 use firesafe::Result;
 use firesafe::format::tree::printable;
 use firesafe::ops::ls;
-use firesafe::store::blobs::BlobReader;
+use firesafe::store::blobs::{BlobReader, Copies, load_all};
 use firesafe::store::index::Index;
+use firesafe::store::repo::Repository;
 use firesafe::store::snapshot::Catalog;
 use serde_json::json;
 
 use super::Outcome;
-use super::args::{open, pick};
+use super::args::{ConfigDir, open_copies, pick};
 
 /// The `snapshots` command's long help.
 pub(super) const SNAPSHOTS_HELP: &str = "EXAMPLES:
   firesafe --repo /mnt/nas/firesafe snapshots
-  firesafe --repo /mnt/nas/firesafe snapshots --source admin --json";
+  firesafe --repo /mnt/nas/firesafe snapshots --source admin --json
+  Every snapshot any copy of the nightly schedule holds:
+    firesafe snapshots --schedule nightly --config-dir /etc/firesafe
+
+With --schedule NAME instead of --repo, every copy of the schedule's that opens is read (with
+the key from FIRESAFE_KEY_FILE or the schedule's key_file) and a snapshot is listed once.";
 
 /// The `ls` command's long help.
 pub(super) const LS_HELP: &str =
@@ -24,15 +31,21 @@ pub(super) const LS_HELP: &str =
 SOURCE@DATE: the newest snapshot of SOURCE taken at or before DATE, in local time. A date alone
 means the end of that day, a time without seconds the end of that minute: curriculum@2026-11-20,
 curriculum@\"2026-11-20 18:00\", curriculum@yesterday, curriculum@\"last friday 18:00\".
-SOURCE@clean is the newest snapshot of SOURCE taken before its first suspect one (possible
-ransomware) that no technician accepted: the state before an attack.
+SOURCE@clean is the newest clean snapshot of SOURCE taken outside every incident: an incident
+runs from a suspect snapshot (possible ransomware) that no technician accepted until its hold is
+lifted, so SOURCE@clean is the state before an attack, or after one that is over.
 
 EXAMPLES:
   firesafe --repo /mnt/nas/firesafe ls latest --source curriculum
   firesafe --repo /mnt/nas/firesafe ls 1a2b3c4d curriculum/year7
   firesafe --repo /mnt/nas/firesafe ls curriculum@yesterday curriculum/year7
   firesafe --repo /mnt/nas/firesafe ls latest --source curriculum --as-of \\
-      \"last friday 18:00\"";
+      \"last friday 18:00\"
+  During an incident, from whichever copies of the nightly schedule answer:
+    firesafe ls admin@clean --schedule nightly --config-dir /etc/firesafe
+
+With --schedule NAME instead of --repo, the schedule's copies are read in order: a folder
+listing missing or damaged on the first comes from the next.";
 
 /// The `diff` command's long help.
 pub(super) const DIFF_HELP: &str =
@@ -49,19 +62,34 @@ EXAMPLES:
         latest --source curriculum
   Between two snapshots, in year 7's folder only:
     firesafe --repo /mnt/nas/firesafe diff 1a2b3c4d 5e6f7a8b \\
-        curriculum/year7 --json";
+        curriculum/year7 --json
+  The same over every copy of the nightly schedule:
+    firesafe diff admin@clean latest --schedule nightly --config-dir \\
+        /etc/firesafe";
 
 #[derive(Args, Debug)]
+#[command(mut_arg("config_dir", |a| {
+    a.help("The directory holding targets/ and schedules/ (with --schedule)")
+}))]
 pub(super) struct SnapshotsArgs {
     /// Only snapshots of this source.
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
+    /// Read every copy of this schedule's instead of --repo (the key from FIRESAFE_KEY_FILE or
+    /// the schedule's).
+    #[arg(long, value_name = "NAME")]
+    schedule: Option<String>,
+    #[command(flatten)]
+    config: ConfigDir,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("config_dir", |a| {
+    a.help("The directory holding targets/ and schedules/ (with --schedule)")
+}))]
 pub(super) struct LsArgs {
     /// Snapshot id (or prefix), `latest`, or SOURCE@DATE.
     snapshot: String,
@@ -74,12 +102,21 @@ pub(super) struct LsArgs {
     /// the end of that day).
     #[arg(long, value_name = "DATE")]
     as_of: Option<String>,
+    /// Read every copy of this schedule's instead of --repo (the key from FIRESAFE_KEY_FILE or
+    /// the schedule's).
+    #[arg(long, value_name = "NAME")]
+    schedule: Option<String>,
+    #[command(flatten)]
+    config: ConfigDir,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("config_dir", |a| {
+    a.help("The directory holding targets/ and schedules/ (with --schedule)")
+}))]
 pub(super) struct DiffArgs {
     /// The earlier snapshot: id (or prefix), `latest`, or SOURCE@DATE.
     snapshot_a: String,
@@ -91,14 +128,36 @@ pub(super) struct DiffArgs {
     /// With `latest` or @DATE: snapshots of this source.
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
+    /// Read every copy of this schedule's instead of --repo (the key from FIRESAFE_KEY_FILE or
+    /// the schedule's).
+    #[arg(long, value_name = "NAME")]
+    schedule: Option<String>,
+    #[command(flatten)]
+    config: ConfigDir,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
+/// The copies of `--repo` or `--schedule`, with every snapshot and index entry they hold.
+async fn open_view(
+    url: Option<&str>,
+    schedule: Option<&str>,
+    config: &ConfigDir,
+) -> Result<(Vec<Repository>, Catalog, Index)> {
+    let repos = open_copies(url, schedule, config).await?;
+    let (catalog, index) = load_all(&repos).await?;
+    Ok((repos, catalog, index))
+}
+
+/// A reader over the copies, first to last.
+fn reader<'a>(repos: &'a [Repository], index: &'a Index) -> BlobReader<'a> {
+    let copies = Copies::new(repos.iter().collect()).expect("at least one copy");
+    BlobReader::with_copies(copies, index, 64 << 20)
+}
+
 pub(super) async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Outcome> {
-    let repo = open(url).await?;
-    let catalog = Catalog::load(&repo).await?;
+    let (_repos, catalog, _index) = open_view(url, a.schedule.as_deref(), &a.config).await?;
     for (key, e) in &catalog.damaged {
         eprintln!("firesafe: warning: snapshot object {key} could not be read: {e}");
     }
@@ -162,16 +221,14 @@ fn status_word(catalog: &Catalog, l: &firesafe::store::snapshot::Listed) -> Stri
 }
 
 pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
-    let repo = open(url).await?;
-    let catalog = Catalog::load(&repo).await?;
+    let (repos, catalog, index) = open_view(url, a.schedule.as_deref(), &a.config).await?;
     let snap = pick(
         &catalog,
         &a.snapshot,
         a.source.as_deref(),
         a.as_of.as_deref(),
     )?;
-    let index = Index::load(&repo).await?.index;
-    let reader = BlobReader::new(&repo, &index, 64 << 20);
+    let reader = reader(&repos, &index);
     let entries = ls::list(&reader, snap, a.path.as_deref()).await?;
     let standing = catalog.standing(snap);
     if !standing.is_clean() {
@@ -211,8 +268,7 @@ pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
 }
 
 pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> {
-    let repo = open(url).await?;
-    let catalog = Catalog::load(&repo).await?;
+    let (repos, catalog, index) = open_view(url, a.schedule.as_deref(), &a.config).await?;
     let from = catalog.resolve(&a.snapshot_a, a.source.as_deref())?;
     // `diff admin@clean latest`: `latest` is of the source SNAPSHOT_A names (SOURCE@...)
     // unless --source.
@@ -225,8 +281,7 @@ pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> 
         (s, _) => s.as_deref(),
     };
     let to = catalog.resolve(&a.snapshot_b, source_b)?;
-    let index = Index::load(&repo).await?.index;
-    let reader = BlobReader::new(&repo, &index, 64 << 20);
+    let reader = reader(&repos, &index);
     let options = firesafe::ops::diff::DiffOptions { path: a.path };
     let report = firesafe::ops::diff::diff(&reader, from, to, &options).await?;
     if a.json {

@@ -21,9 +21,9 @@ use super::args::{ConfigDir, StateDirFlag, open_copies, pick, state_help};
 pub(super) const HELP: &str =
     "SNAPSHOT is an id (or its first digits) from `firesafe snapshots`, `latest`, or
 SOURCE@DATE (the newest snapshot of SOURCE taken at or before DATE, local time; a date alone
-means the end of that day), or SOURCE@clean (the newest snapshot of SOURCE before its first
-suspect one, the state before a ransomware attack); add :PATH to restore one file or folder (paths as `firesafe ls`
-shows them).
+means the end of that day), or SOURCE@clean (the newest clean snapshot of SOURCE taken outside
+a ransomware incident: the state before an attack, or after one was lifted); add :PATH to
+restore one file or folder (paths as `firesafe ls` shows them).
 The target directory must be new or empty (unless --overwrite or --resume). With --in-place the
 file or folder goes back where the snapshot read it from. Either way a file already there with
 the snapshot's content is left alone, and one that differs is never replaced unless --overwrite

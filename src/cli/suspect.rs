@@ -18,8 +18,8 @@ pub(super) const HELP: &str =
     "A backup that sees signs of ransomware in what changed (many files changed or renamed
 to one new extension, ransom notes) still saves its snapshot, as evidence, but marks it SUSPECT:
 `status` says SUSPECT (exit 1), an alert goes out, and `prune` forgets nothing of that source
-until a technician decides. SOURCE@clean names the newest snapshot before the first one that is
-not clean, for ls, diff and restore.
+until a technician decides. SOURCE@clean names the newest clean snapshot taken outside every
+incident (from a snapshot that is not clean until its hold is lifted), for ls, diff and restore.
 
   accept   a false alarm (a big reorganisation, a new file type): the snapshot is clean again
            and pruning resumes.

@@ -116,6 +116,10 @@ pub struct Decision {
     pub host: String,
     pub time: DateTime<Utc>,
     pub note: String,
+    /// When the snapshot decided on was taken, so that the incident it starts is known after
+    /// prune has forgotten the snapshot (absent in decisions made before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken: Option<DateTime<Utc>>,
 }
 
 /// What the technician decided.

@@ -116,6 +116,7 @@ pub fn decide(catalog: &Catalog, spec: &str, verdict: Verdict, note: &str) -> Re
         // Later than any decision before it, so that it is the one in force.
         time: latest_after(catalog, snap.id),
         note: note.to_string(),
+        taken: Some(snap.snapshot.start),
     })
 }
 

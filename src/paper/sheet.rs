@@ -438,7 +438,7 @@ fn ransomware(b: &mut Vec<Block>, d: &SheetData) {
     b.push(Block::Subheading("If you suspect ransomware".into()));
     // One paragraph: the sheet must stay on two pages.
     b.push(Block::Para(format!(
-        "On the backup server, in this order (SHARE is the share's name): 1. Delete nothing: no files, no backups, no firesafe prune. 2. firesafe status, then firesafe suspect list (each suspect backup's ID). 3. firesafe diff SHARE@clean latest. 4. firesafe restore SHARE@clean --schedule {schedule} --to restored-SHARE: a new folder, never over the share. 5. firesafe suspect confirm ID --note \"...\" (an attack) or accept ID --note \"...\" (a false alarm). 6. Report the breach as the school's policy says."
+        "On the backup server, in this order (SHARE is the share's name): 1. Delete nothing: no files, no backups, no firesafe prune. 2. firesafe status, then firesafe suspect list (each suspect backup's ID). 3. firesafe diff SHARE@clean latest --schedule {schedule}. 4. firesafe restore SHARE@clean --schedule {schedule} --to restored-SHARE: a new folder, never over the share. 5. firesafe suspect confirm ID --note \"...\" (an attack) or accept ID --note \"...\" (a false alarm). 6. Report the breach as the school's policy says."
     )));
 }
 

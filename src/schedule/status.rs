@@ -341,7 +341,7 @@ fn suspect_notice(
         )
     } else {
         format!(
-            "possible ransomware: nothing of {source} is pruned until you decide; see what changed with `firesafe --repo COPY diff {source}@clean {id}`, then `firesafe suspect accept {id} --schedule {schedule} --note ...` (a false alarm) or `firesafe suspect confirm {id} --schedule {schedule} --note ...` and restore {source}@clean"
+            "possible ransomware: nothing of {source} is pruned until you decide; see what changed with `firesafe diff {source}@clean {id} --schedule {schedule}`, then `firesafe suspect accept {id} --schedule {schedule} --note ...` (a false alarm) or `firesafe suspect confirm {id} --schedule {schedule} --note ...` and restore {source}@clean"
         )
     };
     Some(SuspectNotice {

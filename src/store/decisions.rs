@@ -130,6 +130,7 @@ mod tests {
             host: "h".into(),
             time: time.parse().expect("time"),
             note: "n".into(),
+            taken: None,
         }
     }
 

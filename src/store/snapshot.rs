@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::format::snapshot::Verdict;
 use crate::id::Id;
 use crate::plan::when;
 use crate::store::decisions::{self, Standing};
@@ -83,27 +84,77 @@ impl Catalog {
             .find(|l| self.standing(l).holds())
     }
 
-    /// `SOURCE@clean`: the newest clean snapshot of `source` taken before its first snapshot that
-    /// is not clean (suspect and not accepted); the newest clean one when none is suspect.
+    /// `SOURCE@clean`: the newest clean snapshot of `source` taken outside every incident. An
+    /// incident runs from a snapshot that is not clean (suspect and not accepted) until its hold
+    /// is lifted, or for ever while it is not: snapshots taken in between read the attacked
+    /// share even where nothing new was flagged, so none of them is a restore point.
     pub fn clean(&self, source: &str) -> Result<&Listed> {
         let of_source: Vec<&Listed> = self
             .snapshots
             .iter()
             .filter(|l| l.snapshot.source == source)
             .collect();
-        let first_bad = of_source.iter().position(|l| !self.standing(l).is_clean());
-        let before = &of_source[..first_bad.unwrap_or(of_source.len())];
-        if let Some(found) = before.last() {
+        let incidents = self.incidents(source, &of_source);
+        let during = |t: DateTime<Utc>| {
+            incidents
+                .iter()
+                .any(|(from, to)| t >= *from && to.is_none_or(|to| t < to))
+        };
+        let found = of_source
+            .iter()
+            .rev()
+            .find(|l| self.standing(l).is_clean() && !during(l.snapshot.start));
+        if let Some(found) = found {
             return Ok(found);
         }
-        Err(Error::NotFound(match first_bad {
-            Some(_) => format!(
-                "no clean snapshot of source \"{source}\" was taken before its first suspect one; `firesafe suspect list` shows them"
-            ),
-            None => format!(
+        Err(Error::NotFound(if incidents.is_empty() {
+            format!(
                 "no snapshot of source \"{source}\" in this repository; `firesafe snapshots` lists what there is"
-            ),
+            )
+        } else {
+            format!(
+                "no clean snapshot of source \"{source}\" was taken before its first suspect one or after an incident was lifted; `firesafe suspect list` shows them"
+            )
         }))
+    }
+
+    /// Each incident of `source` (of `of_source`, its snapshots here): from when it was taken to
+    /// the time of its `lifted` decision, or without end. A confirmed or lifted attack whose
+    /// snapshot prune has since forgotten is known from its decisions; a decision that does not
+    /// say when the snapshot was taken starts the incident before every snapshot.
+    fn incidents(
+        &self,
+        source: &str,
+        of_source: &[&Listed],
+    ) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+        let mut out: Vec<_> = of_source
+            .iter()
+            .filter_map(|l| match self.standing(l) {
+                s if s.is_clean() => None,
+                Standing::Lifted(d) => Some((l.snapshot.start, Some(d.time))),
+                _ => Some((l.snapshot.start, None)),
+            })
+            .collect();
+        let mut forgotten: Vec<&Decision> = Vec::new();
+        for d in self.decisions.iter().filter(|d| d.source == source) {
+            if of_source.iter().any(|l| l.id == d.snapshot) {
+                continue;
+            }
+            match forgotten.iter_mut().find(|f| f.snapshot == d.snapshot) {
+                Some(f) if (d.time, &d.note) > (f.time, &f.note) => *f = d,
+                Some(_) => {}
+                None => forgotten.push(d),
+            }
+        }
+        for d in forgotten {
+            let from = d.taken.unwrap_or(DateTime::<Utc>::MIN_UTC);
+            match d.verdict {
+                Verdict::Accepted => {}
+                Verdict::Confirmed => out.push((from, None)),
+                Verdict::Lifted => out.push((from, Some(d.time))),
+            }
+        }
+        out
     }
 
     /// Finds a snapshot by id prefix, `latest` (of `source`, when given), or `SOURCE@WHEN`: the
@@ -348,6 +399,87 @@ mod tests {
             "{early}"
         );
         assert!(pick("admin@2026-11-20", Some("curriculum")).is_err());
+    }
+
+    #[test]
+    fn clean_skips_every_snapshot_of_an_incident_until_it_is_lifted() {
+        use crate::format::snapshot::{Decision, Suspect, Verdict};
+        let suspect = |mut l: Listed| {
+            l.snapshot.suspect = Some(Suspect {
+                score: 90,
+                threshold: 60,
+                headline: "files encrypted".into(),
+                signals: vec![],
+            });
+            l
+        };
+        let decide = |n: u8, verdict: Verdict, time: &str| Decision {
+            snapshot: Id([n; 32]),
+            source: "admin".into(),
+            verdict,
+            who: "jo".into(),
+            host: "server".into(),
+            time: time.parse().expect("time"),
+            note: String::new(),
+            taken: None,
+        };
+        let mut catalog = Catalog {
+            snapshots: vec![
+                listed(1, "admin", "2026-11-16T18:00:00Z"),
+                suspect(listed(2, "admin", "2026-11-17T18:00:00Z")),
+                // The next night reads the encrypted share again without new alarms.
+                listed(3, "admin", "2026-11-18T18:00:00Z"),
+                listed(9, "curriculum", "2026-11-18T18:00:00Z"),
+            ],
+            damaged: vec![],
+            decisions: vec![],
+            damaged_decisions: vec![],
+        };
+        let pick = |c: &Catalog| {
+            c.clean("admin")
+                .map(|l| l.id.0[0])
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(pick(&catalog), Ok(1), "an open incident");
+        catalog.decisions = vec![decide(2, Verdict::Confirmed, "2026-11-18T08:00:00Z")];
+        assert_eq!(pick(&catalog), Ok(1), "a confirmed attack");
+        // The share restored, then the hold lifted: the nights after the lift are clean again.
+        catalog
+            .decisions
+            .push(decide(2, Verdict::Lifted, "2026-11-19T10:00:00Z"));
+        assert_eq!(pick(&catalog), Ok(1), "lifted, nothing taken since");
+        catalog
+            .snapshots
+            .push(listed(4, "admin", "2026-11-19T18:00:00Z"));
+        assert_eq!(pick(&catalog), Ok(4), "the first night after the lift");
+        // A false alarm accepted is clean at once, and so are the nights after it.
+        catalog.decisions = vec![decide(2, Verdict::Accepted, "2026-11-18T08:00:00Z")];
+        assert_eq!(pick(&catalog), Ok(4));
+        // Prune forgot the lifted attack and the clean night before it: the night after the
+        // attack is still no restore point, and the night after the lift is.
+        let mut lifted = decide(2, Verdict::Lifted, "2026-11-19T10:00:00Z");
+        lifted.taken = Some("2026-11-17T18:00:00Z".parse().expect("time"));
+        catalog.decisions = vec![lifted];
+        catalog.snapshots = vec![listed(3, "admin", "2026-11-18T18:00:00Z")];
+        assert!(pick(&catalog).is_err());
+        catalog
+            .snapshots
+            .push(listed(4, "admin", "2026-11-19T18:00:00Z"));
+        assert_eq!(pick(&catalog), Ok(4));
+        // Without `taken` (an older decision), every snapshot before the lift is left out.
+        catalog.decisions[0].taken = None;
+        catalog
+            .snapshots
+            .insert(0, listed(1, "admin", "2026-11-16T18:00:00Z"));
+        catalog.snapshots.pop();
+        assert!(pick(&catalog).is_err());
+        catalog.snapshots = vec![suspect(listed(2, "admin", "2026-11-17T18:00:00Z"))];
+        catalog.decisions.clear();
+        let none = pick(&catalog).unwrap_err();
+        assert!(
+            none.contains("no clean snapshot of source \"admin\""),
+            "{none}"
+        );
     }
 
     #[test]

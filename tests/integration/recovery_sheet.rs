@@ -113,7 +113,7 @@ fn the_sheet_restores_every_share_on_a_new_machine() {
         "If you suspect ransomware",
         "1. Delete nothing: no files, no backups, no firesafe prune.",
         "2. firesafe status, then firesafe suspect list",
-        "3. firesafe diff SHARE@clean latest.",
+        "3. firesafe diff SHARE@clean latest --schedule nightly.",
         "4. firesafe restore SHARE@clean --schedule nightly --to restored-SHARE: a new folder, never over the share.",
         "5. firesafe suspect confirm ID --note \"...\" (an attack) or accept ID --note \"...\" (a false alarm).",
         "6. Report the breach as the school's policy says",

@@ -203,6 +203,7 @@ fn decide(dir: &Path, snapshot: Id, source: &str, verdict: Verdict, note: &str) 
                 host: "server".into(),
                 time: Utc::now(),
                 note: note.into(),
+                taken: None,
             },
         )
         .await

@@ -19,8 +19,8 @@ use crate::support::*;
 fn in_dir(dir: &Path, args: &[&str]) -> Output {
     let mut c = firesafe();
     c.args(args).arg("--config-dir").arg(dir);
-    // `suspect` keeps nothing in the state directory.
-    if args[0] != "suspect" {
+    // `suspect` and the browsing commands keep nothing in the state directory.
+    if !["suspect", "ls", "diff", "snapshots"].contains(&args[0]) {
         c.arg("--state-dir").arg(dir.join("state"));
     }
     c.output().expect("firesafe")
@@ -200,6 +200,26 @@ fn a_suspect_snapshot_is_shown_holds_prune_and_clean_restores_the_state_before()
         changes.contains(".locked") && changes.contains("- "),
         "{changes}"
     );
+    // The same from the schedule's copies, as status advises, with the NAS copy gone.
+    let nas = d.join("demo/nas");
+    fs::rename(&nas, d.join("nas-away")).expect("take the NAS away");
+    let diff = in_dir(
+        d,
+        &["diff", "admin@clean", "latest", "--schedule", "nightly"],
+    );
+    assert_success(&diff, "diff --schedule with the NAS away");
+    let offsite = on_copy(d, "offsite", &["diff", "admin@clean", "latest"]);
+    assert_eq!(diff.stdout, offsite.stdout);
+    assert!(text(&diff).contains(".locked"), "{}", text(&diff));
+    let ls = in_dir(d, &["ls", &id, "--schedule", "nightly"]);
+    assert_success(&ls, "ls --schedule");
+    assert!(text(&ls).contains("SUSPECT"), "{}", text(&ls));
+    let snaps = in_dir(
+        d,
+        &["snapshots", "--schedule", "nightly", "--source", "admin"],
+    );
+    assert!(text(&snaps).contains("SUSPECT"), "{}", text(&snaps));
+    fs::rename(d.join("nas-away"), &nas).expect("bring the NAS back");
     let out = d.join("restored");
     let restore = in_dir(
         d,
@@ -360,4 +380,61 @@ fn a_confirmed_attack_holds_prune_until_lifted_and_runs_carry_decisions_offsite(
     assert!(!st.contains("SUSPECT"), "{st}");
     assert_success(&in_dir(d, &["prune", "nightly"]), "prune after lift");
     assert!(admin_snapshots(d, "nas") < held);
+
+    // Pruned after the lift (keep_last = 1), what is left is the encrypted share's last night:
+    // never a restore point, although the suspect snapshot itself is forgotten.
+    let ls = in_dir(d, &["ls", "admin@clean", "admin", "--schedule", "nightly"]);
+    let err = assert_exit(&ls, 2, "admin@clean with only the attack's nights left");
+    assert!(
+        err.contains("no clean snapshot of source \"admin\""),
+        "{err}"
+    );
+    // The share restored and backed up again: admin@clean is that night's snapshot.
+    let admin = d.join("demo/shares/admin");
+    fs::remove_dir_all(&admin).expect("remove the encrypted share");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(d.join("admin-before"))
+        .arg(&admin)
+        .output()
+        .expect("cp");
+    assert_success(&cp, "cp -a");
+    fs::write(
+        admin.join("after.txt"),
+        b"the first note after the incident",
+    )
+    .expect("write");
+    // Putting the whole share back is itself a mass change: the run marks it suspect, and the
+    // technician accepts it as the restore it is.
+    let run = in_dir(d, &["run", "nightly"]);
+    let err = assert_exit(&run, 1, "the run after the share was put back");
+    assert!(err.contains("admin: POSSIBLE RANSOMWARE"), "{err}");
+    let restored = in_dir(
+        d,
+        &["snapshots", "--schedule", "nightly", "--source", "admin"],
+    );
+    let restored = text(&restored)
+        .lines()
+        .rfind(|l| l.contains(" admin "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the newest admin snapshot")
+        .to_string();
+    let ls = in_dir(d, &["ls", "admin@clean", "admin", "--schedule", "nightly"]);
+    assert_exit(&ls, 2, "admin@clean before the restore is accepted");
+    let accept = in_dir(
+        d,
+        &[
+            "suspect",
+            "accept",
+            &restored,
+            "--schedule",
+            "nightly",
+            "--note",
+            "share put back from admin@clean",
+        ],
+    );
+    assert_success(&accept, "accept the restore");
+    let ls = in_dir(d, &["ls", "admin@clean", "admin", "--schedule", "nightly"]);
+    assert_success(&ls, "ls admin@clean after the lift");
+    assert!(text(&ls).contains("admin/after.txt"), "{}", text(&ls));
 }
