@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::tree::printable;
 use crate::plan::policy::Verdict;
+use crate::plan::words;
 use crate::schedule::run::RunReport;
 use crate::schedule::status::ScheduleStatus;
 use crate::store::state::{RunOutcome, RunRecord};
@@ -245,42 +246,207 @@ pub fn ransomware_subject(status: &ScheduleStatus, host: &str) -> Option<String>
     ))
 }
 
-fn email_body(run: &RunRecord, status: Option<&ScheduleStatus>, host: &str) -> String {
-    let mut body = String::new();
-    let _ = writeln!(body, "Schedule: {}", run.schedule);
-    let _ = writeln!(
-        body,
-        "Run: {} (started {}, finished {})",
-        run.outcome,
-        run.started.to_rfc3339(),
-        run.finished.to_rfc3339()
-    );
-    if !run.message.is_empty() {
-        let _ = writeln!(body, "What happened: {}", printable(&run.message));
+/// One problem of the run or of the 3-2-1 check, and the shares it affects (none: the run as a
+/// whole).
+struct Problem {
+    text: String,
+    shares: Vec<String>,
+}
+
+/// Every distinct problem once: the run's own first, then the 3-2-1 check's, each with the
+/// shares it affects. A target that could not be read is one problem, not one per share.
+fn problems(run: &RunRecord, status: Option<&ScheduleStatus>) -> Vec<Problem> {
+    let mut out: Vec<Problem> = Vec::new();
+    let mut from_run = run.problems.clone();
+    if from_run.is_empty() && run.outcome != RunOutcome::Complete && !run.message.is_empty() {
+        from_run.push(run.message.clone());
     }
-    if let Some(st) = status {
-        let _ = writeln!(
-            body,
-            "\nThe 3-2-1 rule, checked against what is on each target:"
-        );
-        for src in &st.sources {
-            let _ = writeln!(body, "  {}: {}", src.source, src.shown_verdict());
-            if let Some(n) = &src.suspect {
-                let _ = writeln!(
-                    body,
-                    "    ! snapshot {} ({}): {}",
-                    n.snapshot,
-                    n.taken.to_rfc3339(),
-                    printable(&n.headline)
+    let sources: Vec<&str> = status
+        .iter()
+        .flat_map(|s| s.sources.iter().map(|src| src.source.as_str()))
+        .collect();
+    for p in from_run {
+        if out.iter().any(|o| o.text == p) {
+            continue;
+        }
+        let shares = sources
+            .iter()
+            .filter(|s| p.starts_with(&format!("{s}: ")))
+            .map(|s| s.to_string())
+            .collect();
+        out.push(Problem { text: p, shares });
+    }
+    let run_count = out.len();
+    for src in status.iter().flat_map(|s| s.sources.iter()) {
+        let mut reasons: Vec<String> = src.evaluation.reasons.clone();
+        if let Some(n) = &src.suspect {
+            let seen = out[..run_count].iter().any(|o| {
+                o.text
+                    .starts_with(&format!("{}: possible ransomware", src.source))
+            });
+            if !seen {
+                reasons.insert(
+                    0,
+                    format!(
+                        "{}: snapshot {} may hold files damaged by ransomware ({}); {}",
+                        src.source, n.snapshot, n.headline, n.advice
+                    ),
                 );
-                let _ = writeln!(body, "    ! {}", printable(&n.advice));
             }
-            for r in &src.evaluation.reasons {
-                let _ = writeln!(body, "    - {}", printable(r));
+        }
+        for r in reasons {
+            // "offsite could not be read: E" is the run's "offsite: E" seen from each share.
+            let same = |o: &Problem| {
+                o.text == r
+                    || r.split_once(" could not be read: ")
+                        .is_some_and(|(t, e)| o.text == format!("{t}: {e}"))
+            };
+            match out.iter_mut().find(|o| same(o)) {
+                Some(o) => {
+                    if !o.shares.contains(&src.source) {
+                        o.shares.push(src.source.clone());
+                    }
+                }
+                None => out.push(Problem {
+                    text: r,
+                    shares: vec![src.source.clone()],
+                }),
             }
         }
     }
-    let _ = writeln!(body, "\nRun `firesafe status` on {host} for the details.");
+    out
+}
+
+/// What a problem says happened, and what it says to do: the sentence after its last "; " when
+/// that starts with what to do ("check the path", "run `firesafe sync`").
+fn split_advice(text: &str) -> (&str, Option<&str>) {
+    const DO: [&str; 14] = [
+        "check ", "run ", "mount ", "set ", "give ", "fix ", "free ", "restore ", "replace ",
+        "decide ", "see ", "add ", "lock ", "plug ",
+    ];
+    let mut cut = None;
+    for (i, _) in text.match_indices("; ") {
+        let rest = &text[i + 2..];
+        if DO.iter().any(|d| rest.starts_with(d)) {
+            cut = Some(i);
+        }
+    }
+    match cut {
+        Some(i) => (&text[..i], Some(&text[i + 2..])),
+        None => (text, None),
+    }
+}
+
+/// " (admin)", " (admin, staff)", " (all 3 shares)", or nothing for the run as a whole.
+fn affects(shares: &[String], all: usize) -> String {
+    match shares.len() {
+        0 => String::new(),
+        n if n == all && n > 1 => format!(" (all {n} shares)"),
+        _ => format!(" ({})", shares.join(", ")),
+    }
+}
+
+/// The body's first line: what happened and what to do.
+fn first_line(
+    run: &RunRecord,
+    status: Option<&ScheduleStatus>,
+    problems: &[Problem],
+    host: &str,
+) -> String {
+    let all = status.map_or(0, |s| s.sources.len());
+    let suspect = status.and_then(|st| {
+        st.sources
+            .iter()
+            .find_map(|s| s.suspect.as_ref().map(|n| (s, n)))
+    });
+    if let Some((src, n)) = suspect {
+        return format!(
+            "Possible ransomware on the {} share ({}): {}. What to do: {}.",
+            printable(&src.source),
+            host,
+            printable(&n.headline),
+            printable(&n.advice)
+        );
+    }
+    let s = &run.schedule;
+    let fallback = match run.outcome {
+        RunOutcome::Failed => format!("fix what is named here, then run `firesafe run {s}`"),
+        RunOutcome::Interrupted => {
+            "nothing, if it was stopped on purpose: the next run continues from what was stored"
+                .to_string()
+        }
+        _ => format!(
+            "fix what is named here, then run `firesafe sync {s}` (or wait for the next run) and `firesafe status {s}`"
+        ),
+    };
+    let what = match problems.first() {
+        Some(p) => {
+            let (head, advice) = split_advice(&p.text);
+            let more = match problems.len() {
+                1 => String::new(),
+                n => format!(
+                    ", and {} more {} below",
+                    n - 1,
+                    words::noun(n as u64 - 1, "problem", "problems")
+                ),
+            };
+            let todo = advice.map_or(fallback.clone(), str::to_string);
+            format!(
+                "{}{}{more}. What to do: {todo}.",
+                printable(head),
+                affects(&p.shares, all)
+            )
+        }
+        None => format!("see below. What to do: {fallback}."),
+    };
+    format!(
+        "The {s} run on {host} ended {}: {what}",
+        run.outcome.as_str().to_uppercase()
+    )
+}
+
+fn email_body(run: &RunRecord, status: Option<&ScheduleStatus>, host: &str) -> String {
+    let problems = problems(run, status);
+    let all = status.map_or(0, |s| s.sources.len());
+    let mut body = first_line(run, status, &problems, host);
+    body.push_str("\n\n");
+    if !problems.is_empty() {
+        let _ = writeln!(body, "Each problem once, with the shares it affects:");
+        for p in &problems {
+            let _ = writeln!(
+                body,
+                "  - {}{}",
+                printable(&p.text),
+                affects(&p.shares, all)
+            );
+        }
+        body.push('\n');
+    }
+    if let Some(st) = status {
+        let verdicts: Vec<String> = st
+            .sources
+            .iter()
+            .map(|src| format!("{} {}", printable(&src.source), src.shown_verdict()))
+            .collect();
+        let _ = writeln!(
+            body,
+            "The 3-2-1 rule, checked against what is on each target: {}.",
+            verdicts.join(", ")
+        );
+    }
+    let _ = writeln!(
+        body,
+        "Run: {} (schedule {}, started {}, finished {}).",
+        run.outcome,
+        run.schedule,
+        run.started.to_rfc3339(),
+        run.finished.to_rfc3339()
+    );
+    let _ = writeln!(
+        body,
+        "\nRun `firesafe status {}` on {host} for the details.",
+        run.schedule
+    );
     body
 }
 
@@ -383,6 +549,73 @@ mod tests {
     use crate::schedule::status::{SourceStatus, SuspectNotice};
 
     #[test]
+    fn a_target_down_for_every_share_is_one_problem_and_the_first_line_says_what_to_do() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-23T02:00:00Z".parse().expect("time");
+        let down = "repository directory /mnt/offsite does not exist; check the path, and that the disk or share holding it is mounted";
+        let source = |name: &str| SourceStatus {
+            source: name.into(),
+            copies: vec![],
+            evaluation: Evaluation {
+                verdict: Verdict::Violated,
+                copies: 2,
+                media: 2,
+                offsite: 0,
+                live_data_counted: true,
+                reasons: vec![
+                    format!("offsite could not be read: {down}"),
+                    "0 up-to-date offsite copies; the policy asks for 1".into(),
+                ],
+            },
+            suspect: None,
+        };
+        let status = ScheduleStatus {
+            schedule: "nightly".into(),
+            checked_at: at,
+            min_copies: 3,
+            min_media: 2,
+            min_offsite: 1,
+            max_age_hours: 26,
+            live_data_counts: true,
+            sources: vec![source("curriculum"), source("admin"), source("staff")],
+            media: vec![],
+            verification: vec![],
+        };
+        let run = RunRecord {
+            schedule: "nightly".into(),
+            scheduled_for: Some(at),
+            started: at,
+            finished: at,
+            outcome: RunOutcome::Degraded,
+            message: format!("offsite: {down}"),
+            problems: vec![format!("offsite: {down}")],
+        };
+        let (subject, body) = email_text(&run, Some(&status), "server");
+        assert_eq!(
+            subject,
+            "firesafe on server: schedule nightly DEGRADED, 3-2-1 VIOLATED"
+        );
+        let first = body.lines().next().expect("a first line");
+        assert_eq!(
+            first,
+            "The nightly run on server ended DEGRADED: offsite: repository directory /mnt/offsite does not exist (all 3 shares), and 1 more problem below. What to do: check the path, and that the disk or share holding it is mounted."
+        );
+        assert_eq!(body.matches("/mnt/offsite").count(), 2, "{body}");
+        assert_eq!(
+            body.matches("0 up-to-date offsite copies").count(),
+            1,
+            "{body}"
+        );
+        assert!(
+            body.contains("  - 0 up-to-date offsite copies; the policy asks for 1 (all 3 shares)"),
+            "{body}"
+        );
+        assert!(
+            body.contains("curriculum VIOLATED, admin VIOLATED, staff VIOLATED"),
+            "{body}"
+        );
+    }
+
+    #[test]
     fn a_suspect_source_makes_the_subject_the_headline() {
         let at: chrono::DateTime<chrono::Utc> = "2026-11-23T02:00:00Z".parse().expect("time");
         let source = |name: &str, suspect: Option<SuspectNotice>| SourceStatus {
@@ -426,13 +659,18 @@ mod tests {
             finished: at,
             outcome: RunOutcome::Complete,
             message: String::new(),
+            problems: vec![],
         };
         let (subject, body) = email_text(&run, Some(&status), "server");
         assert_eq!(
             subject,
             "Possible ransomware on the admin share: 4,312 of 9,870 files changed, 2,105 renamed to .locked (firesafe on server)"
         );
-        assert!(body.contains("admin: SUSPECT"), "{body}");
+        assert!(
+            body.starts_with("Possible ransomware on the admin share (server): 4,312 of 9,870 files changed, 2,105 renamed to .locked. What to do: decide."),
+            "{body}"
+        );
+        assert!(body.contains("admin SUSPECT"), "{body}");
         let m = metrics(&run, None, Some(&status));
         assert!(
             m.contains("firesafe_suspect_snapshots{schedule=\"nightly\",source=\"admin\"} 1"),

@@ -75,6 +75,7 @@ pub async fn run_scheduled(
                 finished: Utc::now(),
                 outcome: RunOutcome::Failed,
                 message: why.clone(),
+                problems: vec![why.clone()],
             })?;
             return Err(Error::Usage(why));
         }
@@ -108,6 +109,7 @@ async fn run_locked(
         && !notes.is_empty()
     {
         record.message = format!("{}; {}", record.message, notes.join("; "));
+        record.problems.extend(notes.iter().cloned());
     }
     state.record(&record)?;
     monitored?;
@@ -121,11 +123,8 @@ fn record_of(
     started: DateTime<Utc>,
     result: &Result<RunReport>,
 ) -> RunRecord {
-    let (outcome, message) = match result {
-        Ok(r) if r.is_clean() => (
-            RunOutcome::Complete,
-            "every source backed up to every target".to_string(),
-        ),
+    let (outcome, problems) = match result {
+        Ok(r) if r.is_clean() => (RunOutcome::Complete, Vec::new()),
         Ok(r) => (
             RunOutcome::Degraded,
             r.targets
@@ -153,11 +152,15 @@ fn record_of(
                     )),
                     Ok(_) => None,
                 }))
-                .collect::<Vec<_>>()
-                .join("; "),
+                .collect::<Vec<_>>(),
         ),
-        Err(Error::Interrupted(m)) => (RunOutcome::Interrupted, m.clone()),
-        Err(e) => (RunOutcome::Failed, e.to_string()),
+        Err(Error::Interrupted(m)) => (RunOutcome::Interrupted, vec![m.clone()]),
+        Err(e) => (RunOutcome::Failed, vec![e.to_string()]),
+    };
+    let message = if outcome == RunOutcome::Complete {
+        "every source backed up to every target".to_string()
+    } else {
+        problems.join("; ")
     };
     // What a first run set up (and what it found out about each store) stays in the history.
     let message = match result {
@@ -171,6 +174,7 @@ fn record_of(
         finished: chrono::Utc::now(),
         outcome,
         message,
+        problems,
     }
 }
 

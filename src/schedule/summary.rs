@@ -288,6 +288,7 @@ mod tests {
             } else {
                 "offsite: unreachable".into()
             },
+            problems: vec![],
         }
     }
 

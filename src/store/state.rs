@@ -44,7 +44,12 @@ pub struct RunRecord {
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub outcome: RunOutcome,
+    /// What went wrong, in one line (the problems joined by "; "), or what a clean run did.
     pub message: String,
+    /// Each problem of a run that did not end complete, one sentence each (target or share
+    /// first, then what to do): the alert email lists them once each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// How a run ended; written `complete`, `degraded`, `failed` or `interrupted` in the history.

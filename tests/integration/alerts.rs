@@ -249,7 +249,27 @@ fn an_alert_email_arrives_over_starttls_with_authentication() {
         "{email}"
     );
     assert!(email.contains("To: it-support@school.example"), "{email}");
-    assert!(email.contains("offsite could not be read"), "{email}");
+    // The body (quoted-printable, lines joined): what happened and what to do first, then each
+    // problem once with the shares it affects, not once per share.
+    let body = email.replace("=\r\n", "").replace("=\n", "");
+    let first = body
+        .lines()
+        .find(|l| l.starts_with("The nightly run on "))
+        .unwrap_or_else(|| panic!("no first line: {body}"));
+    assert!(
+        first.contains("ended DEGRADED: offsite: repository directory")
+            && first.contains("(all 3 shares)")
+            && first.ends_with(
+                "What to do: check the path, and that the disk or share holding it is mounted."
+            ),
+        "{first}"
+    );
+    assert_eq!(body.matches("does not exist").count(), 2, "{body}");
+    assert_eq!(
+        body.matches("holds no complete snapshot").count(),
+        1,
+        "{body}"
+    );
     assert!(
         !email.contains("s3cret-smtp-pass") && !stderr.contains("s3cret-smtp-pass"),
         "the password leaked"

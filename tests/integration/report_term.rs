@@ -52,6 +52,7 @@ fn run(m: u32, d: u32, outcome: RunOutcome, message: &str) -> RunRecord {
         finished: slot + Duration::minutes(20),
         outcome,
         message: message.into(),
+        problems: vec![],
     }
 }
 
@@ -124,7 +125,7 @@ fn write_term(
                 m,
                 d,
                 RunOutcome::Degraded,
-                "offsite: repository directory /mnt/offsite does not exist; check the path (is the NAS share mounted?)",
+                "offsite: repository directory /mnt/offsite does not exist; check the path, and that the disk or share holding it is mounted",
             )
         } else {
             run(

@@ -177,7 +177,7 @@ impl Target {
                     })?;
                 } else if !dir.is_dir() {
                     return Err(Error::NotFound(format!(
-                        "repository directory {} does not exist; check the path (is the NAS share mounted?)",
+                        "repository directory {} does not exist; check the path, and that the disk or share holding it is mounted",
                         dir.display()
                     )));
                 }
