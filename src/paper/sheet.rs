@@ -641,7 +641,7 @@ fn copies(s: &SheetSchedule) -> Block {
             "Where".into(),
             "Medium".into(),
             "Location".into(),
-            "When printed".into(),
+            "When this sheet was printed".into(),
         ],
         rows: s
             .targets
@@ -656,7 +656,7 @@ fn copies(s: &SheetSchedule) -> Block {
                     t.info.medium.clone(),
                     location(t),
                     match &t.repo_id {
-                        Ok(_) => "answered".into(),
+                        Ok(_) => "reached, repository read".into(),
                         Err(_) => "NOT CHECKED: did not answer".into(),
                     },
                 ]
@@ -754,7 +754,7 @@ fn restore_steps(b: &mut Vec<Block>, s: &SheetSchedule, from: &SheetTarget, d: &
             light: crate::paper::doc::Light::Red,
             headline: "NOT CHECKED: could not be reached when this sheet was printed".into(),
             detail: format!(
-                "{} ({}) is still the copy to restore from; check it answers as soon as you can. When printed: {}",
+                "{} ({}) is still the copy to restore from; check it answers as soon as you can. What it said when the sheet was printed: {}",
                 from.info.name,
                 from.info.place,
                 brief(why)
