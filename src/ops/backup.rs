@@ -15,11 +15,12 @@
 //! backup reuses every blob an index object lists.
 
 mod packs;
+mod parents;
 mod read;
 mod signals;
 mod walk;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,7 @@ use futures::stream::FuturesUnordered;
 
 use crate::error::{Error, Result};
 use crate::format::pack::BlobKind;
-use crate::format::tree::{Name, Tree};
+use crate::format::tree::Name;
 use crate::id::Id;
 use crate::ops::progress::{Counters, Ticker};
 use crate::plan::ransomware::{self, Detection};
@@ -42,6 +43,7 @@ use crate::store::lock::TargetLock;
 use crate::store::repo::{Repository, hostname, pack_key};
 use crate::store::snapshot::{self, Catalog, Listed, Snapshot, SnapshotStats, Warning};
 use packs::{Blob, PackFile, pack_worker, upload};
+use parents::ParentTrees;
 use read::{Chunking, ReadJob};
 use walk::{Walk, io_reason};
 
@@ -135,78 +137,62 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
 
     // Held until the snapshot is written, so that no prune deletes what this backup reuses.
     let lock = TargetLock::shared(repo.target(), "backup").await?;
-    let known = Known::load(repo, options).await?;
-
     let counters = Arc::new(Counters::default());
-    let ticker = options
-        .progress
-        .then(|| progress(&counters, &options.source, known.parent.as_ref()));
-    let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
-    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<Result<PackFile>>(1);
-    let stored = Arc::new(AtomicU64::new(0));
-    let workers = spawn_pack_workers(repo, options, compression, work_rx, pack_tx, &stored)?;
-
-    // Reader threads read, chunk and hash files, several at once; the walker assembles trees.
-    let chunking = Arc::new(Chunking {
-        chunker: repo.config().chunker,
-        key: repo.shared_key(),
-        seen: Mutex::new(known.in_place),
-        work: work_tx,
-        counters: Arc::clone(&counters),
-        blobs_added: AtomicU64::new(0),
-        bytes_added: AtomicU64::new(0),
-        bytes_read: AtomicU64::new(0),
-        looks: options.ransomware.is_some(),
-    });
-    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<ReadJob>(256);
-    let readers = spawn_readers(options, &chunking, jobs_rx);
-    let walker = {
-        let gather = options.ransomware.as_ref().map(|d| {
-            let parent_files = known.parent.as_ref().map(|p| p.snapshot.stats.files);
-            signals::Gather::new(d, &roots, parent_files, &known.parent_trees)
-        });
-        let walk = Walk::new(
-            options.cancel.clone(),
-            Arc::clone(&chunking),
-            jobs_tx,
-            gather,
-        );
-        let parent_root = known.parent.as_ref().map(|p| p.snapshot.tree);
-        let parent_trees = known.parent_trees;
-        tokio::task::spawn_blocking(move || {
-            let walker = std::thread::Builder::new()
-                .name("firesafe-walk".into())
-                .stack_size(walk::WALK_STACK)
-                .spawn(move || walk.run(&roots, parent_root, &parent_trees, readers))
-                .map_err(|e| Error::Interrupted(format!("cannot start the walker thread: {e}")))?;
-            walker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+    let mut damaged_packs: Vec<(String, String)> = Vec::new();
+    let mut unsure: Option<HashSet<Id>> = None;
+    // What walks before the last read and stored: the work of this backup too.
+    let mut earlier = SnapshotStats::default();
+    let mut pass = 1;
+    let (known, walked) = loop {
+        let known = Known::load(repo, options, unsure.as_ref()).await?;
+        let ticker = (options.progress && pass == 1)
+            .then(|| progress(&counters, &options.source, known.parent.as_ref()));
+        let walked = walk_and_store(repo, options, &roots, compression, &known, &counters).await?;
+        drop(ticker);
+        // A parent tree that could not be read: its pack is marked damaged, and the share is
+        // walked again with that known from the start, so that nothing of this snapshot is
+        // built on the damaged pack (data and trees below it are stored again).
+        let mut bad: Vec<(Id, String)> = walked
+            .served
+            .bad
+            .iter()
+            .filter(|(pack, _)| known.loaded.present.contains_key(*pack))
+            .map(|(p, w)| (*p, w.clone()))
+            .collect();
+        bad.sort();
+        if bad.is_empty() || pass == MAX_PASSES {
+            break (known, walked);
+        }
+        for (pack, why) in bad {
+            let why = match damage::mark(repo.target(), &pack).await {
+                Ok(()) => why,
+                Err(e) => format!("{why}; marking it damaged failed: {e}"),
+            };
+            damaged_packs.push((pack_key(&pack), why));
+        }
+        unsure
+            .get_or_insert_with(HashSet::new)
+            .extend(walked.served.intact.iter().copied());
+        let s = &walked.walked.1;
+        earlier.blobs_added += s.blobs_added;
+        earlier.bytes_added += s.bytes_added;
+        earlier.bytes_read += s.bytes_read;
+        earlier.packs_added += walked.packs_added;
+        earlier.bytes_stored += walked.stored;
+        pass += 1;
     };
-    drop(chunking);
-
-    // The uploader's error comes first: when an upload fails, the walker only sees its queue close.
-    let (walked, uploaded) = tokio::join!(walker, upload_packs(repo, pack_rx, options, &counters));
-    let packs_added = uploaded?;
-    if options
-        .cancel
-        .as_ref()
-        .is_some_and(|c| c.load(Ordering::Relaxed))
-    {
-        return Err(Error::Interrupted(format!(
-            "backup of {} interrupted: {packs_added} pack(s) stored and indexed, no snapshot written; the next backup continues from there",
-            options.source
-        )));
-    }
-    let walked = walked.expect("the walker does not panic")?;
-    for w in workers {
-        w.join().expect("a pack worker does not panic");
-    }
-    drop(ticker);
-    let (root, mut stats, warnings, observed) = walked;
-    stats.packs_added = packs_added;
-    stats.bytes_stored = stored.load(Ordering::Relaxed);
+    damaged_packs.sort();
+    let Pass {
+        walked: (root, mut stats, warnings, observed),
+        packs_added,
+        stored,
+        ..
+    } = walked;
+    stats.packs_added = packs_added + earlier.packs_added;
+    stats.bytes_stored = stored + earlier.bytes_stored;
+    stats.blobs_added += earlier.blobs_added;
+    stats.bytes_added += earlier.bytes_added;
+    stats.bytes_read += earlier.bytes_read;
     let suspect = match (&options.ransomware, observed) {
         (Some(d), Some(o)) => ransomware::score(&o, &known.history, d),
         _ => None,
@@ -221,80 +207,176 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
         id,
         snapshot: snap,
         damaged_index: known.damaged_index,
-        damaged_packs: known.damaged_packs,
+        damaged_packs,
     })
 }
 
+/// The most walks one backup makes: each after the first knows the packs the one before found
+/// damaged.
+const MAX_PASSES: usize = 3;
+
+/// One walk of the share, with what it stored.
+struct Pass {
+    walked: walk::Walked,
+    packs_added: u64,
+    stored: u64,
+    /// What the parent tree server met.
+    served: parents::Served,
+}
+
+/// The pipeline of the module's diagram, once: the pack workers and the reader threads are
+/// spawned, the walker runs on a blocking thread, the uploader and the parent tree server run
+/// here.
+async fn walk_and_store(
+    repo: &Repository,
+    options: &BackupOptions,
+    roots: &[(Name, PathBuf)],
+    compression: i32,
+    known: &Known,
+    counters: &Arc<Counters>,
+) -> Result<Pass> {
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
+    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<Result<PackFile>>(1);
+    let stored = Arc::new(AtomicU64::new(0));
+    let workers = spawn_pack_workers(repo, options, compression, work_rx, pack_tx, &stored)?;
+
+    // Reader threads read, chunk and hash files, several at once; the walker assembles trees.
+    let chunking = Arc::new(Chunking {
+        chunker: repo.config().chunker,
+        key: repo.shared_key(),
+        seen: Mutex::new(known.in_place.clone()),
+        work: work_tx,
+        counters: Arc::clone(counters),
+        blobs_added: AtomicU64::new(0),
+        bytes_added: AtomicU64::new(0),
+        bytes_read: AtomicU64::new(0),
+        looks: options.ransomware.is_some(),
+    });
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<ReadJob>(256);
+    let readers = spawn_readers(options, &chunking, jobs_rx);
+    let (parent_trees, requests) = match &known.parent {
+        Some(_) => {
+            let (client, requests) = ParentTrees::channel();
+            (client, Some(requests))
+        }
+        None => (ParentTrees::none(), None),
+    };
+    let walker = {
+        let gather = options.ransomware.as_ref().map(|d| {
+            let parent_files = known.parent.as_ref().map(|p| p.snapshot.stats.files);
+            signals::Gather::new(d, roots, parent_files)
+        });
+        let walk = Walk::new(
+            options.cancel.clone(),
+            Arc::clone(&chunking),
+            jobs_tx,
+            gather,
+            options.force_read,
+        );
+        let parent_root = known.parent.as_ref().map(|p| p.snapshot.tree);
+        let roots = roots.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let walker = std::thread::Builder::new()
+                .name("firesafe-walk".into())
+                .stack_size(walk::WALK_STACK)
+                .spawn(move || walk.run(&roots, parent_root, &parent_trees, readers))
+                .map_err(|e| Error::Interrupted(format!("cannot start the walker thread: {e}")))?;
+            walker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    };
+    drop(chunking);
+    let reader = BlobReader::new(repo, &known.loaded.index, TREE_CACHE);
+    let server = async {
+        match requests {
+            Some(r) => parents::serve(&reader, r).await,
+            None => parents::Served::default(),
+        }
+    };
+
+    // The uploader's error comes first: when an upload fails, the walker only sees its queue close.
+    let (walked, uploaded, served) = tokio::join!(
+        walker,
+        upload_packs(repo, pack_rx, options, counters),
+        server
+    );
+    let packs_added = uploaded?;
+    if let Some(e) = served.failed {
+        return Err(e);
+    }
+    if options
+        .cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::Relaxed))
+    {
+        return Err(Error::Interrupted(format!(
+            "backup of {} interrupted: {packs_added} pack(s) stored and indexed, no snapshot written; the next backup continues from there",
+            options.source
+        )));
+    }
+    let walked = walked.expect("the walker does not panic")?;
+    for w in workers {
+        w.join().expect("a pack worker does not panic");
+    }
+    Ok(Pass {
+        walked,
+        packs_added,
+        stored: stored.load(Ordering::Relaxed),
+        served,
+    })
+}
+
+/// The parent tree server's pack cache: tree packs read once serve the folders after.
+const TREE_CACHE: usize = 32 << 20;
+
 /// What the repository holds already, as a backup starts.
 struct Known {
+    /// The index, with the packs on the target.
+    loaded: index::LoadedIndex,
     /// Blobs stored in a pack that is really there and not known to be damaged.
     in_place: HashSet<Id>,
     /// Index objects that could not be read.
     damaged_index: Vec<String>,
-    /// Packs found damaged while reading the parent's trees (pack key, why).
-    damaged_packs: Vec<(String, String)>,
-    /// The snapshot to compare with (`None` with `force_read`), and its trees.
+    /// The snapshot to compare with (the source's newest complete one).
     parent: Option<Listed>,
-    parent_trees: HashMap<Id, Tree>,
     /// The stats of the source's recent snapshots, newest first: complete, made against a
     /// parent, and not suspect (the volume signals compare with these).
     history: Vec<SnapshotStats>,
 }
 
 impl Known {
-    async fn load(repo: &Repository, options: &BackupOptions) -> Result<Known> {
+    /// `unsure`: set after a walk found a parent tree damaged, the trees that walk read intact.
+    /// Below a tree that could not be read the parent's trees are unknown, and may be in
+    /// damaged packs too: a tree then counts as stored only if it was read intact.
+    async fn load(
+        repo: &Repository,
+        options: &BackupOptions,
+        unsure: Option<&HashSet<Id>>,
+    ) -> Result<Known> {
         let loaded = Index::load(repo).await?;
         let damaged_index: Vec<String> = loaded.damaged.iter().map(|(k, _)| k.clone()).collect();
         let catalog = Catalog::load(repo).await?;
-        let parent = if options.force_read {
-            None
-        } else {
-            catalog.latest_complete(&options.source).cloned()
-        };
+        let parent = catalog.latest_complete(&options.source).cloned();
         let history = history(&catalog, options);
-        let (parent_trees, mut bad) = match &parent {
-            Some(p) => load_trees(repo, &loaded.index, p.snapshot.tree).await?,
-            None => (HashMap::new(), HashMap::new()),
-        };
-        // A pack that is not there at all is no news: its data is stored again anyway.
-        bad.retain(|pack, _| loaded.present.contains_key(pack));
-        // A pack that could not be read is marked, so that later backups do not build on it
-        // either; the mark is best effort (a read-only store keeps this backup going).
-        let mut damaged_packs = Vec::new();
-        for (pack, why) in &bad {
-            let key = pack_key(pack);
-            let why = match damage::mark(repo.target(), pack).await {
-                Ok(()) => why.clone(),
-                Err(e) => format!("{why}; marking it damaged failed: {e}"),
-            };
-            damaged_packs.push((key, why));
-        }
-        damaged_packs.sort();
-        // Only blobs whose pack is really there (at the size the index records, not marked or
-        // found damaged) count as stored: data in a lost, truncated or damaged pack is read and
+        // Only blobs whose pack is really there (at the size the index records, not marked
+        // damaged) count as stored: data in a lost, truncated or damaged pack is read and
         // stored again, so a backup heals the damage instead of referencing it.
-        // Below a tree that could not be read, the parent's trees are unknown, and may be in
-        // damaged packs too: then a tree counts as stored only if this backup just read it.
-        let trees_unknown = !bad.is_empty();
         let in_place: HashSet<Id> = loaded
             .index
             .blobs()
             .filter(|(id, loc)| {
                 let pack = &loaded.index.packs[loc.pack as usize];
                 loaded.is_present(pack)
-                    && !bad.contains_key(&pack.id)
-                    && (!trees_unknown
-                        || pack.kind != BlobKind::Tree
-                        || parent_trees.contains_key(id))
+                    && unsure.is_none_or(|read| pack.kind != BlobKind::Tree || read.contains(id))
             })
             .map(|(id, _)| *id)
             .collect();
         Ok(Known {
+            loaded,
             in_place,
             damaged_index,
-            damaged_packs,
             parent,
-            parent_trees,
             history,
         })
     }
@@ -499,41 +581,4 @@ fn resolve_roots(paths: &[PathBuf]) -> Result<Vec<(Name, PathBuf)>> {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// Loads every tree under `root` (the parent snapshot's), for change detection, each once.
-/// A tree that cannot be read is left out (the walker then reads that folder as new) and its
-/// pack returned with why; a target that is down stops the backup.
-async fn load_trees(
-    repo: &Repository,
-    index: &Index,
-    root: Id,
-) -> Result<(HashMap<Id, Tree>, HashMap<Id, String>)> {
-    let reader = BlobReader::new(repo, index, 64 << 20);
-    let mut trees = HashMap::new();
-    let mut bad: HashMap<Id, String> = HashMap::new();
-    let mut unreadable: HashSet<Id> = HashSet::new();
-    let mut todo = vec![root];
-    while let Some(id) = todo.pop() {
-        if trees.contains_key(&id) || unreadable.contains(&id) {
-            continue;
-        }
-        match reader.tree(&id).await {
-            Ok(tree) => {
-                todo.extend(tree.entries.iter().filter_map(|n| n.subtree));
-                trees.insert(id, tree);
-            }
-            Err(e @ Error::Target { .. }) => return Err(e),
-            Err(e) => {
-                unreadable.insert(id);
-                if let Some((pack, _)) = index.get(&id) {
-                    bad.entry(pack.id).or_insert_with(|| match e {
-                        Error::Corrupt { detail, .. } => detail,
-                        other => other.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    Ok((trees, bad))
 }

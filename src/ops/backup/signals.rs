@@ -8,9 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use super::parents::ParentTrees;
 use crate::format::tree::{Name, Node, NodeKind, Tree};
 use crate::id::Id;
-use crate::plan::ransomware::{Detection, Names, Observed, extension, turned_dense};
+use crate::plan::ransomware::{Detection, Names, Observed, Tally, extension, turned_dense};
 
 /// The most removed (and, apart, new) files kept unpaired for move detection: 2 million, about
 /// 50 MiB each at most. Beyond it, moves are counted as removals and additions.
@@ -19,8 +20,13 @@ pub(super) const PAIRING_CAP: usize = 2_000_000;
 /// What the walk gathers for the ransomware score.
 pub(super) struct Gather {
     names: Names,
-    /// Extensions of the parent snapshot's files.
+    /// Extensions of the parent snapshot's files, from every parent folder the walk read (all
+    /// of them: a folder still there is read as the walk enters it, one gone as it is counted).
     parent_extensions: HashSet<String>,
+    /// New files by extension, in the order first seen: which extensions are new is known only
+    /// once the walk has read every parent folder ([`Gather::finish`]).
+    new_by_extension: Vec<(String, Tally)>,
+    new_extension_slot: HashMap<String, usize>,
     /// Backed-up paths and their names in the snapshot, for example paths.
     roots: Vec<(Name, PathBuf)>,
     pub(super) observed: Observed,
@@ -90,17 +96,12 @@ impl Gather {
         detection: &Detection,
         roots: &[(Name, PathBuf)],
         parent_files: Option<u64>,
-        parents: &HashMap<Id, Tree>,
     ) -> Gather {
-        let parent_extensions = parents
-            .values()
-            .flat_map(|t| t.entries.iter())
-            .filter(|n| n.kind == NodeKind::File)
-            .filter_map(|n| extension(&n.name.0))
-            .collect();
         Gather {
             names: Names::new(detection),
-            parent_extensions,
+            parent_extensions: HashSet::new(),
+            new_by_extension: Vec::new(),
+            new_extension_slot: HashMap::new(),
             roots: roots.to_vec(),
             observed: Observed {
                 parent_files,
@@ -109,6 +110,38 @@ impl Gather {
             removed_first: HashMap::new(),
             new_first: HashMap::new(),
         }
+    }
+
+    /// A folder of the parent snapshot, as the walk reads it: its files' extensions.
+    pub(super) fn parent_folder(&mut self, tree: &Tree) {
+        for n in &tree.entries {
+            if n.kind == NodeKind::File
+                && let Some(e) = extension(&n.name.0)
+                && self.parent_extensions.len() < MAX_EXTENSIONS
+            {
+                self.parent_extensions.insert(e);
+            }
+        }
+    }
+
+    /// What was gathered, once the walk is done: new files whose extension no file of the
+    /// parent had are counted now.
+    pub(super) fn finish(mut self) -> Observed {
+        let o = &mut self.observed;
+        if o.parent_files.is_some() {
+            for (e, tally) in self.new_by_extension {
+                if self.parent_extensions.contains(&e) {
+                    continue;
+                }
+                for example in &tally.examples {
+                    o.new_extensions.add(|| example.clone());
+                }
+                o.new_extensions
+                    .add_n(tally.count - tally.examples.len() as u64);
+                bump_by(&mut o.new_extension_counts, &e, tally.count);
+            }
+        }
+        self.observed
     }
 
     /// A path as the snapshot has it: `/NAME/...` under the backed-up path named NAME.
@@ -133,7 +166,7 @@ impl Gather {
         dir: &Path,
         prev: Option<&'a Tree>,
         names: &[std::ffi::OsString],
-        parents: &'a HashMap<Id, Tree>,
+        parents: &ParentTrees,
     ) -> Gone<'a> {
         use std::os::unix::ffi::OsStrExt;
         let mut gone = Gone {
@@ -165,12 +198,14 @@ impl Gather {
     }
 
     /// Every file below a folder of the parent that is gone.
-    fn removed_dir(&mut self, path: PathBuf, node: &Node, parents: &HashMap<Id, Tree>) {
+    fn removed_dir(&mut self, path: PathBuf, node: &Node, parents: &ParentTrees) {
         let mut todo = vec![(path, node.subtree)];
         while let Some((path, sub)) = todo.pop() {
-            let Some(tree) = sub.and_then(|id| parents.get(&id)) else {
+            // A tree that cannot be read here is met again, and reported, by the walk.
+            let Some(tree) = sub.and_then(|id| parents.get(&id).ok().flatten()) else {
                 continue;
             };
+            self.parent_folder(&tree);
             for n in &tree.entries {
                 match n.kind {
                     NodeKind::File => self.removed(&path.join(n.name.as_os()), n),
@@ -240,11 +275,8 @@ impl Gather {
             }
         }
         if let Some(e) = &ext {
+            self.new_with_extension(e, &shown);
             let o = &mut self.observed;
-            if !self.parent_extensions.contains(e) && o.parent_files.is_some() {
-                o.new_extensions.add(|| shown.clone());
-                bump(&mut o.new_extension_counts, e);
-            }
             if self.names.ransom_extension(e) {
                 o.ransom_extensions.add(|| shown.clone());
                 bump(&mut o.ransom_extension_counts, e);
@@ -262,6 +294,38 @@ impl Gather {
             }
         }
         note
+    }
+}
+
+/// The most different extensions remembered (of the parent's files, and of new files): beyond
+/// it, a new file's extension is not weighed as new.
+const MAX_EXTENSIONS: usize = 10_000;
+
+impl Gather {
+    /// A new file with extension `e`, weighed as a new extension at the end if the parent has
+    /// none.
+    fn new_with_extension(&mut self, e: &str, shown: &str) {
+        let slot = match self.new_extension_slot.get(e) {
+            Some(&i) => i,
+            None if self.new_by_extension.len() < MAX_EXTENSIONS => {
+                self.new_by_extension
+                    .push((e.to_string(), Tally::default()));
+                let i = self.new_by_extension.len() - 1;
+                self.new_extension_slot.insert(e.to_string(), i);
+                i
+            }
+            None => return,
+        };
+        self.new_by_extension[slot].1.add(|| shown.to_string());
+    }
+}
+
+/// Counts `n` files of an extension, keeping at most 1,000 different ones.
+fn bump_by(counts: &mut std::collections::BTreeMap<String, u64>, ext: &str, n: u64) {
+    if let Some(c) = counts.get_mut(ext) {
+        *c += n;
+    } else if counts.len() < 1000 {
+        counts.insert(ext.to_string(), n);
     }
 }
 

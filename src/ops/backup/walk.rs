@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::parents::ParentTrees;
 use super::read::{Chunking, ReadError, ReadJob, Reply, Stopped};
 use super::signals::Gather;
 use crate::error::{Error, Result};
@@ -47,6 +48,9 @@ pub(super) struct Walk {
     depth: usize,
     /// The ransomware signals, when detection is on.
     gather: Option<Gather>,
+    /// Read every file, even one the parent describes unchanged (`--force-read`); the parent is
+    /// still compared with.
+    force_read: bool,
 }
 
 /// The deepest directory a backup descends into. Anyone who can write a share can make a
@@ -80,6 +84,7 @@ impl Walk {
         chunking: Arc<Chunking>,
         jobs: crossbeam_channel::Sender<ReadJob>,
         gather: Option<Gather>,
+        force_read: bool,
     ) -> Walk {
         Walk {
             cancel,
@@ -92,6 +97,7 @@ impl Walk {
             links: HashMap::new(),
             depth: 0,
             gather,
+            force_read,
         }
     }
 
@@ -101,7 +107,7 @@ impl Walk {
         mut self,
         roots: &[(Name, PathBuf)],
         parent_root: Option<Id>,
-        parents: &HashMap<Id, Tree>,
+        parents: &ParentTrees,
         readers: Vec<std::thread::JoinHandle<()>>,
     ) -> Result<Walked> {
         let root = self.root(roots, parent_root, parents);
@@ -115,7 +121,7 @@ impl Walk {
         self.stats.blobs_added = c.blobs_added.load(Ordering::Relaxed);
         self.stats.bytes_added = c.bytes_added.load(Ordering::Relaxed);
         self.stats.bytes_read = c.bytes_read.load(Ordering::Relaxed);
-        let observed = self.gather.map(|g| g.observed);
+        let observed = self.gather.map(Gather::finish);
         if let Some(o) = &observed {
             self.stats.files_removed = o.removed.count;
             self.stats.files_moved = o.moved;
@@ -127,9 +133,16 @@ impl Walk {
         &mut self,
         roots: &[(Name, PathBuf)],
         parent_root: Option<Id>,
-        parents: &HashMap<Id, Tree>,
+        parents: &ParentTrees,
     ) -> Result<Id> {
-        let parent_tree = parent_root.and_then(|id| parents.get(&id));
+        let parent_tree = match parent_root {
+            Some(id) => parents.get(&id).map_err(|_| stopped(Stopped))?,
+            None => None,
+        };
+        let parent_tree = parent_tree.as_deref();
+        if let (Some(g), Some(t)) = (self.gather.as_mut(), parent_tree) {
+            g.parent_folder(t);
+        }
         let mut tree = Tree::default();
         for (name, path) in roots {
             let meta = match std::fs::symlink_metadata(path) {
@@ -178,7 +191,8 @@ impl Walk {
         if !meta.is_file() {
             return Ok(None);
         }
-        if unchanged(prev, meta)
+        if !self.force_read
+            && unchanged(prev, meta)
             && prev.is_some_and(|p| p.content.iter().all(|id| self.chunking.is_stored(id)))
         {
             return Ok(None);
@@ -213,7 +227,7 @@ impl Walk {
         name: Name,
         meta: &Metadata,
         prev: Option<&Node>,
-        parents: &HashMap<Id, Tree>,
+        parents: &ParentTrees,
         pending: Option<Reply>,
     ) -> Result<Option<Node>, Stopped> {
         let ft = meta.file_type();
@@ -258,10 +272,9 @@ impl Walk {
         match kind {
             NodeKind::Dir => {
                 self.stats.dirs += 1;
-                let prev_tree = prev
+                let prev_id = prev
                     .filter(|p| p.kind == NodeKind::Dir)
-                    .and_then(|p| p.subtree)
-                    .and_then(|id| parents.get(&id));
+                    .and_then(|p| p.subtree);
                 if self.depth >= MAX_DEPTH {
                     self.warn(
                         path,
@@ -269,8 +282,13 @@ impl Walk {
                     );
                     node.subtree = Some(self.store_tree(Tree::default())?);
                 } else {
+                    // Read as the walk enters the folder, dropped as it leaves.
+                    let prev_tree = match prev_id {
+                        Some(id) => parents.get(&id).map_err(|_| Stopped)?,
+                        None => None,
+                    };
                     self.depth += 1;
-                    let subtree = self.dir(path, prev_tree, parents);
+                    let subtree = self.dir(path, prev_tree.as_deref(), parents);
                     self.depth -= 1;
                     node.subtree = Some(subtree?);
                 }
@@ -306,9 +324,12 @@ impl Walk {
         &mut self,
         path: &Path,
         prev: Option<&Tree>,
-        parents: &HashMap<Id, Tree>,
+        parents: &ParentTrees,
     ) -> Result<Id, Stopped> {
         let mut tree = Tree::default();
+        if let (Some(g), Some(p)) = (self.gather.as_mut(), prev) {
+            g.parent_folder(p);
+        }
         let entries = match std::fs::read_dir(path) {
             Ok(rd) => rd,
             Err(e) => {
@@ -437,6 +458,7 @@ impl Walk {
                     return Ok(true);
                 }
                 if let Some(p) = prev
+                    && !self.force_read
                     && unchanged(prev, meta)
                     && p.content.iter().all(|id| self.chunking.is_stored(id))
                 {
@@ -454,7 +476,11 @@ impl Walk {
                 node.content = content;
                 node.size = size;
                 node.look = look;
-                if prev.is_some() {
+                // Read again with the same content (only its times changed, or --force-read):
+                // unchanged.
+                if prev.is_some_and(|p| p.kind == NodeKind::File && p.content == node.content) {
+                    self.stats.files_unchanged += 1;
+                } else if prev.is_some() {
                     self.stats.files_changed += 1;
                 } else {
                     self.stats.files_new += 1;
