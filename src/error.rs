@@ -62,7 +62,12 @@ pub enum Error {
     Usage(String),
 
     /// Problems in the configuration files, each naming its file, line and key.
-    #[error("the configuration has {} problem(s): {}", .0.len(), .0.join("; "))]
+    #[error(
+        "the configuration has {} {}: {}",
+        .0.len(),
+        if .0.len() == 1 { "problem" } else { "problems" },
+        .0.join("; ")
+    )]
     Config(Vec<String>),
 
     /// Stopped by a signal; what was stored is kept and the next run continues from it.
@@ -98,5 +103,22 @@ impl Error {
             op,
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_problems_are_counted_in_words() {
+        // Spelt out by hand here: the base layer may not use `plan::words`.
+        let one = Error::Config(vec!["nightly.toml:3:1: key cron: not a schedule".into()]);
+        assert_eq!(
+            one.to_string(),
+            "the configuration has 1 problem: nightly.toml:3:1: key cron: not a schedule"
+        );
+        let two = Error::Config(vec!["a".into(), "b".into()]);
+        assert_eq!(two.to_string(), "the configuration has 2 problems: a; b");
     }
 }

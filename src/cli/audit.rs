@@ -87,7 +87,10 @@ pub(super) async fn audit_cmd(url: Option<&str>, a: AuditArgs) -> Result<Outcome
             }
         );
     }
-    println!("{} restore(s)", records.len());
+    println!(
+        "{}",
+        firesafe::plan::words::count_s(records.len() as u64, "restore")
+    );
     Ok(Outcome::Success)
 }
 

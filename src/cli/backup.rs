@@ -85,8 +85,8 @@ pub(super) async fn backup_cmd(url: Option<&str>, a: BackupArgs) -> Result<Outco
             String::new()
         } else {
             format!(
-                "; {} warning(s): some files could not be read",
-                s.warnings.len()
+                "; {}: some files could not be read",
+                firesafe::plan::words::count_s(s.warnings.len() as u64, "warning")
             )
         },
     );

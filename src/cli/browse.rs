@@ -198,7 +198,10 @@ pub(super) async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Out
             printable(&s.tags.join(","))
         );
     }
-    println!("{} snapshot(s)", list.len());
+    println!(
+        "{}",
+        firesafe::plan::words::count_s(list.len() as u64, "snapshot")
+    );
     Ok(Outcome::Success)
 }
 

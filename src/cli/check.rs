@@ -47,11 +47,11 @@ pub(super) async fn check_cmd(url: Option<&str>, a: CheckArgs) -> Result<Outcome
             println!("finding: {}: {}", f.object, f.problem);
             for a in &f.affects {
                 println!(
-                    "  affects snapshot {} ({}, taken {}): {} path(s): {}{}",
+                    "  affects snapshot {} ({}, taken {}): {}: {}{}",
                     a.snapshot.short(),
                     a.source,
                     a.time.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
-                    a.count,
+                    firesafe::plan::words::count_s(a.count as u64, "path"),
                     a.paths.join(", "),
                     if a.count > a.paths.len() { ", ..." } else { "" }
                 );
@@ -75,7 +75,7 @@ pub(super) async fn check_cmd(url: Option<&str>, a: CheckArgs) -> Result<Outcome
             if report.is_clean() {
                 "no problems found".to_string()
             } else {
-                format!("{} finding(s)", report.findings.len())
+                firesafe::plan::words::count_s(report.findings.len() as u64, "finding")
             }
         );
     }

@@ -2,6 +2,7 @@
 
 use chrono::Local;
 use clap::Args;
+use firesafe::plan::words::count_s;
 use firesafe::store::blobs::BlobReader;
 use firesafe::store::index::Index;
 use firesafe::store::snapshot::Catalog;
@@ -107,10 +108,10 @@ pub(super) async fn find_cmd(url: Option<&str>, a: FindArgs) -> Result<Outcome> 
         .map(|v| (v.source.as_str(), v.path.as_str()))
         .collect();
     println!(
-        "{} version(s) of {} path(s) in {} snapshot(s)",
-        report.versions.len(),
-        paths.len(),
-        report.snapshots
+        "{} of {} in {}",
+        count_s(report.versions.len() as u64, "version"),
+        count_s(paths.len() as u64, "path"),
+        count_s(report.snapshots as u64, "snapshot")
     );
     Ok(Outcome::Success)
 }
@@ -131,10 +132,10 @@ pub(super) async fn versions_cmd(url: Option<&str>, a: VersionsArgs) -> Result<O
     }
     print_versions(&report.versions);
     println!(
-        "{} version(s) of {} in {} snapshot(s); restore one with `firesafe restore SNAPSHOT:{} --to DIR`, SNAPSHOT being one that holds it",
-        report.versions.len(),
+        "{} of {} in {}; restore one with `firesafe restore SNAPSHOT:{} --to DIR`, SNAPSHOT being one that holds it",
+        count_s(report.versions.len() as u64, "version"),
         firesafe::format::tree::printable(&report.path),
-        report.snapshots,
+        count_s(report.snapshots as u64, "snapshot"),
         firesafe::format::tree::printable(report.path.trim_start_matches('/'))
     );
     Ok(Outcome::Success)
@@ -179,13 +180,13 @@ fn print_versions(versions: &[firesafe::ops::find::Version]) {
             ),
         };
         println!(
-            "  {} {}, modified {}: seen {} to {} in {} snapshot(s) [{shown}]; {ended}",
+            "  {} {}, modified {}: seen {} to {} in {} [{shown}]; {ended}",
             format!("{:?}", v.kind).to_lowercase(),
             bytesize::ByteSize(v.size),
             local(v.mtime),
             local(v.first_seen),
             local(v.last_seen),
-            v.snapshots.len(),
+            count_s(v.snapshots.len() as u64, "snapshot"),
         );
     }
 }

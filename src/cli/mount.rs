@@ -61,8 +61,8 @@ pub(super) async fn mount_cmd(url: Option<&str>, a: MountArgs) -> Result<Outcome
     let reader = BlobReader::with_copies(copies, index, 256 << 20);
     let fs = firesafe::ops::mount::SnapshotFs::new(reader, &selected);
     println!(
-        "mounted {} snapshot(s) read-only at {}; unmount with `fusermount -u {}` or Ctrl-C",
-        selected.len(),
+        "mounted {} read-only at {}; unmount with `fusermount -u {}` or Ctrl-C",
+        firesafe::plan::words::count_s(selected.len() as u64, "snapshot"),
         a.dir.display(),
         a.dir.display()
     );

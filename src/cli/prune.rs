@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use firesafe::plan::words::{count_s, noun};
 use firesafe::{Error, Result};
 
 use super::Outcome;
@@ -110,8 +111,9 @@ pub(super) async fn prune_cmd(a: PruneArgs) -> Result<Outcome> {
                         );
                     } else {
                         println!(
-                            "{}: target {name}: given {from}'s new objects and the same deletions ({deleted} object(s) deleted{})",
+                            "{}: target {name}: given {from}'s new objects and the same deletions ({} deleted{})",
                             schedule.name,
+                            count_s(deleted as u64, "object"),
                             if locked > 0 {
                                 format!("; {locked} under object lock, deleted by a later prune")
                             } else {
@@ -189,47 +191,52 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::ops::prune::PruneRepo
         ("deleted", "rewrote")
     };
     println!(
-        "  {delete} {} pack(s) ({}); {rewrite} {} index object(s)",
-        r.packs_deleted,
+        "  {delete} {} ({}); {rewrite} {}",
+        count_s(r.packs_deleted, "pack"),
         bytesize::ByteSize(r.bytes_freed),
-        r.index_objects_rewritten
+        count_s(r.index_objects_rewritten, "index object")
     );
     if r.packs_repacked > 0 {
         println!(
-            "  {} {} pack(s) with much unused space, copying {} still in use into new packs",
+            "  {} {} with much unused space, copying {} still in use into new packs",
             if r.dry_run {
                 "would rewrite"
             } else {
                 "rewrote"
             },
-            r.packs_repacked,
+            count_s(r.packs_repacked, "pack"),
             bytesize::ByteSize(r.bytes_repacked)
         );
     }
     if r.packs_partly_used > 0 {
         println!(
-            "  kept {} pack(s) still partly in use, holding {} no snapshot uses",
-            r.packs_partly_used,
+            "  kept {} still partly in use, holding {} no snapshot uses",
+            count_s(r.packs_partly_used, "pack"),
             bytesize::ByteSize(r.bytes_unused_in_kept_packs)
         );
     }
     if r.packs_in_grace > 0 {
         println!(
-            "  kept {} unindexed pack(s) younger than the grace period (a backup may still be using them)",
-            r.packs_in_grace
+            "  kept {} younger than the grace period (a backup may still be using {})",
+            count_s(r.packs_in_grace, "unindexed pack"),
+            noun(r.packs_in_grace, "it", "them")
         );
     }
     if r.blobs_unlocated > 0 {
         println!(
-            "  kept {} unindexed pack(s) whatever their age: {} blob(s) the snapshots use are in no indexed pack here (an index object or pack is missing); run `firesafe repair {schedule}`",
-            r.packs_unindexed_kept, r.blobs_unlocated
+            "  kept {} whatever {} age: {} the snapshots use {} in no indexed pack here (an index object or pack is missing); run `firesafe repair {schedule}`",
+            count_s(r.packs_unindexed_kept, "unindexed pack"),
+            noun(r.packs_unindexed_kept, "its", "their"),
+            count_s(r.blobs_unlocated, "blob"),
+            noun(r.blobs_unlocated, "is", "are")
         );
     }
     if let Some(until) = r.locked_until {
         println!(
-            "  could not delete {} object(s) yet: under object lock, the first until {}; a later prune deletes them",
-            r.locked.len(),
-            until.format("%Y-%m-%d %H:%M UTC")
+            "  could not delete {} yet: under object lock, the first until {}; a later prune deletes {}",
+            count_s(r.locked.len() as u64, "object"),
+            until.format("%Y-%m-%d %H:%M UTC"),
+            noun(r.locked.len() as u64, "it", "them")
         );
     }
     if !r.stale_locks_removed.is_empty() {

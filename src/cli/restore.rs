@@ -298,8 +298,8 @@ fn print_restored(
     }
     if report.leftovers_removed > 0 {
         extra.push_str(&format!(
-            "; removed {} unfinished file(s) of an earlier restore",
-            report.leftovers_removed
+            "; removed {} of an earlier restore",
+            count_s(report.leftovers_removed, "unfinished file")
         ));
     }
     if !report.skipped.is_empty() {
@@ -310,8 +310,8 @@ fn print_restored(
     }
     if !report.failed.is_empty() {
         extra.push_str(&format!(
-            "; {} file(s) could not be restored (run `firesafe check --read-data`)",
-            report.failed.len()
+            "; {} could not be restored (run `firesafe check --read-data`)",
+            count_s(report.failed.len() as u64, "file")
         ));
     }
     println!(

@@ -243,11 +243,11 @@ fn config_check(dir: &Path) -> Result<Outcome> {
     match Config::load(dir) {
         Ok(c) => {
             println!(
-                "configuration in {} is valid: {} target(s) ({}), {} schedule(s) ({})",
+                "configuration in {} is valid: {} ({}), {} ({})",
                 dir.display(),
-                c.targets.len(),
+                firesafe::plan::words::count_s(c.targets.len() as u64, "target"),
                 c.targets.keys().cloned().collect::<Vec<_>>().join(", "),
-                c.schedules.len(),
+                firesafe::plan::words::count_s(c.schedules.len() as u64, "schedule"),
                 c.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
             );
             for w in c.warnings() {
@@ -276,7 +276,10 @@ fn config_check(dir: &Path) -> Result<Outcome> {
             for p in &problems {
                 println!("{p}");
             }
-            println!("{} problem(s) found", problems.len());
+            println!(
+                "{} found",
+                firesafe::plan::words::count_s(problems.len() as u64, "problem")
+            );
             Ok(Outcome::Findings)
         }
         Err(e) => Err(e),

@@ -143,9 +143,11 @@ fn print_status(s: &ScheduleStatus, now: DateTime<Utc>) {
                 .map(|t| t.with_timezone(&Local).format("%Y-%m-%d").to_string())
                 .unwrap_or_else(|| "never".into()),
             if v.open_findings > 0 {
+                let n = v.open_findings as u64;
                 format!(
-                    "; {} finding(s) open (`firesafe verify` lists them)",
-                    v.open_findings
+                    "; {} open (`firesafe verify` lists {})",
+                    firesafe::plan::words::count_s(n, "finding"),
+                    firesafe::plan::words::noun(n, "it", "them")
                 )
             } else {
                 String::new()

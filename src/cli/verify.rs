@@ -180,7 +180,7 @@ fn print_verify(records: &[VerifyRecord], json: bool) -> Result<Outcome> {
                 continue;
             }
             println!(
-                "target {}: {}: structure checked, {} of {} pack(s) read back ({} of {}); read back in the last 30 days: {:.0}%, 90 days: {:.0}%{}",
+                "target {}: {}: structure checked, {} of {} read back ({} of {}); read back in the last 30 days: {:.0}%, 90 days: {:.0}%{}",
                 r.target,
                 if r.result == CheckOutcome::Pass {
                     "OK"
@@ -188,7 +188,7 @@ fn print_verify(records: &[VerifyRecord], json: bool) -> Result<Outcome> {
                     "PROBLEMS"
                 },
                 r.packs_read,
-                r.packs_total,
+                firesafe::plan::words::count_s(r.packs_total, "pack"),
                 bytesize::ByteSize(r.bytes_read),
                 bytesize::ByteSize(r.bytes_total),
                 r.coverage_30d * 100.0,

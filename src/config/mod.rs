@@ -899,9 +899,9 @@ fn unsatisfiable(s: &ScheduleSpec, targets: &BTreeMap<String, TargetSpec>) -> Op
     let offsite = mine.iter().filter(|t| t.location == Site::Offsite).count();
     if copies < s.policy.min_copies {
         Some(format!(
-            "min_copies = {} but the schedule has {} target(s){}; add targets or lower min_copies",
+            "min_copies = {} but the schedule has {}{}; add targets or lower min_copies",
             s.policy.min_copies,
-            mine.len(),
+            crate::plan::words::count_s(mine.len() as u64, "target"),
             if live == 1 {
                 " plus the live share"
             } else {
@@ -910,8 +910,9 @@ fn unsatisfiable(s: &ScheduleSpec, targets: &BTreeMap<String, TargetSpec>) -> Op
         ))
     } else if media < s.policy.min_media {
         Some(format!(
-            "min_media = {} but its targets use {media} kind(s) of media{}",
+            "min_media = {} but its targets use {} of media{}",
             s.policy.min_media,
+            crate::plan::words::count_s(media as u64, "kind"),
             if live == 1 {
                 " counting the live share"
             } else {

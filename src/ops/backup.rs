@@ -311,8 +311,9 @@ async fn walk_and_store(
         .is_some_and(|c| c.load(Ordering::Relaxed))
     {
         return Err(Error::Interrupted(format!(
-            "backup of {} interrupted: {packs_added} pack(s) stored and indexed, no snapshot written; the next backup continues from there",
-            options.source
+            "backup of {} interrupted: {} stored and indexed, no snapshot written; the next backup continues from there",
+            options.source,
+            crate::plan::words::count_s(packs_added, "pack"),
         )));
     }
     let walked = walked.expect("the walker does not panic")?;

@@ -312,8 +312,12 @@ async fn check_packs(
     }
     let unindexed = listed.keys().filter(|id| index.pack(id).is_none()).count();
     if unindexed > 0 {
+        let n = unindexed as u64;
         report.notes.push(format!(
-            "{unindexed} pack(s) are listed by no index object (left by an interrupted backup; harmless, their data is stored again when needed)"
+            "{} {} listed by no index object (left by an interrupted backup; harmless, {} data is stored again when needed)",
+            crate::plan::words::count_s(n, "pack"),
+            crate::plan::words::noun(n, "is", "are"),
+            crate::plan::words::noun(n, "its", "their"),
         ));
     }
     Ok(bad_packs)
@@ -373,8 +377,9 @@ async fn read_data(
                     problems.insert(
                         pack_key(&pack_id),
                         format!(
-                            "{} blob(s) in the pack are damaged (first: {why})",
-                            damaged.len()
+                            "{} in the pack {} damaged (first: {why})",
+                            crate::plan::words::count_s(damaged.len() as u64, "blob"),
+                            crate::plan::words::noun(damaged.len() as u64, "is", "are"),
                         ),
                     );
                 }

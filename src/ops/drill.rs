@@ -329,8 +329,8 @@ fn failure_reason(
     });
     if !mismatches.is_empty() {
         format!(
-            "{} file(s) did not restore to the snapshot's exact bytes (first: {}: {})",
-            mismatches.len(),
+            "{} did not restore to the snapshot's exact bytes (first: {}: {})",
+            crate::plan::words::count_s(mismatches.len() as u64, "file"),
             mismatches[0].path,
             mismatches[0].problem
         )

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::tree::{Name, Node, NodeKind, Tree};
 use crate::id::Id;
+use crate::plan::words::count_s;
 use crate::store::blobs::BlobReader;
 use crate::store::snapshot::Listed;
 use crate::store::walk::Trees;
@@ -163,9 +164,9 @@ pub async fn find(
     }
     if history.versions.is_empty() {
         return Err(Error::NotFound(format!(
-            "nothing matches \"{}\" in the {} snapshot(s) searched{}; a pattern without '/' matches names (* any characters, ? one), with '/' whole paths",
+            "nothing matches \"{}\" in the {} searched{}; a pattern without '/' matches names (* any characters, ? one), with '/' whole paths",
             options.pattern,
-            chosen.len(),
+            count_s(chosen.len() as u64, "snapshot"),
             of_source(options.source.as_deref()),
         )));
     }
@@ -235,8 +236,8 @@ pub async fn versions(
     }
     if history.versions.is_empty() {
         return Err(Error::NotFound(format!(
-            "{path} is in none of the {} snapshot(s){}; `firesafe find NAME` searches by name",
-            chosen.len(),
+            "{path} is in none of the {}{}; `firesafe find NAME` searches by name",
+            count_s(chosen.len() as u64, "snapshot"),
             of_source(options.source.as_deref())
         )));
     }

@@ -20,6 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::ops::progress::Ticker;
+use crate::plan::words::noun;
 use crate::store::index::{Index, IndexFile, IndexPack};
 use crate::store::lock::TargetLock;
 use crate::store::repo::{
@@ -445,10 +446,14 @@ async fn carry_removals(
         .collect();
     if !envelopes.is_empty() && envelopes.iter().all(|id| removed.contains(id)) {
         let ids: Vec<String> = envelopes.iter().map(Id::short).collect();
+        let n = envelopes.len() as u64;
+        let them = noun(n, "it", "them");
         report.notes.push(format!(
-            "kept key(s) {} on {}: a removal record names them, but they are the only keys there and without them it could never be opened",
+            "kept {} {} on {}: a removal record names {them}, but {} there and without {them} it could never be opened",
+            noun(n, "key", "keys"),
             ids.join(", "),
-            to.name()
+            to.name(),
+            noun(n, "it is the only key", "they are the only keys"),
         ));
         return Ok(());
     }

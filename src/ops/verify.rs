@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::ops::check::{self, CheckOptions};
+use crate::plan::words::{count_s, noun};
 use crate::store::index::{self, IndexPack};
 use crate::store::lock::TargetLock;
 use crate::store::records::{Finding, VerifyRecord};
@@ -350,8 +351,9 @@ async fn repair(
             {
                 f.repair = if rebuilt > 0 {
                     format!(
-                        "{} {rebuilt} pack(s) no index listed{carried}",
-                        if dry_run { "would index" } else { "indexed" }
+                        "{} {} no index listed{carried}",
+                        if dry_run { "would index" } else { "indexed" },
+                        count_s(rebuilt as u64, "pack")
                     )
                 } else {
                     "not repaired: no pack on any target holds it".into()
@@ -523,14 +525,16 @@ async fn carry(repo: &Repository, others: &[(&str, &Repository)], written: &[Id]
     let mut words = String::new();
     if !done.is_empty() {
         words.push_str(&format!(
-            "; the new index object(s) copied to {}",
+            "; the new {} copied to {}",
+            noun(written.len() as u64, "index object", "index objects"),
             done.join(", ")
         ));
     }
     if !failed.is_empty() {
         words.push_str(&format!(
-            "; not copied to {} (the next run copies them)",
-            failed.join("; ")
+            "; not copied to {} (the next run copies {})",
+            failed.join("; "),
+            noun(written.len() as u64, "it", "them")
         ));
     }
     words

@@ -163,7 +163,11 @@ fn text_block(out: &mut String, b: &Block) {
                 out.push_str(&format!("{}\n", c.empty));
             }
             for s in &c.series {
-                out.push_str(&format!("  {}: {} point(s)\n", s.label, s.points.len()));
+                out.push_str(&format!(
+                    "  {}: {}\n",
+                    s.label,
+                    crate::plan::words::count_s(s.points.len() as u64, "point")
+                ));
             }
             out.push('\n');
         }

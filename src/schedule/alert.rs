@@ -238,7 +238,7 @@ pub fn ransomware_subject(status: &ScheduleStatus, host: &str) -> Option<String>
     };
     let more = match suspect.len() {
         1 => String::new(),
-        n => format!(" (and {} more share(s))", n - 1),
+        n => format!(" (and {} more)", words::count_s(n as u64 - 1, "share")),
     };
     Some(format!(
         "{what} on the {} share: {headline}{more} (firesafe on {host})",

@@ -5,6 +5,7 @@
 use crate::config::{Config, ScheduleSpec};
 use crate::error::{Error, Result};
 use crate::format::tree::printable;
+use crate::plan::words::{count_s, noun};
 use crate::schedule::media::{Held, record_written};
 use crate::schedule::run::{RunOptions, RunReport, TargetOutcome, run};
 use crate::store::state::{RunOutcome, RunRecord, StateDir};
@@ -136,8 +137,8 @@ fn record_of(
                 .chain(r.backups.iter().filter_map(|(s, b)| match b {
                     Err(e) => Some(format!("{s}: {e}")),
                     Ok(b) if b.snapshot.partial => Some(format!(
-                        "{s}: partial snapshot, {} warning(s)",
-                        b.snapshot.warnings.len()
+                        "{s}: partial snapshot, {}",
+                        count_s(b.snapshot.warnings.len() as u64, "warning")
                     )),
                     Ok(b) if b.snapshot.suspect.is_some() => Some(format!(
                         "{s}: possible ransomware: {} (snapshot {} kept as suspect; nothing of {s} is pruned until a technician decides with `firesafe suspect`)",
@@ -145,9 +146,10 @@ fn record_of(
                         b.id.short()
                     )),
                     Ok(b) if !b.damaged_packs.is_empty() => Some(format!(
-                        "{s}: {} damaged pack(s) found on the repository ({}); their data was stored again, run `firesafe verify {} --repair`",
-                        b.damaged_packs.len(),
+                        "{s}: {} found on the repository ({}); {} data was stored again, run `firesafe verify {} --repair`",
+                        count_s(b.damaged_packs.len() as u64, "damaged pack"),
                         b.damaged_packs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                        noun(b.damaged_packs.len() as u64, "its", "their"),
                         schedule.name
                     )),
                     Ok(_) => None,

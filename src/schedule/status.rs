@@ -427,9 +427,9 @@ fn copies_of(
 fn lacking_words(newest: &Listed, lacking: &[String], schedule: &str) -> String {
     let shown: Vec<&str> = lacking.iter().take(3).map(String::as_str).collect();
     format!(
-        "not counted: snapshot {} needs {} object(s) not on this target ({}{}); run `firesafe repair {schedule}`",
+        "not counted: snapshot {} needs {} not on this target ({}{}); run `firesafe repair {schedule}`",
         newest.id.short(),
-        lacking.len(),
+        crate::plan::words::count_s(lacking.len() as u64, "object"),
         shown.join(", "),
         if lacking.len() > 3 { ", ..." } else { "" }
     )

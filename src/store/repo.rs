@@ -313,7 +313,8 @@ impl Repository {
             Unlock::Passphrase(_) => "the passphrase in FIRESAFE_PASSPHRASE",
         };
         let mut msg = format!(
-            "wrong key: {what} opens none of the {envelopes} key envelope(s) on target \"{}\"; check you are using this repository's key",
+            "wrong key: {what} opens none of the {} on target \"{}\"; check you are using this repository's key",
+            crate::plan::words::count_s(envelopes, "key envelope"),
             target.name()
         );
         if !damaged.is_empty() {

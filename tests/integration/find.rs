@@ -147,7 +147,7 @@ fn a_changed_then_deleted_file_has_two_versions_each_restorable() {
         assert!(
             shown.contains(&format!("changed in {}", &six.ids[3][..8]))
                 && shown.contains(&format!("gone in {}", &six.ids[5][..8]))
-                && shown.contains("2 version(s) of /share/year7/plan.docx in 6 snapshot(s)"),
+                && shown.contains("2 versions of /share/year7/plan.docx in 6 snapshots"),
             "{shown}"
         );
 
@@ -315,11 +315,11 @@ fn bad_input_gets_a_clear_message() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["versions", "share/no/such.docx"],
-            "/share/no/such.docx is in none of the 1 snapshot(s)",
+            "/share/no/such.docx is in none of the 1 snapshot;",
         ),
         (
             &["find", "*.xlsx", "--source", "curriculum"],
-            "nothing matches \"*.xlsx\" in the 1 snapshot(s) searched of source \"curriculum\"",
+            "nothing matches \"*.xlsx\" in the 1 snapshot searched of source \"curriculum\"",
         ),
         (&["find", "report[12"], "has a '[' without its ']'"),
         (

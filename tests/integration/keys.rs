@@ -503,7 +503,8 @@ fn a_run_never_removes_the_last_key_of_a_copy() {
     let out = in_example(d, &["sync", "nightly"]);
     assert_success(&out, "sync");
     assert!(
-        stdout(&out).contains("target offsite: note: kept key(s)"),
+        stdout(&out).contains("target offsite: note: kept key ")
+            && stdout(&out).contains("but it is the only key there"),
         "{}",
         stdout(&out)
     );

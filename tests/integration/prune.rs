@@ -221,11 +221,7 @@ fn prune_forgets_old_snapshots_and_deletes_only_unused_data() {
         // A second prune has nothing left to do.
         let out = s.prune(&[]);
         assert_success(&out, "second prune");
-        assert!(
-            stdout(&out).contains("deleted 0 pack(s)"),
-            "{}",
-            stdout(&out)
-        );
+        assert!(stdout(&out).contains("deleted 0 packs"), "{}", stdout(&out));
 
         // The next backup after a prune still deduplicates against what stayed, and restores.
         write(&s.share().join("new.txt"), b"after the prune");

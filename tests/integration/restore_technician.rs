@@ -378,7 +378,7 @@ fn every_restore_is_in_the_audit_log_and_the_repository() {
         .expect("run");
     let t = String::from_utf8_lossy(&table.stdout);
     assert!(
-        t.contains("curriculum/sub") && t.contains("in place") && t.contains("2 restore(s)"),
+        t.contains("curriculum/sub") && t.contains("in place") && t.contains("2 restores"),
         "{t}"
     );
     let future = firesafe()

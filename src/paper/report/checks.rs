@@ -234,8 +234,8 @@ pub(super) fn check_runs(d: &ReportData, c: &Clock) -> Check {
         }
     };
     let recorded = format!(
-        "Recorded: {} run(s), {complete} complete; left a copy out of date: {}; failed: {}{}.",
-        runs.len(),
+        "Recorded: {}, {complete} complete; left a copy out of date: {}; failed: {}{}.",
+        crate::plan::words::count_s(runs.len() as u64, "run"),
         none(degraded),
         none(failed),
         if other > 0 {

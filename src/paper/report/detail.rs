@@ -115,8 +115,8 @@ fn restores_measured(d: &ReportData, c: &Clock, share: &Share) -> [String; 2] {
         )
     } else {
         format!(
-            "{} drill(s): {} passed, {} failed. Latest: {}.",
-            drills.len(),
+            "{}: {} passed, {} failed. Latest: {}.",
+            crate::plan::words::count_s(drills.len() as u64, "drill"),
             drills
                 .iter()
                 .filter(|x| x.result == CheckOutcome::Pass)

@@ -11,6 +11,7 @@ use crate::paper::report::facts::{ReportData, ScheduleData, TargetInfo};
 use crate::paper::report::share::{Share, shares};
 use crate::paper::report::words::{Clock, describe_seconds, list};
 use crate::plan::due::Due;
+use crate::plan::words::count_s;
 use crate::store::records::{CheckOutcome, DrillKind, VerifyRecord};
 
 /// Makes a check at least ATTENTION when what was due was not all done, or when the records
@@ -116,7 +117,10 @@ fn drills_recorded(d: &ReportData, c: &Clock) -> Check {
         .iter()
         .filter_map(|s| s.drills().last().map(|x| x.finished))
         .max();
-    let count: usize = drilled.iter().map(|s| s.drills().len()).sum();
+    let count = count_s(
+        drilled.iter().map(|s| s.drills().len() as u64).sum(),
+        "restore drill",
+    );
     if !failed.is_empty() {
         Check {
             light: Light::Red,
@@ -131,7 +135,7 @@ fn drills_recorded(d: &ReportData, c: &Clock) -> Check {
                 list(&missing)
             ),
             detail: format!(
-                "{count} restore drill(s) of the other shares passed. The technician should run a drill of every share (firesafe drill {name})."
+                "{count} of the other shares passed. The technician should run a drill of every share (firesafe drill {name})."
             ),
         }
     } else {
@@ -139,7 +143,7 @@ fn drills_recorded(d: &ReportData, c: &Clock) -> Check {
             light: Light::Green,
             headline: "A restore of every share was tested and passed.".into(),
             detail: format!(
-                "{count} restore drill(s) {period}; the latest on {}.",
+                "{count} {period}; the latest on {}.",
                 latest.map_or(String::new(), |t| c.time(t))
             ),
         }
