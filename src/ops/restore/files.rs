@@ -191,21 +191,71 @@ pub(super) struct Writing {
     pub(super) files: Vec<PlanEntry>,
     pub(super) pending: Vec<Pending>,
     as_root: bool,
-    written: AtomicU64,
-    files_done: AtomicU64,
+    written: Arc<AtomicU64>,
+    files_done: Arc<AtomicU64>,
+    /// The counters are a [`Progress`] shared by every part.
+    shared_progress: bool,
     warnings: Mutex<Vec<String>>,
 }
 
+/// One progress bar over every part of a restore whose size is known at the start.
+#[derive(Clone)]
+pub(super) struct Progress {
+    written: Arc<AtomicU64>,
+    files_done: Arc<AtomicU64>,
+    _ticker: Arc<Ticker>,
+}
+
+impl Progress {
+    pub(super) fn new(files: u64, bytes: u64) -> Progress {
+        let written = Arc::new(AtomicU64::new(0));
+        let files_done = Arc::new(AtomicU64::new(0));
+        let (w, d) = (Arc::clone(&written), Arc::clone(&files_done));
+        let ticker = Ticker::bar_with_message(
+            bytes,
+            move || w.load(Ordering::Relaxed),
+            move || format!("{}/{files} files", d.load(Ordering::Relaxed)),
+        );
+        Progress {
+            written,
+            files_done,
+            _ticker: Arc::new(ticker),
+        }
+    }
+}
+
 impl Writing {
-    pub(super) fn new(files: Vec<PlanEntry>, pending: Vec<Pending>, as_root: bool) -> Writing {
+    /// The files of one part; `progress`, the restore's bar, counts what they write too.
+    pub(super) fn new(
+        files: Vec<PlanEntry>,
+        pending: Vec<Pending>,
+        as_root: bool,
+        progress: Option<&Progress>,
+    ) -> Writing {
+        let (written, files_done) = match progress {
+            Some(p) => (Arc::clone(&p.written), Arc::clone(&p.files_done)),
+            None => (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))),
+        };
         Writing {
             files,
             pending,
             as_root,
-            written: AtomicU64::new(0),
-            files_done: AtomicU64::new(0),
+            written,
+            files_done,
+            shared_progress: progress.is_some(),
             warnings: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The multiply-linked files left as they were because they differ (by their path in the
+    /// plan): their hard links are left too.
+    pub(super) fn left_different_links(&self, report: &RestoreReport) -> Vec<PathBuf> {
+        self.pending
+            .iter()
+            .zip(self.files.iter())
+            .filter(|(p, f)| f.node.links > 1 && p.leave && report.skipped.contains(&p.dest))
+            .map(|(_, f)| f.rel.clone())
+            .collect()
     }
 
     /// The files not left alone, with their planned entries.
@@ -227,7 +277,8 @@ impl Writing {
         ctx: &Context<'_>,
         report: &mut RestoreReport,
     ) -> Result<()> {
-        let ticker = ctx.options.progress.then(|| self.ticker());
+        // The restore's own bar when its size was known at the start, else this part's.
+        let ticker = (ctx.options.progress && !self.shared_progress).then(|| self.ticker());
         self.finish_empty_files(&mut report.warnings);
         let jobs: Vec<(Id, PackBlobs)> = by_pack
             .into_iter()

@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::destination::{Existing, kept_name};
-use super::files::Writing;
 use super::write;
 use super::{Context, PlanEntry, RestoreOptions, RestoreReport, Step};
 use crate::format::tree::{Name, Node};
@@ -28,17 +27,10 @@ enum Link<'a> {
 pub(super) fn restore_hardlinks(
     ctx: &Context,
     hardlinks: &[(PlanEntry, PathBuf)],
-    writing: &Writing,
+    left_different: &HashSet<PathBuf>,
     report: &mut RestoreReport,
 ) {
     let failed: HashSet<PathBuf> = report.failed.iter().map(|(p, _)| p.clone()).collect();
-    let left_different: HashSet<&PathBuf> = writing
-        .pending
-        .iter()
-        .zip(writing.files.iter())
-        .filter(|(p, _)| p.leave && report.skipped.contains(&p.dest))
-        .map(|(_, f)| &f.rel)
-        .collect();
     for (link, first) in hardlinks {
         let dest = ctx.to.join(&link.rel);
         if left_different.contains(first) {

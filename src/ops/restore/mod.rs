@@ -1,8 +1,9 @@
 //! Restore: rebuild files from a snapshot, byte for byte, with their metadata.
 //!
-//! The restore is planned first ([`RestorePlan`]: every directory, file, link and special file
-//! with its destination), then carried out pack by pack, so that each pack is downloaded once
-//! however many files share its blobs. Each file is written under a temporary name
+//! The restore is planned ([`RestorePlan`]: every directory, file, link and special file with
+//! its destination) and carried out a part at a time ([`PlanStream`], 20,000 files a part):
+//! each part pack by pack, so that each pack is downloaded once per part however many files
+//! share its blobs, and memory holds one part, not the whole snapshot's entries. Each file is written under a temporary name
 //! (`.firesafe-partial-...`) in its directory and renamed into place only when complete, so a
 //! file is never left half-written under its final name. Blobs of zeros are skipped rather than
 //! written, so sparse files stay sparse.
@@ -43,7 +44,7 @@ use crate::store::repo::Repository;
 use crate::store::snapshot::Listed;
 
 pub use destination::IN_PROGRESS;
-pub use plan::{PlanEntry, RestorePlan, find_node, in_place_roots, plan};
+pub use plan::{PlanEntry, PlanStream, RestorePlan, find_node, in_place_roots, plan};
 
 /// What to restore and where.
 #[derive(Clone, Debug)]
@@ -68,6 +69,8 @@ pub struct RestoreOptions {
     /// Packs downloaded at once.
     pub downloads: usize,
     pub progress: bool,
+    /// Files planned and written at a time ([`PART_FILES`]).
+    pub part_files: usize,
 }
 
 impl RestoreOptions {
@@ -83,6 +86,7 @@ impl RestoreOptions {
             now: chrono::Local::now(),
             downloads: 2,
             progress: false,
+            part_files: PART_FILES,
         }
     }
 }
@@ -219,8 +223,13 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// Files planned and written at a time: a part of the plan (see [`PlanStream`]) is written
+/// before the next is made, so a restore's memory does not grow with the snapshot's files.
+pub const PART_FILES: usize = 20_000;
+
 /// Plans and carries out a restore of `snapshot` (or `sub_path` inside it) from `copies`: to
-/// `options.to`, or, with `options.in_place`, back where each entry came from.
+/// `options.to`, or, with `options.in_place`, back where each entry came from. The plan is made
+/// and written a part at a time.
 pub async fn restore_snapshot(
     copies: &Copies<'_>,
     index: &Index,
@@ -238,14 +247,22 @@ pub async fn restore_snapshot(
     };
     let mut report = RestoreReport::default();
     for (path, to) in roots {
-        let reader = BlobReader::with_copies(copies.clone(), index, 64 << 20);
-        let plan = plan(&reader, snapshot, path.as_deref()).await?;
-        // The trees are read; their packs need not stay cached during the restore.
-        drop(reader);
         let mut opts = options.clone();
         opts.to = to;
-        opts.path = path;
-        report.absorb(restore_from(copies, index, plan, &opts).await?);
+        opts.path = path.clone();
+        // The trees are read through a small cache of their own: the file packs are read by
+        // the pack jobs, once each per part.
+        let reader = BlobReader::with_copies(copies.clone(), index, 16 << 20);
+        let mut stream = PlanStream::new(&reader, snapshot, path.as_deref()).await?;
+        let mut session = Session::start(&opts)?;
+        // The whole snapshot's size is known from its stats; a part of it only as it is planned.
+        if path.is_none() {
+            session.expect(snapshot.snapshot.stats.files, snapshot.snapshot.stats.bytes);
+        }
+        while let Some(part) = stream.next(options.part_files.max(1)).await? {
+            session.part(copies, index, part).await?;
+        }
+        report.absorb(session.finish(copies));
     }
     report.copies = copies.used();
     Ok(report)
@@ -261,65 +278,158 @@ pub async fn restore(
     restore_from(&Copies::one(repo), index, plan, options).await
 }
 
-/// Carries out a plan, reading each pack from the first of `copies` that holds it intact.
-///
-/// The phases, in order: the destination and its directories; what to do with each file, its
-/// blobs grouped by pack (where a dry run stops, listing the links too); the files, pack by
-/// pack; hard links; symlinks; special files; and the directories' metadata.
+/// Carries out a whole plan, reading each pack from the first of `copies` that holds it intact.
 pub async fn restore_from(
     copies: &Copies<'_>,
     index: &Index,
     plan: RestorePlan,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    let ctx = Context {
-        fresh: destination::prepare_destination(&options.to, options)?,
-        to: &options.to,
-        options,
-        as_root: nix::unistd::geteuid().is_root(),
-    };
-    // Every write below the destination is resolved from this handle, never through a link.
-    let _anchor = match options.dry_run {
-        true => None,
-        false => Some(
-            write::anchor(&options.to)
-                .map_err(|e| Error::local(&options.to, "cannot open the restore directory", e))?,
-        ),
-    };
-    let mut report = RestoreReport::default();
-    let repo_key = copies.first().shared_key();
-    let marker = prepare_directories(&ctx, &plan.dirs, &mut report)?;
-    let (pending, by_pack) = files::lay_out(&ctx, index, &repo_key, &plan.files, &mut report);
-    if options.dry_run {
-        links::plan_links(&ctx, &plan.hardlinks, &plan.symlinks, &mut report);
-        return Ok(report);
+    let mut session = Session::start(options)?;
+    session.part(copies, index, plan).await?;
+    Ok(session.finish(copies))
+}
+
+/// One restore into one directory, carried out a part of the plan at a time.
+///
+/// The phases: the destination, its leftovers and the in-progress marker (at the start); then
+/// for each part, its directories, what to do with each file and its blobs grouped by pack
+/// (where a dry run stops, listing the links too), the files pack by pack, symlinks and
+/// special files; at the end, hard links and the directories' metadata (deepest first, after
+/// everything in them is written).
+struct Session<'o> {
+    options: &'o RestoreOptions,
+    fresh: bool,
+    as_root: bool,
+    /// Every write below the destination is resolved from this handle, never through a link.
+    _anchor: Option<write::Anchor>,
+    marker: Option<PathBuf>,
+    report: RestoreReport,
+    /// Every directory planned (for their metadata at the end) and every hard link.
+    dirs: Vec<PlanEntry>,
+    hardlinks: Vec<(PlanEntry, PathBuf)>,
+    /// Multiply-linked files left as they were because they differ (their links are too).
+    left_different: std::collections::HashSet<PathBuf>,
+    /// Entries whose owner could not be restored (not root).
+    not_ours: usize,
+    progress: Option<files::Progress>,
+}
+
+impl<'o> Session<'o> {
+    fn start(options: &'o RestoreOptions) -> Result<Session<'o>> {
+        let fresh = destination::prepare_destination(&options.to, options)?;
+        let anchor =
+            match options.dry_run {
+                true => None,
+                false => Some(write::anchor(&options.to).map_err(|e| {
+                    Error::local(&options.to, "cannot open the restore directory", e)
+                })?),
+            };
+        let mut report = RestoreReport::default();
+        if !fresh {
+            destination::remove_leftovers(&options.to, options.dry_run, &mut report);
+        }
+        let marker = (!options.dry_run && !options.in_place).then(|| options.to.join(IN_PROGRESS));
+        if let Some(m) = &marker {
+            write::write_marker(m)
+                .map_err(|e| Error::local(m, "cannot write to the restore directory", e))?;
+        }
+        Ok(Session {
+            options,
+            fresh,
+            as_root: nix::unistd::geteuid().is_root(),
+            _anchor: anchor,
+            marker,
+            report,
+            dirs: Vec::new(),
+            hardlinks: Vec::new(),
+            left_different: Default::default(),
+            not_ours: 0,
+            progress: None,
+        })
     }
 
-    let RestorePlan {
-        dirs,
-        files,
-        hardlinks,
-        symlinks,
-        specials,
-        ..
-    } = plan;
-    let writing = Arc::new(files::Writing::new(files, pending, ctx.as_root));
-    writing
-        .write_all(copies, index, by_pack, &ctx, &mut report)
-        .await?;
-    writing.account(&mut report);
-    links::restore_hardlinks(&ctx, &hardlinks, &writing, &mut report);
-    links::restore_symlinks(&ctx, &symlinks, &mut report);
-    restore_specials(&ctx, &specials, &mut report);
-    restore_directory_metadata(&ctx, &dirs, &mut report);
-    warn_owners(&ctx, &writing, &dirs, &symlinks, &mut report);
-    report.copies = copies.used();
-    if let Some(m) = &marker
-        && report.failed.is_empty()
-    {
-        let _ = write::remove_file(m);
+    fn ctx(&self) -> Context<'_> {
+        Context {
+            to: &self.options.to,
+            options: self.options,
+            as_root: self.as_root,
+            fresh: self.fresh,
+        }
     }
-    Ok(report)
+
+    /// The restore's size, for one progress bar over every part.
+    fn expect(&mut self, files: u64, bytes: u64) {
+        if self.options.progress && !self.options.dry_run {
+            self.progress = Some(files::Progress::new(files, bytes));
+        }
+    }
+
+    /// Carries out one part of the plan.
+    async fn part(&mut self, copies: &Copies<'_>, index: &Index, plan: RestorePlan) -> Result<()> {
+        let RestorePlan {
+            dirs,
+            files,
+            hardlinks,
+            symlinks,
+            specials,
+            ..
+        } = plan;
+        let mut report = std::mem::take(&mut self.report);
+        let ctx = self.ctx();
+        create_directories(&ctx, &dirs, &mut report)?;
+        let repo_key = copies.first().shared_key();
+        let (pending, by_pack) = files::lay_out(&ctx, index, &repo_key, &files, &mut report);
+        if self.options.dry_run {
+            links::plan_links(&ctx, &hardlinks, &symlinks, &mut report);
+            self.report = report;
+            return Ok(());
+        }
+        let writing = Arc::new(files::Writing::new(
+            files,
+            pending,
+            ctx.as_root,
+            self.progress.as_ref(),
+        ));
+        writing
+            .write_all(copies, index, by_pack, &ctx, &mut report)
+            .await?;
+        writing.account(&mut report);
+        let left = writing.left_different_links(&report);
+        links::restore_symlinks(&ctx, &symlinks, &mut report);
+        restore_specials(&ctx, &specials, &mut report);
+        let not_ours = owners_not_restored(&ctx, &writing, &dirs, &symlinks);
+        self.report = report;
+        self.left_different.extend(left);
+        self.not_ours += not_ours;
+        self.dirs.extend(dirs);
+        self.hardlinks.extend(hardlinks);
+        Ok(())
+    }
+
+    /// Hard links, the directories' metadata, the owner warning; the marker is removed when
+    /// nothing failed.
+    fn finish(mut self, copies: &Copies<'_>) -> RestoreReport {
+        let mut report = std::mem::take(&mut self.report);
+        if !self.options.dry_run {
+            let ctx = self.ctx();
+            links::restore_hardlinks(&ctx, &self.hardlinks, &self.left_different, &mut report);
+            restore_directory_metadata(&ctx, &self.dirs, &mut report);
+            if self.not_ours > 0 {
+                report.warnings.push(format!(
+                    "ownership not restored: run as root to restore owners ({} files)",
+                    self.not_ours
+                ));
+            }
+        }
+        report.copies = copies.used();
+        if let Some(m) = &self.marker
+            && report.failed.is_empty()
+        {
+            let _ = write::remove_file(m);
+        }
+        report
+    }
 }
 
 /// What every phase of one restore needs to know.
@@ -333,23 +443,11 @@ struct Context<'a> {
     fresh: bool,
 }
 
-/// Removes the leftovers of an interrupted restore, leaves the [`IN_PROGRESS`] marker (returned,
-/// to be removed when the restore succeeds) and creates the directories, refusing to restore
-/// through anything in their way that is not a directory (a symlink, say).
-fn prepare_directories(
-    ctx: &Context,
-    dirs: &[PlanEntry],
-    report: &mut RestoreReport,
-) -> Result<Option<PathBuf>> {
+/// Creates a part's directories, removing the leftovers of an interrupted restore in those that
+/// are there, and refusing to restore through anything in their way that is not a directory (a
+/// symlink, say).
+fn create_directories(ctx: &Context, dirs: &[PlanEntry], report: &mut RestoreReport) -> Result<()> {
     let dry_run = ctx.options.dry_run;
-    if !ctx.fresh {
-        destination::remove_leftovers(ctx.to, dry_run, report);
-    }
-    let marker = (!dry_run && !ctx.options.in_place).then(|| ctx.to.join(IN_PROGRESS));
-    if let Some(m) = &marker {
-        write::write_marker(m)
-            .map_err(|e| Error::local(m, "cannot write to the restore directory", e))?;
-    }
     for d in dirs {
         let path = ctx.to.join(&d.rel);
         match std::fs::symlink_metadata(&path) {
@@ -370,7 +468,7 @@ fn prepare_directories(
         }
         report.dirs += 1;
     }
-    Ok(marker)
+    Ok(())
 }
 
 /// Named pipes are made again; device files and sockets are not (a warning says so).
@@ -407,33 +505,28 @@ fn restore_directory_metadata(ctx: &Context, dirs: &[PlanEntry], report: &mut Re
     }
 }
 
-/// Owners can be set only by root; say so once rather than once per file.
-fn warn_owners(
+/// How many of a part's entries are owned by someone else: only root can restore owners, and
+/// the restore says so once rather than once per file.
+fn owners_not_restored(
     ctx: &Context,
     writing: &files::Writing,
     dirs: &[PlanEntry],
     symlinks: &[PlanEntry],
-    report: &mut RestoreReport,
-) {
+) -> usize {
     if ctx.as_root {
-        return;
+        return 0;
     }
     let (uid, gid) = (
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
     );
     let not_ours = |n: &Node| n.uid != uid || n.gid != gid;
-    let count = writing
+    writing
         .files
         .iter()
         .zip(writing.pending.iter())
         .filter(|(f, p)| !p.leave && not_ours(&f.node))
         .count()
         + dirs.iter().filter(|d| not_ours(&d.node)).count()
-        + symlinks.iter().filter(|s| not_ours(&s.node)).count();
-    if count > 0 {
-        report.warnings.push(format!(
-            "ownership not restored: run as root to restore owners ({count} files)"
-        ));
-    }
+        + symlinks.iter().filter(|s| not_ours(&s.node)).count()
 }

@@ -110,66 +110,108 @@ pub fn in_place_roots(snapshot: &Listed, sub_path: Option<&str>) -> Result<Vec<(
     Ok(out)
 }
 
-/// Builds the plan for `snapshot` (optionally only `options.path` inside it). Refused when the
-/// trees nest deeper, or share subtrees far more, than a backup writes (see
-/// [`crate::store::walk`]).
+/// Builds the whole plan for `snapshot` (optionally only `sub_path` inside it). Refused when
+/// the trees nest deeper, or share subtrees far more, than a backup writes (see
+/// [`crate::store::walk`]). For a restore of any size, [`PlanStream`] makes it a part at a time.
 pub async fn plan(
     reader: &BlobReader<'_>,
     snapshot: &Listed,
     sub_path: Option<&str>,
 ) -> Result<RestorePlan> {
-    let mut trees = Trees::new(reader, snapshot.id.short());
-    let root = trees.tree(&snapshot.snapshot.tree, 0, "").await?;
-    let mut plan = RestorePlan::default();
-    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let mut todo: Vec<(PathBuf, Node)> = Vec::new();
-    match sub_path
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| !p.is_empty())
-    {
-        None => {
-            trees.listed(root.entries.len())?;
-            todo.extend(
-                root.entries
-                    .iter()
-                    .map(|n| (PathBuf::from(n.name.as_os()), n.clone())),
-            )
-        }
-        Some(p) => {
-            let node = find_node(reader, &root, p, snapshot).await?;
-            todo.push((PathBuf::from(node.name.as_os()), node));
-        }
-    }
-    todo.reverse();
-    while let Some((rel, node)) = todo.pop() {
-        match node.kind {
-            NodeKind::Dir => {
-                let sub = node.subtree.expect("checked by Tree::decode");
-                let shown = format!("/{}", rel.display());
-                let tree = trees.tree(&sub, rel.components().count(), &shown).await?;
-                trees.listed(tree.entries.len())?;
-                for child in tree.entries.iter().rev() {
-                    todo.push((rel.join(child.name.as_os()), child.clone()));
-                }
-                plan.dirs.push(PlanEntry { rel, node });
+    let mut stream = PlanStream::new(reader, snapshot, sub_path).await?;
+    Ok(stream.next(usize::MAX).await?.unwrap_or_default())
+}
+
+/// The plan of a restore, made a part at a time as the snapshot's trees are walked (depth
+/// first, in name order): each part holds the folders, files, links and special files met
+/// until it has enough files, so that memory holds one part and the walk's current path, not
+/// a whole snapshot's entries. A folder comes in the part that reaches it, before anything in
+/// it; a hard link comes after the file it links to (in that part or an earlier one).
+pub struct PlanStream<'r, 'a> {
+    trees: Trees<'r, 'a>,
+    /// Entries still to plan, the next one last.
+    todo: Vec<(PathBuf, Node)>,
+    /// The first path planned for each multiply-linked file, by (device, inode).
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<'r, 'a> PlanStream<'r, 'a> {
+    pub async fn new(
+        reader: &'r BlobReader<'a>,
+        snapshot: &Listed,
+        sub_path: Option<&str>,
+    ) -> Result<PlanStream<'r, 'a>> {
+        let mut trees = Trees::new(reader, snapshot.id.short());
+        let root = trees.tree(&snapshot.snapshot.tree, 0, "").await?;
+        let mut todo: Vec<(PathBuf, Node)> = Vec::new();
+        match sub_path
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty())
+        {
+            None => {
+                trees.listed(root.entries.len())?;
+                todo.extend(
+                    root.entries
+                        .iter()
+                        .map(|n| (PathBuf::from(n.name.as_os()), n.clone())),
+                )
             }
-            NodeKind::File => {
-                if node.links > 1 {
-                    if let Some(first) = links.get(&(node.device, node.inode)) {
-                        plan.hardlinks
-                            .push((PlanEntry { rel, node }, first.clone()));
-                        continue;
+            Some(p) => {
+                let node = find_node(reader, &root, p, snapshot).await?;
+                todo.push((PathBuf::from(node.name.as_os()), node));
+            }
+        }
+        todo.reverse();
+        Ok(PlanStream {
+            trees,
+            todo,
+            links: HashMap::new(),
+        })
+    }
+
+    /// The next part, with at most `max_files` files (and every folder and link met on the
+    /// way); `None` when everything is planned.
+    pub async fn next(&mut self, max_files: usize) -> Result<Option<RestorePlan>> {
+        if self.todo.is_empty() {
+            return Ok(None);
+        }
+        let mut plan = RestorePlan::default();
+        while plan.files.len() < max_files
+            && let Some((rel, node)) = self.todo.pop()
+        {
+            match node.kind {
+                NodeKind::Dir => {
+                    let sub = node.subtree.expect("checked by Tree::decode");
+                    let shown = format!("/{}", rel.display());
+                    let tree = self
+                        .trees
+                        .tree(&sub, rel.components().count(), &shown)
+                        .await?;
+                    self.trees.listed(tree.entries.len())?;
+                    for child in tree.entries.iter().rev() {
+                        self.todo
+                            .push((rel.join(child.name.as_os()), child.clone()));
                     }
-                    links.insert((node.device, node.inode), rel.clone());
+                    plan.dirs.push(PlanEntry { rel, node });
                 }
-                plan.total_bytes += node.size;
-                plan.files.push(PlanEntry { rel, node });
+                NodeKind::File => {
+                    if node.links > 1 {
+                        if let Some(first) = self.links.get(&(node.device, node.inode)) {
+                            plan.hardlinks
+                                .push((PlanEntry { rel, node }, first.clone()));
+                            continue;
+                        }
+                        self.links.insert((node.device, node.inode), rel.clone());
+                    }
+                    plan.total_bytes += node.size;
+                    plan.files.push(PlanEntry { rel, node });
+                }
+                NodeKind::Symlink => plan.symlinks.push(PlanEntry { rel, node }),
+                _ => plan.specials.push(PlanEntry { rel, node }),
             }
-            NodeKind::Symlink => plan.symlinks.push(PlanEntry { rel, node }),
-            _ => plan.specials.push(PlanEntry { rel, node }),
         }
+        Ok(Some(plan))
     }
-    Ok(plan)
 }
 
 /// Finds the node at `path` (components separated by `/`) in a snapshot.
