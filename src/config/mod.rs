@@ -80,6 +80,8 @@ pub struct TargetSpec {
     /// kind = "path", medium "nas" or "removable-disk": the directory must be on a mounted
     /// filesystem (default true), so that an unmounted share is never taken for the copy.
     pub require_mount: Option<bool>,
+    /// Objects moved at once to or from the target (1-32; default 2 for a path, 6 for S3).
+    pub transfers: Option<usize>,
     #[serde(skip)]
     pub name: String,
 }
@@ -99,6 +101,7 @@ impl TargetSpec {
         crate::store::target::TargetOptions {
             object_lock_days: self.object_lock_days,
             instance_credentials: self.instance_credentials,
+            transfers: self.transfers,
             ..crate::store::target::TargetOptions::default()
         }
     }
@@ -643,6 +646,14 @@ fn target_problems(t: &TargetSpec, path: &Path, text: &str) -> Vec<String> {
             "key bucket: an s3 target needs `bucket = \"...\"`",
         )),
         _ => {}
+    }
+    if t.transfers.is_some_and(|n| !(1..=32).contains(&n)) {
+        problems.push(problem(
+            path,
+            text,
+            key_span(text, "transfers"),
+            "key transfers: give 1 to 32 objects moved at once, or remove the key for the default (2 for a path, 6 for S3)",
+        ));
     }
     match t.object_lock_days {
             Some(_) if t.kind != TargetKind::S3 => problems.push(problem(

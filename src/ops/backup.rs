@@ -60,7 +60,9 @@ pub struct BackupOptions {
     pub workers: usize,
     /// Threads that read, chunk and hash files (several files at once).
     pub readers: usize,
-    /// Pack uploads in flight at once.
+    /// Pack uploads in flight at once; 0 for the target's [`Target::transfers`].
+    ///
+    /// [`Target::transfers`]: crate::store::target::Target::transfers
     pub uploads: usize,
     /// New blobs waiting for a worker. With chunks of at most 8 MiB, this bounds the memory the
     /// reader can run ahead by.
@@ -92,7 +94,7 @@ impl BackupOptions {
             compression: None,
             workers,
             readers: workers,
-            uploads: 2,
+            uploads: 0,
             queue: 2 * workers + 2,
             index_every: 64,
             force_read: false,
@@ -493,10 +495,14 @@ async fn upload_packs(
     };
     // Take new packs while fewer than `uploads` are in flight, and keep the uploads in flight
     // moving while waiting for the next pack.
+    let at_once = match options.uploads {
+        0 => repo.target().transfers(),
+        n => n,
+    };
     let mut open = true;
     while open {
         tokio::select! {
-            pack = pack_rx.recv(), if in_flight.len() < options.uploads.max(1) => match pack {
+            pack = pack_rx.recv(), if in_flight.len() < at_once => match pack {
                 Some(pack) => in_flight.push(upload(repo, pack?)),
                 None => open = false,
             },

@@ -367,7 +367,7 @@ async fn read_data(
     // Download and verification overlap, a few packs at a time, on every core.
     let mut stream = futures::stream::iter(jobs)
         .map(|(pack_id, expected)| read_pack(repo, pack_id, expected, Arc::clone(&done)))
-        .buffer_unordered(2);
+        .buffer_unordered(repo.target().transfers());
     while let Some(result) = stream.next().await {
         let (pack_id, len, outcome) = result?;
         report.bytes_read += len;

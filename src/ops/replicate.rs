@@ -209,7 +209,8 @@ pub async fn replicate_with(
                     Ok::<_, Error>((key, copied))
                 }
             })
-            .buffer_unordered(4)
+            // As many at once as the end that takes most does (an S3 target more than a disk).
+            .buffer_unordered(from.transfers().max(to.transfers()).max(4))
             .try_collect()
             .await?;
         for (key, copied) in results {

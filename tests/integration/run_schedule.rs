@@ -184,6 +184,13 @@ fn bad_configuration_names_file_line_and_key() {
         err.contains("nas.toml:") && err.contains("key object_lock_days"),
         "{err}"
     );
+    fs::write(&nas, format!("{nas_good}transfers = 0\n")).expect("write");
+    let out = run(dir.path(), &["nightly"]);
+    let err = assert_exit(&out, 2, "no transfers at once");
+    assert!(
+        err.contains("nas.toml:") && err.contains("key transfers: give 1 to 32"),
+        "{err}"
+    );
     fs::write(&nas, nas_good).expect("write");
     let out = run(dir.path(), &["weekly"]);
     let err = assert_exit(&out, 2, "unknown schedule");

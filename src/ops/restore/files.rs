@@ -288,7 +288,10 @@ impl Writing {
         // packs are in flight at once, so downloading and writing overlap and every core works.
         let mut stream = futures::stream::iter(jobs)
             .map(|(pack_id, blobs)| Arc::clone(self).restore_pack(copies, pack_id, blobs))
-            .buffer_unordered(ctx.options.downloads.max(1));
+            .buffer_unordered(match ctx.options.downloads {
+                0 => copies.first().target().transfers(),
+                n => n,
+            });
         while let Some(done) = stream.next().await {
             done?;
         }

@@ -66,7 +66,9 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// The time that names kept-aside files.
     pub now: chrono::DateTime<chrono::Local>,
-    /// Packs downloaded at once.
+    /// Packs downloaded at once; 0 for the first copy's [`Target::transfers`].
+    ///
+    /// [`Target::transfers`]: crate::store::target::Target::transfers
     pub downloads: usize,
     pub progress: bool,
     /// Files planned and written at a time ([`PART_FILES`]).
@@ -84,7 +86,7 @@ impl RestoreOptions {
             resume: false,
             dry_run: false,
             now: chrono::Local::now(),
-            downloads: 2,
+            downloads: 0,
             progress: false,
             part_files: PART_FILES,
         }

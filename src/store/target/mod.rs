@@ -102,7 +102,17 @@ pub struct TargetOptions {
     /// S3 only: ask for Object Lock retention (COMPLIANCE mode) of this many days, from when
     /// the target is opened, on every object written.
     pub object_lock_days: Option<u32>,
+    /// Objects moved at once (uploads in a backup, downloads in a restore, copies in
+    /// replication); `None` for the kind's default ([`LOCAL_TRANSFERS`], [`S3_TRANSFERS`]).
+    pub transfers: Option<usize>,
 }
+
+/// Transfers at once on a local target: two keep a disk busy while the CPU works.
+pub const LOCAL_TRANSFERS: usize = 2;
+
+/// Transfers at once on an S3 target: a request waits on the network, so more in flight fill
+/// the link (each holds at most a pack, 16 MiB by default, in memory).
+pub const S3_TRANSFERS: usize = 6;
 
 impl Default for TargetOptions {
     fn default() -> Self {
@@ -115,6 +125,7 @@ impl Default for TargetOptions {
             first_answer_timeout: Duration::from_secs(15),
             instance_credentials: false,
             object_lock_days: None,
+            transfers: None,
         }
     }
 }
@@ -153,6 +164,8 @@ pub struct Target {
     /// Whether the store has answered a request yet (see [`Target::first_contact`]).
     answered: Arc<std::sync::atomic::AtomicBool>,
     first_answer: Duration,
+    /// Objects moved at once (see [`TargetOptions::transfers`]).
+    transfers: usize,
 }
 
 impl std::fmt::Debug for Target {
@@ -202,6 +215,7 @@ impl Target {
                     scratch: Arc::default(),
                     answered: Arc::new(true.into()),
                     first_answer: options.first_answer_timeout,
+                    transfers: options.transfers.unwrap_or(LOCAL_TRANSFERS).max(1),
                 })
             }
             Location::S3 {
@@ -223,6 +237,11 @@ impl Target {
     /// The name used in messages: the target's configured name or its location.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How many objects to move at once to or from this target.
+    pub fn transfers(&self) -> usize {
+        self.transfers
     }
 
     fn path(&self, key: &str) -> StorePath {

@@ -115,6 +115,7 @@ pub(super) fn open(
         scratch: Arc::default(),
         answered: Arc::default(),
         first_answer: options.first_answer_timeout,
+        transfers: options.transfers.unwrap_or(super::S3_TRANSFERS).max(1),
     })
 }
 
