@@ -128,13 +128,20 @@ impl RepoKey {
 
     /// Decrypts and authenticates a whole object.
     pub fn open(&self, ciphertext: &[u8]) -> Result<Vec<u8>, OpenError> {
+        let mut out = Vec::with_capacity(ciphertext.len());
+        self.open_into(ciphertext, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`RepoKey::open`] into `out` (emptied first), whose memory is reused.
+    pub fn open_into(&self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), OpenError> {
         let decryptor = age::Decryptor::new_buffered(ciphertext)?;
         let mut reader = decryptor.decrypt(iter::once(&self.identity as &dyn age::Identity))?;
-        let mut out = Vec::with_capacity(ciphertext.len());
+        out.clear();
         reader
-            .read_to_end(&mut out)
+            .read_to_end(out)
             .map_err(|e| OpenError::Damaged(format!("age payload does not authenticate ({e})")))?;
-        Ok(out)
+        Ok(())
     }
 
     /// The recipient every object is encrypted to (public).

@@ -1,5 +1,6 @@
 //! On-target encodings: chunking, compression, sealing (age), packs and trees. Pure: no I/O, no async, no configuration.
 
+pub mod buffers;
 pub mod chunker;
 pub mod compress;
 pub mod crypto;

@@ -110,23 +110,29 @@ pub async fn drill_one(
     key_label: &str,
 ) -> Result<DrillRecord> {
     let started = Utc::now();
-    let reader = BlobReader::new(repo, index, 64 << 20);
-    let mut plan = restore::plan(&reader, snap, None).await?;
     let seed = (options.kind == DrillKind::Sample)
         .then(|| options.seed.unwrap_or_else(|| rand::thread_rng().r#gen()));
-    if let Some(seed) = seed {
-        choose_sample(&mut plan, seed, options.sample_files);
-    }
-    let files: Vec<PlanEntry> = plan.files.clone();
     let dest = scratch.join("restore");
-    let clock = Instant::now();
     // A full drill takes as long as a real restore: its progress is drawn on a terminal and
     // logged every minute otherwise.
     let mut restore_options = RestoreOptions::new(&dest);
     restore_options.progress = true;
-    let report = restore::restore(repo, index, plan, &restore_options).await?;
-    let restore_seconds = clock.elapsed().as_secs_f64().max(1e-6);
-    let proof = prove(repo, options.kind, snap, &files, &dest, &report).await;
+    let (report, restore_seconds, proof) = match seed {
+        Some(seed) => {
+            let reader = BlobReader::new(repo, index, 64 << 20);
+            let mut plan = restore::plan(&reader, snap, None).await?;
+            drop(reader);
+            choose_sample(&mut plan, seed, options.sample_files);
+            let files: Vec<PlanEntry> = plan.files.clone();
+            let clock = Instant::now();
+            let report = restore::restore(repo, index, plan, &restore_options).await?;
+            let seconds = clock.elapsed().as_secs_f64().max(1e-6);
+            let mut proof = Proof::of(&report);
+            prove(&mut proof, repo, options.kind, snap, &files, &dest, &report).await;
+            (report, seconds, proof)
+        }
+        None => full_restore(repo, index, snap, &dest, &restore_options).await?,
+    };
 
     let bytes_per_second = report.bytes as f64 / restore_seconds;
     let share_bytes = snap.snapshot.stats.bytes;
@@ -203,26 +209,57 @@ struct Proof {
 
 /// Proves each restored file's bytes against the snapshot and, in a sample drill, compares it
 /// with the live file.
+/// A full drill: the whole snapshot restored as a real restore is (a part at a time), timed,
+/// then every file proved against the snapshot, a part at a time too.
+async fn full_restore(
+    repo: &Repository,
+    index: &Index,
+    snap: &Listed,
+    dest: &Path,
+    options: &RestoreOptions,
+) -> Result<(RestoreReport, f64, Proof)> {
+    let copies = crate::store::blobs::Copies::one(repo);
+    let clock = Instant::now();
+    let report = restore::restore_snapshot(&copies, index, snap, None, options).await?;
+    let seconds = clock.elapsed().as_secs_f64().max(1e-6);
+    let mut proof = Proof::of(&report);
+    let reader = BlobReader::new(repo, index, 16 << 20);
+    let mut parts = restore::PlanStream::new(&reader, snap, None).await?;
+    while let Some(part) = parts.next(restore::PART_FILES).await? {
+        prove(&mut proof, repo, DrillKind::Full, snap, &part.files, dest, &report).await;
+    }
+    Ok((report, seconds, proof))
+}
+
+impl Proof {
+    /// The files the restore could not write, as mismatches; nothing proved yet.
+    fn of(report: &RestoreReport) -> Proof {
+        Proof {
+            mismatches: report
+                .failed
+                .iter()
+                .map(|(p, why)| Mismatch {
+                    path: p.display().to_string(),
+                    problem: format!("could not be restored: {why}"),
+                })
+                .collect(),
+            changed_since: 0,
+            live_identical: 0,
+        }
+    }
+}
+
+/// Proves `files` restored under `dest` against the snapshot's blob ids (and, for a sample, the
+/// live share), adding what differs to `proof`.
 async fn prove(
+    proof: &mut Proof,
     repo: &Repository,
     kind: DrillKind,
     snap: &Listed,
     files: &[PlanEntry],
     dest: &Path,
     report: &RestoreReport,
-) -> Proof {
-    let mut proof = Proof {
-        mismatches: report
-            .failed
-            .iter()
-            .map(|(p, why)| Mismatch {
-                path: p.display().to_string(),
-                problem: format!("could not be restored: {why}"),
-            })
-            .collect(),
-        changed_since: 0,
-        live_identical: 0,
-    };
+) {
     let failed: std::collections::HashSet<PathBuf> =
         report.failed.iter().map(|(p, _)| p.clone()).collect();
     let live_roots = live_roots(snap);
@@ -255,7 +292,6 @@ async fn prove(
             proof.changed_since += 1;
         }
     }
-    proof
 }
 
 /// Where each snapshot root entry lives on the server: the parent of the path backed up.

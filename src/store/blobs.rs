@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::format::chunker::MAX_CHUNK_BYTES;
 use crate::format::compress;
+use crate::format::buffers::Buffer;
 use crate::format::crypto::{OpenError, RepoKey};
 use crate::format::pack;
 use crate::format::tree::{MAX_TREE_BYTES, Tree};
@@ -25,8 +26,8 @@ use crate::store::index::{BlobLocation, Index};
 use crate::store::repo::{Repository, pack_key};
 use crate::store::snapshot::Catalog;
 
-/// Checks a downloaded pack against its name and decrypts it.
-pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<Vec<u8>> {
+/// Checks a downloaded pack against its name and decrypts it, into a reused buffer.
+pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<Buffer> {
     let corrupt = |detail: String| Error::Corrupt {
         what: "pack",
         id: pack_key(id),
@@ -39,11 +40,13 @@ pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<V
             bytes.len()
         )));
     }
-    key.open(bytes).map_err(|e| match e {
+    let mut plain = Buffer::with_capacity(bytes.len());
+    key.open_into(bytes, &mut plain).map_err(|e| match e {
         OpenError::WrongKey => corrupt("it is not sealed to this repository's key".into()),
         OpenError::Damaged(why) => corrupt(why),
         e @ OpenError::TooCostly(_) => corrupt(e.to_string()),
-    })
+    })?;
+    Ok(plain)
 }
 
 /// The largest blob of either kind: a tree ([`MAX_TREE_BYTES`]) is larger than a chunk of data
@@ -99,7 +102,7 @@ pub struct BlobReader<'a> {
 }
 
 struct PackCache {
-    packs: HashMap<Id, Arc<Vec<u8>>>,
+    packs: HashMap<Id, Arc<Buffer>>,
     order: VecDeque<Id>,
     bytes: usize,
     limit: usize,
@@ -134,7 +137,7 @@ impl<'a> BlobReader<'a> {
     }
 
     /// A pack's decrypted plaintext.
-    pub async fn pack(&self, id: &Id) -> Result<Arc<Vec<u8>>> {
+    pub async fn pack(&self, id: &Id) -> Result<Arc<Buffer>> {
         if let Some(p) = self.cache.lock().expect("cache lock").packs.get(id) {
             return Ok(Arc::clone(p));
         }
@@ -326,7 +329,7 @@ impl<'a> Copies<'a> {
     /// A pack's decrypted plaintext, from the first copy that holds it intact (its bytes match
     /// its name and decrypt). When no copy does, the error names what was wrong on each; it is
     /// a target error only when every copy failed to answer.
-    pub async fn read_pack(&self, id: &Id) -> Result<Vec<u8>> {
+    pub async fn read_pack(&self, id: &Id) -> Result<Buffer> {
         let key_name = pack_key(id);
         let mut problems: Vec<(usize, Error)> = Vec::new();
         for (i, repo) in self.repos.iter().enumerate() {

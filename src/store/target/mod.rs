@@ -294,7 +294,7 @@ impl Target {
     async fn read_plain_file(&self, path: PathBuf, key: &str) -> Result<Option<Bytes>> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
-        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<crate::format::buffers::Buffer>> {
             let mut file = match std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
@@ -319,14 +319,15 @@ impl Target {
                     "it is not a plain file (a named pipe or a device)",
                 ));
             }
-            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            // Packs are read by the thousand: into reused memory, not a fresh mapping each.
+            let mut bytes = crate::format::buffers::Buffer::with_capacity(meta.len() as usize);
             file.read_to_end(&mut bytes)?;
             Ok(Some(bytes))
         })
         .await
         .map_err(|e| Error::Interrupted(format!("reading {key} stopped: {e}")))?;
         match read {
-            Ok(b) => Ok(b.map(Bytes::from)),
+            Ok(b) => Ok(b.map(crate::format::buffers::Buffer::into_bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::Other => Err(Error::Corrupt {
                 what: "object",
                 id: key.to_string(),
