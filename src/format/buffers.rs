@@ -11,10 +11,13 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
 /// Buffers kept for reuse.
-pub const KEPT: usize = 6;
+pub const KEPT: usize = 4;
 
 /// The largest buffer kept (a buffer grown larger is freed when given back).
 pub const LARGEST: usize = 40 << 20;
+
+/// New buffers are a multiple of this.
+const ROUND: usize = 4 << 20;
 
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
@@ -41,7 +44,9 @@ impl Buffer {
             }
             None => {
                 drop(pool);
-                Buffer(Vec::with_capacity(capacity))
+                // Rounded up, so that one buffer serves a pack and its plaintext, and packs of
+                // slightly different sizes.
+                Buffer(Vec::with_capacity(capacity.next_multiple_of(ROUND)))
             }
         }
     }
