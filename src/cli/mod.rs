@@ -10,6 +10,7 @@ mod backup;
 mod browse;
 mod check;
 mod find;
+mod fleet;
 mod key;
 mod media;
 mod mount;
@@ -152,6 +153,12 @@ enum Command {
     /// Snapshots marked as possible ransomware, and the technician's decision about each.
     #[command(subcommand, after_help = suspect::HELP)]
     Suspect(suspect::SuspectCommand),
+    /// This school's status beacon for the trust that looks after it.
+    #[command(subcommand, after_help = fleet::BEACON_HELP)]
+    Beacon(fleet::BeaconCommand),
+    /// For a trust: every school's status, from the beacons they write.
+    #[command(subcommand, after_help = fleet::FLEET_HELP)]
+    Fleet(fleet::FleetCommand),
     /// Show snapshots as read-only folders (FUSE): DIR/SOURCE/2026-11-23T0200/...
     #[command(after_help = mount::HELP)]
     Mount(mount::MountArgs),
@@ -186,5 +193,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Summary(a) => status::summary_cmd(a).await,
         Command::Report(a) => paper::report_cmd(a).await,
         Command::RecoverySheet(a) => paper::sheet_cmd(a).await,
+        Command::Beacon(c) => fleet::beacon_cmd(c).await,
+        Command::Fleet(c) => fleet::fleet_cmd(c).await,
     }
 }

@@ -4,6 +4,7 @@
 //! key. This module only assembles the operations' own option types; nothing below it reads
 //! configuration.
 
+pub mod fleet;
 pub mod message;
 pub mod ransomware;
 pub mod site;

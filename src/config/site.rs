@@ -15,7 +15,7 @@
 //! email = "it@hollybank.example.sch.uk"
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -38,6 +38,14 @@ pub struct SiteSpec {
     /// Where to get firesafe on a new machine (a copy of its source or of the program).
     #[serde(default)]
     pub firesafe_source: Option<String>,
+    /// The age recipient (`age1...`) of the trust that looks after this school: each run,
+    /// verification and drill then writes a status beacon for it (`firesafe fleet`).
+    #[serde(default)]
+    pub trust_recipient: Option<String>,
+    /// Where the school's beacon signing key is kept (default: beacon-signing.key in the
+    /// configuration directory).
+    #[serde(default)]
+    pub beacon_signing_key: Option<PathBuf>,
 }
 
 /// The optional fields a restore after a fire needs: (key, what it says, an example).

@@ -5,5 +5,6 @@ pub mod chunker;
 pub mod compress;
 pub mod crypto;
 pub mod pack;
+pub mod signing;
 pub mod snapshot;
 pub mod tree;

@@ -226,7 +226,16 @@ async fn full_restore(
     let reader = BlobReader::new(repo, index, 16 << 20);
     let mut parts = restore::PlanStream::new(&reader, snap, None).await?;
     while let Some(part) = parts.next(restore::PART_FILES).await? {
-        prove(&mut proof, repo, DrillKind::Full, snap, &part.files, dest, &report).await;
+        prove(
+            &mut proof,
+            repo,
+            DrillKind::Full,
+            snap,
+            &part.files,
+            dest,
+            &report,
+        )
+        .await;
     }
     Ok((report, seconds, proof))
 }

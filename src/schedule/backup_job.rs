@@ -204,6 +204,13 @@ async fn after_run(
     {
         warn(&schedule.name, &e.to_string());
     }
+    // The trust's status beacon (when site.toml names a trust), from the status just read.
+    if let Some(s) = &status {
+        for why in crate::schedule::beacon::write(config, schedule, state, s).await {
+            warn(&schedule.name, &why);
+            notes.push(why);
+        }
+    }
     let metrics = crate::schedule::alert::metrics(record, report, status.as_ref());
     let path = match &schedule.alerts.metrics_file {
         Some(p) => p.clone(),
@@ -256,7 +263,7 @@ async fn after_run(
 }
 
 /// A warning from monitoring: to the log when the daemon has one, else to standard error.
-fn warn(schedule: &str, why: &str) {
+pub(crate) fn warn(schedule: &str, why: &str) {
     if tracing::dispatcher::has_been_set() {
         tracing::warn!(schedule = %schedule, "{}", printable(why));
     } else {

@@ -64,6 +64,9 @@ pub async fn drill_schedule(
             (None, _) => format!("schedule \"{}\" has no targets", schedule.name),
         }));
     }
+    for why in crate::schedule::beacon::write_now(config, schedule, state).await {
+        crate::schedule::backup_job::warn(&schedule.name, &why);
+    }
     Ok(records)
 }
 

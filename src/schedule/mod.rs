@@ -2,9 +2,11 @@
 
 pub mod alert;
 pub mod backup_job;
+pub mod beacon;
 pub mod checks;
 pub mod daemon;
 pub mod drill_job;
+pub mod fleet;
 pub mod keys;
 pub mod media;
 pub mod prune_job;

@@ -33,6 +33,9 @@ pub struct TargetCopy {
     pub medium: String,
     /// The newest complete snapshot there: short id and time taken.
     pub snapshot: Option<String>,
+    /// Its full id (the object `snapshots/ID`), when it was read from the target now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
     pub taken: Option<DateTime<Utc>>,
     /// Why the target could not be read, if it could not.
     pub error: Option<String>,
@@ -112,7 +115,7 @@ impl ScheduleStatus {
 }
 
 /// What the latest verification of one target found, and how much of it has been read back.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TargetVerification {
     pub target: String,
     /// When it ran, and `pass`, `fail` or `error`.
@@ -396,6 +399,7 @@ fn copies_of(
             },
             medium: spec.medium.clone(),
             snapshot: newest.map(|l| l.id.short()),
+            snapshot_id: newest.map(|l| l.id.to_hex()),
             taken: newest
                 .filter(|_| lacking.is_none())
                 .map(|l| l.snapshot.start),
@@ -412,6 +416,7 @@ fn copies_of(
                 location: Site::Offsite,
                 medium: spec.medium.clone(),
                 snapshot: Some(held.snapshot.clone()),
+                snapshot_id: None,
                 taken: Some(held.taken),
                 error: None,
                 missing: None,

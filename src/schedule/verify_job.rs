@@ -95,5 +95,10 @@ pub async fn verify_schedule(
         }
         records.push(record);
     }
+    if !options.dry_run {
+        for why in crate::schedule::beacon::write_now(config, schedule, state).await {
+            crate::schedule::backup_job::warn(&schedule.name, &why);
+        }
+    }
     Ok(records)
 }

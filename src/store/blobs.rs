@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::buffers::Buffer;
 use crate::format::chunker::MAX_CHUNK_BYTES;
 use crate::format::compress;
-use crate::format::buffers::Buffer;
 use crate::format::crypto::{OpenError, RepoKey};
 use crate::format::pack;
 use crate::format::tree::{MAX_TREE_BYTES, Tree};

@@ -16,6 +16,7 @@ mod damage;
 mod dedup;
 mod escape;
 mod find;
+mod fleet;
 mod forged;
 mod garage;
 mod hostile;

@@ -294,36 +294,40 @@ impl Target {
     async fn read_plain_file(&self, path: PathBuf, key: &str) -> Result<Option<Bytes>> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
-        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<crate::format::buffers::Buffer>> {
-            let mut file = match std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-                .open(&path)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+        let read = tokio::task::spawn_blocking(
+            move || -> std::io::Result<Option<crate::format::buffers::Buffer>> {
+                let mut file = match std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(
+                        nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY,
+                    )
+                    .open(&path)
+                {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                        return Err(std::io::Error::other(
+                            "it is a symbolic link, not a plain file",
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
+                let meta = file.metadata()?;
+                if meta.is_dir() {
+                    // A directory is no object, as a common prefix is none on object storage.
+                    return Ok(None);
+                }
+                if !meta.file_type().is_file() {
                     return Err(std::io::Error::other(
-                        "it is a symbolic link, not a plain file",
+                        "it is not a plain file (a named pipe or a device)",
                     ));
                 }
-                Err(e) => return Err(e),
-            };
-            let meta = file.metadata()?;
-            if meta.is_dir() {
-                // A directory is no object, as a common prefix is none on object storage.
-                return Ok(None);
-            }
-            if !meta.file_type().is_file() {
-                return Err(std::io::Error::other(
-                    "it is not a plain file (a named pipe or a device)",
-                ));
-            }
-            // Packs are read by the thousand: into reused memory, not a fresh mapping each.
-            let mut bytes = crate::format::buffers::Buffer::with_capacity(meta.len() as usize);
-            file.read_to_end(&mut bytes)?;
-            Ok(Some(bytes))
-        })
+                // Packs are read by the thousand: into reused memory, not a fresh mapping each.
+                let mut bytes = crate::format::buffers::Buffer::with_capacity(meta.len() as usize);
+                file.read_to_end(&mut bytes)?;
+                Ok(Some(bytes))
+            },
+        )
         .await
         .map_err(|e| Error::Interrupted(format!("reading {key} stopped: {e}")))?;
         match read {

@@ -1,0 +1,173 @@
+//! `beacon key|write` (at a school) and `fleet status` (at the trust): the status beacons a
+//! school writes for the trust that looks after it, and the trust's view of every school.
+
+use std::path::PathBuf;
+
+use chrono::{Local, Utc};
+use clap::{Args, Subcommand};
+use firesafe::Result;
+use firesafe::format::tree::printable;
+use firesafe::schedule::fleet::Light;
+
+use super::Outcome;
+use super::args::{ConfigDir, StateDirFlag, state_help};
+
+/// The `beacon` commands' long help.
+pub(super) const BEACON_HELP: &str =
+    "When site.toml gives trust_recipient (the trust's age1... key), every run, verification and
+drill writes a status beacon, beacon/SCHEDULE, to each target of the schedule: per share the
+verdict and its reasons, each copy's newest snapshot, the last drill and verification. It names
+no file and holds no content; only the trust can read it, and it is signed with this school's
+signing key so that someone who can write to the bucket cannot make the school look safe.
+
+  key    print the public half of the signing key (made on first use) for the trust's
+         fleet.toml
+  write  write the schedule's beacon now
+
+EXAMPLES:
+  firesafe beacon key --config-dir /etc/firesafe
+  firesafe beacon write nightly --config-dir /etc/firesafe";
+
+/// The `fleet` command's long help.
+pub(super) const FLEET_HELP: &str =
+    "For a trust that looks after several schools. fleet.toml names each school, the targets
+the trust can read (normally each school's offsite bucket, with read-only credentials in the
+AWS_* variables), and the school's public signing key; key_file is the trust's age identity.
+
+Each school's beacon is read, its signature checked, its age compared with what the school's
+schedule allows, and every copy it counts on a target the trust can read confirmed there. A
+school whose beacon is missing, unsigned, stale or contradicted by the store is never OK.
+Exit status 1 when any school needs attention.
+
+EXAMPLES:
+  firesafe fleet status --fleet /etc/firesafe-fleet/fleet.toml
+  firesafe fleet status --fleet fleet.toml --json";
+
+#[derive(Subcommand, Debug)]
+pub(super) enum BeaconCommand {
+    /// Print the public half of this school's beacon signing key (made when there is none).
+    Key {
+        #[command(flatten)]
+        config: ConfigDir,
+    },
+    /// Write the schedule's status beacon now.
+    #[command(mut_arg("state_dir", |a| {
+        a.help(state_help("Where the drill and verification records are read"))
+    }))]
+    Write {
+        schedule: String,
+        #[command(flatten)]
+        config: ConfigDir,
+        #[command(flatten)]
+        state: StateDirFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum FleetCommand {
+    /// Every school's status, from its beacon, checked against the store.
+    #[command(after_help = FLEET_HELP)]
+    Status(FleetArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct FleetArgs {
+    /// The fleet file.
+    #[arg(long, default_value = "fleet.toml", value_name = "FILE")]
+    fleet: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn beacon_cmd(c: BeaconCommand) -> Result<Outcome> {
+    use firesafe::schedule::beacon;
+    match c {
+        BeaconCommand::Key { config } => {
+            let config = config.load()?;
+            let path = beacon::signing_key_path(&config);
+            let key = beacon::signing_key(&path, true)?;
+            println!("{}", firesafe::format::signing::public_hex(&key));
+            eprintln!(
+                "firesafe: the signing key is {}: keep it private, and give the line above to the trust for its fleet.toml (public_key)",
+                path.display()
+            );
+            Ok(Outcome::Success)
+        }
+        BeaconCommand::Write {
+            schedule,
+            config,
+            state,
+        } => {
+            let state = state.open(Some(&config))?;
+            let loaded = config.load()?;
+            let spec = loaded.schedule(&schedule)?;
+            if loaded
+                .site
+                .as_ref()
+                .is_none_or(|s| s.trust_recipient.is_none())
+            {
+                return Err(firesafe::Error::Usage(
+                    "site.toml gives no trust_recipient: there is no trust to write a beacon for; add trust_recipient = \"age1...\" (the trust's key)".into(),
+                ));
+            }
+            let notes = beacon::write_now(&loaded, spec, &state).await;
+            for n in &notes {
+                eprintln!("firesafe: warning: {}", printable(n));
+            }
+            println!(
+                "status beacon of schedule {schedule} written{}",
+                if notes.is_empty() {
+                    " to every target"
+                } else {
+                    " (not everywhere: see above)"
+                }
+            );
+            Ok(Outcome::clean_if(notes.is_empty()))
+        }
+    }
+}
+
+pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
+    let FleetCommand::Status(a) = c;
+    let fleet = firesafe::config::fleet::load(&a.fleet)?;
+    let schools = firesafe::schedule::fleet::status(&fleet, Utc::now()).await?;
+    let attention = schools.iter().filter(|s| s.light != Light::Ok).count();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&schools).expect("JSON"));
+        return Ok(Outcome::clean_if(attention == 0));
+    }
+    let width = schools
+        .iter()
+        .map(|s| s.school.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:<width$}  {:<13}  {:<16}  WHY",
+        "SCHOOL", "VERDICT", "BEACON WRITTEN"
+    );
+    for s in &schools {
+        let written = s
+            .written
+            .map(|w| w.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<width$}  {:<13}  {:<16}  {}",
+            printable(&s.school),
+            s.light.word(),
+            written,
+            printable(&s.reasons.first().cloned().unwrap_or_default())
+        );
+        for r in s.reasons.iter().skip(1) {
+            println!("{:<width$}  {:<13}  {:<16}  {}", "", "", "", printable(r));
+        }
+    }
+    println!(
+        "{} of {} need attention ({})",
+        attention,
+        firesafe::plan::words::count(schools.len() as u64, "school", "schools"),
+        fleet.trust
+    );
+    Ok(Outcome::clean_if(attention == 0))
+}

@@ -1,0 +1,196 @@
+//! The trust's view: schools write signed, encrypted status beacons after their runs, and
+//! `fleet status` believes only what is signed, fresh and confirmed by the store.
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use age::secrecy::ExposeSecret;
+
+use crate::report::fs_in;
+use crate::support::*;
+
+/// A school: the shipped example with a site.toml naming the trust, after a first run.
+fn school(name: &str, trust_recipient: Option<&str>) -> tempfile::TempDir {
+    let dir = example();
+    let mut site = format!("school = \"{name}\"\n");
+    if let Some(r) = trust_recipient {
+        site.push_str(&format!("trust_recipient = \"{r}\"\n"));
+    }
+    fs::write(dir.path().join("site.toml"), site).expect("site.toml");
+    assert_success(
+        &fs_in(dir.path(), &["run", "nightly", "--init"]),
+        &format!("first run of {name}"),
+    );
+    dir
+}
+
+fn public_key(dir: &Path) -> String {
+    let out = firesafe()
+        .args(["beacon", "key", "--config-dir"])
+        .arg(dir)
+        .output()
+        .expect("firesafe");
+    assert_success(&out, "beacon key");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn fleet_status(fleet: &Path, json: bool) -> Output {
+    let mut c = firesafe();
+    c.args(["fleet", "status", "--fleet"]).arg(fleet);
+    if json {
+        c.arg("--json");
+    }
+    c.output().expect("firesafe")
+}
+
+#[test]
+fn the_trust_believes_only_signed_fresh_beacons_the_store_confirms() {
+    let trust = age::x25519::Identity::generate();
+    let recipient = trust.to_public().to_string();
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        work.path().join("trust.key"),
+        format!("{}\n", trust.to_string().expose_secret()),
+    )
+    .expect("trust key");
+
+    let names = [
+        "Oak Primary",
+        "Elm Academy",
+        "Ash Juniors",
+        "Birch High",
+        "Yew Infants",
+    ];
+    let schools: Vec<tempfile::TempDir> = names
+        .iter()
+        .map(|n| school(n, (*n != "Yew Infants").then_some(recipient.as_str())))
+        .collect();
+    let mut fleet = String::from("trust = \"Riverside Academy Trust\"\nkey_file = \"trust.key\"\n");
+    for (n, d) in names.iter().zip(&schools) {
+        fleet.push_str(&format!(
+            "\n[[school]]\nname = \"{n}\"\npublic_key = \"{}\"\n[school.targets.offsite]\nkind = \"path\"\npath = \"{}\"\n",
+            public_key(d.path()),
+            d.path().join("demo/offsite").display()
+        ));
+    }
+    let fleet_file = work.path().join("fleet.toml");
+    fs::write(&fleet_file, fleet).expect("fleet.toml");
+
+    // Elm: the offsite copy's newest snapshot object is gone after the beacon was written.
+    let elm = schools[1].path().join("demo/offsite/snapshots");
+    for e in fs::read_dir(&elm).expect("snapshots") {
+        fs::remove_file(e.expect("entry").path()).expect("remove");
+    }
+    // Ash: a beacon written by someone with write access to the bucket but not the school's
+    // key: all green, signed with another key.
+    let ash = schools[2].path().join("demo/offsite/beacon/nightly");
+    let good = fs::read(&ash).expect("Ash's beacon");
+    let forged = forge(&good, &trust, &recipient, None);
+    fs::write(&ash, forged).expect("write forged beacon");
+    // Birch: its own, signed beacon, but written 3 days ago and never renewed.
+    let birch = schools[3].path();
+    let key = firesafe::schedule::beacon::signing_key(&birch.join("beacon-signing.key"), false)
+        .expect("Birch's key");
+    let old_path = birch.join("demo/offsite/beacon/nightly");
+    let old = forge(
+        &fs::read(&old_path).expect("beacon"),
+        &trust,
+        &recipient,
+        Some(&key),
+    );
+    fs::write(&old_path, old).expect("write stale beacon");
+
+    let out = fleet_status(&fleet_file, false);
+    let table = assert_exit(&out, 1, "fleet status with schools needing attention");
+    let table = format!("{}{table}", String::from_utf8_lossy(&out.stdout));
+    let line = |school: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(school))
+            .unwrap_or_else(|| panic!("no line for {school}: {table}"))
+            .to_string()
+    };
+    assert!(line("Oak Primary").contains("  OK  "), "{table}");
+    let elm = line("Elm Academy");
+    assert!(
+        elm.contains("ACTION NEEDED") && elm.contains("contradicted by the store"),
+        "{table}"
+    );
+    let ash = line("Ash Juniors");
+    assert!(
+        ash.contains("ACTION NEEDED") && ash.contains("not signed by the school's key"),
+        "{table}"
+    );
+    let birch = line("Birch High");
+    assert!(
+        birch.contains("ACTION NEEDED")
+            && birch.contains("its beacon is stale: written 3 days ago"),
+        "{table}"
+    );
+    let yew = line("Yew Infants");
+    assert!(
+        yew.contains("ACTION NEEDED") && yew.contains("no status beacon"),
+        "{table}"
+    );
+    assert!(table.contains("4 of 5 schools need attention"), "{table}");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&fleet_status(&fleet_file, true).stdout).expect("JSON");
+    let lights: Vec<&str> = json
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["light"].as_str().expect("light"))
+        .collect();
+    assert_eq!(
+        lights,
+        [
+            "OK",
+            "ACTION-NEEDED",
+            "ACTION-NEEDED",
+            "ACTION-NEEDED",
+            "ACTION-NEEDED"
+        ]
+    );
+    // The beacon names no file of the shares.
+    let oak = &json[0]["beacon"];
+    assert_eq!(oak["school"], "Oak Primary");
+    assert!(!oak.to_string().contains(".docx") && !oak.to_string().contains(".txt"));
+}
+
+/// A beacon made from `good`'s content: signed with `key` (another key when `None`) and, with
+/// the school's own key, dated three days back.
+fn forge(
+    good: &[u8],
+    trust: &age::x25519::Identity,
+    recipient: &str,
+    key: Option<&ed25519_dalek::SigningKey>,
+) -> Vec<u8> {
+    use std::io::Read;
+    let decryptor = age::Decryptor::new(good).expect("age");
+    let mut plain = Vec::new();
+    decryptor
+        .decrypt(std::iter::once(trust as &dyn age::Identity))
+        .expect("decrypt")
+        .read_to_end(&mut plain)
+        .expect("read");
+    let signed: serde_json::Value = serde_json::from_slice(&plain).expect("signed");
+    let mut beacon: firesafe::schedule::beacon::Beacon =
+        serde_json::from_str(signed["payload"].as_str().expect("payload")).expect("beacon");
+    let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let key = match key {
+        Some(k) => {
+            beacon.written -= chrono::Duration::days(3);
+            k
+        }
+        None => {
+            for s in &mut beacon.shares {
+                s.verdict = "OK".into();
+                s.reasons.clear();
+            }
+            &other
+        }
+    };
+    firesafe::schedule::beacon::seal(&beacon, key, recipient).expect("seal")
+}
