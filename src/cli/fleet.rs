@@ -68,7 +68,22 @@ pub(super) enum FleetCommand {
     /// Every school's status, from its beacon, checked against the store.
     #[command(after_help = FLEET_HELP)]
     Status(FleetArgs),
+    /// Write the trust board's report (PDF and HTML): every school on one page with its light,
+    /// then a page for each school that needs attention.
+    #[command(after_help = FLEET_REPORT_HELP)]
+    Report {
+        /// The fleet file.
+        #[arg(long, default_value = "fleet.toml", value_name = "FILE")]
+        fleet: PathBuf,
+        /// Where to write: FILE.pdf and FILE.html.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
+
+/// The `fleet report` command's long help.
+pub(super) const FLEET_REPORT_HELP: &str = "EXAMPLES:
+  firesafe fleet report --fleet fleet.toml --out trust-backups";
 
 #[derive(Args, Debug)]
 pub(super) struct FleetArgs {
@@ -78,6 +93,10 @@ pub(super) struct FleetArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also write Prometheus metrics (text format) to this file: per school whether it is OK
+    /// and its beacon's age.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 }
 
 pub(super) async fn beacon_cmd(c: BeaconCommand) -> Result<Outcome> {
@@ -129,10 +148,29 @@ pub(super) async fn beacon_cmd(c: BeaconCommand) -> Result<Outcome> {
 }
 
 pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
-    let FleetCommand::Status(a) = c;
+    let a = match c {
+        FleetCommand::Status(a) => a,
+        FleetCommand::Report { fleet, out } => {
+            super::paper::check_out(&out)?;
+            let fleet = firesafe::config::fleet::load(&fleet)?;
+            let now = Utc::now();
+            let schools = firesafe::schedule::fleet::status(&fleet, now).await?;
+            let doc = firesafe::paper::fleet::build(&fleet.trust, &schools, now);
+            let (pdf, html) = super::paper::write_document(&out, &doc, false)?;
+            println!("wrote {} and {}", pdf.display(), html.display());
+            return Ok(Outcome::Success);
+        }
+    };
     let fleet = firesafe::config::fleet::load(&a.fleet)?;
-    let schools = firesafe::schedule::fleet::status(&fleet, Utc::now()).await?;
+    let now = Utc::now();
+    let schools = firesafe::schedule::fleet::status(&fleet, now).await?;
     let attention = schools.iter().filter(|s| s.light != Light::Ok).count();
+    if let Some(path) = &a.metrics {
+        firesafe::schedule::alert::write_metrics(
+            path,
+            &firesafe::schedule::fleet::metrics(&schools, now),
+        )?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&schools).expect("JSON"));
         return Ok(Outcome::clean_if(attention == 0));

@@ -176,7 +176,7 @@ fn document_paths(out: &Path) -> (PathBuf, PathBuf) {
 /// Writes a document as PDF and HTML, refusing early when the place cannot be written.
 /// Writes the PDF and HTML beside each other. A document holding a key is readable by its
 /// owner only (0600, also when it replaces an older file); others are 0644.
-fn write_document(
+pub(super) fn write_document(
     out: &Path,
     doc: &firesafe::paper::doc::Doc,
     holds_key: bool,
@@ -204,7 +204,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
 }
 
 /// Checks that `--out` names a place that can be written before the slow part starts.
-fn check_out(out: &Path) -> Result<()> {
+pub(super) fn check_out(out: &Path) -> Result<()> {
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

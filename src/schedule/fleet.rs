@@ -229,3 +229,33 @@ async fn contradictions(fleet: &Fleet, school: &School, b: &Beacon) -> Vec<Strin
     out.dedup();
     out
 }
+
+/// Prometheus text format: per school, whether it is OK and how old its beacon is.
+pub fn metrics(schools: &[SchoolStatus], now: DateTime<Utc>) -> String {
+    let label = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', " ")
+    };
+    let mut out = String::from(
+        "# HELP firesafe_fleet_school_ok 1 when the school's beacon is believed and every share is OK.\n# TYPE firesafe_fleet_school_ok gauge\n",
+    );
+    for s in schools {
+        out.push_str(&format!(
+            "firesafe_fleet_school_ok{{school=\"{}\"}} {}\n",
+            label(&s.school),
+            u8::from(s.light == Light::Ok)
+        ));
+    }
+    out.push_str("# HELP firesafe_fleet_beacon_age_seconds Age of the school's believed status beacon.\n# TYPE firesafe_fleet_beacon_age_seconds gauge\n");
+    for s in schools {
+        if let Some(w) = s.written {
+            out.push_str(&format!(
+                "firesafe_fleet_beacon_age_seconds{{school=\"{}\"}} {}\n",
+                label(&s.school),
+                (now - w).num_seconds().max(0)
+            ));
+        }
+    }
+    out
+}

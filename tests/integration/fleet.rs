@@ -153,6 +153,46 @@ fn the_trust_believes_only_signed_fresh_beacons_the_store_confirms() {
             "ACTION-NEEDED"
         ]
     );
+    // The board's report: every school on page one, then a page for each that needs attention.
+    let out = firesafe()
+        .args(["fleet", "report", "--fleet"])
+        .arg(&fleet_file)
+        .arg("--out")
+        .arg(work.path().join("trust"))
+        .output()
+        .expect("firesafe");
+    assert_success(&out, "fleet report");
+    let pdf = work.path().join("trust.pdf");
+    let page1 = crate::report::pdftotext(&pdf, Some((1, 1)));
+    assert!(page1.contains("4 of 5 schools need attention"), "{page1}");
+    for n in names {
+        assert!(page1.contains(n), "{n} missing from page 1: {page1}");
+    }
+    let all = crate::report::pdftotext(&pdf, None);
+    assert!(
+        all.contains("Birch High") && all.contains("its beacon is stale"),
+        "{all}"
+    );
+    let html = fs::read_to_string(work.path().join("trust.html")).expect("html");
+    assert!(html.contains("Elm Academy"), "{html}");
+    // Metrics for the trust's monitoring.
+    let metrics = work.path().join("fleet.prom");
+    let out = firesafe()
+        .args(["fleet", "status", "--fleet"])
+        .arg(&fleet_file)
+        .arg("--metrics")
+        .arg(&metrics)
+        .output()
+        .expect("firesafe");
+    assert_exit(&out, 1, "fleet status with metrics");
+    let m = fs::read_to_string(&metrics).expect("metrics");
+    assert!(
+        m.contains("firesafe_fleet_school_ok{school=\"Oak Primary\"} 1")
+            && m.contains("firesafe_fleet_school_ok{school=\"Ash Juniors\"} 0")
+            && m.contains("firesafe_fleet_beacon_age_seconds{school=\"Birch High\"} 259"),
+        "{m}"
+    );
+
     // The beacon names no file of the shares.
     let oak = &json[0]["beacon"];
     assert_eq!(oak["school"], "Oak Primary");
