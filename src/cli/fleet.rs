@@ -79,6 +79,13 @@ pub(super) enum FleetCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Make the trust's key (an age identity, readable by its owner only) and print the
+    /// recipient to give each school as trust_recipient.
+    Keygen {
+        /// Where to write the new key; an existing file is never replaced.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// The `fleet report` command's long help.
@@ -150,6 +157,7 @@ pub(super) async fn beacon_cmd(c: BeaconCommand) -> Result<Outcome> {
 pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
     let a = match c {
         FleetCommand::Status(a) => a,
+        FleetCommand::Keygen { out } => return keygen(&out),
         FleetCommand::Report { fleet, out } => {
             super::paper::check_out(&out)?;
             let fleet = firesafe::config::fleet::load(&fleet)?;
@@ -208,4 +216,37 @@ pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
         fleet.trust
     );
     Ok(Outcome::clean_if(attention == 0))
+}
+
+/// `fleet keygen --out FILE`: the trust's age identity, never over an existing file.
+fn keygen(out: &std::path::Path) -> Result<Outcome> {
+    use age::secrecy::ExposeSecret;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| {
+            firesafe::Error::local(
+                out,
+                "cannot create the trust's key (an existing key is never replaced; choose another --out)",
+                e,
+            )
+        })?;
+    writeln!(
+        f,
+        "# firesafe trust key: reads the status beacons of the trust's schools. Keep it private.\n# public key: {recipient}\n{}",
+        identity.to_string().expose_secret()
+    )
+    .map_err(|e| firesafe::Error::local(out, "cannot write the trust's key", e))?;
+    println!("{recipient}");
+    eprintln!(
+        "firesafe: the trust's key is {}: keep it private; give each school the line above as trust_recipient in its site.toml",
+        out.display()
+    );
+    Ok(Outcome::Success)
 }

@@ -5,8 +5,6 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use age::secrecy::ExposeSecret;
-
 use crate::report::fs_in;
 use crate::support::*;
 
@@ -46,14 +44,28 @@ fn fleet_status(fleet: &Path, json: bool) -> Output {
 
 #[test]
 fn the_trust_believes_only_signed_fresh_beacons_the_store_confirms() {
-    let trust = age::x25519::Identity::generate();
-    let recipient = trust.to_public().to_string();
     let work = tempfile::tempdir().expect("tempdir");
-    fs::write(
-        work.path().join("trust.key"),
-        format!("{}\n", trust.to_string().expose_secret()),
-    )
-    .expect("trust key");
+    let keygen = || {
+        firesafe()
+            .args(["fleet", "keygen", "--out"])
+            .arg(work.path().join("trust.key"))
+            .output()
+            .expect("firesafe")
+    };
+    let out = keygen();
+    assert_success(&out, "fleet keygen");
+    let recipient = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    // An existing key is never replaced.
+    assert_exit(&keygen(), 2, "a second keygen over the key");
+    let text = fs::read_to_string(work.path().join("trust.key")).expect("trust key");
+    let trust: age::x25519::Identity = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .expect("an identity")
+        .parse()
+        .expect("identity");
+    assert_eq!(trust.to_public().to_string(), recipient);
 
     let names = [
         "Oak Primary",
