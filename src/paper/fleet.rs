@@ -28,7 +28,7 @@ pub fn build(trust: &str, schools: &[SchoolStatus], read: DateTime<Utc>) -> Doc 
         .collect();
     let mut blocks = vec![
         Block::Title {
-            title: format!("{trust}: are every school's backups safe?"),
+            title: format!("{trust}: is every school's backup safe?"),
             subtitle: format!(
                 "Read from each school's signed status beacon and checked against the storage, {}",
                 when(read)

@@ -187,6 +187,13 @@ fn the_trust_believes_only_signed_fresh_beacons_the_store_confirms() {
     );
     let html = fs::read_to_string(work.path().join("trust.html")).expect("html");
     assert!(html.contains("Elm Academy"), "{html}");
+    if crate::report::renderer("chromium") {
+        let dom = crate::report::chromium_dom(&work.path().join("trust.html"));
+        assert!(
+            dom.contains("4 of 5 schools need attention") && dom.contains("Yew Infants"),
+            "{dom}"
+        );
+    }
     // Metrics for the trust's monitoring.
     let metrics = work.path().join("fleet.prom");
     let out = firesafe()

@@ -311,3 +311,325 @@ fn two_concurrent_inits_leave_one_repository() {
         assert_eq!(snaps.as_array().map(Vec::len), Some(1), "{snaps:#}");
     }
 }
+
+/// The `KEY=value` lines of one of scripts/garage-schools.sh's credential files.
+fn credentials(path: &Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{} is mode {mode:o}", path.display());
+    fs::read_to_string(path)
+        .expect("read the credentials")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not KEY=value: {l}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn credential<'a>(creds: &'a [(String, String)], name: &str) -> &'a str {
+    creds
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} in {creds:?}"))
+}
+
+/// `firesafe` with these credentials alone (every other AWS_* variable removed).
+fn firesafe_as(creds: &[(String, String)]) -> Command {
+    let mut c = firesafe();
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(name);
+        }
+    }
+    c.envs(creds.iter().map(|(k, v)| (k, v)));
+    c
+}
+
+/// A signed S3 request (curl's SigV4) with these credentials: the HTTP status and the body.
+fn s3_request(creds: &[(String, String)], method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "-X", method, "-w", "\n%{http_code}", "--aws-sigv4"])
+        .arg(format!("aws:amz:{}:s3", credential(creds, "AWS_REGION")))
+        .arg("--user")
+        .arg(format!(
+            "{}:{}",
+            credential(creds, "AWS_ACCESS_KEY_ID"),
+            credential(creds, "AWS_SECRET_ACCESS_KEY")
+        ))
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
+    if method == "PUT" {
+        c.args(["--data-binary", body]);
+    }
+    let out = c
+        .arg(format!("{}/{path}", credential(creds, "AWS_ENDPOINT_URL")))
+        .output()
+        .expect("run curl");
+    assert_success(&out, &format!("curl {method} {path}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl's status line");
+    (
+        status.trim().parse().expect("an HTTP status"),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn each_school_has_its_own_bucket_and_key_and_the_trust_only_reads() {
+    let Some(g) = garage() else { return };
+    // Names of this run's own, so that a cluster used before holds none of their buckets.
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let names = [
+        format!("Ash Primary {tag}"),
+        format!("Beech Academy {tag}"),
+        format!("St. Cedar's {tag}"),
+    ];
+    let slugs = [
+        format!("ash-primary-{tag}"),
+        format!("beech-academy-{tag}"),
+        format!("st-cedar-s-{tag}"),
+    ];
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let s = scratch.path();
+    let out_dir = s.join("credentials");
+    let script = project_root().join("scripts/garage-schools.sh");
+    let run = |args: &[&str]| {
+        Command::new(&script)
+            .arg("--cluster")
+            .arg(&g.dir)
+            .arg("--out")
+            .arg(&out_dir)
+            .args(args)
+            .output()
+            .expect("run scripts/garage-schools.sh")
+    };
+    let first = run(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_success(&first, "garage-schools.sh");
+
+    // The fleet.toml fragment names each school's bucket.
+    let fragment: toml::Value =
+        toml::from_str(&String::from_utf8_lossy(&first.stdout)).expect("a TOML fragment");
+    let listed = fragment["school"].as_array().expect("[[school]]");
+    assert_eq!(listed.len(), 3, "{fragment:#?}");
+    for ((school, name), slug) in listed.iter().zip(&names).zip(&slugs) {
+        assert_eq!(school["name"].as_str(), Some(name.as_str()), "{school:#?}");
+        let offsite = &school["targets"]["offsite"];
+        assert_eq!(offsite["kind"].as_str(), Some("s3"), "{school:#?}");
+        assert_eq!(
+            offsite["bucket"].as_str(),
+            Some(format!("school-{slug}").as_str()),
+            "{school:#?}"
+        );
+        assert_eq!(offsite["prefix"].as_str(), Some("firesafe"), "{school:#?}");
+    }
+    // Each school's target file is one firesafe accepts, on its own bucket.
+    let cloud =
+        fs::read_to_string(out_dir.join(format!("{}-cloud.toml", slugs[0]))).expect("cloud");
+    let target: toml::Value = toml::from_str(&cloud).expect("TOML");
+    assert_eq!(
+        target["bucket"].as_str(),
+        Some(format!("school-{}", slugs[0]).as_str())
+    );
+    assert_eq!(target["location"].as_str(), Some("offsite"));
+    write(&s.join("school/targets/offsite.toml"), cloud.as_bytes());
+    let out = firesafe()
+        .args(["config", "check", "--config-dir"])
+        .arg(s.join("school"))
+        .output()
+        .expect("run firesafe");
+    assert_success(&out, "config check of the school's target");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 target (offsite)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let creds = |file: &str| credentials(&out_dir.join(format!("{file}.env")));
+    let (a, b, trust) = (creds(&slugs[0]), creds(&slugs[1]), creds("trust-read"));
+    assert_eq!(credential(&a, "AWS_ENDPOINT_URL"), g.endpoints[0]);
+    assert_ne!(
+        credential(&a, "AWS_ACCESS_KEY_ID"),
+        credential(&b, "AWS_ACCESS_KEY_ID")
+    );
+    let repo = |slug: &str| format!("s3://school-{slug}/firesafe");
+
+    // School A backs up into its own bucket with its own key.
+    let a_key = s.join("a.key");
+    let out = firesafe_as(&a)
+        .args(["--repo", &repo(&slugs[0]), "init", "--generate-key"])
+        .arg(&a_key)
+        .output()
+        .expect("run firesafe");
+    assert_success(&out, "school A's init in its own bucket");
+    let share = s.join("share");
+    write(&share.join("letter.txt"), b"dear parents\n");
+    let out = firesafe_as(&a)
+        .args(["--repo", &repo(&slugs[0]), "backup"])
+        .arg(&share)
+        .args(["--source", "office"])
+        .env("FIRESAFE_KEY_FILE", &a_key)
+        .output()
+        .expect("run firesafe");
+    assert_success(&out, "school A's backup");
+    // School B has a repository of its own.
+    let b_key = s.join("b.key");
+    let out = firesafe_as(&b)
+        .args(["--repo", &repo(&slugs[1]), "init", "--generate-key"])
+        .arg(&b_key)
+        .output()
+        .expect("run firesafe");
+    assert_success(&out, "school B's init in its own bucket");
+
+    // School A's key opens neither school B's bucket nor school C's.
+    let out = firesafe_as(&a)
+        .args(["--repo", &repo(&slugs[1]), "snapshots"])
+        .env("FIRESAFE_KEY_FILE", &b_key)
+        .output()
+        .expect("run firesafe");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("AccessDenied"),
+        "school A's key read school B's repository: {out:?}"
+    );
+    let out = firesafe_as(&a)
+        .args(["--repo", &repo(&slugs[2]), "init", "--generate-key"])
+        .arg(s.join("c.key"))
+        .output()
+        .expect("run firesafe");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("AccessDenied"),
+        "school A's key wrote to school C's bucket: {out:?}"
+    );
+    let (status, body) = s3_request(&a, "GET", &format!("school-{}?list-type=2", slugs[1]), "");
+    assert_eq!(status, 403, "school A listed school B's bucket: {body}");
+    assert!(body.contains("not allowed for this key"), "{body}");
+    // The same request form is accepted where the key may write (so each 403 is the key's).
+    let (status, body) = s3_request(&a, "PUT", &format!("school-{}/probe", slugs[0]), "probe");
+    assert_eq!(status, 200, "{body}");
+
+    // The trust's key lists every school's snapshots, and writes and deletes nothing.
+    let (status, listing) = s3_request(
+        &trust,
+        "GET",
+        &format!(
+            "school-{}?list-type=2&prefix=firesafe%2Fsnapshots%2F",
+            slugs[0]
+        ),
+        "",
+    );
+    assert_eq!(status, 200, "the trust's listing of school A: {listing}");
+    let snapshot = listing
+        .split("<Key>")
+        .nth(1)
+        .and_then(|k| k.split("</Key>").next())
+        .unwrap_or_else(|| panic!("no snapshot in school A's listing: {listing}"))
+        .to_string();
+    assert!(snapshot.starts_with("firesafe/snapshots/"), "{snapshot}");
+    for slug in &slugs[1..] {
+        let (status, body) = s3_request(&trust, "GET", &format!("school-{slug}?list-type=2"), "");
+        assert_eq!(status, 200, "the trust's listing of school-{slug}: {body}");
+    }
+    let (status, body) = s3_request(
+        &trust,
+        "PUT",
+        &format!("school-{}/firesafe/snapshots/forged", slugs[0]),
+        "forged",
+    );
+    assert_eq!(status, 403, "the trust's key wrote to school A: {body}");
+    assert!(body.contains("not allowed for this key"), "{body}");
+    let (status, body) = s3_request(
+        &trust,
+        "DELETE",
+        &format!("school-{}/{snapshot}", slugs[0]),
+        "",
+    );
+    assert_eq!(
+        status, 403,
+        "the trust's key deleted school A's snapshot: {body}"
+    );
+    let out = firesafe_as(&a)
+        .args(["--repo", &repo(&slugs[0]), "snapshots", "--json"])
+        .env("FIRESAFE_KEY_FILE", &a_key)
+        .output()
+        .expect("run firesafe");
+    assert_success(&out, "school A's snapshots");
+    let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(snaps.as_array().map(Vec::len), Some(1), "{snaps:#}");
+
+    // Run again, from a list file: the same keys, the same files, the same fragment.
+    let before: Vec<(PathBuf, Vec<u8>)> = {
+        let mut files: Vec<_> = fs::read_dir(&out_dir)
+            .expect("read the credentials directory")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let bytes = fs::read(&p).expect("read");
+                (p, bytes)
+            })
+            .collect()
+    };
+    assert_eq!(before.len(), 7, "{before:?}");
+    let list = s.join("schools.txt");
+    write(
+        &list,
+        format!(
+            "# the trust's schools\n{}\n\n  {}\n{}\n",
+            names[0], names[1], names[2]
+        )
+        .as_bytes(),
+    );
+    let second = run(&["--schools", list.to_str().expect("utf-8 path")]);
+    assert_success(&second, "garage-schools.sh run again");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&first.stdout)
+    );
+    for (path, bytes) in &before {
+        assert!(
+            fs::read(path).expect("read") == *bytes,
+            "{} changed on the second run",
+            path.display()
+        );
+    }
+    assert_eq!(fs::read_dir(&out_dir).expect("read").count(), before.len());
+    let out = firesafe_as(&creds(&slugs[0]))
+        .args(["--repo", &repo(&slugs[0]), "snapshots"])
+        .env("FIRESAFE_KEY_FILE", &a_key)
+        .output()
+        .expect("run firesafe");
+    assert_success(&out, "school A's snapshots after the second run");
+
+    // Without a cluster to reach, one line says what to do.
+    let out = Command::new(&script)
+        .args(["--config"])
+        .arg(s.join("no-such-garage.toml"))
+        .arg("--garage")
+        .arg(
+            fs::read_to_string(g.dir.join("garage-bin"))
+                .expect("garage-bin")
+                .trim(),
+        )
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("Oak Primary")
+        .output()
+        .expect("run scripts/garage-schools.sh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no Garage configuration") && err.contains("-c "),
+        "{err}"
+    );
+}
