@@ -97,6 +97,33 @@ fn files_encrypted_in_place_are_flagged() {
     assert_flagged(school.backup(), "content-changed-character", "attack a");
 }
 
+/// `--force-read` reads every file again but still compares with the parent: a normal night is
+/// no alarm (files read again with the same content are unchanged), an attack is.
+#[test]
+fn a_force_read_backup_still_compares_and_flags_an_attack() {
+    let school = School::new(5);
+    let force = |school: &School| {
+        let out = school
+            .repo
+            .cmd()
+            .arg("backup")
+            .arg(&school.share)
+            .args(["--source", "curriculum", "--force-read"])
+            .output()
+            .expect("run");
+        assert_success(&out, "backup --force-read");
+        last_suspect(&school.repo)
+    };
+    school.night(20);
+    assert_eq!(force(&school), None, "a normal night read in full");
+    script(&["attack", school.dir(), "a", "--fraction", "0.05"]);
+    assert_flagged(
+        force(&school),
+        "content-changed-character",
+        "attack a, --force-read",
+    );
+}
+
 #[test]
 fn files_encrypted_renamed_with_ransom_notes_are_flagged() {
     let school = School::new(5);
