@@ -66,7 +66,7 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// The time that names kept-aside files.
     pub now: chrono::DateTime<chrono::Local>,
-    /// Packs downloaded at once; 0 for the first copy's [`Target::transfers`].
+    /// Packs downloaded at once; 0 for the first copy's [`Target::transfers`], at most 4.
     ///
     /// [`Target::transfers`]: crate::store::target::Target::transfers
     pub downloads: usize,
