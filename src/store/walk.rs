@@ -113,6 +113,8 @@ pub struct Trees<'r, 'a> {
     cache: HashMap<Id, Arc<Tree>>,
     order: VecDeque<(Id, usize)>,
     cached: usize,
+    /// The cache's bound, in bytes of listings.
+    limit: usize,
     seen: HashSet<Id>,
     distinct: u64,
     listed: u64,
@@ -124,12 +126,23 @@ impl<'r, 'a> Trees<'r, 'a> {
     /// A walk of `snapshot` (its short id, or `1a2b3c4d or 5e6f7a8b` for two compared),
     /// reading through `reader`.
     pub fn new(reader: &'r BlobReader<'a>, snapshot: String) -> Trees<'r, 'a> {
+        Self::with_cache(reader, snapshot, TREE_CACHE_BYTES)
+    }
+
+    /// A walk whose cache holds at most `limit` bytes of listings: a walk that reads each tree
+    /// once (planning a restore) needs little.
+    pub fn with_cache(
+        reader: &'r BlobReader<'a>,
+        snapshot: String,
+        limit: usize,
+    ) -> Trees<'r, 'a> {
         Trees {
             reader,
             snapshot,
             cache: HashMap::new(),
             order: VecDeque::new(),
             cached: 0,
+            limit,
             seen: HashSet::new(),
             distinct: 0,
             listed: 0,
@@ -170,8 +183,8 @@ impl<'r, 'a> Trees<'r, 'a> {
             .index()
             .get(id)
             .map_or(0, |(_, loc)| loc.raw_length as usize);
-        if size <= TREE_CACHE_BYTES {
-            while self.cached + size > TREE_CACHE_BYTES {
+        if size <= self.limit {
+            while self.cached + size > self.limit {
                 let Some((old, n)) = self.order.pop_front() else {
                     break;
                 };

@@ -141,7 +141,8 @@ impl<'r, 'a> PlanStream<'r, 'a> {
         snapshot: &Listed,
         sub_path: Option<&str>,
     ) -> Result<PlanStream<'r, 'a>> {
-        let mut trees = Trees::new(reader, snapshot.id.short());
+        // Each folder's listing is planned once: a small cache serves the few read again.
+        let mut trees = Trees::with_cache(reader, snapshot.id.short(), 4 << 20);
         let root = trees.tree(&snapshot.snapshot.tree, 0, "").await?;
         let mut todo: Vec<(PathBuf, Node)> = Vec::new();
         match sub_path
