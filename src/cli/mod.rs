@@ -11,6 +11,7 @@ mod browse;
 mod check;
 mod find;
 mod key;
+mod key_list;
 mod media;
 mod mount;
 mod paper;
@@ -102,7 +103,7 @@ enum Command {
     #[command(after_help = check::HELP)]
     Check(check::CheckArgs),
     /// Manage the keys that can open the repository.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = key::HELP)]
     Key(key::KeyCommand),
     /// Run one schedule now, exactly as the nightly run would: back up its sources and copy the
     /// result to every one of its targets.

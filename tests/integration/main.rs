@@ -19,6 +19,7 @@ mod find;
 mod forged;
 mod garage;
 mod hostile;
+mod key_passwd;
 mod keys;
 mod layers;
 mod media;
