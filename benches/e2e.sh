@@ -17,6 +17,10 @@
 #   BENCH_REPORT_ONLY=1  only rewrite results.md from an existing $BENCH_DIR/raw.tsv
 #   BENCH_DETECT=1  also measure ransomware detection's cost (firesafe with and without it);
 #                   BENCH_DETECT_ONLY=1 measures only that; BENCH_DETECT_FILES sets the share's size
+#   BENCH_PASSPHRASE=1  also time `snapshots` opened with a passphrase (firesafe's scrypt work
+#                   factor against restic's key derivation) on a small repository;
+#                   BENCH_PASSPHRASE_ONLY=1 measures only that; BENCH_PASSPHRASE_OLD_BIN names a
+#                   firesafe from before 2^17 whose `init` makes a 2^18 envelope, timed as well
 #
 # Both tools encrypt and compress: firesafe with its defaults (zstd 3 where it pays, age), restic
 # with repository format v2 and --compression auto. Page cache is not dropped (we cannot); each step
@@ -150,6 +154,106 @@ if [[ "${BENCH_DETECT:-0}" == 1 || "${BENCH_DETECT_ONLY:-0}" == 1 ]]; then
     need_pkg bc bc
     detect_bench
     [[ "${BENCH_DETECT_ONLY:-0}" == 1 ]] && exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Opening with a passphrase: what firesafe's scrypt work factor costs against restic's key
+# derivation (BENCH_PASSPHRASE=1 adds this; BENCH_PASSPHRASE_ONLY=1 runs only this). One small
+# repository per tool (a backup of two files), each with a passphrase as its only key: firesafe
+# `init` with FIRESAFE_PASSPHRASE (an envelope of the current work factor), restic `init` with
+# RESTIC_PASSWORD (restic calibrates its scrypt parameters on this machine at init). With
+# BENCH_PASSPHRASE_OLD_BIN, a third repository is made by that older firesafe (a 2^18
+# envelope) and opened by the current one. Timed: `snapshots`, BENCH_RUNS times each, the
+# order of the repositories rotating between runs; wall time and peak RSS (/usr/bin/time -v).
+# ---------------------------------------------------------------------------------------------
+passphrase_bench() {
+    local dir="$BENCH_DIR/passphrase" out="$BENCH_DIR/passphrase.tsv" pass="firesafe-bench-passphrase"
+    rm -rf "$dir" && mkdir -p "$dir/src" "$LOGS"
+    : >"$out"
+    printf 'a small share\n' >"$dir/src/note.txt"
+    head -c 1000000 /dev/urandom >"$dir/src/photo.jpg"
+    local fs=(env -u FIRESAFE_KEY_FILE FIRESAFE_PASSPHRASE="$pass" FIRESAFE_STATE_DIR="$dir/state")
+    local rs=(env RESTIC_PASSWORD="$pass" RESTIC_CACHE_DIR="$dir/restic-cache")
+    local repos=(firesafe restic) r
+    make_repo() { # name firesafe-binary
+        "${fs[@]}" "$2" --repo "$dir/$1" init >"$LOGS/passphrase-init-$1.log" 2>&1 &&
+            "${fs[@]}" "$FIRESAFE" --repo "$dir/$1" backup "$dir/src" --source share \
+                >>"$LOGS/passphrase-init-$1.log" 2>&1 || die "passphrase bench: making $1 failed"
+    }
+    make_repo firesafe "$FIRESAFE"
+    # The same repository opened with a key file instead: what `snapshots` costs without scrypt.
+    "${fs[@]}" "$FIRESAFE" --repo "$dir/firesafe" key add --generate "$dir/firesafe.key" \
+        >>"$LOGS/passphrase-init-firesafe.log" 2>&1 || die "passphrase bench: key add failed"
+    repos+=(firesafe-keyfile)
+    if [[ -n "${BENCH_PASSPHRASE_OLD_BIN:-}" ]]; then
+        make_repo firesafe-old "$BENCH_PASSPHRASE_OLD_BIN"
+        repos+=(firesafe-old)
+    fi
+    { "${rs[@]}" "$RESTIC" -r "$dir/restic" init --repository-version 2 &&
+        "${rs[@]}" "$RESTIC" -r "$dir/restic" backup "$dir/src" --quiet; } \
+        >"$LOGS/passphrase-init-restic.log" 2>&1 || die "passphrase bench: making restic failed"
+    snapshots() { # repository -> the command, in SNAPSHOTS
+        case $1 in
+        restic) SNAPSHOTS=("${rs[@]}" "$RESTIC" -r "$dir/restic" snapshots) ;;
+        firesafe-keyfile) SNAPSHOTS=(env -u FIRESAFE_PASSPHRASE FIRESAFE_KEY_FILE="$dir/firesafe.key"
+            FIRESAFE_STATE_DIR="$dir/state" "$FIRESAFE" --repo "$dir/firesafe" snapshots) ;;
+        *) SNAPSHOTS=("${fs[@]}" "$FIRESAFE" --repo "$dir/$1" snapshots) ;;
+        esac
+    }
+    for r in "${repos[@]}"; do
+        snapshots "$r"
+        "${SNAPSHOTS[@]}" >/dev/null 2>&1 || die "passphrase bench: $r does not open"
+    done
+    local run i t0 t1 log
+    for run in $(seq 1 "$BENCH_RUNS"); do
+        for i in "${!repos[@]}"; do
+            r=${repos[$(((i + run) % ${#repos[@]}))]}
+            log="$LOGS/passphrase-$r-run$run"
+            snapshots "$r"
+            t0=$(date +%s%N)
+            /usr/bin/time -v -o "$log.time" "${SNAPSHOTS[@]}" >"$log.log" 2>&1 ||
+                die "passphrase bench: snapshots of $r failed; see $log.log"
+            t1=$(date +%s%N)
+            printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$run" "$(((t1 - t0) / 1000000))" \
+                "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log.time")" \
+                "$(awk -F': ' '/(User|System) time/ {s += $2} END {print s}' "$log.time")" >>"$out"
+        done
+    done
+    local factors=""
+    for r in "${repos[@]}"; do
+        [[ $r == restic || $r == firesafe-keyfile ]] && continue
+        factors+="$r=$("${fs[@]}" "$FIRESAFE" --repo "$dir/$r" key list --json |
+            "$PYTHON" -c 'import json, sys; print(max(k.get("scrypt_log_n", 0) for k in json.load(sys.stdin)))') "
+    done
+    note "opening with a passphrase: \`snapshots\` of a small repository (median of $BENCH_RUNS run(s)):"
+    "$PYTHON" - "$out" "$dir/restic/keys" "$factors" <<'PY' | tee "$BENCH_DIR/passphrase.md"
+import glob, json, statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n") if l]
+factors = dict(f.split("=") for f in sys.argv[3].split())
+restic_key = json.load(open(glob.glob(sys.argv[2] + "/*")[0]))
+kdf = {
+    "restic": "scrypt N=2^%d, r=%d, p=%d (%d MiB), calibrated by `restic init`" % (
+        restic_key["N"].bit_length() - 1, restic_key["r"], restic_key["p"],
+        128 * restic_key["r"] * restic_key["N"] >> 20),
+}
+kdf["firesafe-keyfile"] = "none (the same repository as firesafe, opened with a key file)"
+for name, n in factors.items():
+    kdf[name] = "age scrypt N=2^%s, r=8, p=1 (%d MiB)" % (n, 1024 << int(n) >> 20)
+print("| repository | key derivation | wall s | CPU s (user + system) | peak RSS MiB |")
+print("|---|---|---:|---:|---:|")
+def spread(xs, fmt):
+    med = fmt % statistics.median(xs)
+    return med if len(xs) == 1 else "%s (%s-%s)" % (med, fmt % min(xs), fmt % max(xs))
+for name in dict.fromkeys(r[0] for r in rows):
+    mine = [r for r in rows if r[0] == name]
+    print("| %s | %s | %s | %s | %s |" % (
+        name, kdf[name], spread([int(r[2]) / 1000 for r in mine], "%.2f"),
+        spread([float(r[4]) for r in mine], "%.2f"), spread([int(r[3]) / 1024 for r in mine], "%.0f")))
+PY
+}
+if [[ "${BENCH_PASSPHRASE:-0}" == 1 || "${BENCH_PASSPHRASE_ONLY:-0}" == 1 ]]; then
+    passphrase_bench
+    [[ "${BENCH_PASSPHRASE_ONLY:-0}" == 1 ]] && exit 0
 fi
 
 # ---------------------------------------------------------------------------------------------

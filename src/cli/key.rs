@@ -1,16 +1,30 @@
 //! `key`: the key envelopes that open a repository, on one copy (`--repo`) or on every copy of
-//! a schedule's (`--schedule`).
+//! a schedule's (`--schedule`): list, add, remove, and re-wrap a passphrase (`passwd`).
 
 use std::path::PathBuf;
 
-use chrono::Local;
 use clap::{Args, Subcommand};
-use firesafe::format::crypto::Recipient;
-use firesafe::ops::keys::{self, KeyEntry};
+use firesafe::format::crypto::{self, Recipient};
+use firesafe::ops::keys;
 use firesafe::{Error, Result};
 
 use super::Outcome;
 use super::args::{ConfigDir, open, unlock_from_env};
+use super::key_list::{print_keys, print_schedule_keys};
+
+/// The help of `key`: what a key is, what a passphrase costs, and an example of each command.
+pub(super) const HELP: &str =
+    "Each key is an envelope (keys/ID) holding the repository's secrets, for an age
+identity or a passphrase; adding or removing one rewrites no data. A passphrase
+envelope costs scrypt work to open: new ones get 2^17 (128 MiB), `key list`
+shows each one's, and `key passwd` moves an older one to 2^17.
+
+EXAMPLES:
+  firesafe --repo /mnt/nas/firesafe key list
+  firesafe key add --schedule nightly --recipient age1... --label \\
+      \"recovery key (fire safe)\"
+  FIRESAFE_PASSPHRASE='...' firesafe key passwd 1a2b3c4d
+  firesafe key remove --schedule nightly 1a2b3c4d";
 
 // `--schedule NAME` (every copy of a schedule's repository) instead of `--repo`, and the
 // configuration directory it is read from.
@@ -18,7 +32,8 @@ use super::args::{ConfigDir, open, unlock_from_env};
 #[command(mut_arg("config_dir", |a| a.help("With --schedule: the directory holding targets/ and schedules/")))]
 pub(super) struct KeyScope {
     /// Act on every target of this schedule instead of --repo: the same key added to, removed
-    /// from or listed on every copy. The key comes from FIRESAFE_KEY_FILE or the schedule's.
+    /// from, re-wrapped or listed on every copy. The key comes from FIRESAFE_KEY_FILE or the
+    /// schedule's.
     #[arg(long, value_name = "NAME")]
     schedule: Option<String>,
     #[command(flatten)]
@@ -32,8 +47,10 @@ pub(super) enum KeyCommand {
   firesafe --repo /mnt/nas/firesafe key list
   firesafe key list --schedule nightly
 
-With --schedule each key's copies are shown (\"nas only — run `firesafe sync nightly`\" for one
-the other copies lack), and the exit status is 1 when some copy lacks a key or was not read.")]
+A passphrase key shows its scrypt work factor (\"scrypt 2^17\"), with what it costs to open and
+the `firesafe key passwd` that moves it when it was made with another one. With --schedule each
+key's copies are shown (\"nas only — run `firesafe sync nightly`\" for one the other copies
+lack), and the exit status is 1 when some copy lacks a key or was not read.")]
     List {
         #[arg(long)]
         json: bool,
@@ -85,16 +102,65 @@ removes the key from the other copies too; --schedule removes it from every copy
         #[command(flatten)]
         scope: KeyScope,
     },
+    /// Re-wrap a passphrase key at the current scrypt work factor, with the same or a new
+    /// passphrase.
+    #[command(after_help = "EXAMPLES:
+  FIRESAFE_PASSPHRASE='...' firesafe --repo /mnt/nas/firesafe key passwd \\
+      1a2b3c4d
+  Keeping the passphrase:
+    FIRESAFE_PASSPHRASE='...' firesafe key passwd 1a2b3c4d \\
+        --new-passphrase-env FIRESAFE_PASSPHRASE
+  On every copy of a schedule's repository:
+    firesafe key passwd --schedule nightly 1a2b3c4d
+
+The new envelope gets scrypt work factor 2^17 (128 MiB and a few tenths of a
+second to open); `key list` shows each passphrase key's. The new passphrase
+comes from the variable --new-passphrase-env names, else from
+FIRESAFE_NEW_PASSPHRASE, else it is asked for twice on the terminal. The new
+envelope (a new key id) is written and read back opening the repository before
+the old one is removed, with a removal record as `key remove` leaves: the
+schedule's next run or sync moves the other copies too, and --schedule moves
+every copy now. The repository can be opened with a key file
+(FIRESAFE_KEY_FILE) instead of the old passphrase.")]
+    Passwd {
+        /// The passphrase key's id or prefix, from `key list`.
+        id: String,
+        /// Read the new passphrase from this environment variable (FIRESAFE_PASSPHRASE keeps
+        /// the passphrase you opened with).
+        #[arg(long, value_name = "VAR")]
+        new_passphrase_env: Option<String>,
+        #[command(flatten)]
+        scope: KeyScope,
+    },
 }
 
-fn new_passphrase() -> Result<String> {
-    if let Ok(p) = std::env::var("FIRESAFE_NEW_PASSPHRASE") {
-        if p.chars().count() < 8 {
-            return Err(Error::Usage(
-                "FIRESAFE_NEW_PASSPHRASE is shorter than 8 characters".into(),
-            ));
+impl KeyCommand {
+    fn scope(&self) -> &KeyScope {
+        match self {
+            KeyCommand::List { scope, .. }
+            | KeyCommand::Add { scope, .. }
+            | KeyCommand::Remove { scope, .. }
+            | KeyCommand::Passwd { scope, .. } => scope,
         }
-        return Ok(p);
+    }
+}
+
+/// A new passphrase: from the environment variable `var`, named by `--new-passphrase-env`
+/// (which must then be set), else from FIRESAFE_NEW_PASSPHRASE, else asked twice on the
+/// terminal.
+fn new_passphrase(var: Option<&str>) -> Result<String> {
+    let name = var.unwrap_or("FIRESAFE_NEW_PASSPHRASE");
+    match std::env::var(name) {
+        Ok(p) if p.chars().count() < 8 => {
+            return Err(Error::Usage(format!("{name} is shorter than 8 characters")));
+        }
+        Ok(p) => return Ok(p),
+        Err(_) if var.is_some() => {
+            return Err(Error::Usage(format!(
+                "--new-passphrase-env {name}: {name} is not set (export it, or leave out the flag to be asked)"
+            )));
+        }
+        Err(_) => {}
     }
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return Err(Error::Usage(
@@ -120,12 +186,7 @@ fn new_passphrase() -> Result<String> {
 }
 
 pub(super) async fn key_cmd(url: Option<&str>, k: KeyCommand) -> Result<Outcome> {
-    let scope = match &k {
-        KeyCommand::List { scope, .. }
-        | KeyCommand::Add { scope, .. }
-        | KeyCommand::Remove { scope, .. } => scope,
-    };
-    if let Some(name) = scope.schedule.clone() {
+    if let Some(name) = k.scope().schedule.clone() {
         return schedule_key_cmd(&name, k).await;
     }
     let repo = open(url).await?;
@@ -146,8 +207,31 @@ pub(super) async fn key_cmd(url: Option<&str>, k: KeyCommand) -> Result<Outcome>
             let removed = keys::remove(&repo, &id, force).await?;
             println!("removed key {}", removed.short());
         }
+        KeyCommand::Passwd {
+            id,
+            new_passphrase_env,
+            ..
+        } => {
+            let new = new_passphrase(new_passphrase_env.as_deref())?.into();
+            let done = keys::passwd(&repo, &id, &new).await?;
+            println!(
+                "{} {}; the old key is removed",
+                moved(&done),
+                done.new.short()
+            );
+        }
     }
     Ok(Outcome::Success)
+}
+
+/// `moved passphrase key 1a2b3c4d from scrypt 2^18 to 2^17 as key`, before the new key's id.
+fn moved(r: &keys::Rewrap) -> String {
+    format!(
+        "moved passphrase key {} from scrypt 2^{} to 2^{} as key",
+        r.old.short(),
+        r.old_log_n,
+        crypto::SCRYPT_LOG_N
+    )
 }
 
 /// The key `key add` was asked to add.
@@ -163,7 +247,7 @@ fn new_key(
         println!("key file: {} (public key {public})", path.display());
         Recipient::parse_x25519(&public).map_err(Error::Usage)
     } else if passphrase {
-        Ok(Recipient::Passphrase(new_passphrase()?.into()))
+        Ok(Recipient::Passphrase(new_passphrase(None)?.into()))
     } else {
         Err(Error::Usage(
             "say which key to add: --recipient AGE1..., --generate FILE or --passphrase".into(),
@@ -171,15 +255,10 @@ fn new_key(
     }
 }
 
-/// `key add|remove|list --schedule NAME`: on every copy of the schedule's repository.
+/// `key add|remove|passwd|list --schedule NAME`: on every copy of the schedule's repository.
 async fn schedule_key_cmd(name: &str, k: KeyCommand) -> Result<Outcome> {
     use firesafe::schedule::keys as every;
-    let scope = match &k {
-        KeyCommand::List { scope, .. }
-        | KeyCommand::Add { scope, .. }
-        | KeyCommand::Remove { scope, .. } => scope,
-    };
-    let config = scope.config.load()?;
+    let config = k.scope().config.load()?;
     let schedule = config.schedule(name)?;
     let unlock = match unlock_from_env()? {
         Some(u) => u,
@@ -206,6 +285,15 @@ async fn schedule_key_cmd(name: &str, k: KeyCommand) -> Result<Outcome> {
             let changed = every::remove(&config, schedule, &unlock, &id, force).await?;
             (changed, "removed key".to_string())
         }
+        KeyCommand::Passwd {
+            id,
+            new_passphrase_env,
+            ..
+        } => {
+            let new = new_passphrase(new_passphrase_env.as_deref())?.into();
+            let (done, changed) = every::passwd(&config, schedule, &unlock, &id, &new).await?;
+            (changed, moved(&done))
+        }
     };
     println!(
         "{what} {} on {}",
@@ -222,87 +310,4 @@ async fn schedule_key_cmd(name: &str, k: KeyCommand) -> Result<Outcome> {
         "the next `firesafe run {name}` or `firesafe sync {name}` carries the change to the copies not changed"
     );
     Ok(Outcome::Findings)
-}
-
-/// Each key of a schedule's repository and which copies hold it, as a table or as JSON.
-/// `Findings` when some copy lacks a key another holds, or could not be read.
-fn print_schedule_keys(
-    list: &firesafe::schedule::keys::ScheduleKeys,
-    schedule: &str,
-    json: bool,
-) -> Outcome {
-    let level = list.not_reached.is_empty()
-        && list
-            .keys
-            .iter()
-            .all(|k| k.copies.len() == list.copies.len());
-    if json {
-        println!("{}", serde_json::to_string_pretty(list).expect("JSON"));
-        return Outcome::clean_if(level);
-    }
-    println!(
-        "{:<8}  {:<10}  {:<24}  {:<62}  COPIES",
-        "ID", "KIND", "LABEL", "FINGERPRINT (PUBLIC KEY)"
-    );
-    for h in &list.keys {
-        let k = &h.entry;
-        let copies = if h.copies.len() == list.copies.len() {
-            h.copies.join(", ")
-        } else {
-            format!(
-                "{} only — run `firesafe sync {schedule}`",
-                h.copies.join(", ")
-            )
-        };
-        println!(
-            "{:<8}  {:<10}  {:<24}  {:<62}  {copies}",
-            k.id.short(),
-            k.kind,
-            firesafe::format::tree::printable(&k.label),
-            k.recipient.as_deref().unwrap_or("-"),
-        );
-    }
-    for n in &list.not_reached {
-        println!("NOT READ: {n}");
-    }
-    Outcome::clean_if(level)
-}
-
-/// The key envelopes as a table, or as JSON.
-fn print_keys(list: &[KeyEntry], json: bool) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(list).expect("JSON"));
-        return;
-    }
-    println!(
-        "{:<8}  {:<10}  {:<16}  {:<19}  LABEL",
-        "ID", "KIND", "HOST", "ADDED (LOCAL TIME)"
-    );
-    for k in list {
-        println!(
-            "{:<8}  {:<10}  {:<16}  {:<19}  {}{}{}{}",
-            k.id.short(),
-            k.kind,
-            k.host.clone().unwrap_or_default(),
-            k.created
-                .map(|c| c
-                    .with_timezone(&Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string())
-                .unwrap_or_default(),
-            firesafe::format::tree::printable(&k.label),
-            k.recipient
-                .as_ref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default(),
-            if k.current { "  [in use]" } else { "" },
-            match k.scrypt_log_n {
-                Some(n) if k.too_costly() => format!(
-                    "  [never tried: scrypt work factor 2^{n}, above the maximum 2^{}]",
-                    firesafe::format::crypto::MAX_SCRYPT_LOG_N
-                ),
-                _ => String::new(),
-            }
-        );
-    }
 }

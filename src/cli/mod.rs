@@ -12,6 +12,7 @@ mod check;
 mod find;
 mod fleet;
 mod key;
+mod key_list;
 mod media;
 mod mount;
 mod paper;
@@ -103,7 +104,7 @@ enum Command {
     #[command(after_help = check::HELP)]
     Check(check::CheckArgs),
     /// Manage the keys that can open the repository.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = key::HELP)]
     Key(key::KeyCommand),
     /// Run one schedule now, exactly as the nightly run would: back up its sources and copy the
     /// result to every one of its targets.

@@ -51,16 +51,28 @@ pub enum OpenError {
     TooCostly(u8),
 }
 
-/// The scrypt work factor (log2 N) of the passphrase envelopes firesafe makes: 2^18 costs about
-/// 256 MiB and a fraction of a second, on every machine alike (age's own default is calibrated
-/// to the machine that makes the envelope, which makes a passphrase open cost what the fastest
-/// machine that ever added a passphrase could afford).
-pub const SCRYPT_LOG_N: u8 = 18;
+/// The scrypt work factor (log2 N) of the passphrase envelopes firesafe makes: 2^17, with age's
+/// r = 8 and p = 1 the minimum OWASP recommends for scrypt, costs 128 MiB and a few tenths of a
+/// second to open, on every machine alike. (age's own default is calibrated to the machine that
+/// makes the envelope, which makes a passphrase open cost what the fastest machine that ever
+/// added a passphrase could afford.) Envelopes made with another factor up to
+/// [`MAX_SCRYPT_LOG_N`] (2^18 by earlier firesafe versions, 2^19 or so by age's default) still
+/// open; `key passwd` moves one to this factor.
+pub const SCRYPT_LOG_N: u8 = 17;
+
+// Never weaker than OWASP's minimum for scrypt: N = 2^17 (with r = 8, p = 1).
+const _: () = assert!(SCRYPT_LOG_N >= 17 && SCRYPT_LOG_N <= MAX_SCRYPT_LOG_N);
 
 /// The largest scrypt work factor firesafe tries: 2^20 costs 1 GiB of memory. A planted
 /// envelope with a larger one (2^23 is 8 GiB and many seconds) would otherwise be paid for on
 /// every passphrase open.
 pub const MAX_SCRYPT_LOG_N: u8 = 20;
+
+/// The memory, in bytes, that opening a passphrase envelope of work factor `log_n` takes:
+/// scrypt's 128 x r x N bytes with age's r = 8 (2^17: 128 MiB).
+pub fn scrypt_memory(log_n: u8) -> u64 {
+    if log_n < 54 { 1024 << log_n } else { u64::MAX }
+}
 
 /// The scrypt work factor (log2 N) of an age file encrypted to a passphrase, read from its
 /// header (`-> scrypt SALT LOG_N`); `None` for any other age file.
@@ -149,8 +161,21 @@ impl RepoKey {
         self.recipient.to_string()
     }
 
-    /// Wraps these secrets in an envelope that `who` can open.
+    /// Whether `other` holds the same secrets (the same repository).
+    pub fn same_as(&self, other: &RepoKey) -> bool {
+        self.recipient.to_string() == other.recipient.to_string()
+            && self.chunk_key == other.chunk_key
+    }
+
+    /// Wraps these secrets in an envelope that `who` can open; a passphrase envelope gets
+    /// work factor [`SCRYPT_LOG_N`].
     pub fn wrap(&self, who: &Recipient) -> Vec<u8> {
+        self.wrap_at(who, SCRYPT_LOG_N)
+    }
+
+    /// [`RepoKey::wrap`] with scrypt work factor `log_n` for a passphrase (tests make envelopes
+    /// as earlier versions did with it).
+    fn wrap_at(&self, who: &Recipient, log_n: u8) -> Vec<u8> {
         let secrets = Secrets {
             identity: self.identity.to_string().expose_secret().to_string(),
             chunk_key: hex::encode(self.chunk_key),
@@ -163,7 +188,7 @@ impl RepoKey {
             }
             Recipient::Passphrase(p) => {
                 let mut r = age::scrypt::Recipient::new(p.clone());
-                r.set_work_factor(SCRYPT_LOG_N);
+                r.set_work_factor(log_n);
                 age::Encryptor::with_recipients(iter::once(&r as &dyn age::Recipient))
                     .expect("one scrypt recipient is always valid")
             }
@@ -353,6 +378,21 @@ mod tests {
         // An X25519 envelope has no work factor, and a passphrase never tries it.
         let x = key.wrap(&Recipient::X25519(ids[0].to_public()));
         assert_eq!(scrypt_log_n(&x), None);
+    }
+
+    #[test]
+    fn new_envelopes_cost_128_mib_and_older_stronger_ones_still_open() {
+        assert_eq!(scrypt_memory(17), 128 << 20);
+        assert_eq!(scrypt_memory(MAX_SCRYPT_LOG_N), 1 << 30);
+        assert_eq!(scrypt_memory(200), u64::MAX);
+        let key = RepoKey::generate();
+        let pass = SecretString::from("correct horse".to_string());
+        // As firesafe made them before 2^17: 2^18.
+        let old = key.wrap_at(&Recipient::Passphrase(pass.clone()), 18);
+        assert_eq!(scrypt_log_n(&old), Some(18));
+        let opened = RepoKey::unwrap(&old, &Unlock::Passphrase(pass)).unwrap();
+        assert!(opened.is_some_and(|k| k.same_as(&key)));
+        assert!(!RepoKey::generate().same_as(&key));
     }
 
     #[test]

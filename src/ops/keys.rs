@@ -1,19 +1,22 @@
-//! Key envelopes: list, add and remove the keys that open a repository.
+//! Key envelopes: list, add, remove and re-wrap the keys that open a repository.
 //!
 //! Adding or removing an envelope writes or deletes only `keys/ID` and `keys/ID.info` (and, for a
 //! removal, writes the record `keys-removed/ID` that carries it to the other copies); no data is
-//! rewritten. Removing an envelope stops that key opening the repository; anyone who opened it
-//! before may still hold its secrets (see the threat model in [`crate::format::crypto`]).
+//! rewritten. Re-wrapping a passphrase envelope (`key passwd`) is an addition and a removal: the
+//! new envelope is written and read back opening the repository before the old one goes.
+//! Removing an envelope stops that key opening the repository; anyone who opened it before may
+//! still hold its secrets (see the threat model in [`crate::format::crypto`]).
 //!
 //! Every copy of a repository should hold the same keys: [`differences`] says where they do not.
 
 use std::path::Path;
 
+use age::secrecy::SecretString;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::crypto::{self, Recipient};
+use crate::format::crypto::{self, MAX_SCRYPT_LOG_N, Recipient, SCRYPT_LOG_N, Unlock};
 use crate::id::Id;
 use crate::store::repo::{
     Envelope, KEYS, KEYS_REMOVED, KeyInfo, KeyRemoval, Repository, envelope_id, removed_envelopes,
@@ -33,7 +36,7 @@ pub struct KeyEntry {
     /// The envelope this command opened the repository with.
     pub current: bool,
     /// For a passphrase envelope, its scrypt work factor (log2 N); one above
-    /// [`crate::format::crypto::MAX_SCRYPT_LOG_N`] is never tried.
+    /// [`MAX_SCRYPT_LOG_N`] is never tried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scrypt_log_n: Option<u8>,
 }
@@ -41,8 +44,14 @@ pub struct KeyEntry {
 impl KeyEntry {
     /// Whether opening this envelope would cost more than firesafe allows (it is skipped).
     pub fn too_costly(&self) -> bool {
+        self.scrypt_log_n.is_some_and(|n| n > MAX_SCRYPT_LOG_N)
+    }
+
+    /// Whether this is a passphrase envelope that firesafe opens but made with another work
+    /// factor than new ones get ([`SCRYPT_LOG_N`]): `key passwd` moves it to that one.
+    pub fn outdated(&self) -> bool {
         self.scrypt_log_n
-            .is_some_and(|n| n > crate::format::crypto::MAX_SCRYPT_LOG_N)
+            .is_some_and(|n| n != SCRYPT_LOG_N && n <= MAX_SCRYPT_LOG_N)
     }
 }
 
@@ -65,7 +74,7 @@ pub async fn list(repo: &Repository) -> Result<Vec<KeyEntry>> {
             host: info.as_ref().map(|i| i.host.clone()),
             current: id == repo.envelope(),
             scrypt_log_n: match repo.target().get(&l.key).await {
-                Ok(bytes) => crate::format::crypto::scrypt_log_n(&bytes),
+                Ok(bytes) => crypto::scrypt_log_n(&bytes),
                 Err(_) => None,
             },
         });
@@ -185,6 +194,75 @@ pub async fn remove(repo: &Repository, prefix: &str, force: bool) -> Result<Id> 
     Ok(entry.id)
 }
 
+/// What `key passwd` did: passphrase envelope `old`, made with work factor `old_log_n`, was
+/// replaced by `new`, made with [`SCRYPT_LOG_N`].
+#[derive(Clone, Copy, Debug)]
+pub struct Rewrap {
+    pub old: Id,
+    pub old_log_n: u8,
+    pub new: Id,
+}
+
+/// The passphrase envelope whose id starts with `prefix`, for `key passwd`, and its work
+/// factor. Any other kind is refused, saying what to do instead.
+pub fn resolve_passphrase<'k>(keys: &'k [KeyEntry], prefix: &str) -> Result<(&'k KeyEntry, u8)> {
+    let entry = resolve(keys, prefix)?;
+    match entry.scrypt_log_n {
+        Some(n) => Ok((entry, n)),
+        None => Err(Error::Usage(format!(
+            "{} is not a passphrase, and `key passwd` re-wraps passphrase envelopes only; to replace it, `firesafe key add` the new key, then `firesafe key remove {}`",
+            describe(entry),
+            entry.id.short()
+        ))),
+    }
+}
+
+/// The envelope replacing passphrase envelope `entry`: for passphrase `new`, with work factor
+/// [`SCRYPT_LOG_N`] and the same label, made once so that every copy gets the same bytes.
+pub fn rewrapped(repo: &Repository, entry: &KeyEntry, new: &SecretString) -> Envelope {
+    repo.make_envelope(&Recipient::Passphrase(new.clone()), &entry.label)
+}
+
+/// Stores the new passphrase envelope on one copy and reads it back: `Ok` only when it opens
+/// with `new` and holds this repository's secrets. One that does not is deleted again.
+pub async fn put_checked(repo: &Repository, envelope: &Envelope, new: &SecretString) -> Result<()> {
+    repo.put_envelope(envelope).await?;
+    let unlock = Unlock::Passphrase(new.clone());
+    if repo.envelope_opens(envelope.id, &unlock).await? {
+        return Ok(());
+    }
+    let target = repo.target();
+    target.delete(&format!("{KEYS}/{}", envelope.id)).await?;
+    target
+        .delete(&format!("{KEYS}/{}.info", envelope.id))
+        .await?;
+    Err(Error::Corrupt {
+        what: "new key envelope",
+        id: format!("{KEYS}/{}", envelope.id),
+        target: target.name().to_string(),
+        detail: "read back, it does not open with the new passphrase (it was deleted again and the old envelope kept)".into(),
+    })
+}
+
+/// Moves the passphrase envelope whose id starts with `prefix` to work factor
+/// [`SCRYPT_LOG_N`], for passphrase `new` (the same one or another). Never loses access: the
+/// new envelope is written and read back opening the repository before the old one is removed,
+/// with the removal record `key remove` leaves, so that runs and syncs remove it from the
+/// schedule's other copies too (and copy the new one there).
+pub async fn passwd(repo: &Repository, prefix: &str, new: &SecretString) -> Result<Rewrap> {
+    let keys = list(repo).await?;
+    let (entry, old_log_n) = resolve_passphrase(&keys, prefix)?;
+    let envelope = rewrapped(repo, entry, new);
+    put_checked(repo, &envelope, new).await?;
+    let record = removal_record(repo, entry);
+    apply_removal(repo, entry.id, &record).await?;
+    Ok(Rewrap {
+        old: entry.id,
+        old_log_n,
+        new: envelope.id,
+    })
+}
+
 /// One way a copy's keys differ from the others'.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyDifference {
@@ -273,11 +351,11 @@ pub fn check_private(path: &std::path::Path) -> Result<()> {
 }
 
 /// Reads an age identity file that only its owner can read.
-pub fn read_identity_file(path: &std::path::Path) -> Result<crate::format::crypto::Unlock> {
+pub fn read_identity_file(path: &std::path::Path) -> Result<Unlock> {
     check_private(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::WrongKey(format!("key file {}: cannot read it ({e})", path.display()))
     })?;
-    crate::format::crypto::Unlock::parse_identity_file(&text)
+    Unlock::parse_identity_file(&text)
         .map_err(|why| Error::WrongKey(format!("key file {}: {why}", path.display())))
 }

@@ -1,11 +1,12 @@
-//! Keys on every copy: `key add|remove|list --schedule NAME` acts on every target of a schedule,
-//! and [`differences`] says where the copies' keys differ (for `status`).
+//! Keys on every copy: `key add|remove|passwd|list --schedule NAME` acts on every target of a
+//! schedule, and [`differences`] says where the copies' keys differ (for `status`).
 //!
 //! An envelope is made once and the same bytes are written to every copy, so `keys/ID` names
 //! the same envelope everywhere; a removal writes the same sealed record `keys-removed/ID` to
 //! every copy it reaches. A copy that is down is named, and the next run or sync carries the
 //! envelope or the removal there (see [`crate::ops::replicate`]).
 
+use age::secrecy::SecretString;
 use serde::Serialize;
 
 use crate::config::targets::open_schedule_repos;
@@ -16,7 +17,7 @@ use crate::id::Id;
 use crate::ops::keys::{self, KeyEntry};
 use crate::store::repo::Repository;
 
-/// What `key add --schedule` or `key remove --schedule` did.
+/// What `key add|remove|passwd --schedule` did.
 #[derive(Debug)]
 pub struct KeysChanged {
     pub id: Id,
@@ -121,6 +122,63 @@ pub async fn remove(
         done,
         not_reached,
     })
+}
+
+/// Re-wraps the passphrase envelope whose id starts with `prefix` on every copy that opens, as
+/// [`keys::passwd`] does on one: the same new envelope is written to and read back from each
+/// copy, and the old one is removed, with the same removal record, from each copy where the new
+/// one opens. A copy where it could not be written keeps the old one and is named (the next run
+/// or sync carries both the new envelope and the removal there). `changed.id` is the new one.
+pub async fn passwd(
+    config: &Config,
+    schedule: &ScheduleSpec,
+    unlock: &Unlock,
+    prefix: &str,
+    new: &SecretString,
+) -> Result<(keys::Rewrap, KeysChanged)> {
+    let (copies, mut not_reached) = open_copies(config, schedule, unlock).await?;
+    let union = union_of_keys(&copies).await?;
+    let (entry, old_log_n) = keys::resolve_passphrase(&union, prefix)?;
+    let first = &copies[0].1;
+    let envelope = keys::rewrapped(first, entry, new);
+    let record = keys::removal_record(first, entry);
+    let mut done = Vec::new();
+    for (name, repo) in &copies {
+        if let Err(e) = keys::put_checked(repo, &envelope, new).await {
+            not_reached.push(format!("target \"{name}\" not changed: {e}"));
+            continue;
+        }
+        match keys::apply_removal(repo, entry.id, &record).await {
+            Ok(()) => done.push(name.clone()),
+            Err(e) => not_reached.push(format!(
+                "target \"{name}\" has the new key, but the old one was not removed: {e}"
+            )),
+        }
+    }
+    let rewrap = keys::Rewrap {
+        old: entry.id,
+        old_log_n,
+        new: envelope.id,
+    };
+    let changed = KeysChanged {
+        id: envelope.id,
+        done,
+        not_reached,
+    };
+    Ok((rewrap, changed))
+}
+
+/// Every envelope on any copy, once each.
+async fn union_of_keys(copies: &[(String, Repository)]) -> Result<Vec<KeyEntry>> {
+    let mut union: Vec<KeyEntry> = Vec::new();
+    for (_, repo) in copies {
+        for k in keys::list(repo).await? {
+            if !union.iter().any(|u| u.id == k.id) {
+                union.push(k);
+            }
+        }
+    }
+    Ok(union)
 }
 
 /// Every key on any copy of the schedule's repository, with the copies holding it.

@@ -482,6 +482,14 @@ impl Repository {
     pub async fn put_envelope(&self, e: &Envelope) -> Result<()> {
         put_envelope(&self.target, e).await
     }
+
+    /// Whether this copy's envelope `keys/ID`, read back from the target, opens with `unlock`
+    /// and holds this repository's secrets, as the next open would find it. A damaged or
+    /// foreign envelope is `false`; only a failure to read it is an error.
+    pub async fn envelope_opens(&self, id: Id, unlock: &Unlock) -> Result<bool> {
+        let bytes = self.target.get(&format!("{KEYS}/{id}")).await?;
+        Ok(matches!(RepoKey::unwrap(&bytes, unlock), Ok(Some(k)) if k.same_as(&self.key)))
+    }
 }
 
 /// The envelope ids named by the removal records (`keys-removed/ID`) on a target.

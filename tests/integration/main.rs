@@ -20,6 +20,7 @@ mod fleet;
 mod forged;
 mod garage;
 mod hostile;
+mod key_passwd;
 mod keys;
 mod layers;
 mod media;
