@@ -289,7 +289,7 @@ async fn walk_and_store(
         })
     };
     drop(chunking);
-    let reader = BlobReader::new(repo, &known.loaded.index, TREE_CACHE);
+    let reader = BlobReader::new(repo, &known.loaded.index, tree_cache(repo, options));
     let server = async {
         match requests {
             Some(r) => parents::serve(&reader, r).await,
@@ -330,8 +330,13 @@ async fn walk_and_store(
     })
 }
 
-/// The parent tree server's pack cache: tree packs read once serve the folders after.
-const TREE_CACHE: usize = 32 << 20;
+/// The parent tree server's pack cache: one pack more than there are pack workers. The workers
+/// each fill a tree pack at once, so the trees of folders walked one after the other are spread
+/// over that many packs; a smaller cache reads each of them again for every folder (measured at
+/// a million files: 5,800 reads of 17 MB packs for 10,000 folders with room for fewer than two).
+fn tree_cache(repo: &Repository, options: &BackupOptions) -> usize {
+    (repo.config().pack_size as usize + (1 << 20)) * (options.workers.max(1) + 1)
+}
 
 /// What the repository holds already, as a backup starts.
 struct Known {
