@@ -8,7 +8,12 @@
 #   BENCH_DIR       work directory (datasets, repositories, logs, results.md); default /tmp/firesafe-bench
 #   BENCH_SCALE     dataset size factor; default 1.0
 #   BENCH_RUNS      repetitions of the whole measurement; the median per step is reported; default 3
-#   BENCH_DATASETS  which datasets, of "school usr"; default both
+#   BENCH_DATASETS  which datasets, of "school usr many"; default "school usr" (many is long)
+#   BENCH_MANY_FILES   files in dataset many (0-4 KiB each); default 1,000,000 x BENCH_SCALE
+#   BENCH_MANY_DIRS    folders they are spread over (two levels, about sqrt x sqrt);
+#                   default 10,000 x BENCH_SCALE
+#   BENCH_TOOLS     which tools to measure, of "firesafe restic"; default both (firesafe alone
+#                   for example to see how its memory grows with BENCH_MANY_FILES)
 #   BENCH_USR_SOURCES  directories copied (in this order, sorted inside) for dataset usr;
 #                   default "/usr/lib/x86_64-linux-gnu /usr/share /usr/lib"
 #   FIRESAFE_BIN    use this binary instead of building target/release/firesafe
@@ -30,6 +35,10 @@
 # pays for the other's writeback. Wall time is measured around each command; peak RSS comes from
 # /usr/bin/time -v.
 #
+# Dataset many (BENCH_DATASETS=many, 1,000,000 files of 0-4 KiB in 10,000 folders by default) has
+# only the first backup, the no-change backup and the full restore; its restores are verified
+# against a digest of the source tree (names, kinds, sizes and contents), not with diff -r.
+#
 # Output: a markdown table on stdout and in $BENCH_DIR/results.md; raw numbers in
 # $BENCH_DIR/raw.tsv; each command's output in $BENCH_DIR/logs/.
 set -euo pipefail
@@ -41,6 +50,7 @@ BENCH_SCALE="${BENCH_SCALE:-1.0}"
 BENCH_RUNS="${BENCH_RUNS:-3}"
 BENCH_DATASETS="${BENCH_DATASETS:-school usr}"
 BENCH_USR_SOURCES="${BENCH_USR_SOURCES:-/usr/lib/x86_64-linux-gnu /usr/share /usr/lib}"
+export BENCH_TOOLS="${BENCH_TOOLS:-firesafe restic}"
 
 die() { echo "e2e.sh: FAILED: $*" >&2; exit 1; }
 note() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -66,10 +76,13 @@ need_pkg() { # command package
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null || die "cannot install $2"
 }
-[[ "${BENCH_DETECT_ONLY:-0}" == 1 ]] || need_pkg restic restic
+has_tool() { [[ " $BENCH_TOOLS " == *" $1 "* ]]; }
+[[ "${BENCH_DETECT_ONLY:-0}" == 1 ]] || ! has_tool restic || need_pkg restic restic
 need_pkg /usr/bin/time time
 need_pkg python3 python3
 PYTHON="$(command -v python3)"
+BENCH_MANY_FILES="${BENCH_MANY_FILES:-$("$PYTHON" -c "print(max(1, int(1_000_000 * $BENCH_SCALE)))")}"
+BENCH_MANY_DIRS="${BENCH_MANY_DIRS:-$("$PYTHON" -c "print(max(1, int(10_000 * $BENCH_SCALE)))")}"
 
 if [[ -n "${FIRESAFE_BIN:-}" ]]; then
     FIRESAFE="$FIRESAFE_BIN"
@@ -452,24 +465,129 @@ gen_usr() { # dir scale
     done
 }
 
+# (c) many small files: BENCH_MANY_FILES files of 0-4 KiB (uniform sizes) in BENCH_MANY_DIRS
+# folders of two levels (d000/d000 ...; 100 x 100 for 10,000). About 45% are text (slices of a
+# generated text at random offsets: compressible, not duplicates), 35% random bytes
+# (incompressible), 20% copies of 500 templates (the same letter or blank form in many folders).
+# Seeded: the same names, sizes and contents every time.
+gen_many() { # dir files dirs
+    "$PYTHON" - "$1" "$2" "$3" <<'PY'
+import math, os, random, sys, time
+
+root, nfiles, ndirs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(6)
+WORDS = ("pupil progress lesson objective assessment fractions photosynthesis Tudor river "
+         "volcano algebra poetry persuasive writing homework governors safeguarding attendance "
+         "curriculum phonics reading comprehension experiment hypothesis conclusion evaluate "
+         "describe explain compare contrast the a of and to in is for on with as by").split()
+lines, size = [], 0
+while size < 2_000_000:
+    line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))) + ".\n"
+    lines.append(line)
+    size += len(line)
+corpus = "".join(lines).encode()
+templates = []
+for i in range(500):
+    n = rng.randint(0, 4096)
+    if i % 2:
+        templates.append(rng.randbytes(n))
+    else:
+        off = rng.randrange(len(corpus) - 4096)
+        templates.append(corpus[off:off + n])
+
+per = math.isqrt(ndirs - 1) + 1 if ndirs > 1 else 1  # folders per top-level folder
+flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+written, nbytes, started = 0, 0, time.time()
+for leaf in range(ndirs):
+    top, sub = divmod(leaf, per)
+    d = os.path.join(root, "d%03d" % top, "d%03d" % sub)
+    os.makedirs(d)
+    for k in range(nfiles // ndirs + (leaf < nfiles % ndirs)):
+        n = rng.randint(0, 4096)
+        kind = rng.random()
+        if kind < 0.45:
+            off = rng.randrange(len(corpus) - 4096)
+            data, ext = corpus[off:off + n], "txt"
+        elif kind < 0.80:
+            data, ext = rng.randbytes(n), "bin"
+        else:
+            t = rng.randrange(len(templates))
+            data, ext = templates[t], "docx"
+        fd = os.open(os.path.join(d, "f%05d.%s" % (k, ext)), flags, 0o644)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.close(fd)
+        written += 1
+        nbytes += len(data)
+        if written % 200_000 == 0:
+            print("  %d files written (%.0f s)" % (written, time.time() - started), file=sys.stderr)
+print("generated %d files in %d folders, %.0f MB, in %.0f s" % (
+    written, ndirs, nbytes / 1e6, time.time() - started), file=sys.stderr)
+PY
+}
+
+# Prints "files bytes digest" of a tree: a digest of every entry's relative path, kind, size and
+# content (or link target), in sorted order. Two trees with the same digest hold the same files.
+tree_digest() { # dir
+    "$PYTHON" - "$1" <<'PY'
+import hashlib, os, sys
+
+root = os.fsencode(sys.argv[1])
+h = hashlib.blake2b(digest_size=32)
+count = [0, 0]
+
+def walk(rel):
+    with os.scandir(os.path.join(root, rel) if rel else root) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        r = rel + b"/" + e.name if rel else e.name
+        if e.is_symlink():
+            h.update(b"L%s\0%s\0" % (r, os.readlink(e.path)))
+        elif e.is_dir():
+            h.update(b"D%s\0" % r)
+            walk(r)
+        elif e.is_file():
+            with open(e.path, "rb") as f:
+                data = f.read()
+            h.update(b"F%s\0%d\0" % (r, len(data)))
+            h.update(data)
+            count[0] += 1
+            count[1] += len(data)
+        else:
+            h.update(b"O%s\0" % r)
+
+walk(b"")
+print(count[0], count[1], h.hexdigest())
+PY
+}
+
 ensure_dataset() { # name
-    local name=$1 dir="$DATA/$1" stamp="$DATA/$1.done"
-    if [[ -f $stamp && $(cat "$stamp") == "$BENCH_SCALE" ]]; then
+    local name=$1 dir="$DATA/$1" stamp="$DATA/$1.done" key="$BENCH_SCALE"
+    [[ $name == many ]] && key="$BENCH_SCALE files=$BENCH_MANY_FILES dirs=$BENCH_MANY_DIRS"
+    if [[ -f $stamp && $(cat "$stamp") == "$key" ]]; then
         return 0
     fi
-    note "generating dataset $name (scale $BENCH_SCALE)"
-    rm -rf "$dir" "$stamp" "$DATA/$name.modlist"
+    note "generating dataset $name ($key)"
+    rm -rf "$dir" "$stamp" "$DATA/$name.modlist" "$DATA/$name.digest"
     mkdir -p "$dir"
     case $name in
     school) gen_school "$dir" "$BENCH_SCALE" ;;
     usr) gen_usr "$dir" "$BENCH_SCALE" ;;
+    many) gen_many "$dir" "$BENCH_MANY_FILES" "$BENCH_MANY_DIRS" ;;
     *) die "unknown dataset $name" ;;
     esac
-    # The files a "1% changed" backup sees modified: every 100th regular file, in sorted order.
-    (cd "$dir" && find . -type f | sort | awk 'NR % 100 == 50' | while IFS= read -r f; do
-        printf '%s\t%s\n' "$(stat -c %s "$f")" "$f"
-    done) >"$DATA/$name.modlist"
-    echo "$BENCH_SCALE" >"$stamp"
+    if [[ $name == many ]]; then
+        : >"$DATA/$name.modlist" # no "1% changed" backup for this one
+        note "digest of dataset $name (to verify restores)"
+        tree_digest "$dir" >"$DATA/$name.digest"
+    else
+        # The files a "1% changed" backup sees modified: every 100th regular file, in sorted order.
+        (cd "$dir" && find . -type f | sort | awk 'NR % 100 == 50' | while IFS= read -r f; do
+            printf '%s\t%s\n' "$(stat -c %s "$f")" "$f"
+        done) >"$DATA/$name.modlist"
+    fi
+    echo "$key" >"$stamp"
 }
 
 # Appends about 4 KB to each listed file (the same bytes every run).
@@ -488,12 +606,16 @@ revert_dataset() { # name
     done <"$DATA/$1.modlist"
 }
 
-dataset_summary() { # name -> "files bytes unique_bytes"
+dataset_summary() { # name -> "files bytes [folders]"
     local dir="$DATA/$1"
     local files bytes
     files=$(find "$dir" -type f | wc -l)
     bytes=$(find "$dir" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
-    echo "$files $bytes"
+    if [[ $1 == many ]]; then
+        echo "$files $bytes $(find "$dir" -mindepth 2 -maxdepth 2 -type d | wc -l)"
+    else
+        echo "$files $bytes"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -562,6 +684,22 @@ verify_restore() { # tool dataset
     restic) got="$out$DATA/$ds" ;;            # restic: DIR/<absolute path>
     esac
     [[ -d $got ]] || die "$tool restore of $ds: $got does not exist"
+    if [[ $ds == many ]]; then
+        # A million files: one digest of each tree (diff -r would read the source again each time).
+        local want have t0=$SECONDS
+        want=$(cat "$DATA/$ds.digest")
+        have=$(tree_digest "$got")
+        note "  $ds restore by $tool verified in $((SECONDS - t0)) s: $have"
+        [[ $have == "$want" ]] && return 0
+        diff -r --no-dereference "$DATA/$ds" "$got" >"$LOGS/$ds.diff.$tool" 2>&1 || true
+        head -n 20 "$LOGS/$ds.diff.$tool" >&2
+        echo "source: $want; restored: $have" >>"$LOGS/$ds.diff.$tool"
+        if [[ $tool == firesafe ]]; then
+            die "the firesafe restore of $ds differs from the source (files bytes digest: $have, want $want; see $LOGS/$ds.diff.$tool)"
+        fi
+        note "WARNING: the restic restore of $ds differs from the source (files bytes digest: $have, want $want; see $LOGS/$ds.diff.$tool)"
+        return 0
+    fi
     if ! diff -r --no-dereference "$DATA/$ds" "$got" >"$LOGS/$ds.diff.$tool" 2>&1; then
         head -n 20 "$LOGS/$ds.diff.$tool" >&2
         if [[ $tool == firesafe ]]; then
@@ -577,28 +715,38 @@ export RESTIC_CACHE_DIR="$BENCH_DIR/restic-cache"
 unset FIRESAFE_REPO RESTIC_REPOSITORY RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND FIRESAFE_PASSPHRASE || true
 
 run_dataset() { # dataset run first second
-    local ds=$1 run=$2 tools=("$3" "$4") t step
+    local ds=$1 run=$2 tools=() t step
+    for t in "$3" "$4"; do has_tool "$t" && tools+=("$t"); done
+    ((${#tools[@]})) || die "BENCH_TOOLS=\"$BENCH_TOOLS\" names neither firesafe nor restic"
     rm -rf "$BENCH_DIR/repo" "$BENCH_DIR/restore" "$RESTIC_CACHE_DIR" "$FIRESAFE_KEY_FILE"
     mkdir -p "$BENCH_DIR/repo" "$BENCH_DIR/restore"
     revert_dataset "$ds"
-    "$FIRESAFE" --repo "$BENCH_DIR/repo/firesafe-$ds" init --generate-key "$FIRESAFE_KEY_FILE" \
-        >"$LOGS/$ds.init.firesafe.run$run.log" 2>&1 || die "firesafe init failed"
-    "$RESTIC" -r "$BENCH_DIR/repo/restic-$ds" init --repository-version 2 \
-        >"$LOGS/$ds.init.restic.run$run.log" 2>&1 || die "restic init failed"
+    if has_tool firesafe; then
+        "$FIRESAFE" --repo "$BENCH_DIR/repo/firesafe-$ds" init --generate-key "$FIRESAFE_KEY_FILE" \
+            >"$LOGS/$ds.init.firesafe.run$run.log" 2>&1 || die "firesafe init failed"
+    fi
+    if has_tool restic; then
+        "$RESTIC" -r "$BENCH_DIR/repo/restic-$ds" init --repository-version 2 \
+            >"$LOGS/$ds.init.restic.run$run.log" 2>&1 || die "restic init failed"
+    fi
 
     for t in "${tools[@]}"; do step_cmd "$t" backup1 "$ds" "$run"; done
-    for t in firesafe restic; do
+    for t in "${tools[@]}"; do
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" repo_first "$t" "$run" \
             "$(du -sb "$BENCH_DIR/repo/$t-$ds" | cut -f1)" 0 0 >>"$RAW"
     done
     for t in "${tools[@]}"; do step_cmd "$t" backup2_nochange "$ds" "$run"; done
-    modify_dataset "$ds"
-    for t in "${tools[@]}"; do step_cmd "$t" backup3_1pct "$ds" "$run"; done
+    if [[ $ds != many ]]; then
+        modify_dataset "$ds"
+        for t in "${tools[@]}"; do step_cmd "$t" backup3_1pct "$ds" "$run"; done
+    fi
     for t in "${tools[@]}"; do step_cmd "$t" restore "$ds" "$run"; done
     for t in "${tools[@]}"; do verify_restore "$t" "$ds"; done
     rm -rf "$BENCH_DIR/restore"
-    for t in "${tools[@]}"; do step_cmd "$t" check "$ds" "$run"; done
-    for t in firesafe restic; do
+    if [[ $ds != many ]]; then
+        for t in "${tools[@]}"; do step_cmd "$t" check "$ds" "$run"; done
+    fi
+    for t in "${tools[@]}"; do
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" repo_final "$t" "$run" \
             "$(du -sb "$BENCH_DIR/repo/$t-$ds" | cut -f1)" 0 0 >>"$RAW"
     done
@@ -610,7 +758,7 @@ if [[ "${BENCH_REPORT_ONLY:-0}" == 1 ]]; then
     # Rewrite results.md from an existing raw.tsv (for example after an interrupted run).
     elapsed=0
     BENCH_RUNS="$(awk -F'\t' '{print $4}' "$RAW" | sort -u | wc -l)"
-    BENCH_SCALE="$(cat "$DATA/${BENCH_DATASETS%% *}.done" 2>/dev/null || echo "$BENCH_SCALE")"
+    BENCH_SCALE="$(awk '{print $1}' "$DATA/${BENCH_DATASETS%% *}.done" 2>/dev/null || echo "$BENCH_SCALE")"
 else
     for ds in $BENCH_DATASETS; do ensure_dataset "$ds"; done
 
@@ -644,7 +792,7 @@ else
     fi
 fi
 "$PYTHON" - "$RAW" "$DATA" "$BENCH_DATASETS" "$BENCH_SCALE" "$BENCH_RUNS" "$elapsed" "$commit" \
-    "$("$RESTIC" version | head -n1)" "$(nproc)" \
+    "$(if has_tool restic; then "$RESTIC" version | head -n1; else echo "restic not measured (BENCH_TOOLS=$BENCH_TOOLS)"; fi)" "$(nproc)" \
     "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
     "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)" "$(uname -r)" \
     >"$BENCH_DIR/results.md" <<'PY'
@@ -660,13 +808,17 @@ for line in open(raw):
     rss[ds, step, tool].append(int(r))
 
 med = lambda xs: statistics.median(xs)
-TITLES = {"school": "(a) school share", "usr": "(b) /usr copies (compressible real files)"}
+TITLES = {"school": "(a) school share", "usr": "(b) /usr copies (compressible real files)",
+          "many": "(c) many small files (0-4 KiB)"}
 STEPS = [("backup1", "first backup"), ("backup2_nochange", "no-change backup"),
          ("backup3_1pct", "backup after 1% of files changed"), ("restore", "full restore"),
          ("check", "check --read-data")]
 TARGETS = {("school", "backup1"): 2.0, ("usr", "backup1"): 1.6, ("usr", "backup2_nochange"): 4.0,
            ("school", "restore"): 2.0, ("usr", "restore"): 2.0,
-           ("school", "check"): 1.5, ("usr", "check"): 1.5}
+           ("school", "check"): 1.5, ("usr", "check"): 1.5,
+           ("many", "backup1"): 2.0, ("many", "backup2_nochange"): 2.0, ("many", "restore"): 2.0}
+# Dataset many's memory goal: peak RSS under 250 MiB, and no more than restic's.
+RSS_CAP = {"many": 250}
 
 def spread(xs, fmt="%.1f"):
     return (fmt % med(xs)) if len(xs) == 1 else ("%s (%s-%s)" % (fmt % med(xs), fmt % min(xs), fmt % max(xs)))
@@ -676,20 +828,32 @@ print(f"- firesafe {commit}; {restic}")
 print(f"- machine: {cores} cores ({cpu}), {mem} RAM, Linux {kernel}; shared and noisy")
 print(f"- BENCH_SCALE={scale}, BENCH_RUNS={runs}: each value is the median of {runs} run(s) "
       "(min-max in brackets); speed-up is the ratio of the medians, per-run speed-ups pair the two "
-      "tools' runs of the same step (a target counts as met when both reach it); each step runs for both tools back to back, the first tool "
-      "alternating between runs; " + ("each step's input read just before it (page cache warm)"
+      "tools' runs of the same step (a target counts as met when both reach it); " +
+      ("each step runs for both tools back to back, the first tool alternating between runs; "
+       if "restic" in os.environ.get("BENCH_TOOLS", "firesafe restic").split() else
+       "firesafe alone (BENCH_TOOLS=firesafe); ") + ("each step's input read just before it (page cache warm)"
       if os.environ.get("BENCH_WARM", "1") == "1" else "no pre-read of the inputs (BENCH_WARM=0)"))
 if int(elapsed) > 0:
     print(f"- measurement took {int(elapsed) // 60} min {int(elapsed) % 60} s")
 print()
 for ds in datasets.split():
-    name, files, size = open(f"{data}/{ds}.summary").read().split()
-    print(f"## {TITLES.get(ds, ds)}: {int(files):,} files, {float(size) / 1e9:.2f} GB\n")
+    name, files, size, *folders = open(f"{data}/{ds}.summary").read().split()
+    where = f" in {int(folders[0]):,} folders" if folders else ""
+    print(f"## {TITLES.get(ds, ds)}: {int(files):,} files{where}, {float(size) / 1e9:.2f} GB\n")
     print("| step | firesafe s | restic s | speed-up (restic/firesafe) | per-run speed-ups | target | firesafe peak RSS MiB | restic peak RSS MiB |")
     print("|---|---:|---:|---:|---|---|---:|---:|")
     for step, title in STEPS:
         f, r = vals.get((ds, step, "firesafe")), vals.get((ds, step, "restic"))
-        if not f or not r:
+        if not f and not r:
+            continue
+        if not f or not r:  # one tool only (BENCH_TOOLS)
+            one = f or r
+            rs = med(rss[ds, step, "firesafe" if f else "restic"]) / 1024
+            cap = RSS_CAP.get(ds)
+            cap_note = f" **(> {cap} MiB)**" if cap and rs > cap else ""
+            fs, rst = (spread(f), "-") if f else ("-", spread(r))
+            fm, rm = (f"{rs:.0f}{cap_note}", "-") if f else ("-", f"{rs:.0f}{cap_note}")
+            print(f"| {title} | {fs} | {rst} | | | | {fm} | {rm} |")
             continue
         speed = med(r) / med(f) if med(f) > 0 else float("inf")
         # The same run's pair, which saw the same machine load: a second view of the noise.
@@ -702,10 +866,20 @@ for ds in datasets.split():
             target = "%.1fx %s" % (t, ["**missed**", "**borderline**", "met"][hits])
         fr, rr = med(rss[ds, step, "firesafe"]) / 1024, med(rss[ds, step, "restic"]) / 1024
         mem_note = "" if fr <= rr else " **(> restic)**"
+        cap = RSS_CAP.get(ds)
+        if cap and fr > cap:
+            mem_note += f" **(> {cap} MiB)**"
+        rmem_note = f" **(> {cap} MiB)**" if cap and rr > cap else ""
         runs_s = ", ".join("%.2f" % x for x in paired)
-        print(f"| {title} | {spread(f)} | {spread(r)} | {speed:.2f}x | {runs_s} | {target} | {fr:.0f}{mem_note} | {rr:.0f} |")
+        print(f"| {title} | {spread(f)} | {spread(r)} | {speed:.2f}x | {runs_s} | {target} | {fr:.0f}{mem_note} | {rr:.0f}{rmem_note} |")
     for step, title in [("repo_first", "repository size after first backup"),
-                        ("repo_final", "repository size after 3 backups")]:
+                        ("repo_final", "repository size after %d backups" % (2 if ds == "many" else 3))]:
+        if not vals.get((ds, step, "firesafe")) or not vals.get((ds, step, "restic")):
+            one = [(t, vals[ds, step, t]) for t in ("firesafe", "restic") if vals.get((ds, step, t))]
+            for t, v in one:
+                cells = ["%s MB" % format(med(v) / 1e6, ",.1f"), "-"]
+                print(f"| {title} | {' | '.join(cells if t == 'firesafe' else cells[::-1])} | | | | | |")
+            continue
         f, r = med(vals[ds, step, "firesafe"]), med(vals[ds, step, "restic"])
         diff = (f / r - 1) * 100
         verdict = "within 3%: met" if abs(diff) <= 3 else ("smaller: met" if diff < 0 else "**larger by more than 3%: missed**")
