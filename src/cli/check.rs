@@ -58,12 +58,12 @@ pub(super) async fn check_cmd(url: Option<&str>, a: CheckArgs) -> Result<Outcome
             }
         }
         println!(
-            "check of {}: {} snapshots, {} trees, {} packs, {} blobs{}: {}",
+            "check of {}: {}, {}, {}, {}{}: {}",
             report.target,
-            report.snapshots,
-            report.trees,
-            report.packs,
-            report.blobs,
+            firesafe::plan::words::count_s(report.snapshots as u64, "snapshot"),
+            firesafe::plan::words::count_s(report.trees as u64, "tree"),
+            firesafe::plan::words::count_s(report.packs as u64, "pack"),
+            firesafe::plan::words::count_s(report.blobs as u64, "blob"),
             if a.read_data {
                 format!(
                     ", {} read and verified",

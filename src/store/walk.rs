@@ -131,11 +131,7 @@ impl<'r, 'a> Trees<'r, 'a> {
 
     /// A walk whose cache holds at most `limit` bytes of listings: a walk that reads each tree
     /// once (planning a restore) needs little.
-    pub fn with_cache(
-        reader: &'r BlobReader<'a>,
-        snapshot: String,
-        limit: usize,
-    ) -> Trees<'r, 'a> {
+    pub fn with_cache(reader: &'r BlobReader<'a>, snapshot: String, limit: usize) -> Trees<'r, 'a> {
         Trees {
             reader,
             snapshot,
