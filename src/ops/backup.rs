@@ -146,10 +146,22 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     let mut earlier = SnapshotStats::default();
     let mut pass = 1;
     let (known, walked) = loop {
-        let known = Known::load(repo, options, unsure.as_ref()).await?;
+        let mut known = Known::load(repo, options, unsure.as_ref()).await?;
         let ticker = (options.progress && pass == 1)
             .then(|| progress(&counters, &options.source, known.parent.as_ref()));
-        let walked = walk_and_store(repo, options, &roots, compression, &known, &counters).await?;
+        // The walk takes the set of stored blobs (it grows as blobs are queued); the rest of what
+        // is known is only read.
+        let in_place = std::mem::take(&mut known.in_place);
+        let walked = walk_and_store(
+            repo,
+            options,
+            &roots,
+            compression,
+            &known,
+            in_place,
+            &counters,
+        )
+        .await?;
         drop(ticker);
         // A parent tree that could not be read: its pack is marked damaged, and the share is
         // walked again with that known from the start, so that nothing of this snapshot is
@@ -235,6 +247,7 @@ async fn walk_and_store(
     roots: &[(Name, PathBuf)],
     compression: i32,
     known: &Known,
+    in_place: HashSet<Id>,
     counters: &Arc<Counters>,
 ) -> Result<Pass> {
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
@@ -246,7 +259,7 @@ async fn walk_and_store(
     let chunking = Arc::new(Chunking {
         chunker: repo.config().chunker,
         key: repo.shared_key(),
-        seen: Mutex::new(known.in_place.clone()),
+        seen: Mutex::new(in_place),
         work: work_tx,
         counters: Arc::clone(counters),
         blobs_added: AtomicU64::new(0),
