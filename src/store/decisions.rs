@@ -51,11 +51,7 @@ impl Standing {
 /// The standing of `snapshot` given every decision read (of any snapshot, in any order): its
 /// latest decision, or whether the backup marked it suspect.
 pub fn standing(snapshot: &Listed, decisions: &[Decision]) -> Standing {
-    let latest = decisions
-        .iter()
-        .filter(|d| d.snapshot == snapshot.id)
-        .max_by(|a, b| (a.time, &a.note).cmp(&(b.time, &b.note)));
-    match latest {
+    match latest(snapshot.id, decisions) {
         Some(d) => match d.verdict {
             Verdict::Accepted => Standing::Accepted(d.clone()),
             Verdict::Confirmed => Standing::Confirmed(d.clone()),
@@ -64,6 +60,14 @@ pub fn standing(snapshot: &Listed, decisions: &[Decision]) -> Standing {
         None if snapshot.snapshot.suspect.is_some() => Standing::Suspect,
         None => Standing::Clean,
     }
+}
+
+/// The decision in force about `snapshot`: the latest by time (ties by note), if any.
+pub fn latest(snapshot: Id, decisions: &[Decision]) -> Option<&Decision> {
+    decisions
+        .iter()
+        .filter(|d| d.snapshot == snapshot)
+        .max_by(|a, b| (a.time, &a.note).cmp(&(b.time, &b.note)))
 }
 
 /// Every decision in a repository, oldest first, and the objects that could not be read.

@@ -135,17 +135,18 @@ impl Catalog {
                 _ => Some((l.snapshot.start, None)),
             })
             .collect();
-        let mut forgotten: Vec<&Decision> = Vec::new();
-        for d in self.decisions.iter().filter(|d| d.source == source) {
-            if of_source.iter().any(|l| l.id == d.snapshot) {
-                continue;
-            }
-            match forgotten.iter_mut().find(|f| f.snapshot == d.snapshot) {
-                Some(f) if (d.time, &d.note) > (f.time, &f.note) => *f = d,
-                Some(_) => {}
-                None => forgotten.push(d),
-            }
-        }
+        // Snapshots prune has forgotten, known only from the decisions about them.
+        let mut forgotten: Vec<Id> = self
+            .decisions
+            .iter()
+            .filter(|d| d.source == source && !of_source.iter().any(|l| l.id == d.snapshot))
+            .map(|d| d.snapshot)
+            .collect();
+        forgotten.sort();
+        forgotten.dedup();
+        let forgotten = forgotten
+            .into_iter()
+            .filter_map(|id| decisions::latest(id, &self.decisions));
         for d in forgotten {
             let from = d.taken.unwrap_or(DateTime::<Utc>::MIN_UTC);
             match d.verdict {

@@ -138,7 +138,7 @@ impl Gather {
                 }
                 o.new_extensions
                     .add_n(tally.count - tally.examples.len() as u64);
-                bump_by(&mut o.new_extension_counts, &e, tally.count);
+                bump(&mut o.new_extension_counts, &e, tally.count);
             }
         }
         self.observed
@@ -279,7 +279,7 @@ impl Gather {
             let o = &mut self.observed;
             if self.names.ransom_extension(e) {
                 o.ransom_extensions.add(|| shown.clone());
-                bump(&mut o.ransom_extension_counts, e);
+                bump(&mut o.ransom_extension_counts, e, 1);
             }
         }
         let note = self.names.ransom_note(&node.name.display());
@@ -320,21 +320,12 @@ impl Gather {
     }
 }
 
-/// Counts `n` files of an extension, keeping at most 1,000 different ones.
-fn bump_by(counts: &mut std::collections::BTreeMap<String, u64>, ext: &str, n: u64) {
+/// Counts `n` files of an extension, keeping at most 1,000 different ones (the rest are counted
+/// in the tally only).
+fn bump(counts: &mut std::collections::BTreeMap<String, u64>, ext: &str, n: u64) {
     if let Some(c) = counts.get_mut(ext) {
         *c += n;
     } else if counts.len() < 1000 {
         counts.insert(ext.to_string(), n);
-    }
-}
-
-/// Counts an extension, keeping at most 1,000 different ones (the rest are counted in the
-/// tally only).
-fn bump(counts: &mut std::collections::BTreeMap<String, u64>, ext: &str) {
-    if let Some(n) = counts.get_mut(ext) {
-        *n += 1;
-    } else if counts.len() < 1000 {
-        counts.insert(ext.to_string(), 1);
     }
 }
