@@ -220,29 +220,7 @@ pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
 
 /// `fleet keygen --out FILE`: the trust's age identity, never over an existing file.
 fn keygen(out: &std::path::Path) -> Result<Outcome> {
-    use age::secrecy::ExposeSecret;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let identity = age::x25519::Identity::generate();
-    let recipient = identity.to_public().to_string();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .map_err(|e| {
-            firesafe::Error::local(
-                out,
-                "cannot create the trust's key (an existing key is never replaced; choose another --out)",
-                e,
-            )
-        })?;
-    writeln!(
-        f,
-        "# firesafe trust key: reads the status beacons of the trust's schools. Keep it private.\n# public key: {recipient}\n{}",
-        identity.to_string().expose_secret()
-    )
-    .map_err(|e| firesafe::Error::local(out, "cannot write the trust's key", e))?;
+    let (_, recipient) = firesafe::ops::keys::create_identity_file(out)?;
     println!("{recipient}");
     eprintln!(
         "firesafe: the trust's key is {}: keep it private; give each school the line above as trust_recipient in its site.toml",

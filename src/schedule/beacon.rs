@@ -57,14 +57,14 @@ pub struct Share {
     /// `OK`, `DEGRADED`, `VIOLATED` or `SUSPECT`.
     pub verdict: String,
     pub reasons: Vec<String>,
-    pub copies: Vec<Copy>,
+    pub copies: Vec<ShareCopy>,
     /// Suspect snapshots (possible ransomware) not accepted: their count and the headline.
     pub suspect: Option<String>,
 }
 
 /// One copy of a share: the newest complete snapshot on a target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Copy {
+pub struct ShareCopy {
     pub target: String,
     /// The snapshot's full id (its object is `snapshots/ID` on the target), if there is one.
     pub snapshot: Option<String>,
@@ -110,7 +110,7 @@ pub fn of(
                 .copies
                 .iter()
                 .filter(|c| !c.as_recorded)
-                .map(|c| Copy {
+                .map(|c| ShareCopy {
                     target: c.target.clone(),
                     snapshot: c.snapshot_id.clone(),
                     taken: c.taken,
@@ -192,16 +192,16 @@ pub enum Refused {
     NotSigned,
 }
 
-/// Decrypts a stored beacon with the trust's identity and checks it was signed by `school`.
+/// Decrypts a stored beacon with the trust's identities and checks it was signed by `school`.
 pub fn open(
     bytes: &[u8],
-    trust: &age::x25519::Identity,
+    trust: &[age::x25519::Identity],
     school: &VerifyingKey,
 ) -> std::result::Result<Beacon, Refused> {
     let unreadable = |e: String| Refused::Unreadable(e);
     let decryptor = age::Decryptor::new(bytes).map_err(|e| unreadable(e.to_string()))?;
     let mut reader = decryptor
-        .decrypt(std::iter::once(trust as &dyn age::Identity))
+        .decrypt(trust.iter().map(|i| i as &dyn age::Identity))
         .map_err(|e| unreadable(format!("not readable with the trust's key ({e})")))?;
     let mut plain = Vec::new();
     reader

@@ -60,19 +60,19 @@ pub async fn status(fleet: &Fleet, now: DateTime<Utc>) -> Result<Vec<SchoolStatu
             fleet.key_file.display()
         ))
     })?;
-    let identity: age::x25519::Identity = text
-        .lines()
-        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| {
-            Error::WrongKey(format!(
-                "{}: no age identity (AGE-SECRET-KEY-...) in the trust's key file",
+    let identities = match crate::format::crypto::Unlock::parse_identity_file(&text) {
+        Ok(crate::format::crypto::Unlock::Identities(ids)) => ids,
+        Ok(_) => Vec::new(),
+        Err(why) => {
+            return Err(Error::WrongKey(format!(
+                "{}: {why}; key_file in fleet.toml must be the trust's age identity (`firesafe fleet keygen`)",
                 fleet.key_file.display()
-            ))
-        })?;
+            )));
+        }
+    };
     let mut out = Vec::new();
     for school in &fleet.schools {
-        out.push(one(fleet, school, &identity, now).await);
+        out.push(one(fleet, school, &identities, now).await);
     }
     Ok(out)
 }
@@ -89,7 +89,7 @@ fn open(fleet: &Fleet, name: &str, t: &crate::config::fleet::FleetTarget) -> Res
 async fn one(
     fleet: &Fleet,
     school: &School,
-    identity: &age::x25519::Identity,
+    trust: &[age::x25519::Identity],
     now: DateTime<Utc>,
 ) -> SchoolStatus {
     let refused = |why: String| SchoolStatus {
@@ -124,7 +124,7 @@ async fn one(
             ));
         }
     };
-    let b = match beacon::open(&bytes, identity, &public) {
+    let b = match beacon::open(&bytes, trust, &public) {
         Ok(b) => b,
         Err(Refused::NotSigned) => {
             return refused(
