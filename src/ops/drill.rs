@@ -223,7 +223,8 @@ async fn full_restore(
     let report = restore::restore_snapshot(&copies, index, snap, None, options).await?;
     let seconds = clock.elapsed().as_secs_f64().max(1e-6);
     let mut proof = Proof::of(&report);
-    let reader = BlobReader::new(repo, index, restore::TREE_PACKS);
+    let cache = crate::store::blobs::tree_cache(repo, restore::TREE_PACKS);
+    let reader = BlobReader::new(repo, index, cache);
     let mut parts = restore::PlanStream::new(&reader, snap, None).await?;
     while let Some(part) = parts.next(restore::PART_FILES).await? {
         prove(

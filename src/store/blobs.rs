@@ -26,6 +26,15 @@ use crate::store::index::{BlobLocation, Index};
 use crate::store::repo::{Repository, pack_key};
 use crate::store::snapshot::Catalog;
 
+/// A pack cache that holds `packs` whole packs of `repo`'s size, for a walk of a snapshot's
+/// trees. A backup's pack workers each fill a tree pack at once, so the trees of folders walked
+/// one after the other are spread over as many packs; a cache with room for fewer reads a whole
+/// pack again for nearly every folder (measured at a million files: 5,800 reads of 17 MB packs
+/// for 10,000 folders, with room for fewer than two).
+pub fn tree_cache(repo: &Repository, packs: usize) -> usize {
+    (repo.config().pack_size as usize + (1 << 20)) * packs
+}
+
 /// Checks a downloaded pack against its name and decrypts it, into a reused buffer.
 pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<Buffer> {
     let corrupt = |detail: String| Error::Corrupt {

@@ -229,11 +229,8 @@ impl std::fmt::Display for Step {
 /// before the next is made, so a restore's memory does not grow with the snapshot's files.
 pub const PART_FILES: usize = 20_000;
 
-/// The pack cache of a walk of a snapshot's trees: three packs of the default size. A backup's
-/// pack workers each fill a tree pack at once, so the trees of folders walked one after the
-/// other are spread over a few packs; a cache that holds none of them would read a whole pack
-/// again for every folder.
-pub const TREE_PACKS: usize = 3 * (17 << 20);
+/// Whole tree packs a walk of a snapshot's trees keeps (see [`blobs::tree_cache`]).
+pub const TREE_PACKS: usize = 3;
 
 /// Plans and carries out a restore of `snapshot` (or `sub_path` inside it) from `copies`: to
 /// `options.to`, or, with `options.in_place`, back where each entry came from. The plan is made
@@ -260,7 +257,8 @@ pub async fn restore_snapshot(
         opts.path = path.clone();
         // The trees are read through a cache of their own: the file packs are read by the pack
         // jobs, once each per part.
-        let reader = BlobReader::with_copies(copies.clone(), index, TREE_PACKS);
+        let cache = blobs::tree_cache(copies.first(), TREE_PACKS);
+        let reader = BlobReader::with_copies(copies.clone(), index, cache);
         let mut stream = PlanStream::new(&reader, snapshot, path.as_deref()).await?;
         let mut session = Session::start(&opts)?;
         // The whole snapshot's size is known from its stats; a part of it only as it is planned.
