@@ -210,9 +210,10 @@ pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
         }
     }
     println!(
-        "{} of {} need attention ({})",
+        "{} of {} {} attention ({})",
         attention,
         firesafe::plan::words::count(schools.len() as u64, "school", "schools"),
+        firesafe::plan::words::noun(attention as u64, "needs", "need"),
         fleet.trust
     );
     Ok(Outcome::clean_if(attention == 0))

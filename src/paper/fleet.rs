@@ -41,10 +41,12 @@ pub fn build(trust: &str, schools: &[SchoolStatus], read: DateTime<Utc>) -> Doc 
                 .max()
                 .unwrap_or(Light::Red),
             headline: match attention.len() {
+                0 if schools.len() == 1 => "The school is OK.".to_string(),
                 0 if !schools.is_empty() => format!("All {} schools are OK.", schools.len()),
                 n => format!(
-                    "{n} of {} need attention.",
-                    crate::plan::words::count(schools.len() as u64, "school", "schools")
+                    "{n} of {} {} attention.",
+                    crate::plan::words::count(schools.len() as u64, "school", "schools"),
+                    crate::plan::words::noun(n as u64, "needs", "need")
                 ),
             },
             detail: "A school is OK only when its beacon is there, signed by the school, no older than its schedule allows, every share in it is OK, and the copies it counts are really on the storage the trust can read.".into(),
