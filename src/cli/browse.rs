@@ -157,7 +157,8 @@ fn reader<'a>(repos: &'a [Repository], index: &'a Index) -> BlobReader<'a> {
 }
 
 pub(super) async fn snapshots(url: Option<&str>, a: SnapshotsArgs) -> Result<Outcome> {
-    let (_repos, catalog, _index) = open_view(url, a.schedule.as_deref(), &a.config).await?;
+    let repos = open_copies(url, a.schedule.as_deref(), &a.config).await?;
+    let catalog = Catalog::load_all(&repos).await?;
     for (key, e) in &catalog.damaged {
         eprintln!("firesafe: warning: snapshot object {key} could not be read: {e}");
     }

@@ -146,22 +146,10 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
     let mut earlier = SnapshotStats::default();
     let mut pass = 1;
     let (known, walked) = loop {
-        let mut known = Known::load(repo, options, unsure.as_ref()).await?;
+        let known = Known::load(repo, options, unsure.as_ref()).await?;
         let ticker = (options.progress && pass == 1)
             .then(|| progress(&counters, &options.source, known.parent.as_ref()));
-        // The walk takes the set of stored blobs (it grows as blobs are queued); the rest of what
-        // is known is only read.
-        let in_place = std::mem::take(&mut known.in_place);
-        let walked = walk_and_store(
-            repo,
-            options,
-            &roots,
-            compression,
-            &known,
-            in_place,
-            &counters,
-        )
-        .await?;
+        let walked = walk_and_store(repo, options, &roots, compression, &known, &counters).await?;
         drop(ticker);
         // A parent tree that could not be read: its pack is marked damaged, and the share is
         // walked again with that known from the start, so that nothing of this snapshot is
@@ -170,7 +158,7 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
             .served
             .bad
             .iter()
-            .filter(|(pack, _)| known.loaded.present.contains_key(*pack))
+            .filter(|(pack, _)| known.in_place.loaded.present.contains_key(*pack))
             .map(|(p, w)| (*p, w.clone()))
             .collect();
         bad.sort();
@@ -247,7 +235,6 @@ async fn walk_and_store(
     roots: &[(Name, PathBuf)],
     compression: i32,
     known: &Known,
-    in_place: HashSet<Id>,
     counters: &Arc<Counters>,
 ) -> Result<Pass> {
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Blob>(options.queue.max(1));
@@ -259,7 +246,8 @@ async fn walk_and_store(
     let chunking = Arc::new(Chunking {
         chunker: repo.config().chunker,
         key: repo.shared_key(),
-        seen: Mutex::new(in_place),
+        in_place: Arc::clone(&known.in_place),
+        seen: Mutex::new(HashSet::new()),
         work: work_tx,
         counters: Arc::clone(counters),
         blobs_added: AtomicU64::new(0),
@@ -304,7 +292,7 @@ async fn walk_and_store(
     drop(chunking);
     // One pack more than there are pack workers (see [`blobs::tree_cache`]).
     let cache = blobs::tree_cache(repo, options.workers.max(1) + 1);
-    let reader = BlobReader::new(repo, &known.loaded.index, cache);
+    let reader = BlobReader::new(repo, &known.in_place.loaded.index, cache);
     let server = async {
         match requests {
             Some(r) => parents::serve(&reader, r).await,
@@ -348,9 +336,7 @@ async fn walk_and_store(
 /// What the repository holds already, as a backup starts.
 struct Known {
     /// The index, with the packs on the target.
-    loaded: index::LoadedIndex,
-    /// Blobs stored in a pack that is really there and not known to be damaged.
-    in_place: HashSet<Id>,
+    in_place: Arc<InPlace>,
     /// Index objects that could not be read.
     damaged_index: Vec<String>,
     /// The snapshot to compare with (the source's newest complete one).
@@ -374,25 +360,36 @@ impl Known {
         let catalog = Catalog::load(repo).await?;
         let parent = catalog.latest_complete(&options.source).cloned();
         let history = history(&catalog, options);
-        // Only blobs whose pack is really there (at the size the index records, not marked
-        // damaged) count as stored: data in a lost, truncated or damaged pack is read and
-        // stored again, so a backup heals the damage instead of referencing it.
-        let in_place: HashSet<Id> = loaded
-            .index
-            .blobs()
-            .filter(|(id, loc)| {
-                let pack = &loaded.index.packs[loc.pack as usize];
-                loaded.is_present(pack)
-                    && unsure.is_none_or(|read| pack.kind != BlobKind::Tree || read.contains(id))
-            })
-            .map(|(id, _)| *id)
-            .collect();
         Ok(Known {
-            loaded,
-            in_place,
+            in_place: Arc::new(InPlace {
+                loaded,
+                unsure: unsure.cloned(),
+            }),
             damaged_index,
             parent,
             history,
+        })
+    }
+}
+
+/// The index as a backup starts, and which of its blobs count as stored. Only blobs whose pack
+/// is really there (at the size the index records, not marked damaged) count: data in a lost,
+/// truncated or damaged pack is read and stored again, so a backup heals the damage instead of
+/// referencing it.
+struct InPlace {
+    loaded: index::LoadedIndex,
+    /// See [`Known::load`].
+    unsure: Option<HashSet<Id>>,
+}
+
+impl InPlace {
+    fn contains(&self, id: &Id) -> bool {
+        self.loaded.index.get(id).is_some_and(|(pack, _)| {
+            self.loaded.is_present(pack)
+                && self
+                    .unsure
+                    .as_ref()
+                    .is_none_or(|read| pack.kind != BlobKind::Tree || read.contains(id))
         })
     }
 }

@@ -355,7 +355,7 @@ async fn read_data(
         blobs_of
             .entry(index.packs[loc.pack as usize].id)
             .or_default()
-            .push((*id, *loc));
+            .push((id, loc));
     }
     let jobs: Vec<(Id, Expected)> = index
         .packs

@@ -32,15 +32,7 @@ async fn merged(
     unlock: &Unlock,
 ) -> Result<(Vec<Repository>, Catalog, Vec<String>)> {
     let (repos, notes) = open_schedule_repos(config, schedule, unlock).await?;
-    let mut catalog: Option<Catalog> = None;
-    for repo in &repos {
-        let c = Catalog::load(repo).await?;
-        match &mut catalog {
-            Some(all) => all.absorb(c),
-            None => catalog = Some(c),
-        }
-    }
-    let catalog = catalog.expect("open_schedule_repos opens at least one copy");
+    let catalog = Catalog::load_all(&repos).await?;
     Ok((repos, catalog, notes))
 }
 

@@ -431,23 +431,14 @@ fn problem_text(e: &Error) -> String {
 /// of every copy merged, so that a reader over [`Copies`] finds each blob wherever a pack of it
 /// is. A snapshot held by several copies is listed once; `repos` must not be empty.
 pub async fn load_all(repos: &[Repository]) -> Result<(Catalog, Index)> {
-    let mut catalog: Option<Catalog> = None;
+    let catalog = Catalog::load_all(repos).await?;
     let mut index: Option<Index> = None;
     for repo in repos {
-        let c = Catalog::load(repo).await?;
         let i = Index::load(repo).await?.index;
-        match (&mut catalog, &mut index) {
-            (Some(all), Some(idx)) => {
-                all.absorb(c);
-                idx.absorb(&i);
-            }
-            _ => {
-                catalog = Some(c);
-                index = Some(i);
-            }
+        match &mut index {
+            Some(idx) => idx.absorb(&i),
+            None => index = Some(i),
         }
     }
-    let mut catalog = catalog.expect("at least one copy");
-    catalog.snapshots.sort_by_key(|l| (l.snapshot.start, l.id));
     Ok((catalog, index.expect("at least one copy")))
 }

@@ -3,6 +3,12 @@
 //! Each index object lists packs and the blobs in each. A backup writes one after every few
 //! dozen packs it uploads and one at its end, always after the packs it lists are stored, so an
 //! index never points at a pack that was not written. Loading the index reads every index object.
+//!
+//! In memory the index is compact, since it grows with the number of blobs (a million-file share
+//! has about a million): one sorted array of 48-byte slots, found through a table of where each
+//! two-byte id prefix starts, and a small map of the blobs added since (merged into the array as
+//! it grows). Index objects are read a few at a time and dropped once their blobs are in the
+//! array.
 
 use std::collections::{HashMap, HashSet};
 
@@ -49,12 +55,57 @@ pub struct PackInfo {
     pub size: u64,
 }
 
+/// One blob in the sorted array: its id and location, with the zstd flag in the top bit of the
+/// pack position (an index never has 2^31 packs).
+#[derive(Clone, Copy)]
+struct Slot {
+    id: Id,
+    pack: u32,
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+}
+
+const ZSTD_BIT: u32 = 1 << 31;
+
+impl Slot {
+    fn new(id: Id, loc: BlobLocation) -> Slot {
+        Slot {
+            id,
+            pack: loc.pack | if loc.zstd { ZSTD_BIT } else { 0 },
+            offset: loc.offset,
+            length: loc.length,
+            raw_length: loc.raw_length,
+        }
+    }
+
+    fn location(&self) -> BlobLocation {
+        BlobLocation {
+            pack: self.pack & !ZSTD_BIT,
+            offset: self.offset,
+            length: self.length,
+            raw_length: self.raw_length,
+            zstd: self.pack & ZSTD_BIT != 0,
+        }
+    }
+}
+
+/// Blobs added since the last merge are merged into the sorted array once there are this many,
+/// or a quarter of the array, whichever is more.
+const MERGE_AT: usize = 1 << 16;
+
 /// The whole index in memory.
 #[derive(Default)]
 pub struct Index {
     pub packs: Vec<PackInfo>,
     pack_pos: HashMap<Id, u32>,
-    blobs: HashMap<Id, BlobLocation>,
+    /// Each blob once, sorted by id.
+    sorted: Vec<Slot>,
+    /// `starts[p]` is where the ids with two-byte prefix `p` begin in `sorted` (65,537 entries;
+    /// empty while `sorted` is).
+    starts: Vec<u32>,
+    /// Blobs added since the last merge, none of them in `sorted`.
+    added: HashMap<Id, BlobLocation>,
     /// Further locations of blobs stored more than once (stored again after damage), tried in
     /// turn when the first cannot be read.
     others: HashMap<Id, Vec<BlobLocation>>,
@@ -84,19 +135,6 @@ impl LoadedIndex {
 impl Index {
     /// Reads every index object on the repository's target.
     pub async fn load(repo: &Repository) -> Result<LoadedIndex> {
-        let loaded = repo.load_all_sealed::<IndexFile>("index", INDEX).await?;
-        let damaged = loaded.damaged;
-        let mut objects: Vec<String> = loaded
-            .read
-            .iter()
-            .map(|(k, _)| k.clone())
-            .chain(damaged.iter().map(|(k, _)| k.clone()))
-            .collect();
-        objects.sort();
-        let mut packs = Vec::new();
-        for (_, file) in loaded.read {
-            packs.extend(file.packs);
-        }
         // Which packs are really there. When a blob is in several packs (stored again after its
         // first pack was lost or found damaged), the copy in a pack that is present and not
         // marked damaged wins.
@@ -114,11 +152,35 @@ impl Index {
             })
             .collect();
         let marked = damage::marked(repo.target()).await?;
-        packs.sort_by_key(|p| (present.get(&p.id) != Some(&p.size), marked.contains(&p.id)));
         let mut index = Index::default();
-        for p in packs {
-            index.add_pack(p.id, p.kind, p.size, &p.blobs);
-        }
+        let mut objects = Vec::new();
+        let damaged = repo
+            .each_sealed::<IndexFile>("index", INDEX, |key, file| {
+                objects.push(key);
+                for p in file.packs {
+                    let pos = index.pack_position(p.id, p.kind, p.size);
+                    index
+                        .sorted
+                        .extend(p.blobs.iter().map(|b| Slot::new(b.id, location(pos, b))));
+                }
+            })
+            .await?;
+        objects.extend(damaged.iter().map(|(k, _)| k.clone()));
+        objects.sort();
+        // 0 for a pack that is there and unmarked, then marked, then missing or the wrong size.
+        let rank: Vec<(u8, Id)> = index
+            .packs
+            .iter()
+            .map(|p| {
+                let gone = present.get(&p.id) != Some(&p.size);
+                ((gone as u8) << 1 | marked.contains(&p.id) as u8, p.id)
+            })
+            .collect();
+        let of = |s: &Slot| rank[(s.pack & !ZSTD_BIT) as usize];
+        index
+            .sorted
+            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then_with(|| of(a).cmp(&of(b))));
+        index.settle();
         Ok(LoadedIndex {
             index,
             damaged,
@@ -128,9 +190,56 @@ impl Index {
         })
     }
 
-    /// Records a pack and its blobs. A blob already known keeps its first location.
-    pub fn add_pack(&mut self, id: Id, kind: BlobKind, size: u64, blobs: &[PackEntry]) {
-        let pos = match self.pack_pos.get(&id) {
+    /// Makes `sorted` (sorted by id, the preferred location of a blob first) hold each blob
+    /// once, moving its further locations to `others`, and builds the prefix table.
+    fn settle(&mut self) {
+        let others = &mut self.others;
+        self.sorted.dedup_by(|later, first| {
+            if later.id != first.id {
+                return false;
+            }
+            let loc = later.location();
+            if loc.pack != first.location().pack {
+                let list = others.entry(later.id).or_default();
+                if !list.iter().any(|o| o.pack == loc.pack) {
+                    list.push(loc);
+                }
+            }
+            true
+        });
+        self.sorted.shrink_to_fit();
+        self.starts.clear();
+        if self.sorted.is_empty() {
+            return;
+        }
+        self.starts.reserve_exact(65_537);
+        let mut at = 0;
+        for prefix in 0..=65_536u32 {
+            while at < self.sorted.len() && prefix_of(&self.sorted[at].id) < prefix {
+                at += 1;
+            }
+            self.starts.push(at as u32);
+        }
+    }
+
+    /// Moves the blobs added since the last merge into the sorted array.
+    fn merge(&mut self) {
+        self.sorted.reserve_exact(self.added.len());
+        self.sorted
+            .extend(self.added.drain().map(|(id, loc)| Slot::new(id, loc)));
+        self.added.shrink_to_fit();
+        self.sorted.sort_unstable_by_key(|s| s.id);
+        self.settle();
+    }
+
+    fn merge_if_due(&mut self) {
+        if self.added.len() >= MERGE_AT.max(self.sorted.len() / 4) {
+            self.merge();
+        }
+    }
+
+    fn pack_position(&mut self, id: Id, kind: BlobKind, size: u64) -> u32 {
+        match self.pack_pos.get(&id) {
             Some(&p) => p,
             None => {
                 let p = self.packs.len() as u32;
@@ -138,18 +247,17 @@ impl Index {
                 self.pack_pos.insert(id, p);
                 p
             }
-        };
+        }
+    }
+
+    /// Records a pack and its blobs. A blob already known keeps its first location.
+    pub fn add_pack(&mut self, id: Id, kind: BlobKind, size: u64, blobs: &[PackEntry]) {
+        let pos = self.pack_position(id, kind, size);
         for b in blobs {
-            let loc = BlobLocation {
-                pack: pos,
-                offset: b.offset,
-                length: b.length,
-                raw_length: b.raw_length,
-                zstd: b.zstd,
-            };
-            match self.blobs.get(&b.id) {
+            let loc = location(pos, b);
+            match self.location(&b.id) {
                 None => {
-                    self.blobs.insert(b.id, loc);
+                    self.added.insert(b.id, loc);
                 }
                 Some(first) if first.pack != pos => {
                     let others = self.others.entry(b.id).or_default();
@@ -159,6 +267,21 @@ impl Index {
                 }
                 Some(_) => {}
             }
+        }
+        self.merge_if_due();
+    }
+
+    fn location(&self, id: &Id) -> Option<BlobLocation> {
+        let within = match self.starts.is_empty() {
+            true => &self.sorted[..],
+            false => {
+                let p = prefix_of(id) as usize;
+                &self.sorted[self.starts[p] as usize..self.starts[p + 1] as usize]
+            }
+        };
+        match within.binary_search_by(|s| s.id.cmp(id)) {
+            Ok(i) => Some(within[i].location()),
+            Err(_) => self.added.get(id).copied(),
         }
     }
 
@@ -172,43 +295,38 @@ impl Index {
     }
 
     pub fn get(&self, id: &Id) -> Option<(&PackInfo, BlobLocation)> {
-        self.blobs
-            .get(id)
-            .map(|loc| (&self.packs[loc.pack as usize], *loc))
+        self.location(id)
+            .map(|loc| (&self.packs[loc.pack as usize], loc))
     }
 
     pub fn contains(&self, id: &Id) -> bool {
-        self.blobs.contains_key(id)
+        self.location(id).is_some()
     }
 
     pub fn blob_count(&self) -> usize {
-        self.blobs.len()
+        self.sorted.len() + self.added.len()
     }
 
     /// Every blob with its location, for checks.
-    pub fn blobs(&self) -> impl Iterator<Item = (&Id, &BlobLocation)> {
-        self.blobs.iter()
+    pub fn blobs(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
+        self.sorted
+            .iter()
+            .map(|s| (s.id, s.location()))
+            .chain(self.added.iter().map(|(id, loc)| (*id, *loc)))
     }
 
     /// Adds what `other` knows and this index does not (the index of another copy of the same
     /// repository). A blob already known keeps its location here.
     pub fn absorb(&mut self, other: &Index) {
-        for (id, loc) in &other.blobs {
-            if self.blobs.contains_key(id) {
+        for (id, loc) in other.blobs() {
+            if self.contains(&id) {
                 continue;
             }
             let info = &other.packs[loc.pack as usize];
-            let pos = match self.pack_pos.get(&info.id) {
-                Some(&p) => p,
-                None => {
-                    let p = self.packs.len() as u32;
-                    self.packs.push(info.clone());
-                    self.pack_pos.insert(info.id, p);
-                    p
-                }
-            };
-            self.blobs.insert(*id, BlobLocation { pack: pos, ..*loc });
+            let pos = self.pack_position(info.id, info.kind, info.size);
+            self.added.insert(id, BlobLocation { pack: pos, ..loc });
         }
+        self.merge_if_due();
     }
 
     pub fn pack(&self, id: &Id) -> Option<&PackInfo> {
@@ -216,7 +334,101 @@ impl Index {
     }
 }
 
+fn location(pack: u32, b: &PackEntry) -> BlobLocation {
+    BlobLocation {
+        pack,
+        offset: b.offset,
+        length: b.length,
+        raw_length: b.raw_length,
+        zstd: b.zstd,
+    }
+}
+
+fn prefix_of(id: &Id) -> u32 {
+    u32::from(u16::from_be_bytes([id.0[0], id.0[1]]))
+}
+
 /// Writes one index object listing `packs`.
 pub async fn save(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
     repo.save_sealed(INDEX, &IndexFile { packs }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u64, offset: u32) -> PackEntry {
+        PackEntry {
+            id: Id::of_object(&n.to_le_bytes()),
+            offset,
+            length: 10 + (n % 7) as u32,
+            raw_length: 20 + (n % 5) as u32,
+            zstd: n.is_multiple_of(2),
+        }
+    }
+
+    fn pack_id(n: u8) -> Id {
+        Id::of_object(&[n, 0xaa])
+    }
+
+    #[test]
+    fn finds_every_blob_across_merges_and_keeps_the_first_location() {
+        let mut index = Index::default();
+        let n = (MERGE_AT as u64) * 3 + 17;
+        let per_pack = 5_000u64;
+        let mut packs = 0u8;
+        let mut start = 0;
+        while start < n {
+            let blobs: Vec<PackEntry> = (start..n.min(start + per_pack))
+                .map(|i| entry(i, (i - start) as u32))
+                .collect();
+            index.add_pack(pack_id(packs), BlobKind::Data, 1, &blobs);
+            packs += 1;
+            start += per_pack;
+        }
+        assert!(
+            index.sorted.len() > index.added.len(),
+            "merged into the array"
+        );
+        assert_eq!(index.blob_count() as u64, n);
+        for i in (0..n).step_by(97) {
+            let e = entry(i, 0);
+            let (pack, loc) = index.get(&e.id).expect("blob found");
+            assert_eq!(pack.id, pack_id((i / per_pack) as u8));
+            assert_eq!(loc.offset as u64, i % per_pack);
+            assert_eq!(
+                (loc.length, loc.raw_length, loc.zstd),
+                (e.length, e.raw_length, e.zstd)
+            );
+        }
+        assert!(!index.contains(&Id::of_object(b"not stored")));
+        // The same blob stored again in another pack: the first location stays, the second is
+        // one of the others, once.
+        let again = entry(3, 999);
+        index.add_pack(
+            pack_id(200),
+            BlobKind::Data,
+            1,
+            &[again.clone(), again.clone()],
+        );
+        let (pack, _) = index.get(&again.id).unwrap();
+        assert_eq!(pack.id, pack_id(0));
+        let others: Vec<_> = index.others(&again.id).collect();
+        assert_eq!(others.len(), 1);
+        assert_eq!((others[0].0.id, others[0].1.offset), (pack_id(200), 999));
+        assert_eq!(index.blobs().count() as u64, n);
+    }
+
+    #[test]
+    fn absorb_adds_only_what_is_missing() {
+        let mut a = Index::default();
+        a.add_pack(pack_id(1), BlobKind::Data, 1, &[entry(1, 0), entry(2, 10)]);
+        let mut b = Index::default();
+        b.add_pack(pack_id(2), BlobKind::Data, 1, &[entry(2, 50), entry(3, 60)]);
+        a.absorb(&b);
+        assert_eq!(a.blob_count(), 3);
+        assert_eq!(a.get(&entry(2, 0).id).unwrap().0.id, pack_id(1));
+        let (pack, loc) = a.get(&entry(3, 0).id).unwrap();
+        assert_eq!((pack.id, loc.offset), (pack_id(2), 60));
+    }
 }

@@ -381,6 +381,25 @@ impl Repository {
         what: &'static str,
         dir: &str,
     ) -> Result<SealedObjects<T>> {
+        let mut read = Vec::new();
+        let mut damaged = self
+            .each_sealed(what, dir, |key, value| read.push((key, value)))
+            .await?;
+        read.sort_by(|a, b| a.0.cmp(&b.0));
+        damaged.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(SealedObjects { read, damaged })
+    }
+
+    /// Loads and opens every sealed JSON object under `dir`, a few at a time, handing each to
+    /// `take` as it is read (in no set order), so that only a few are in memory at once.
+    /// Returns those that could not be read (object key, what is wrong); a target that is down
+    /// stops it.
+    pub async fn each_sealed<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        dir: &str,
+        mut take: impl FnMut(String, T),
+    ) -> Result<Vec<(String, Error)>> {
         use futures::StreamExt;
         let keys: Vec<String> = self
             .target
@@ -389,27 +408,21 @@ impl Repository {
             .into_iter()
             .map(|l| l.key)
             .collect();
-        let mut results: Vec<(String, Result<T>)> = futures::stream::iter(keys)
+        let mut results = futures::stream::iter(keys)
             .map(|key| async move {
                 let r = self.load_sealed::<T>(what, &key).await;
                 (key, r)
             })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        results.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = SealedObjects {
-            read: Vec::new(),
-            damaged: Vec::new(),
-        };
-        for (key, r) in results {
+            .buffer_unordered(8);
+        let mut damaged = Vec::new();
+        while let Some((key, r)) = results.next().await {
             match r {
-                Ok(v) => out.read.push((key, v)),
+                Ok(v) => take(key, v),
                 Err(e @ Error::Target { .. }) => return Err(e),
-                Err(e) => out.damaged.push((key, e)),
+                Err(e) => damaged.push((key, e)),
             }
         }
-        Ok(out)
+        Ok(damaged)
     }
 
     /// Loads and opens a sealed JSON object.

@@ -54,6 +54,22 @@ impl Catalog {
         })
     }
 
+    /// Every snapshot and decision any of `repos` (copies of one repository) holds, oldest
+    /// first; a snapshot held by several copies is listed once. `repos` must not be empty.
+    pub async fn load_all(repos: &[Repository]) -> Result<Catalog> {
+        let mut all: Option<Catalog> = None;
+        for repo in repos {
+            let c = Catalog::load(repo).await?;
+            match &mut all {
+                Some(all) => all.absorb(c),
+                None => all = Some(c),
+            }
+        }
+        let mut all = all.expect("at least one copy");
+        all.snapshots.sort_by_key(|l| (l.snapshot.start, l.id));
+        Ok(all)
+    }
+
     /// Adds another copy's snapshots and decisions (those not already here), keeping the order.
     pub fn absorb(&mut self, other: Catalog) {
         for l in other.snapshots {

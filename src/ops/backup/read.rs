@@ -24,7 +24,9 @@ use crate::ops::progress::Counters;
 pub(super) struct Chunking {
     pub(super) chunker: ChunkerParams,
     pub(super) key: Arc<RepoKey>,
-    /// Blobs in the index or already queued in this run.
+    /// Blobs stored before this run.
+    pub(super) in_place: Arc<super::InPlace>,
+    /// Blobs queued in this run.
     pub(super) seen: Mutex<HashSet<Id>>,
     pub(super) work: crossbeam_channel::Sender<Blob>,
     pub(super) counters: Arc<Counters>,
@@ -130,7 +132,7 @@ impl Chunking {
 
     /// Sends a blob to the pack workers unless it is stored or queued already.
     pub(super) fn queue(&self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<(), Stopped> {
-        if self.seen.lock().expect("seen lock").insert(id) {
+        if !self.in_place.contains(&id) && self.seen.lock().expect("seen lock").insert(id) {
             self.blobs_added.fetch_add(1, Ordering::Relaxed);
             self.bytes_added
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -142,7 +144,7 @@ impl Chunking {
     }
 
     pub(super) fn is_stored(&self, id: &Id) -> bool {
-        self.seen.lock().expect("seen lock").contains(id)
+        self.in_place.contains(id) || self.seen.lock().expect("seen lock").contains(id)
     }
 }
 
