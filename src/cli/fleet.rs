@@ -79,6 +79,17 @@ pub(super) enum FleetCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Email the trust's IT team every school's status (`[email]` in fleet.toml): "3 of 30
+    /// schools need attention: ...", with each one's reasons. Run it weekly from a timer.
+    #[command(after_help = FLEET_EMAIL_HELP)]
+    Email {
+        /// The fleet file.
+        #[arg(long, default_value = "fleet.toml", value_name = "FILE")]
+        fleet: PathBuf,
+        /// Print the message instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Make the trust's key (an age identity, readable by its owner only) and print the
     /// recipient to give each school as trust_recipient.
     Keygen {
@@ -87,6 +98,17 @@ pub(super) enum FleetCommand {
         out: PathBuf,
     },
 }
+
+/// The `fleet email` command's long help.
+pub(super) const FLEET_EMAIL_HELP: &str = "fleet.toml's [email] gives to (a list), from and
+smtp_host, and optionally smtp_port, smtp_tls (starttls, tls or none), smtp_user (the password
+comes from FIRESAFE_SMTP_PASSWORD) and smtp_ca_file. The message is sent whether or not a
+school needs attention, so that a week without one is noticed too. Exit status 1 when it could
+not be sent. docs/systemd/ has a weekly timer for it.
+
+EXAMPLES:
+  firesafe fleet email --fleet /etc/firesafe-fleet/fleet.toml
+  firesafe fleet email --fleet fleet.toml --dry-run";
 
 /// The `fleet report` command's long help.
 pub(super) const FLEET_REPORT_HELP: &str = "EXAMPLES:
@@ -158,6 +180,7 @@ pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
     let a = match c {
         FleetCommand::Status(a) => a,
         FleetCommand::Keygen { out } => return keygen(&out),
+        FleetCommand::Email { fleet, dry_run } => return email(&fleet, dry_run).await,
         FleetCommand::Report { fleet, out } => {
             super::paper::check_out(&out)?;
             let fleet = firesafe::config::fleet::load(&fleet)?;
@@ -217,6 +240,27 @@ pub(super) async fn fleet_cmd(c: FleetCommand) -> Result<Outcome> {
         fleet.trust
     );
     Ok(Outcome::clean_if(attention == 0))
+}
+
+/// `fleet email`: every school's status, to the trust's IT team.
+async fn email(path: &std::path::Path, dry_run: bool) -> Result<Outcome> {
+    let fleet = firesafe::config::fleet::load(path)?;
+    let now = Utc::now();
+    let schools = firesafe::schedule::fleet::status(&fleet, now).await?;
+    let (subject, body) = firesafe::schedule::fleet::email_text(&fleet.trust, &schools, now);
+    if dry_run {
+        println!("Subject: {subject}\n\n{body}");
+        return Ok(Outcome::Success);
+    }
+    let Some(settings) = &fleet.email else {
+        return Err(firesafe::Error::Usage(format!(
+            "{} has no [email] section: give to, from and smtp_host there (see fleet.toml.example), or use --dry-run to see the message",
+            path.display()
+        )));
+    };
+    firesafe::schedule::alert::email_with(&settings.alerts(), "", &subject, &body).await?;
+    println!("sent \"{subject}\" to {}", settings.to.join(", "));
+    Ok(Outcome::Success)
 }
 
 /// `fleet keygen --out FILE`: the trust's age identity, never over an existing file.

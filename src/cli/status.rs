@@ -124,6 +124,9 @@ fn print_status(s: &ScheduleStatus, now: DateTime<Utc>) {
         print_source(src, now);
     }
     print_pools(&s.media, "  ");
+    for n in &s.key_notices {
+        println!("  key: {n}");
+    }
     if !s.verification.is_empty() {
         println!("  verification (latest run per target):");
     }

@@ -36,9 +36,43 @@ pub struct Fleet {
     pub key_file: PathBuf,
     #[serde(default, rename = "school")]
     pub schools: Vec<School>,
+    /// Where `fleet email` sends its message ("3 of 30 schools need attention: ...").
+    pub email: Option<FleetEmail>,
     /// The directory fleet.toml is in (relative paths are read from there).
     #[serde(skip)]
     pub dir: PathBuf,
+}
+
+/// `[email]`: who `fleet email` writes to, and through which SMTP server. The password for
+/// smtp_user comes from FIRESAFE_SMTP_PASSWORD, never from this file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetEmail {
+    pub to: Vec<String>,
+    pub from: String,
+    pub smtp_host: String,
+    pub smtp_port: Option<u16>,
+    #[serde(default)]
+    pub smtp_tls: crate::config::SmtpTls,
+    pub smtp_user: Option<String>,
+    /// An extra CA certificate (PEM) to trust for the SMTP server; relative to fleet.toml.
+    pub smtp_ca_file: Option<PathBuf>,
+}
+
+impl FleetEmail {
+    /// The same settings in the form a schedule's `[alerts]` gives them.
+    pub fn alerts(&self) -> crate::config::AlertsSpec {
+        crate::config::AlertsSpec {
+            email_to: self.to.clone(),
+            email_from: Some(self.from.clone()),
+            smtp_host: Some(self.smtp_host.clone()),
+            smtp_port: self.smtp_port,
+            smtp_tls: self.smtp_tls,
+            smtp_user: self.smtp_user.clone(),
+            smtp_ca_file: self.smtp_ca_file.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// One school.
@@ -118,7 +152,20 @@ pub fn load(path: &Path) -> Result<Fleet> {
     if fleet.key_file.is_relative() {
         fleet.key_file = fleet.dir.join(&fleet.key_file);
     }
+    if let Some(ca) = fleet.email.as_mut().and_then(|e| e.smtp_ca_file.as_mut())
+        && ca.is_relative()
+    {
+        *ca = fleet.dir.join(&*ca);
+    }
     let mut problems = Vec::new();
+    if let Some(e) = &fleet.email
+        && e.to.is_empty()
+    {
+        problems.push(format!(
+            "{}: [email]: to is empty; give the addresses to write to, or leave [email] out",
+            path.display()
+        ));
+    }
     let mut names = std::collections::HashSet::new();
     for s in &fleet.schools {
         let at = format!("{}: school \"{}\"", path.display(), s.name);

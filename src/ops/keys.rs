@@ -322,6 +322,34 @@ pub async fn differences(copies: &[(&str, &Repository)]) -> Result<Vec<KeyDiffer
     Ok(out)
 }
 
+/// A sentence for `status` about a passphrase envelope whose scrypt work factor is not the one
+/// new envelopes get, or `None`: an older, costlier one opens but slowly (`key passwd` moves
+/// it), a weaker one is weaker than firesafe makes, and one above [`MAX_SCRYPT_LOG_N`] is never
+/// tried (it may have been planted to make every passphrase open slow).
+pub fn work_factor_notice(k: &KeyEntry, schedule: &str) -> Option<String> {
+    let n = k.scrypt_log_n?;
+    let what = describe(k);
+    if k.too_costly() {
+        return Some(format!(
+            "{what} has scrypt work factor 2^{n}, above the 2^{MAX_SCRYPT_LOG_N} firesafe opens, so it is never tried: if nobody here made it, remove it (`firesafe key remove --schedule {schedule} {}`)",
+            k.id.short()
+        ));
+    }
+    if !k.outdated() {
+        return None;
+    }
+    let mib = crypto::scrypt_memory(n) >> 20;
+    let cost = if n < SCRYPT_LOG_N {
+        format!("weaker than the 2^{SCRYPT_LOG_N} new keys get")
+    } else {
+        format!("{mib} MiB and longer to open than the 2^{SCRYPT_LOG_N} new keys get")
+    };
+    Some(format!(
+        "{what} has scrypt work factor 2^{n} ({cost}): `firesafe key passwd --schedule {schedule} {}` moves it",
+        k.id.short()
+    ))
+}
+
 /// `key 1a2b3c4d ("recovery key", x25519)`.
 fn describe(k: &KeyEntry) -> String {
     let label = crate::format::tree::printable(&k.label);

@@ -450,6 +450,28 @@ fn email_body(run: &RunRecord, status: Option<&ScheduleStatus>, host: &str) -> S
     body
 }
 
+/// Sends one email with `alerts`' SMTP settings, reading its smtp_ca_file; `incomplete` is the
+/// error when they do not say where to send it.
+pub async fn email_with(
+    alerts: &crate::config::AlertsSpec,
+    incomplete: &str,
+    subject: &str,
+    body: &str,
+) -> Result<()> {
+    if alerts.email_to.is_empty() || alerts.smtp_host.is_none() || alerts.email_from.is_none() {
+        return Err(Error::Usage(incomplete.to_string()));
+    }
+    let ca = match &alerts.smtp_ca_file {
+        Some(p) => {
+            Some(std::fs::read(p).map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?)
+        }
+        None => None,
+    };
+    send_email(alerts, ca.as_deref(), subject, body)
+        .await
+        .map_err(Error::Usage)
+}
+
 /// Sends one email with the schedule's SMTP settings.
 pub async fn send_email(
     alerts: &crate::config::AlertsSpec,
@@ -511,7 +533,7 @@ pub async fn send_email(
         .map_err(|e| {
             let detail = describe_smtp_error(&e.to_string(), ca.is_some());
             format!(
-                "the alert email to {} could not be sent: {detail}",
+                "the email to {} could not be sent: {detail}",
                 alerts.email_to.join(", ")
             )
         })
@@ -579,6 +601,7 @@ mod tests {
             sources: vec![source("curriculum"), source("admin"), source("staff")],
             media: vec![],
             verification: vec![],
+            key_notices: vec![],
         };
         let run = RunRecord {
             schedule: "nightly".into(),
@@ -650,6 +673,7 @@ mod tests {
             sources: vec![source("curriculum", None), source("admin", Some(notice))],
             media: vec![],
             verification: vec![],
+            key_notices: vec![],
         };
         assert!(!status.is_ok());
         let run = RunRecord {

@@ -230,6 +230,74 @@ async fn contradictions(fleet: &Fleet, school: &School, b: &Beacon) -> Vec<Strin
     out
 }
 
+/// The message `fleet email` sends: (subject, body). The subject names up to three schools that
+/// need attention, worst first; the body gives every such school's reasons, then the schools
+/// that are OK.
+pub fn email_text(trust: &str, schools: &[SchoolStatus], now: DateTime<Utc>) -> (String, String) {
+    use crate::format::tree::printable;
+    use crate::plan::words::{count, noun};
+    use std::fmt::Write as _;
+    let mut attention: Vec<&SchoolStatus> =
+        schools.iter().filter(|s| s.light != Light::Ok).collect();
+    attention.sort_by_key(|s| std::cmp::Reverse(s.light));
+    let all = count(schools.len() as u64, "school", "schools");
+    let n = attention.len() as u64;
+    let subject = if attention.is_empty() && schools.len() == 1 {
+        format!("{trust} backups: the school is OK")
+    } else if attention.is_empty() {
+        format!("{trust} backups: all {all} OK")
+    } else {
+        let mut names: Vec<String> = attention
+            .iter()
+            .take(3)
+            .map(|s| printable(&s.school).into_owned())
+            .collect();
+        if attention.len() > 3 {
+            names.push(format!("{} more", attention.len() - 3));
+        }
+        format!(
+            "{trust} backups: {n} of {all} {} attention: {}",
+            noun(n, "needs", "need"),
+            names.join(", ")
+        )
+    };
+    let mut body = format!(
+        "The backups of {trust}'s {all}, as their status beacons and the store showed them at {} (UTC).\n",
+        now.format("%Y-%m-%d %H:%M")
+    );
+    if !attention.is_empty() {
+        let _ = writeln!(
+            body,
+            "\n{n} of {all} {} attention:",
+            noun(n, "needs", "need")
+        );
+    }
+    for s in &attention {
+        let _ = writeln!(body, "\n{}: {}", printable(&s.school), s.light.word());
+        for r in &s.reasons {
+            let _ = writeln!(body, "  - {}", printable(r));
+        }
+    }
+    let ok: Vec<String> = schools
+        .iter()
+        .filter(|s| s.light == Light::Ok)
+        .map(|s| printable(&s.school).into_owned())
+        .collect();
+    if !ok.is_empty() {
+        let _ = writeln!(
+            body,
+            "\n{} OK: {}.",
+            count(ok.len() as u64, "school is", "schools are"),
+            ok.join(", ")
+        );
+    }
+    let _ = writeln!(
+        body,
+        "\n`firesafe fleet status` shows the table, and `firesafe fleet report` writes the board's page."
+    );
+    (subject, body)
+}
+
 /// Prometheus text format: per school, whether it is OK and how old its beacon is.
 pub fn metrics(schools: &[SchoolStatus], now: DateTime<Utc>) -> String {
     let label = |s: &str| {

@@ -1,5 +1,5 @@
 //! Keys on every copy: `key add|remove|passwd|list --schedule NAME` acts on every target of a
-//! schedule, and [`differences`] says where the copies' keys differ (for `status`).
+//! schedule, and [`review`] says where the copies' keys differ (for `status`).
 //!
 //! An envelope is made once and the same bytes are written to every copy, so `keys/ID` names
 //! the same envelope everywhere; a removal writes the same sealed record `keys-removed/ID` to
@@ -208,15 +208,25 @@ pub async fn list(
     })
 }
 
-/// Where the keys of the schedule's copies differ, as sentences: an envelope on some copies and
-/// not others, or one removed on one copy and still on another. Empty when fewer than two
-/// copies can be read (why they cannot is reported elsewhere).
-pub async fn differences(config: &Config, schedule: &ScheduleSpec, unlock: &Unlock) -> Vec<String> {
+/// What `status` says of the schedule's keys: where the copies' keys differ, as sentences (an
+/// envelope on some copies and not others, or one removed on one copy and still on another),
+/// and any passphrase envelope with another work factor than new ones get. Empty when no copy
+/// can be read (why it cannot is reported elsewhere).
+pub async fn review(config: &Config, schedule: &ScheduleSpec, unlock: &Unlock) -> KeyReview {
     let Ok((copies, _)) = open_copies(config, schedule, unlock).await else {
-        return Vec::new();
+        return KeyReview::default();
     };
     let named: Vec<(&str, &Repository)> = copies.iter().map(|(n, r)| (n.as_str(), r)).collect();
-    match keys::differences(&named).await {
+    let mut notices: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, repo) in &named {
+        for k in keys::list(repo).await.unwrap_or_default() {
+            if seen.insert(k.id) {
+                notices.extend(keys::work_factor_notice(&k, &schedule.name));
+            }
+        }
+    }
+    let differences = match keys::differences(&named).await {
         Ok(diffs) => diffs
             .into_iter()
             .map(|d| {
@@ -227,5 +237,19 @@ pub async fn differences(config: &Config, schedule: &ScheduleSpec, unlock: &Unlo
             })
             .collect(),
         Err(e) => vec![format!("the copies' keys could not be compared: {e}")],
+    };
+    KeyReview {
+        differences,
+        notices,
     }
+}
+
+/// What `status` says about a schedule's keys.
+#[derive(Debug, Default)]
+pub struct KeyReview {
+    /// Where the copies' keys differ: each makes every source at least DEGRADED.
+    pub differences: Vec<String>,
+    /// Passphrase envelopes with another scrypt work factor than new ones get (see
+    /// [`keys::work_factor_notice`]): advice, not a risk to the copies.
+    pub notices: Vec<String>,
 }

@@ -100,6 +100,9 @@ pub struct ScheduleStatus {
     pub media: Vec<crate::schedule::media::PoolStatus>,
     /// Per target, the latest verification recorded in the state directory.
     pub verification: Vec<TargetVerification>,
+    /// Advice about the schedule's passphrase keys (an old scrypt work factor); it does not
+    /// change a verdict.
+    pub key_notices: Vec<String>,
 }
 
 impl ScheduleStatus {
@@ -204,8 +207,8 @@ pub async fn status_with_records(
             }
         })
         .collect();
-    let keys = crate::schedule::keys::differences(config, schedule, &unlock).await;
-    add_key_differences(&mut sources, &keys);
+    let keys = crate::schedule::keys::review(config, schedule, &unlock).await;
+    add_key_differences(&mut sources, &keys.differences);
     Ok(ScheduleStatus {
         schedule: schedule.name.clone(),
         checked_at: now,
@@ -220,6 +223,7 @@ pub async fn status_with_records(
             Some(st) => verification(schedule, st)?,
             None => Vec::new(),
         },
+        key_notices: keys.notices,
     })
 }
 

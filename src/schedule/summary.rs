@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{Config, ScheduleSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::policy::Verdict;
 use crate::plan::timetable::Timetable;
 use crate::schedule::media::Place;
@@ -214,22 +214,16 @@ pub async fn summary(
 
 /// Emails a summary with the schedule's `[alerts]` settings.
 pub async fn send(schedule: &ScheduleSpec, summary: &Summary) -> Result<()> {
-    let alerts = &schedule.alerts;
-    if alerts.email_to.is_empty() || alerts.smtp_host.is_none() || alerts.email_from.is_none() {
-        return Err(Error::Usage(format!(
+    crate::schedule::alert::email_with(
+        &schedule.alerts,
+        &format!(
             "schedule \"{}\" cannot email: set email_to, email_from and smtp_host in its [alerts] (schedules/{}.toml)",
             schedule.name, schedule.name
-        )));
-    }
-    let ca = match &alerts.smtp_ca_file {
-        Some(p) => {
-            Some(std::fs::read(p).map_err(|e| Error::local(p, "cannot read smtp_ca_file", e))?)
-        }
-        None => None,
-    };
-    crate::schedule::alert::send_email(alerts, ca.as_deref(), &summary.subject, &summary.body)
-        .await
-        .map_err(Error::Usage)
+        ),
+        &summary.subject,
+        &summary.body,
+    )
+    .await
 }
 
 /// The summary times of every schedule that has a `summary_cron`.

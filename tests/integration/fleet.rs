@@ -216,6 +216,88 @@ fn the_trust_believes_only_signed_fresh_beacons_the_store_confirms() {
     let oak = &json[0]["beacon"];
     assert_eq!(oak["school"], "Oak Primary");
     assert!(!oak.to_string().contains(".docx") && !oak.to_string().contains(".txt"));
+
+    weekly_email(work.path(), &fleet_file);
+}
+
+/// `fleet email`: the trust's IT team hears which schools need attention and why, through a
+/// real SMTP server.
+fn weekly_email(work: &Path, fleet_file: &Path) {
+    let email = |args: &[&str]| {
+        firesafe()
+            .args(["fleet", "email", "--fleet"])
+            .arg(fleet_file)
+            .args(args)
+            .env("FIRESAFE_SMTP_PASSWORD", "s3cret-smtp-pass")
+            .output()
+            .expect("firesafe")
+    };
+    let out = email(&[]);
+    let err = assert_exit(&out, 2, "fleet email without [email]");
+    assert!(err.contains("has no [email] section"), "{err}");
+    let out = email(&["--dry-run"]);
+    assert_success(&out, "fleet email --dry-run");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        printed.starts_with(
+            "Subject: Riverside Academy Trust backups: 4 of 5 schools need attention: "
+        ) && printed.contains(", 1 more\n")
+            && printed.contains("1 school is OK: Oak Primary."),
+        "{printed}"
+    );
+    let Some(python) = crate::alerts::smtp_python() else {
+        eprintln!("skipped the sent email: aiosmtpd is not installed (tests/run.sh installs it)");
+        return;
+    };
+    let crate::alerts::SmtpServer {
+        port,
+        cert,
+        mail,
+        child: mut server,
+    } = crate::alerts::smtp_server(work, python);
+    let mut text = fs::read_to_string(fleet_file).expect("fleet.toml");
+    text = text.replacen(
+        "\n[[school]]",
+        &format!(
+            "\n[email]\nto = [\"trust-it@trust.example\"]\nfrom = \"firesafe@trust.example\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_user = \"firesafe\"\nsmtp_ca_file = \"{}\"\n\n[[school]]",
+            cert.display()
+        ),
+        1,
+    );
+    fs::write(fleet_file, text).expect("fleet.toml");
+    let out = email(&[]);
+    assert_success(&out, "fleet email");
+    let _ = server.kill();
+    let _ = server.wait();
+    let messages: Vec<_> = fs::read_dir(&mail)
+        .expect("mail dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(messages.len(), 1, "one email");
+    let sent = fs::read_to_string(&messages[0]).expect("read");
+    let body = sent.replace("=\r\n", "").replace("=\n", "");
+    assert!(sent.contains("To: trust-it@trust.example"), "{sent}");
+    assert!(body.contains("4 of 5 schools need attention:"), "{body}");
+    for (school, why) in [
+        ("Elm Academy: ACTION NEEDED", "contradicted by the store"),
+        (
+            "Ash Juniors: ACTION NEEDED",
+            "not signed by the school's key",
+        ),
+        ("Birch High: ACTION NEEDED", "its beacon is stale"),
+        ("Yew Infants: ACTION NEEDED", "no status beacon"),
+    ] {
+        let at = body
+            .find(school)
+            .unwrap_or_else(|| panic!("{school} missing: {body}"));
+        let next = body[at..].find("\n\n").map_or(body.len(), |n| at + n);
+        assert!(
+            body[at..next].contains(why),
+            "{school}: no \"{why}\" in {}",
+            &body[at..next]
+        );
+    }
+    assert!(!sent.contains("s3cret-smtp-pass"), "the password leaked");
 }
 
 /// A beacon made from `good`'s content: signed with `key` (another key when `None`) and, with

@@ -249,11 +249,29 @@ fn key_passwd_with_a_schedule_moves_every_copy() {
         );
     }
 
+    // status advises moving it, without changing a verdict.
+    let status = |what: &str| {
+        let out = in_example(&["status", "nightly", "--json"], &[]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect(what);
+        json[0]["key_notices"].clone()
+    };
+    let notices = status("status before key passwd");
+    assert_eq!(
+        notices,
+        serde_json::json!([format!(
+            "key {short} (\"head\", passphrase) has scrypt work factor 2^18 (256 MiB and longer to open than the 2^17 new keys get): `firesafe key passwd --schedule nightly {short}` moves it"
+        )]),
+        "status before key passwd"
+    );
+    let text = stdout(&in_example(&["status", "nightly"], &[]));
+    assert!(text.contains(&format!("  key: key {short} (")), "{text}");
+
     let out = in_example(
         &["key", "passwd", "--schedule", "nightly", short],
         &[("FIRESAFE_NEW_PASSPHRASE", NEW)],
     );
     assert_success(&out, "key passwd --schedule");
+    assert_eq!(status("status after key passwd"), serde_json::json!([]));
     assert!(
         stdout(&out).contains("from scrypt 2^18 to 2^17")
             && stdout(&out).contains("on nas, offsite"),

@@ -128,15 +128,19 @@ fn decide(
     let path = dest.to_path_buf();
     match state {
         Existing::Absent => {
-            report.steps.push(Step::Write {
-                path,
-                bytes: node.size,
-            });
+            step(
+                report,
+                options.dry_run,
+                Step::Write {
+                    path,
+                    bytes: node.size,
+                },
+            );
             (false, false, None)
         }
         Existing::Same => {
             report.unchanged += 1;
-            report.steps.push(Step::Unchanged { path });
+            step(report, options.dry_run, Step::Unchanged { path });
             if !options.dry_run
                 && !std::fs::symlink_metadata(dest).is_ok_and(|m| same_metadata(&m, node))
             {
@@ -146,18 +150,30 @@ fn decide(
         }
         Existing::Differs if !options.overwrite => {
             report.skipped.push(path.clone());
-            report.steps.push(Step::Skip { path });
+            step(report, options.dry_run, Step::Skip { path });
             (true, false, None)
         }
         Existing::Differs => {
             let keep = options.keep_replaced.then(|| kept_name(dest, &options.now));
-            report.steps.push(Step::Replace {
-                path,
-                bytes: node.size,
-                kept: keep.clone(),
-            });
+            step(
+                report,
+                options.dry_run,
+                Step::Replace {
+                    path,
+                    bytes: node.size,
+                    kept: keep.clone(),
+                },
+            );
             (false, true, keep)
         }
+    }
+}
+
+/// Notes a step of a dry run (a real restore keeps no list of its steps: it grows with the
+/// number of files).
+fn step(report: &mut RestoreReport, dry_run: bool, step: Step) {
+    if dry_run {
+        report.steps.push(step);
     }
 }
 
