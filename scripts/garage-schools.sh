@@ -13,14 +13,16 @@
 #   - the bucket school-NAME (NAME is the school's name in lower case, each run of other
 #     characters than a-z and 0-9 made one -: "St Mary's C of E" -> school-st-mary-s-c-of-e);
 #   - the key school-NAME, allowed to read and write that bucket only;
-#   - the key trust-read, allowed to read it (never to write).
+#   - the trust's key (trust-read unless --trust-key names another), allowed to read it (never
+#     to write).
 # Running it again changes nothing: existing buckets and keys are kept, with their secrets.
 # In DIR (created, readable by you only) it writes:
 #   NAME.env          the school's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 #                     AWS_ENDPOINT_URL, AWS_REGION): /etc/firesafe/credentials.env at the school,
 #                     EnvironmentFile= in firesafe.service. Mode 0600.
 #   NAME-cloud.toml   the school's offsite target: targets/offsite.toml at the school.
-#   trust-read.env    the trust's read-only credentials, for `firesafe fleet status`. Mode 0600.
+#   trust-read.env    the trust's read-only credentials, for `firesafe fleet status` (named after
+#                     the trust's key: TRUST-KEY.env with --trust-key). Mode 0600.
 # and prints, on standard output, the [[school]] entries for the trust's fleet.toml.
 #
 # Options:
@@ -36,6 +38,8 @@
 #                    https://s3.trust.example (default: the config's [s3_api] api_bind_addr,
 #                    over http, when it is a single address)
 #   --region NAME    the S3 region (default: the config's [s3_api] s3_region, else garage)
+#   --trust-key NAME the name of the trust's read-only key (default trust-read): lower-case
+#                    letters, digits and -, not starting school-
 #   -h, --help       this help
 set -euo pipefail
 shopt -s inherit_errexit
@@ -51,6 +55,7 @@ CONFIG="${GARAGE_CONFIG_FILE:-}"
 GARAGE="${GARAGE_BIN:-}"
 ENDPOINT=""
 REGION=""
+TRUST_KEY=trust-read
 NAMES=()
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -67,6 +72,7 @@ while [ $# -gt 0 ]; do
       shift 2 ;;
     --endpoint) need_value "$@"; ENDPOINT="$2"; shift 2 ;;
     --region) need_value "$@"; REGION="$2"; shift 2 ;;
+    --trust-key) need_value "$@"; TRUST_KEY="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     --) shift; NAMES+=("$@"); break ;;
     -*) usage_error "unknown option $1" ;;
@@ -85,6 +91,10 @@ if [ -n "$SCHOOLS_FILE" ]; then
 fi
 [ -n "$OUT" ] || usage_error "give --out DIR, the directory for the schools' credentials and targets"
 [ ${#NAMES[@]} -gt 0 ] || usage_error "give the school names, as arguments or with --schools FILE"
+case "$TRUST_KEY" in
+  school-*) usage_error "--trust-key $TRUST_KEY would look like a school's key (school-NAME); give another name" ;;
+  *[!a-z0-9-]*) usage_error "--trust-key must be lower-case letters, digits and - only, not $TRUST_KEY" ;;
+esac
 
 slug() { printf '%s' "$1" | LC_ALL=C tr 'A-Z' 'a-z' | LC_ALL=C sed -E 's/[^a-z0-9]+/-/g; s/^-+//; s/-+$//'; }
 SLUGS=()
@@ -93,7 +103,7 @@ for name in "${NAMES[@]}"; do
   case "$name" in *[[:cntrl:]]*) die "the school name \"$name\" has a control character in it" ;; esac
   s="$(slug "$name")"
   [ -n "$s" ] || die "the school name \"$name\" has no letter or digit to make a bucket name of"
-  [ "$s" != trust-read ] || die "the school name \"$name\" would take the trust's file trust-read.env; give the school another name"
+  [ "$s" != "$TRUST_KEY" ] || die "the school name \"$name\" would take the trust's file $TRUST_KEY.env; give the school another name"
   [ ${#s} -le 56 ] || die "the school name \"$name\" makes a bucket name longer than 63 characters (school-$s); give a shorter one"
   [ -z "${SEEN[$s]:-}" ] || die "the schools \"${SEEN[$s]}\" and \"$name\" would share the bucket school-$s; give them names that differ in letters or digits"
   SEEN[$s]="$name"
@@ -195,6 +205,13 @@ ensure_key() { # ensure_key NAME: prints its access key ID
   fi
   echo "$id"
 }
+# perm Allow|Deny BUCKET-ID KEY-ID READ WRITE OWNER WHAT: gives (Allow) or takes away (Deny) the
+# permissions marked true. By IDs through the admin API: `garage bucket allow` would first list
+# everything the key may use, which for the trust's key grows with every school.
+perm() {
+  garage_do "$7" json-api "${1}BucketKey" \
+    "{\"bucketId\":\"$2\",\"accessKeyId\":\"$3\",\"permissions\":{\"read\":$4,\"write\":$5,\"owner\":$6}}"
+}
 secret_of() { G key info --secret-key "$1" 2>"$ERR" || die "reading the secret of the key $1 failed: $(first_error)"; }
 # The IDs of the buckets a key has any permission on, and whether it may write to any.
 key_json() { G json-api GetKeyInfo "{\"id\":\"$1\"}" 2>"$ERR" || die "reading the key $1 failed: $(first_error)"; }
@@ -238,8 +255,8 @@ cloud_toml() { # cloud_toml NAME BUCKET FILE
   echo 'prefix = "firesafe"'
 }
 
-TRUST_ID="$(ensure_key trust-read)"
-FRAGMENT="# For the trust's fleet.toml (see fleet.toml.example), read with $OUT/trust-read.env.
+TRUST_ID="$(ensure_key "$TRUST_KEY")"
+FRAGMENT="# For the trust's fleet.toml (see fleet.toml.example), read with $OUT/$TRUST_KEY.env.
 # public_key: run \`firesafe beacon key --config-dir /etc/firesafe\` at the school."
 for i in "${!NAMES[@]}"; do
   name="${NAMES[$i]}"
@@ -247,9 +264,9 @@ for i in "${!NAMES[@]}"; do
   file="${SLUGS[$i]}"
   bid="$(ensure_bucket "$bucket")"
   kid="$(ensure_key "$bucket")"
-  garage_do "allowing the key $bucket on the bucket $bucket" bucket allow --read --write "$bucket" --key "$kid"
-  garage_do "allowing the key trust-read to read the bucket $bucket" bucket allow --read "$bucket" --key "$TRUST_ID"
-  garage_do "keeping the key trust-read from writing to the bucket $bucket" bucket deny --write --owner "$bucket" --key "$TRUST_ID"
+  perm Allow "$bid" "$kid" true true false "allowing the key $bucket on the bucket $bucket"
+  perm Allow "$bid" "$TRUST_ID" true false false "allowing the key $TRUST_KEY to read the bucket $bucket"
+  perm Deny "$bid" "$TRUST_ID" false true true "keeping the key $TRUST_KEY from writing to the bucket $bucket"
   others="$(key_buckets "$kid")"
   for other in $others; do
     [ "$other" = "$bid" ] ||
@@ -273,10 +290,10 @@ done
 writes=false
 key_writes "$TRUST_ID" && writes=true
 if $writes; then
-  log "WARNING: the key trust-read may write to some bucket (given by hand?): see garage key info trust-read"
+  log "WARNING: the key $TRUST_KEY may write to some bucket (given by hand?): see garage key info $TRUST_KEY"
 fi
 secret="$(secret_of "$TRUST_ID")"
-put "$OUT/trust-read.env" "$(env_file "The trust: read-only access to every school's bucket on the Garage cluster (for firesafe fleet status)." \
+put "$OUT/$TRUST_KEY.env" "$(env_file "The trust: read-only access to every school's bucket on the Garage cluster (for firesafe fleet status)." \
   "$TRUST_ID" "$secret")"
-log "trust-read: may read the bucket(s) above, and write to none; file $OUT/trust-read.env"
+log "$TRUST_KEY: may read the bucket(s) above, and write to none; file $OUT/$TRUST_KEY.env"
 echo "$FRAGMENT"

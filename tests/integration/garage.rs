@@ -14,16 +14,16 @@ use std::process::{Command, Output};
 use crate::support::*;
 
 /// The running cluster.
-struct Garage {
-    dir: PathBuf,
-    endpoints: Vec<String>,
+pub(crate) struct Garage {
+    pub(crate) dir: PathBuf,
+    pub(crate) endpoints: Vec<String>,
     bucket: String,
     region: String,
     key_id: String,
     secret: String,
 }
 
-fn garage() -> Option<Garage> {
+pub(crate) fn garage() -> Option<Garage> {
     let var = |name: &str| {
         std::env::var(format!("FIRESAFE_TEST_GARAGE_{name}"))
             .unwrap_or_else(|_| panic!("FIRESAFE_TEST_GARAGE_{name} is not set"))
@@ -77,7 +77,7 @@ impl Garage {
         c
     }
 
-    fn script(&self, name: &str, args: &[&str]) {
+    pub(crate) fn script(&self, name: &str, args: &[&str]) {
         let out = Command::new(project_root().join("tests/scripts").join(name))
             .arg(&self.dir)
             .args(args)
@@ -86,26 +86,33 @@ impl Garage {
         assert_success(&out, &format!("{name} {}", args.join(" ")));
     }
 
-    /// Stops one node; it starts again when the guard is dropped.
-    fn stop_node(&self, node: usize) -> NodeDown<'_> {
+    /// Stops one node; it starts again when the guard is dropped. Tests sharing the cluster
+    /// stop a node one at a time (a lock in its directory, held until the guard is dropped):
+    /// two nodes down at once would leave no write quorum.
+    pub(crate) fn stop_node(&self, node: usize) -> NodeDown<'_> {
+        let lock = fs::File::create(self.dir.join("outage.lock")).expect("outage.lock");
+        lock.lock().expect("lock outage.lock");
         self.script("garage-stop.sh", &["--node", &node.to_string()]);
         NodeDown {
             garage: self,
             node,
             up: false,
+            _lock: lock,
         }
     }
 }
 
-/// A stopped node, started again by `restart` or, if the test fails first, on drop.
-struct NodeDown<'a> {
+/// A stopped node, started again by `restart` or, if the test fails first, on drop. The
+/// cluster's outage lock is held until it is dropped.
+pub(crate) struct NodeDown<'a> {
     garage: &'a Garage,
     node: usize,
     up: bool,
+    _lock: fs::File,
 }
 
 impl NodeDown<'_> {
-    fn restart(mut self) {
+    pub(crate) fn restart(&mut self) {
         self.up = true;
         self.garage
             .script("garage-start.sh", &["--node", &self.node.to_string()]);
@@ -180,7 +187,7 @@ fn a_cluster_with_a_node_down_still_backs_up_reports_and_restores() {
     );
 
     // One school's node goes down; the share changes; the next night's run goes ahead.
-    let down = g.stop_node(2);
+    let mut down = g.stop_node(2);
     let share = p.join("shares/curriculum");
     write(
         &share.join("year9/new scheme of work.docx"),
@@ -313,7 +320,7 @@ fn two_concurrent_inits_leave_one_repository() {
 }
 
 /// The `KEY=value` lines of one of scripts/garage-schools.sh's credential files.
-fn credentials(path: &Path) -> Vec<(String, String)> {
+pub(crate) fn credentials(path: &Path) -> Vec<(String, String)> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -333,7 +340,7 @@ fn credentials(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn credential<'a>(creds: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn credential<'a>(creds: &'a [(String, String)], name: &str) -> &'a str {
     creds
         .iter()
         .find(|(k, _)| k == name)
@@ -342,7 +349,7 @@ fn credential<'a>(creds: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 /// `firesafe` with these credentials alone (every other AWS_* variable removed).
-fn firesafe_as(creds: &[(String, String)]) -> Command {
+pub(crate) fn firesafe_as(creds: &[(String, String)]) -> Command {
     let mut c = firesafe();
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AWS_") {

@@ -17,6 +17,7 @@ mod dedup;
 mod escape;
 mod find;
 mod fleet;
+mod fleet_garage;
 mod forged;
 mod garage;
 mod hostile;
