@@ -14,6 +14,7 @@ mod crash;
 mod credentials;
 mod damage;
 mod dedup;
+mod dropped;
 mod escape;
 mod find;
 mod fleet;
