@@ -233,7 +233,6 @@ pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
         a.as_of.as_deref(),
     )?;
     let reader = reader(&repos, &index);
-    let entries = ls::list(&reader, snap, a.path.as_deref()).await?;
     let standing = catalog.standing(snap);
     if !standing.is_clean() {
         eprintln!(
@@ -244,31 +243,46 @@ pub(super) async fn ls_cmd(url: Option<&str>, a: LsArgs) -> Result<Outcome> {
             printable(&snap.snapshot.source)
         );
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
-        return Ok(Outcome::Success);
+    // Each entry is printed as it is read, so that a million-file listing needs no more memory
+    // than a small one; JSON is one array, written an element at a time.
+    let mut shown = 0u64;
+    let listed = ls::each(&reader, snap, a.path.as_deref(), |e| {
+        if a.json {
+            let json = serde_json::to_string_pretty(&e).expect("JSON");
+            print!("{}{}", if shown == 0 { "[\n" } else { ",\n" }, json);
+        } else {
+            print_entry(&e);
+        }
+        shown += 1;
+    })
+    .await;
+    if a.json && (shown > 0 || listed.is_ok()) {
+        println!("{}", if shown == 0 { "[]" } else { "\n]" });
     }
-    for e in &entries {
-        let kind = match e.kind {
-            firesafe::format::tree::NodeKind::Dir => 'd',
-            firesafe::format::tree::NodeKind::Symlink => 'l',
-            firesafe::format::tree::NodeKind::File => '-',
-            _ => '?',
-        };
-        let target = e
-            .target
-            .as_ref()
-            .map(|t| format!(" -> {}", printable(&t.to_string())))
-            .unwrap_or_default();
-        println!(
-            "{kind}{:04o} {:>12} {} {}{target}",
-            e.mode,
-            e.size,
-            e.mtime.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
-            printable(&e.path)
-        );
-    }
+    listed?;
     Ok(Outcome::Success)
+}
+
+/// One line of `ls`: kind and mode, size, time, path (and a link's target).
+fn print_entry(e: &ls::Entry) {
+    let kind = match e.kind {
+        firesafe::format::tree::NodeKind::Dir => 'd',
+        firesafe::format::tree::NodeKind::Symlink => 'l',
+        firesafe::format::tree::NodeKind::File => '-',
+        _ => '?',
+    };
+    let target = e
+        .target
+        .as_ref()
+        .map(|t| format!(" -> {}", printable(&t.to_string())))
+        .unwrap_or_default();
+    println!(
+        "{kind}{:04o} {:>12} {} {}{target}",
+        e.mode,
+        e.size,
+        e.mtime.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+        printable(&e.path)
+    );
 }
 
 pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> {

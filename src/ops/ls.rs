@@ -41,18 +41,20 @@ impl Entry {
     }
 }
 
-/// Every entry under `path` (the whole snapshot when `None`), depth first, in name order.
-/// Refused when the trees nest deeper, or share subtrees far more, than a backup writes
-/// (see [`crate::store::walk`]).
-pub async fn list(
+/// Hands `emit` every entry under `path` (the whole snapshot when `None`) as it is read: depth
+/// first, each folder's entries in name order, a folder before what it holds. Nothing is
+/// collected, so listing a million-file snapshot takes no more memory than listing a small one.
+/// Refused when the trees nest deeper, or share subtrees far more, than a backup writes (see
+/// [`crate::store::walk`]).
+pub async fn each(
     reader: &BlobReader<'_>,
     snapshot: &Listed,
     path: Option<&str>,
-) -> Result<Vec<Entry>> {
+    mut emit: impl FnMut(Entry),
+) -> Result<()> {
     let mut trees = Trees::new(reader, snapshot.id.short());
     let root_id = snapshot.snapshot.tree;
     let root = trees.tree(&root_id, 0, "").await?;
-    let mut out = Vec::new();
     let start = path.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
     // Folders still to list: path and tree id. A folder's level is the number of `/` in its
     // path (names hold none).
@@ -62,26 +64,41 @@ pub async fn list(
         Some(p) => {
             let node = crate::ops::restore::find_node(reader, &root, p, snapshot).await?;
             let shown = format!("/{p}");
-            out.push(Entry::new(shown.clone(), &node));
+            emit(Entry::new(shown.clone(), &node));
             if let Some(sub) = node.subtree {
                 todo.push((shown, sub));
             }
         }
     }
+    // Folders still to open, and the entries of those opened still to show, innermost last:
+    // an entry is shown, and then, if it is a folder, what it holds.
+    let mut pending: Vec<std::vec::IntoIter<(String, Entry, Option<Id>)>> = Vec::new();
     while let Some((dir, id)) = todo.pop() {
         let tree = trees.tree(&id, dir.matches('/').count(), &dir).await?;
         trees.listed(tree.entries.len())?;
-        // Depth first, in order: push subtrees in reverse after listing this level's entries.
-        let first = todo.len();
-        for n in &tree.entries {
-            let path = format!("{dir}/{}", n.name.display());
-            out.push(Entry::new(path.clone(), n));
-            if let Some(sub) = n.subtree {
-                todo.push((path, sub));
+        let level: Vec<(String, Entry, Option<Id>)> = tree
+            .entries
+            .iter()
+            .map(|n| {
+                let path = format!("{dir}/{}", n.name.display());
+                (path.clone(), Entry::new(path, n), n.subtree)
+            })
+            .collect();
+        pending.push(level.into_iter());
+        while let Some(level) = pending.last_mut() {
+            match level.next() {
+                Some((path, entry, sub)) => {
+                    emit(entry);
+                    if let Some(sub) = sub {
+                        todo.push((path, sub));
+                        break;
+                    }
+                }
+                None => {
+                    pending.pop();
+                }
             }
         }
-        todo[first..].reverse();
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    Ok(())
 }
