@@ -258,7 +258,13 @@ async fn email(path: &std::path::Path, dry_run: bool) -> Result<Outcome> {
             path.display()
         )));
     };
-    firesafe::schedule::alert::email_with(&settings.alerts(), "", &subject, &body).await?;
+    firesafe::schedule::alert::email_with(
+        &settings.alerts(),
+        &format!("{}: [email] needs to, from and smtp_host", path.display()),
+        &subject,
+        &body,
+    )
+    .await?;
     println!("sent \"{subject}\" to {}", settings.to.join(", "));
     Ok(Outcome::Success)
 }

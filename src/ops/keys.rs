@@ -278,6 +278,18 @@ pub struct KeyDifference {
 /// removed on some copy (`keys-removed/ID`) and still held by another. Each difference is
 /// named on the copy that must change, with the copies that have it right.
 pub async fn differences(copies: &[(&str, &Repository)]) -> Result<Vec<KeyDifference>> {
+    Ok(compare(copies).await?.differences)
+}
+
+/// The copies' keys compared: where they differ (see [`differences`]), and every envelope any
+/// copy holds, once each, in id order.
+pub struct Compared {
+    pub differences: Vec<KeyDifference>,
+    pub keys: Vec<KeyEntry>,
+}
+
+/// Lists every copy's keys once and compares them.
+pub async fn compare(copies: &[(&str, &Repository)]) -> Result<Compared> {
     let mut held: Vec<(&str, Vec<KeyEntry>)> = Vec::new();
     let mut removed: std::collections::BTreeMap<Id, Vec<&str>> = Default::default();
     for (name, repo) in copies {
@@ -293,7 +305,9 @@ pub async fn differences(copies: &[(&str, &Repository)]) -> Result<Vec<KeyDiffer
         }
     }
     let mut out = Vec::new();
+    let mut keys = Vec::new();
     for (id, (entry, holders)) in all {
+        keys.push(entry.clone());
         let what = describe(entry);
         if let Some(by) = removed.get(&id) {
             for copy in &holders {
@@ -319,7 +333,10 @@ pub async fn differences(copies: &[(&str, &Repository)]) -> Result<Vec<KeyDiffer
             });
         }
     }
-    Ok(out)
+    Ok(Compared {
+        differences: out,
+        keys,
+    })
 }
 
 /// A sentence for `status` about a passphrase envelope whose scrypt work factor is not the one

@@ -217,30 +217,28 @@ pub async fn review(config: &Config, schedule: &ScheduleSpec, unlock: &Unlock) -
         return KeyReview::default();
     };
     let named: Vec<(&str, &Repository)> = copies.iter().map(|(n, r)| (n.as_str(), r)).collect();
-    let mut notices: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (_, repo) in &named {
-        for k in keys::list(repo).await.unwrap_or_default() {
-            if seen.insert(k.id) {
-                notices.extend(keys::work_factor_notice(&k, &schedule.name));
-            }
-        }
-    }
-    let differences = match keys::differences(&named).await {
-        Ok(diffs) => diffs
-            .into_iter()
-            .map(|d| {
-                format!(
-                    "the copies' keys differ: {} (`firesafe sync {}` does it now)",
-                    d.problem, schedule.name
-                )
-            })
-            .collect(),
-        Err(e) => vec![format!("the copies' keys could not be compared: {e}")],
-    };
-    KeyReview {
-        differences,
-        notices,
+    match keys::compare(&named).await {
+        Ok(compared) => KeyReview {
+            differences: compared
+                .differences
+                .into_iter()
+                .map(|d| {
+                    format!(
+                        "the copies' keys differ: {} (`firesafe sync {}` does it now)",
+                        d.problem, schedule.name
+                    )
+                })
+                .collect(),
+            notices: compared
+                .keys
+                .iter()
+                .filter_map(|k| keys::work_factor_notice(k, &schedule.name))
+                .collect(),
+        },
+        Err(e) => KeyReview {
+            differences: vec![format!("the copies' keys could not be compared: {e}")],
+            notices: Vec::new(),
+        },
     }
 }
 
