@@ -56,43 +56,41 @@ pub async fn each(
     let root_id = snapshot.snapshot.tree;
     let root = trees.tree(&root_id, 0, "").await?;
     let start = path.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
-    // Folders still to list: path and tree id. A folder's level is the number of `/` in its
+    // The folder to open next: path and tree id. A folder's level is the number of `/` in its
     // path (names hold none).
-    let mut todo: Vec<(String, Id)> = Vec::new();
-    match start {
-        None => todo.push((String::new(), root_id)),
+    let mut next: Option<(String, Id)> = match start {
+        None => Some((String::new(), root_id)),
         Some(p) => {
             let node = crate::ops::restore::find_node(reader, &root, p, snapshot).await?;
             let shown = format!("/{p}");
             emit(Entry::new(shown.clone(), &node));
-            if let Some(sub) = node.subtree {
-                todo.push((shown, sub));
-            }
+            node.subtree.map(|sub| (shown, sub))
         }
-    }
-    // Folders still to open, and the entries of those opened still to show, innermost last:
-    // an entry is shown, and then, if it is a folder, what it holds.
-    let mut pending: Vec<std::vec::IntoIter<(String, Entry, Option<Id>)>> = Vec::new();
-    while let Some((dir, id)) = todo.pop() {
+    };
+    // The entries of the folders opened still to show, innermost last: an entry is shown, and
+    // then, if it is a folder, what it holds.
+    let mut pending: Vec<std::vec::IntoIter<(Entry, Option<Id>)>> = Vec::new();
+    while let Some((dir, id)) = next.take() {
         let tree = trees.tree(&id, dir.matches('/').count(), &dir).await?;
         trees.listed(tree.entries.len())?;
-        let level: Vec<(String, Entry, Option<Id>)> = tree
+        let level: Vec<(Entry, Option<Id>)> = tree
             .entries
             .iter()
             .map(|n| {
-                let path = format!("{dir}/{}", n.name.display());
-                (path.clone(), Entry::new(path, n), n.subtree)
+                (
+                    Entry::new(format!("{dir}/{}", n.name.display()), n),
+                    n.subtree,
+                )
             })
             .collect();
         pending.push(level.into_iter());
-        while let Some(level) = pending.last_mut() {
+        while next.is_none()
+            && let Some(level) = pending.last_mut()
+        {
             match level.next() {
-                Some((path, entry, sub)) => {
+                Some((entry, sub)) => {
+                    next = sub.map(|sub| (entry.path.clone(), sub));
                     emit(entry);
-                    if let Some(sub) = sub {
-                        todo.push((path, sub));
-                        break;
-                    }
                 }
                 None => {
                     pending.pop();
