@@ -119,6 +119,22 @@ pub struct SmtpServer {
     pub child: std::process::Child,
 }
 
+/// Stops the SMTP server and returns the messages it received, whole, in the order of their
+/// file names.
+pub fn stop_and_read(server: &mut std::process::Child, mail: &std::path::Path) -> Vec<String> {
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut messages: Vec<_> = fs::read_dir(mail)
+        .expect("mail dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    messages.sort();
+    messages
+        .iter()
+        .map(|m| fs::read_to_string(m).expect("read"))
+        .collect()
+}
+
 pub fn smtp_server(dir: &std::path::Path, python: String) -> SmtpServer {
     let tls = dir.join("tls");
     fs::create_dir(&tls).expect("mkdir");
@@ -234,15 +250,9 @@ fn an_alert_email_arrives_over_starttls_with_authentication() {
     let out = run(&["nightly"]);
     assert_exit(&out, 1, "degraded run");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _ = server.kill();
-    let _ = server.wait();
-    let mut messages: Vec<_> = fs::read_dir(&mail)
-        .expect("mail dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    messages.sort();
+    let messages = stop_and_read(&mut server, &mail);
     assert_eq!(messages.len(), 1, "expected one email; stderr: {stderr}");
-    let email = fs::read_to_string(&messages[0]).expect("read");
+    let email = &messages[0];
     assert!(
         email.contains("Subject: firesafe on")
             && email.contains("schedule nightly DEGRADED, 3-2-1 VIOLATED"),
@@ -347,14 +357,9 @@ fn an_attack_seen_by_the_run_sends_the_ransomware_alert() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_exit(&out, 1, "the run that sees the attack");
     assert!(stderr.contains("admin: POSSIBLE RANSOMWARE"), "{stderr}");
-    let _ = server.kill();
-    let _ = server.wait();
-    let messages: Vec<_> = fs::read_dir(&mail)
-        .expect("mail dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let messages = stop_and_read(&mut server, &mail);
     assert_eq!(messages.len(), 1, "one email; stderr: {stderr}");
-    let email = fs::read_to_string(&messages[0]).expect("read");
+    let email = &messages[0];
     assert!(
         email.contains("Subject: Possible ransomware on the admin share:"),
         "{email}"

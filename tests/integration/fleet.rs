@@ -267,14 +267,9 @@ fn weekly_email(work: &Path, fleet_file: &Path) {
     fs::write(fleet_file, text).expect("fleet.toml");
     let out = email(&[]);
     assert_success(&out, "fleet email");
-    let _ = server.kill();
-    let _ = server.wait();
-    let messages: Vec<_> = fs::read_dir(&mail)
-        .expect("mail dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let messages = crate::alerts::stop_and_read(&mut server, &mail);
     assert_eq!(messages.len(), 1, "one email");
-    let sent = fs::read_to_string(&messages[0]).expect("read");
+    let sent = &messages[0];
     let body = sent.replace("=\r\n", "").replace("=\n", "");
     assert!(sent.contains("To: trust-it@trust.example"), "{sent}");
     assert!(body.contains("4 of 5 schools need attention:"), "{body}");

@@ -68,15 +68,9 @@ fn the_weekly_summary_arrives_with_the_week_and_the_verdicts() {
     let out = fs_in(&["summary", "nightly", "--send"]);
     assert_success(&out, "summary --send");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _ = server.kill();
-    let _ = server.wait();
-    let mut messages: Vec<_> = fs::read_dir(&mail)
-        .expect("mail dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    messages.sort();
+    let messages = crate::alerts::stop_and_read(&mut server, &mail);
     assert_eq!(messages.len(), 2, "stderr: {stderr}");
-    let email = unfold(&fs::read_to_string(&messages[1]).expect("read"));
+    let email = unfold(&messages[1]);
     assert!(
         email.contains("weekly summary of schedule nightly: 3-2-1 VIOLATED, 1 of 2 runs complete"),
         "{email}"
