@@ -75,23 +75,9 @@ done
 public="$("$FS" beacon key --config-dir "$DIR/school" 2>/dev/null)"
 
 set -a; . "$DIR/keys/trust-read.env"; set +a
-echo "| schools | wall (median of $RUNS) | peak RSS (median) | all OK |"
-echo "|---|---|---|---|"
-for n in $SIZES; do
-    {
-        printf 'trust = "Bench Trust"\nkey_file = "%s/trust.key"\n' "$DIR"
-        for i in $(seq 1 "$n"); do
-            printf '\n[[school]]\nname = "Bench School %s"\npublic_key = "%s"\n[school.targets.offsite]\nkind = "s3"\nbucket = "school-bench-school-%s"\nprefix = "firesafe-%s"\n' \
-                "$i" "$public" "$(( (i - 1) % BUCKETS + 1 ))" "$i"
-        done
-    } >"$DIR/fleet-$n.toml"
-    walls=() rss=() ok=yes
-    for _ in $(seq 1 "$RUNS"); do
-        /usr/bin/time -f '%e %M' -o "$DIR/time" "$FS" fleet status --fleet "$DIR/fleet-$n.toml" >"$DIR/out" 2>&1 || ok=no
-        read -r w m <"$DIR/time"
-        walls+=("$w") rss+=("$m")
-    done
-    median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-    printf '| %s | %s s | %s MiB | %s |\n' "$n" "$(median "${walls[@]}")" \
-        "$(echo "scale=1; $(median "${rss[@]}") / 1024" | bc)" "$ok"
-done
+school_entry() {
+    printf '\n[[school]]\nname = "Bench School %s"\npublic_key = "%s"\n[school.targets.offsite]\nkind = "s3"\nbucket = "school-bench-school-%s"\nprefix = "firesafe-%s"\n' \
+        "$1" "$public" "$(( ($1 - 1) % BUCKETS + 1 ))" "$1"
+}
+. "$ROOT/benches/fleet-measure.sh"
+measure_fleet "$FS" "$DIR" "$RUNS" "$SIZES" school_entry
