@@ -44,8 +44,13 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    fn move_into_place(&self) -> std::io::Result<()> {
-        write::move_into_place(&self.temp, &self.dest, self.replace, self.keep.as_deref())
+    fn placing(&self) -> write::Placing<'_> {
+        write::Placing {
+            temp: &self.temp,
+            dest: &self.dest,
+            replace: self.replace,
+            keep: self.keep.as_deref(),
+        }
     }
 
     fn has_failed(&self) -> bool {
@@ -338,11 +343,7 @@ impl Writing {
             if !f.node.content.is_empty() {
                 continue;
             }
-            if let Err(e) = write::create_temp(&p.temp) {
-                p.fail(format!("cannot create {}: {e}", p.temp.display()));
-                continue;
-            }
-            finish_file(p, &f.node, self.as_root, warnings);
+            write_whole(p, &f.node, &[], self.as_root, warnings);
             self.files_done.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -450,11 +451,7 @@ fn finish_file(p: &Pending, node: &Node, as_root: bool, warnings: &mut Vec<Strin
     if p.has_failed() {
         return;
     }
-    let result = write::set_len(&p.temp, node.size).and_then(|()| {
-        write::apply_metadata(&p.temp, node, as_root, warnings);
-        p.move_into_place()
-    });
-    if let Err(e) = result {
+    if let Err(e) = write::finish(&p.placing(), node, as_root, warnings) {
         p.fail(format!("cannot finish {}: {e}", p.dest.display()));
     }
 }
@@ -464,9 +461,7 @@ fn write_whole(p: &Pending, node: &Node, data: &[u8], as_root: bool, warnings: &
     if p.has_failed() {
         return;
     }
-    let result = write::write_whole(&p.temp, &p.dest, node, data, as_root, warnings)
-        .and_then(|()| p.move_into_place());
-    if let Err(e) = result {
+    if let Err(e) = write::write_whole(&p.placing(), node, data, as_root, warnings) {
         let _ = write::remove_file(&p.temp);
         p.fail(format!("cannot write {}: {e}", p.dest.display()));
     }

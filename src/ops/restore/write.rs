@@ -70,6 +70,42 @@ struct At {
     name: OsString,
 }
 
+impl At {
+    /// `path` resolved like `at` does, through this entry's directory handle when `path` is in
+    /// the same directory (one walk for several changes to one folder, such as writing a
+    /// temporary file and renaming it into place).
+    fn sibling(&self, of: &Path, path: &Path) -> io::Result<At> {
+        match (of.parent(), path.parent(), path.file_name()) {
+            (Some(a), Some(b), Some(name)) if a == b => Ok(At {
+                dir: Arc::clone(&self.dir),
+                name: name.to_os_string(),
+            }),
+            _ => at(path),
+        }
+    }
+
+    fn open(&self, path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
+        openat(
+            self.dir.as_fd(),
+            self.name.as_os_str(),
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map(File::from)
+        .map_err(|e| refused(path, e))
+    }
+}
+
+/// A finished temporary file and where it goes: renamed to `dest`, over the file there when
+/// `replace` (that one kept aside at `keep` first, when set), otherwise never over a file that
+/// appeared during the restore.
+pub(super) struct Placing<'a> {
+    pub(super) temp: &'a Path,
+    pub(super) dest: &'a Path,
+    pub(super) replace: bool,
+    pub(super) keep: Option<&'a Path>,
+}
+
 fn refused(path: &Path, e: nix::errno::Errno) -> io::Error {
     match e {
         nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => io::Error::other(format!(
@@ -138,15 +174,7 @@ fn at(path: &Path) -> io::Result<At> {
 }
 
 fn open_at(path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
-    let a = at(path)?;
-    openat(
-        a.dir.as_fd(),
-        a.name.as_os_str(),
-        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(mode),
-    )
-    .map(File::from)
-    .map_err(|e| refused(path, e))
+    at(path)?.open(path, flags, mode)
 }
 
 /// Creates the restore directory and any missing parents (before it is anchored: it is the
@@ -189,7 +217,8 @@ pub(super) fn remove_file(path: &Path) -> io::Result<()> {
 
 /// Renames `from` to `to`, replacing what is there.
 pub(super) fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    let (f, t) = (at(from)?, at(to)?);
+    let f = at(from)?;
+    let t = f.sibling(from, to)?;
     nix::fcntl::renameat(
         f.dir.as_fd(),
         f.name.as_os_str(),
@@ -217,24 +246,20 @@ pub(super) fn write_at(path: &Path, data: &[u8], offset: u64) -> io::Result<()> 
     open_at(path, OFlag::O_WRONLY, 0)?.write_all_at(data, offset)
 }
 
-/// Sets a file's length (a trailing hole stays a hole).
-pub(super) fn set_len(path: &Path, size: u64) -> io::Result<()> {
-    open_at(path, OFlag::O_WRONLY, 0)?.set_len(size)
-}
-
-/// Creates `temp` and writes a whole file of one blob into it: content, owner, extended
-/// attributes, mode and time, all through one open file. Problems with the owner or an
-/// attribute are warnings about `dest`; anything else is an error.
+/// Creates the temporary file and writes a whole file of one blob into it (content, owner,
+/// extended attributes, mode and time, all through one open file), then renames it into
+/// place. Problems with the owner or an attribute are warnings about `dest`; anything else is
+/// an error. The folder is walked once for all of it.
 pub(super) fn write_whole(
-    temp: &Path,
-    dest: &Path,
+    p: &Placing,
     node: &Node,
     data: &[u8],
     as_root: bool,
     warnings: &mut Vec<String>,
 ) -> io::Result<()> {
-    let mut f = open_at(
-        temp,
+    let a = at(p.temp)?;
+    let mut f = a.open(
+        p.temp,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
         0o600,
     )?;
@@ -246,7 +271,25 @@ pub(super) fn write_whole(
             f.set_len(node.size)?;
         }
     }
-    metadata_through(&f, dest, node, as_root, warnings)
+    metadata_through(&f, p.dest, node, as_root, warnings)?;
+    drop(f);
+    place(&a, p)
+}
+
+/// Sizes and stamps a temporary file written blob by blob, then renames it into place, with
+/// one walk of its folder.
+pub(super) fn finish(
+    p: &Placing,
+    node: &Node,
+    as_root: bool,
+    warnings: &mut Vec<String>,
+) -> io::Result<()> {
+    let a = at(p.temp)?;
+    let f = a.open(p.temp, OFlag::O_WRONLY, 0)?;
+    f.set_len(node.size)?;
+    metadata_through(&f, p.dest, node, as_root, warnings)?;
+    drop(f);
+    place(&a, p)
 }
 
 /// Owner, extended attributes, mode and time, through an open handle of the object itself.
@@ -277,22 +320,33 @@ fn metadata_through(
     filetime::set_file_handle_times(f, Some(mtime), Some(mtime))
 }
 
-/// Renames a finished temporary file to `dest`: over the file it replaces (kept aside first
-/// at `keep`, when set), and never over a file that appeared there during the restore.
-pub(super) fn move_into_place(
-    temp: &Path,
-    dest: &Path,
-    replace: bool,
-    keep: Option<&Path>,
-) -> io::Result<()> {
-    if replace {
-        keep_aside(dest, keep)?;
-        return rename(temp, dest);
+/// Renames the finished temporary file (reached as `temp`) into place.
+fn place(temp: &At, p: &Placing) -> io::Result<()> {
+    let t = temp.sibling(p.temp, p.dest)?;
+    if p.replace {
+        if let Some(k) = p.keep {
+            let kept = temp.sibling(p.temp, k)?;
+            match nix::fcntl::renameat(
+                t.dir.as_fd(),
+                t.name.as_os_str(),
+                kept.dir.as_fd(),
+                kept.name.as_os_str(),
+            ) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => return Err(refused(k, e)),
+            }
+        }
+        return nix::fcntl::renameat(
+            temp.dir.as_fd(),
+            temp.name.as_os_str(),
+            t.dir.as_fd(),
+            t.name.as_os_str(),
+        )
+        .map_err(|e| refused(p.dest, e));
     }
-    let (f, t) = (at(temp)?, at(dest)?);
     match nix::fcntl::renameat2(
-        f.dir.as_fd(),
-        f.name.as_os_str(),
+        temp.dir.as_fd(),
+        temp.name.as_os_str(),
         t.dir.as_fd(),
         t.name.as_os_str(),
         nix::fcntl::RenameFlags::RENAME_NOREPLACE,
@@ -302,7 +356,7 @@ pub(super) fn move_into_place(
             io::ErrorKind::AlreadyExists,
             "a file of that name appeared during the restore; not replaced",
         )),
-        Err(e) => Err(refused(dest, e)),
+        Err(e) => Err(refused(p.dest, e)),
     }
 }
 
@@ -320,7 +374,8 @@ pub(super) fn keep_aside(dest: &Path, keep: Option<&Path>) -> io::Result<()> {
 /// Makes `link` a hard link to the file `original` (the entry itself, never what a link there
 /// points to).
 pub(super) fn hard_link(original: &Path, link: &Path) -> io::Result<()> {
-    let (o, l) = (at(original)?, at(link)?);
+    let o = at(original)?;
+    let l = o.sibling(original, link)?;
     nix::unistd::linkat(
         o.dir.as_fd(),
         o.name.as_os_str(),
