@@ -201,11 +201,18 @@ pub(super) async fn key_cmd(url: Option<&str>, k: KeyCommand) -> Result<Outcome>
         } => {
             let who = new_key(recipient, generate, passphrase)?;
             let id = keys::add(&repo, &who, &label).await?;
-            println!("added key {} ({})", id.short(), who.kind());
+            println!(
+                "added key {} ({}) to this copy only; a schedule's next run or sync carries it to its other copies (or use --schedule NAME)",
+                id.short(),
+                who.kind()
+            );
         }
         KeyCommand::Remove { id, force, .. } => {
             let removed = keys::remove(&repo, &id, force).await?;
-            println!("removed key {}", removed.short());
+            println!(
+                "removed key {} from this copy only; a schedule's next run or sync carries the removal to its other copies (or use --schedule NAME)",
+                removed.short()
+            );
         }
         KeyCommand::Passwd {
             id,

@@ -163,10 +163,13 @@ fn print_status(s: &ScheduleStatus, now: DateTime<Utc>) {
 fn print_source(src: &SourceStatus, now: DateTime<Utc>) {
     let e = &src.evaluation;
     println!(
-        "  {}: {} ({} copies, {} media, {} offsite)",
+        "  {}: {} ({}, {} media, {} offsite)",
         src.source,
         src.shown_verdict(),
-        e.copies,
+        match e.copies {
+            1 => "1 copy".to_string(),
+            n => format!("{n} copies"),
+        },
         e.media,
         e.offsite
     );

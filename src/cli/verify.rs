@@ -207,6 +207,18 @@ fn print_verify(records: &[VerifyRecord], json: bool) -> Result<Outcome> {
                 }
             }
         }
+        let names: Vec<&str> = records.iter().map(|r| r.target.as_str()).collect();
+        if records.len() > 1
+            && records
+                .iter()
+                .all(|r| r.result == CheckOutcome::Pass && r.findings.is_empty())
+        {
+            println!(
+                "copies compared: {} hold the same objects ({} compared)",
+                names.join(" and "),
+                records.iter().map(|r| r.compared).max().unwrap_or(0)
+            );
+        }
     }
     Ok(Outcome::clean_if(
         records.iter().all(|r| r.result == CheckOutcome::Pass),

@@ -34,6 +34,10 @@ pub async fn open_targets(
     targets
 }
 
+/// The words every "target is missing" error holds (an empty directory or bucket, or a NAS or
+/// disk directory not on a mounted filesystem), by which a report tells it from other errors.
+pub const MISSING: &str = "is missing (not mounted?)";
+
 /// The error for a target of `schedule` that holds no repository.
 pub fn missing(config: &Config, schedule: &ScheduleSpec, name: &str) -> Error {
     let spec = &config.targets[name];
@@ -42,7 +46,7 @@ pub fn missing(config: &Config, schedule: &ScheduleSpec, name: &str) -> Error {
         _ => "the bucket and prefix hold no repository".to_string(),
     };
     Error::NotFound(format!(
-        "target \"{name}\" is missing (not mounted?): {place}, so nothing was written there; check that it is mounted, or, for a new empty disk or share, run `firesafe sync {} --init`",
+        "target \"{name}\" {MISSING}: {place}, so nothing was written there; check that it is mounted, or, for a new empty disk or share, run `firesafe sync {} --init`",
         schedule.name
     ))
 }
@@ -57,7 +61,7 @@ pub fn open_target(config: &Config, name: &str, create: bool) -> Result<Target> 
         crate::store::target::disk::attached(&spec.name, &spec.pool, p)?;
         if spec.needs_mount() && !crate::store::target::disk::on_mounted_filesystem(p) {
             return Err(Error::NotFound(format!(
-                "target \"{name}\" is missing (not mounted?): {} is on the server's own disk, not on a mounted {}; mount it, or set require_mount = false in targets/{name}.toml if the directory is meant to be there",
+                "target \"{name}\" {MISSING}: {} is on the server's own disk, not on a mounted {}; mount it, or set require_mount = false in targets/{name}.toml if the directory is meant to be there",
                 p.display(),
                 if spec.medium == "nas" {
                     "NAS share"

@@ -96,6 +96,15 @@ pub fn describe_duration(seconds: f64) -> String {
     crate::plan::words::duration(seconds)
 }
 
+/// The reason given for a copy with no complete snapshot.
+pub fn no_snapshot_reason(c: &Copy) -> String {
+    format!(
+        "{} ({}) holds no complete snapshot",
+        c.target,
+        if c.offsite { "offsite" } else { "onsite" }
+    )
+}
+
 fn counts(policy: &Policy, copies: &[&Copy]) -> (usize, usize, usize) {
     let mut media: Vec<&str> = copies.iter().map(|c| c.medium.as_str()).collect();
     let mut n = copies.len();
@@ -125,11 +134,7 @@ pub fn evaluate(policy: &Policy, copies: &[Copy], now: DateTime<Utc>) -> Evaluat
     let mut reasons = Vec::new();
     for c in copies {
         match c.newest {
-            None => reasons.push(format!(
-                "{} ({}) holds no complete snapshot",
-                c.target,
-                if c.offsite { "offsite" } else { "onsite" }
-            )),
+            None => reasons.push(no_snapshot_reason(c)),
             Some(t) if now - t > policy.max_age => reasons.push(format!(
                 "the {} copy on {} is {} old; the policy allows {}",
                 if c.offsite { "offsite" } else { "onsite" },

@@ -602,6 +602,7 @@ mod tests {
             media: vec![],
             verification: vec![],
             key_notices: vec![],
+            key_differences: vec![],
         };
         let run = RunRecord {
             schedule: "nightly".into(),
@@ -674,6 +675,7 @@ mod tests {
             media: vec![],
             verification: vec![],
             key_notices: vec![],
+            key_differences: vec![],
         };
         assert!(!status.is_ok());
         let run = RunRecord {

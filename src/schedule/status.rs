@@ -103,6 +103,9 @@ pub struct ScheduleStatus {
     /// Advice about the schedule's passphrase keys (an old scrypt work factor); it does not
     /// change a verdict.
     pub key_notices: Vec<String>,
+    /// How the copies' sets of keys differ (each is also a reason of every source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_differences: Vec<String>,
 }
 
 impl ScheduleStatus {
@@ -224,6 +227,7 @@ pub async fn status_with_records(
             None => Vec::new(),
         },
         key_notices: keys.notices,
+        key_differences: keys.differences,
     })
 }
 
@@ -233,6 +237,8 @@ pub async fn status_with_records(
 struct TargetRead {
     catalog: Catalog,
     absent: HashMap<String, Vec<String>>,
+    /// The keys of the index objects read there.
+    index_objects: Vec<String>,
 }
 
 /// Each target's read (or why it could not be read), and the disk of a pool target. A target
@@ -260,7 +266,46 @@ async fn read_catalogs(
             .map_err(|e| e.to_string());
         catalogs.push((name.clone(), result));
     }
+    name_lost_index_objects(&mut catalogs);
     (catalogs, disks)
+}
+
+/// Where a snapshot needs blobs no index object on a target lists, names the index objects
+/// another copy holds that this one lacks (`index/ID (held by nas)`): those are what `repair` brings
+/// back.
+fn name_lost_index_objects(catalogs: &mut [(String, std::result::Result<TargetRead, String>)]) {
+    let held: Vec<(String, Vec<String>)> = catalogs
+        .iter()
+        .filter_map(|(n, r)| {
+            r.as_ref()
+                .ok()
+                .map(|r| (n.clone(), r.index_objects.clone()))
+        })
+        .collect();
+    for (name, read) in catalogs.iter_mut() {
+        let Ok(read) = read else { continue };
+        let lost: Vec<String> = held
+            .iter()
+            .filter(|(other, _)| other != name)
+            .flat_map(|(other, keys)| {
+                keys.iter()
+                    .filter(|k| !read.index_objects.contains(k))
+                    .map(move |k| format!("{k} (held by {other})"))
+            })
+            .collect();
+        if lost.is_empty() {
+            continue;
+        }
+        for lacking in read.absent.values_mut() {
+            if lacking.iter().any(|l| l.starts_with("blob ")) {
+                for l in lost.iter().rev() {
+                    if !lacking.contains(l) {
+                        lacking.insert(0, l.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Opens one target as a run would (a NAS must be mounted, an empty target is missing), reads
@@ -306,7 +351,11 @@ async fn read_target(
             absent.insert(source.name.clone(), lacking);
         }
     }
-    Ok(TargetRead { catalog, absent })
+    Ok(TargetRead {
+        catalog,
+        absent,
+        index_objects: loaded.objects,
+    })
 }
 
 /// Whether `source` is held by a suspect snapshot, from the snapshots and decisions of every
@@ -466,6 +515,13 @@ fn evaluate(
         })
         .collect();
     let mut evaluation = policy::evaluate(policy, &facts, now);
+    // A copy whose data is missing is said so once, not also as holding no snapshot.
+    for (c, f) in copies.iter().zip(&facts) {
+        if c.missing.is_some() {
+            let none = policy::no_snapshot_reason(f);
+            evaluation.reasons.retain(|r| *r != none);
+        }
+    }
     for c in copies {
         if let Some(e) = &c.error {
             evaluation

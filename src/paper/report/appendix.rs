@@ -99,13 +99,16 @@ fn copies(b: &mut Vec<Block>, s: &ScheduleData, c: &Clock) {
                 },
                 cp.snapshot.clone().unwrap_or_else(|| "none".into()),
                 cp.taken.map_or("-".into(), |t| c.time(t)),
-                cp.error.clone().unwrap_or_else(|| {
-                    if cp.as_recorded {
-                        "as recorded when the disk was last written".into()
-                    } else {
-                        "read now".into()
-                    }
-                }),
+                cp.error
+                    .clone()
+                    .or_else(|| cp.missing.clone())
+                    .unwrap_or_else(|| {
+                        if cp.as_recorded {
+                            "as recorded when the disk was last written".into()
+                        } else {
+                            "read now".into()
+                        }
+                    }),
             ]);
         }
     }

@@ -66,15 +66,29 @@ pub(super) fn check_copies(d: &ReportData) -> Check {
             .is_none_or(|x| x.evaluation.verdict == Verdict::Violated)
     });
     let names: Vec<&str> = bad.iter().map(|s| s.name).collect();
-    let why = bad
+    let problems: Vec<String> = d
+        .schedules
         .iter()
-        .filter_map(|s| {
-            s.status()
-                .and_then(|x| x.evaluation.reasons.first())
-                .map(|r| format!("{}: {r}.", s.name))
-        })
-        .next()
-        .unwrap_or_default();
+        .filter_map(|s| s.status.as_ref().ok())
+        .flat_map(crate::paper::report::trouble::sentences)
+        .map(|(_, t)| t)
+        .collect();
+    let why = match problems.len() {
+        0 => format!(
+            "The technician should bring the missing or old copies up to date (firesafe run {}) and find out why they fell behind.",
+            d.schedules[0].name
+        ),
+        1 => problems[0].clone(),
+        2 => format!(
+            "{} (1 more problem is listed under Incidents and open risks.)",
+            problems[0]
+        ),
+        n => format!(
+            "{} ({} more problems are listed under Incidents and open risks.)",
+            problems[0],
+            n - 1
+        ),
+    };
     Check {
         light: if violated { Light::Red } else { Light::Amber },
         headline: format!(
@@ -83,10 +97,7 @@ pub(super) fn check_copies(d: &ReportData) -> Check {
             all.len(),
             list(&names)
         ),
-        detail: format!(
-            "Counted now: {counted} {why} The technician should bring the missing or old copies up to date (firesafe run {}) and find out why they fell behind.",
-            d.schedules[0].name
-        ),
+        detail: format!("Counted now: {counted} {why}"),
     }
 }
 
@@ -184,7 +195,7 @@ pub(super) fn check_runs(d: &ReportData, c: &Clock) -> Check {
         .filter_map(|(s, e)| e.counted_from(s, c, many))
         .collect();
     let begins = begins.join(" ");
-    let who = format!(
+    let mut who = format!(
         "The technician should check that the firesafe service is running (systemctl status firesafe) and that the server is on at {}.",
         if many { "the scheduled times" } else { "night" }
     );
@@ -267,6 +278,21 @@ pub(super) fn check_runs(d: &ReportData, c: &Clock) -> Check {
     } else {
         Light::Green
     };
+    // Runs that took place but were not complete: the service ran, and what went wrong is in
+    // the risks (a copy not mounted, a target down), not a stopped service.
+    let incomplete = runs.len() - complete;
+    if incomplete > 0 && runs.len() >= due {
+        who = format!(
+            "The runs took place, but {incomplete} of them {} not complete: the technician should read why under Incidents and open risks, fix it and run the backup again (firesafe run {}).",
+            if incomplete == 1 { "was" } else { "were" },
+            d.schedules[0].name
+        );
+    } else if incomplete > 0 {
+        who = format!(
+            "{who} Of the runs that took place, {incomplete} {} not complete: why is under Incidents and open risks.",
+            if incomplete == 1 { "was" } else { "were" }
+        );
+    }
     let who = match light {
         Light::Green => String::new(),
         _ if missed.is_empty() && complete > 0 => {

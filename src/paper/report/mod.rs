@@ -26,6 +26,7 @@ mod ransomware;
 mod risks;
 mod share;
 mod summary;
+mod trouble;
 mod words;
 
 pub use build::build;

@@ -17,7 +17,7 @@ use crate::paper::report::facts::{ReportData, ScheduleData};
 use crate::paper::report::share::Share;
 use crate::paper::report::words::{Clock, describe_seconds};
 use crate::plan::due::Due;
-use crate::plan::policy::{Verdict, describe_age};
+use crate::plan::policy::describe_age;
 use crate::store::records::{CheckOutcome, DrillKind};
 use crate::store::state::RunOutcome;
 
@@ -215,21 +215,7 @@ fn status_risks(out: &mut Vec<(Light, String)>, s: &ScheduleData) {
     let Ok(st) = &s.status else {
         return;
     };
-    for src in &st.sources {
-        for r in &src.evaluation.reasons {
-            let light = match src.evaluation.verdict {
-                Verdict::Violated => Light::Red,
-                _ => Light::Amber,
-            };
-            out.push((
-                light,
-                format!(
-                    "{} now: {r}. The technician should bring the copies up to date (firesafe run {}) and find out why they fell behind.",
-                    src.source, s.name
-                ),
-            ));
-        }
-    }
+    out.extend(crate::paper::report::trouble::sentences(st));
     for p in &st.media {
         if let Some(w) = &p.warning {
             out.push((
