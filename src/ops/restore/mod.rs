@@ -307,7 +307,8 @@ struct Session<'o> {
     options: &'o RestoreOptions,
     fresh: bool,
     as_root: bool,
-    /// Every write below the destination is resolved from this handle, never through a link.
+    /// Every write and read below the destination is resolved from this handle, never through
+    /// a link.
     _anchor: Option<write::Anchor>,
     marker: Option<PathBuf>,
     report: RestoreReport,
@@ -326,7 +327,9 @@ impl<'o> Session<'o> {
         let fresh = destination::prepare_destination(&options.to, options)?;
         let anchor =
             match options.dry_run {
-                true => None,
+                // A dry run looks at what is there through the same handle (a new destination is
+                // not there yet, and holds nothing to look at).
+                true => write::anchor(&options.to).ok(),
                 false => Some(write::anchor(&options.to).map_err(|e| {
                     Error::local(&options.to, "cannot open the restore directory", e)
                 })?),
