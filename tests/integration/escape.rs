@@ -127,28 +127,40 @@ fn a_symlink_and_a_directory_of_the_same_name_are_refused() {
     assert_refused(&repo, &repo.path("outside"));
 }
 
+/// A folder of the destination that is a symlink before the restore starts is refused with
+/// everything below it, named, and nothing is written through it; the rest is restored (exit 1).
 #[test]
 fn restore_will_not_write_through_an_existing_symlink() {
     let repo = Repo::new(Backend::Local);
     let share = repo.path("curriculum");
     write(&share.join("plan.txt"), b"plan");
+    write(&share.join("staff/notes.txt"), b"notes");
     repo.backup(&share, "c");
     let outside = repo.path("outside");
     std::fs::create_dir(&outside).expect("mkdir");
     let to = repo.path("to");
-    std::fs::create_dir(&to).expect("mkdir");
-    std::os::unix::fs::symlink(&outside, to.join("curriculum")).expect("symlink");
+    std::fs::create_dir_all(to.join("curriculum")).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, to.join("curriculum/staff")).expect("symlink");
     let out = repo
         .cmd()
         .args(["restore", "latest", "--overwrite", "--to"])
         .arg(&to)
         .output()
         .expect("run");
-    let err = assert_exit(&out, 2, "restore through a symlink");
-    assert!(err.contains("refusing to restore through it"), "{err}");
+    let err = assert_exit(&out, 1, "restore through a symlink");
+    assert!(
+        err.contains("not restored: curriculum/staff/notes.txt:")
+            && err.contains("is a symbolic link or not a directory")
+            && err.contains("nothing is written through it"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_dir(&outside).expect("read_dir").count(),
         0,
         "wrote through the symlink"
+    );
+    assert_eq!(
+        std::fs::read(to.join("curriculum/plan.txt")).expect("the rest restored"),
+        b"plan"
     );
 }

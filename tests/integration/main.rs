@@ -36,6 +36,7 @@ mod recovery_sheet;
 mod report;
 mod report_ransomware;
 mod report_term;
+mod restore_swap;
 mod restore_technician;
 mod round_trip;
 mod run_schedule;

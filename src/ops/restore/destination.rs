@@ -6,8 +6,6 @@
 //! This is what makes a restore safe to rerun: nothing here decides to overwrite; it only
 //! reports what is there, and the destination itself is the record of what was finished.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::write;
@@ -65,7 +63,9 @@ pub(super) enum Existing {
     Differs,
 }
 
-/// Compares what is at `dest` with a file node: size, then each blob's keyed hash.
+/// Compares what is at `dest` with a file node: size, then each blob's keyed hash. It is read
+/// through [`write::open_read`]: reached without following a link, and only if it is a regular
+/// file.
 pub(super) fn existing(
     dest: &Path,
     node: &Node,
@@ -73,21 +73,14 @@ pub(super) fn existing(
     key: &crate::format::crypto::RepoKey,
 ) -> Existing {
     use std::io::Read;
-    let m = match std::fs::symlink_metadata(dest) {
+    let mut f = match write::open_read(dest) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Existing::Absent,
         Err(_) => return Existing::Differs,
-        Ok(m) => m,
+        Ok(f) => f,
     };
-    if !m.is_file() || m.len() != node.size {
+    if !f.metadata().is_ok_and(|m| m.len() == node.size) {
         return Existing::Differs;
     }
-    let Ok(mut f) = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(dest)
-    else {
-        return Existing::Differs;
-    };
     let mut buf = Vec::new();
     for id in &node.content {
         let Some((_, loc)) = index.get(id) else {
@@ -110,7 +103,7 @@ pub(super) fn kept_name(dest: &Path, now: &chrono::DateTime<chrono::Local>) -> P
     let first = dest.with_file_name(&name);
     let mut candidate = first.clone();
     let mut n = 2;
-    while std::fs::symlink_metadata(&candidate).is_ok() {
+    while write::stat_at(&candidate).is_ok() {
         let mut other = name.clone();
         other.push(format!("-{n}"));
         candidate = dest.with_file_name(other);
@@ -120,24 +113,19 @@ pub(super) fn kept_name(dest: &Path, now: &chrono::DateTime<chrono::Local>) -> P
 }
 
 /// Whether a node's mode and modification time are those of `m`.
-pub(super) fn same_metadata(m: &std::fs::Metadata, node: &Node) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    m.mode() & 0o7777 == node.mode
-        && m.mtime() == node.mtime
-        && m.mtime_nsec() == i64::from(node.mtime_nsec)
+pub(super) fn same_metadata(m: &write::Found, node: &Node) -> bool {
+    m.mode() == node.mode && m.mtime() == (node.mtime, i64::from(node.mtime_nsec))
 }
 
-/// Removes (or, in a dry run, lists) the temporary files an interrupted restore left in `dir`.
+/// Removes (or, in a dry run, lists) the temporary files an interrupted restore left in `dir`
+/// (listed through [`write::list_dir`], never through a link).
 pub(super) fn remove_leftovers(dir: &Path, dry_run: bool, report: &mut RestoreReport) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(names) = write::list_dir(dir) else {
         return;
     };
-    for e in entries.flatten() {
-        if e.file_name()
-            .as_encoded_bytes()
-            .starts_with(b".firesafe-partial-")
-        {
-            let path = e.path();
+    for name in names {
+        if name.as_encoded_bytes().starts_with(b".firesafe-partial-") {
+            let path = dir.join(name);
             if dry_run {
                 report.steps.push(Step::RemoveLeftover { path });
             } else if write::remove_file(&path).is_ok() {

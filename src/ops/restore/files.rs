@@ -146,9 +146,7 @@ fn decide(
         Existing::Same => {
             report.unchanged += 1;
             step(report, options.dry_run, Step::Unchanged { path });
-            if !options.dry_run
-                && !std::fs::symlink_metadata(dest).is_ok_and(|m| same_metadata(&m, node))
-            {
+            if !options.dry_run && !write::stat_at(dest).is_ok_and(|m| same_metadata(&m, node)) {
                 write::apply_metadata(dest, node, ctx.as_root, &mut report.warnings);
             }
             (true, false, None)
@@ -436,7 +434,7 @@ impl Writing {
                     report.files += 1;
                     report.bytes += f.node.size;
                     if let Some(k) = &p.keep
-                        && std::fs::symlink_metadata(k).is_ok()
+                        && write::stat_at(k).is_ok()
                     {
                         report.kept.push((p.dest.clone(), k.clone()));
                     }

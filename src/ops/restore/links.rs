@@ -68,14 +68,19 @@ pub(super) fn plan_links(
     symlinks: &[PlanEntry],
     report: &mut RestoreReport,
 ) {
+    // A new or empty destination holds nothing yet (and a new one is not there to look in).
+    let state = |dest: &Path, target: Option<&Name>, first: Option<&Path>| match ctx.fresh {
+        true => Existing::Absent,
+        false => link_state(dest, target, first),
+    };
     for (link, first) in hardlinks {
         let dest = ctx.to.join(&link.rel);
-        let state = link_state(&dest, None, Some(&ctx.to.join(first)));
+        let state = state(&dest, None, Some(&ctx.to.join(first)));
         report.steps.push(link_step(dest, state, ctx.options));
     }
     for s in symlinks {
         let dest = ctx.to.join(&s.rel);
-        let state = link_state(&dest, s.node.target.as_ref(), None);
+        let state = state(&dest, s.node.target.as_ref(), None);
         report.steps.push(link_step(dest, state, ctx.options));
     }
 }
@@ -152,7 +157,7 @@ fn may_replace(
             format!("{what} of that name appeared during the restore"),
         ))
     };
-    match (link, std::fs::symlink_metadata(dest)) {
+    match (link, write::stat_at(dest)) {
         (Link::Symbolic { .. }, Ok(m)) if m.is_dir() && keep.is_none() => Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             "a directory of that name exists",
@@ -164,22 +169,19 @@ fn may_replace(
 }
 
 /// What is at the destination of a link: the same link (a symlink to `target`, or a hard link
-/// to `first`), nothing, or something else.
+/// to `first`), nothing, or something else. Looked at through [`write::stat_at`], never
+/// through a link.
 fn link_state(dest: &Path, target: Option<&Name>, first: Option<&Path>) -> Existing {
-    use std::os::unix::fs::MetadataExt;
-    let m = match std::fs::symlink_metadata(dest) {
+    let m = match write::stat_at(dest) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Existing::Absent,
         Err(_) => return Existing::Differs,
         Ok(m) => m,
     };
     let same = match (target, first) {
         (Some(t), _) => {
-            m.file_type().is_symlink()
-                && std::fs::read_link(dest).is_ok_and(|l| l.as_os_str() == t.as_os())
+            m.is_symlink() && write::read_link(dest).is_ok_and(|l| l.as_os_str() == t.as_os())
         }
-        (None, Some(first)) => {
-            std::fs::symlink_metadata(first).is_ok_and(|f| f.dev() == m.dev() && f.ino() == m.ino())
-        }
+        (None, Some(first)) => write::stat_at(first).is_ok_and(|f| f.file_id() == m.file_id()),
         (None, None) => false,
     };
     if same {

@@ -22,10 +22,23 @@
 //! of the root tree goes back beside its original path, which must be absolute and whose parent
 //! must exist.
 //!
+//! The threat: firesafe runs as root, and restores into folders local users (pupils) can write
+//! to, above all in an in-place restore. Such a user may swap any directory of the restore for
+//! a symbolic link (to `/etc`, or to another pupil's folder) before the restore starts or at
+//! any moment while it runs, or put a named pipe where a file is. So no path is handed to the
+//! kernel whole: every change and every read below the destination goes through [`write`],
+//! which resolves it from the restore directory's handle, opened once, one directory at a
+//! time without following a link, and acts with the `*at` call on the last handle; an existing
+//! file is opened only once it is seen to be a regular file, and without blocking. A directory
+//! found to be a link (or anything but a directory), or that cannot be created, is refused with
+//! everything below it: it and each entry planned under it are named as not restored, nothing
+//! is written, chmodded or read through it, and the rest of the restore goes on (exit 1). A
+//! directory swapped once the restore has made it fails the same way at the first write that
+//! meets the link.
+//!
 //! Names come from trees, which [`crate::format::tree::Tree::decode`] has already checked: no entry can
 //! be `..`, absolute, or contain `/`. Directories are created by the restore itself and symlinks
-//! are created last, so no file is ever written through a symlink; an existing symlink in the
-//! way of a directory is refused.
+//! are created last, so no file is ever written through a symlink the snapshot holds.
 
 mod destination;
 mod files;
@@ -307,8 +320,11 @@ struct Session<'o> {
     options: &'o RestoreOptions,
     fresh: bool,
     as_root: bool,
-    /// Every write below the destination is resolved from this handle, never through a link.
+    /// Every write and read below the destination is resolved from this handle, never through
+    /// a link.
     _anchor: Option<write::Anchor>,
+    /// Directories that are not restored into, and everything below them.
+    refused: Refused,
     marker: Option<PathBuf>,
     report: RestoreReport,
     /// Every directory planned (for their metadata at the end) and every hard link.
@@ -326,7 +342,9 @@ impl<'o> Session<'o> {
         let fresh = destination::prepare_destination(&options.to, options)?;
         let anchor =
             match options.dry_run {
-                true => None,
+                // A dry run looks at what is there through the same handle (a new destination is
+                // not there yet, and holds nothing to look at).
+                true => write::anchor(&options.to).ok(),
                 false => Some(write::anchor(&options.to).map_err(|e| {
                     Error::local(&options.to, "cannot open the restore directory", e)
                 })?),
@@ -345,6 +363,7 @@ impl<'o> Session<'o> {
             fresh,
             as_root: nix::unistd::geteuid().is_root(),
             _anchor: anchor,
+            refused: Refused::default(),
             marker,
             report,
             dirs: Vec::new(),
@@ -355,7 +374,7 @@ impl<'o> Session<'o> {
         })
     }
 
-    fn ctx(&self) -> Context<'_> {
+    fn ctx(&self) -> Context<'o> {
         Context {
             to: &self.options.to,
             options: self.options,
@@ -383,7 +402,13 @@ impl<'o> Session<'o> {
         } = plan;
         let mut report = std::mem::take(&mut self.report);
         let ctx = self.ctx();
-        create_directories(&ctx, &dirs, &mut report)?;
+        let dirs = create_directories(&ctx, dirs, &mut self.refused, &mut report);
+        // Nothing below a refused directory is written: each entry there is named as failed.
+        let refused = &self.refused;
+        let files = refused.drop_below(files, |f| &f.rel, &mut report);
+        let hardlinks = refused.drop_below(hardlinks, |(l, _)| &l.rel, &mut report);
+        let symlinks = refused.drop_below(symlinks, |l| &l.rel, &mut report);
+        let specials = refused.drop_below(specials, |s| &s.rel, &mut report);
         let repo_key = copies.first().shared_key();
         let (pending, by_pack) = files::lay_out(&ctx, index, &repo_key, &files, &mut report);
         if self.options.dry_run {
@@ -449,32 +474,116 @@ struct Context<'a> {
     fresh: bool,
 }
 
+/// The directories a restore will not write into, with why: one that is a symbolic link (or
+/// anything but a directory) when the restore comes to it, or that could not be created.
+/// Everything planned below one is listed as failed, with the same reason, and the rest of the
+/// restore goes on.
+#[derive(Default)]
+struct Refused(Vec<(PathBuf, String)>);
+
+impl Refused {
+    /// Why `rel` (a path relative to the destination) is not restored, if it is at or below a
+    /// refused directory.
+    fn why(&self, rel: &Path) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(dir, _)| rel.starts_with(dir))
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// Refuses the directory `rel` and everything below it, naming it as failed.
+    fn refuse(&mut self, rel: &Path, why: String, report: &mut RestoreReport) {
+        report.failed.push((rel.to_path_buf(), why.clone()));
+        self.0.push((rel.to_path_buf(), why));
+    }
+
+    /// The entries not below a refused directory; the others are listed as failed.
+    fn drop_below<T>(
+        &self,
+        entries: Vec<T>,
+        rel: impl Fn(&T) -> &Path,
+        report: &mut RestoreReport,
+    ) -> Vec<T> {
+        if self.0.is_empty() {
+            return entries;
+        }
+        entries
+            .into_iter()
+            .filter(|e| match self.why(rel(e)) {
+                Some(why) => {
+                    report.failed.push((rel(e).to_path_buf(), why.to_string()));
+                    false
+                }
+                None => true,
+            })
+            .collect()
+    }
+}
+
 /// Creates a part's directories, removing the leftovers of an interrupted restore in those that
-/// are there, and refusing to restore through anything in their way that is not a directory (a
-/// symlink, say).
-fn create_directories(ctx: &Context, dirs: &[PlanEntry], report: &mut RestoreReport) -> Result<()> {
+/// are there. A directory whose place holds anything else (a symlink a user planted, say), or
+/// that cannot be created, is refused with everything below it (see [`Refused`]). Returns the
+/// directories restored into.
+fn create_directories(
+    ctx: &Context,
+    dirs: Vec<PlanEntry>,
+    refused: &mut Refused,
+    report: &mut RestoreReport,
+) -> Vec<PlanEntry> {
     let dry_run = ctx.options.dry_run;
+    let not_a_dir = |path: &Path| {
+        format!(
+            "{} is a symbolic link or not a directory: nothing is written through it",
+            path.display()
+        )
+    };
+    let mut made = Vec::with_capacity(dirs.len());
     for d in dirs {
+        if let Some(why) = refused.why(&d.rel) {
+            report.failed.push((d.rel.clone(), why.to_string()));
+            continue;
+        }
         let path = ctx.to.join(&d.rel);
-        match std::fs::symlink_metadata(&path) {
+        // A new destination (not there yet in a dry run) holds nothing to look at.
+        let there = match ctx.fresh && dry_run {
+            true => Err(std::io::ErrorKind::NotFound.into()),
+            false => write::stat_at(&path),
+        };
+        match there {
             Ok(m) if m.is_dir() => {
                 if !ctx.fresh {
                     destination::remove_leftovers(&path, dry_run, report);
                 }
             }
             Ok(_) => {
-                return Err(Error::Usage(format!(
-                    "{} exists and is not a directory; refusing to restore through it",
-                    path.display()
-                )));
+                refused.refuse(&d.rel, not_a_dir(&path), report);
+                continue;
             }
-            Err(_) if dry_run => report.steps.push(Step::CreateDir { path }),
-            Err(_) => write::create_dir(&path)
-                .map_err(|e| Error::local(&path, "cannot create directory", e))?,
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                refused.refuse(&d.rel, e.to_string(), report);
+                continue;
+            }
+            Err(_) if dry_run => report.steps.push(Step::CreateDir { path: path.clone() }),
+            Err(_) => match write::create_dir(&path) {
+                Ok(()) => {}
+                // Made by someone else since it was looked at: kept only if it is a directory.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !write::stat_at(&path).is_ok_and(|m| m.is_dir()) {
+                        refused.refuse(&d.rel, not_a_dir(&path), report);
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    let why = format!("cannot create directory {}: {e}", path.display());
+                    refused.refuse(&d.rel, why, report);
+                    continue;
+                }
+            },
         }
         report.dirs += 1;
+        made.push(d);
     }
-    Ok(())
+    made
 }
 
 /// Named pipes are made again; device files and sockets are not (a warning says so).

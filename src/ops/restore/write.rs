@@ -1,9 +1,10 @@
-//! Every change a restore makes to the filesystem, and nothing else: creating directories,
-//! files, links and named pipes, writing and sizing files, renaming, removing, and setting
-//! owners, modes, extended attributes and times.
+//! Every change a restore makes to the filesystem, and every look at what is already there:
+//! creating directories, files, links and named pipes, writing and sizing files, renaming,
+//! removing, and setting owners, modes, extended attributes and times; and finding what is at
+//! a path, reading an existing file to compare it, reading a link and listing a directory.
 //!
-//! The rest of the restore decides what to do and calls these. Keeping every write in one place
-//! keeps the guarantees about writes in one place too: temporary files are created exclusively
+//! The rest of the restore decides what to do and calls these. Keeping every write and read in
+//! one place keeps the guarantees about them in one place too: temporary files are created exclusively
 //! (`O_EXCL`) and reopened with `O_NOFOLLOW`, renames never go over an entry that appeared
 //! during the restore, and owners and times are set on links, not through them. These
 //! functions take paths, but
@@ -11,7 +12,9 @@
 //! (opened once, when the restore starts), one directory at a time with `O_NOFOLLOW`, and the
 //! change is made with the `*at` call on the last directory's handle. A directory on the way
 //! that a local user swaps for a link during the restore is refused (that file fails, named,
-//! and the restore goes on; exit 1), never followed out of the restore.
+//! and the restore goes on; exit 1), never followed out of the restore. Reads go the same way,
+//! and an existing file is opened only once it is seen to be a regular file, without blocking
+//! (`O_NONBLOCK`), so a named pipe or a link put in its place is neither read nor waited on.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -82,6 +85,17 @@ impl At {
             }),
             _ => at(path),
         }
+    }
+
+    /// The entry itself (`AT_SYMLINK_NOFOLLOW`).
+    fn stat(&self, path: &Path) -> io::Result<Found> {
+        nix::sys::stat::fstatat(
+            self.dir.as_fd(),
+            self.name.as_os_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map(Found)
+        .map_err(|e| refused(path, e))
     }
 
     fn open(&self, path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
@@ -175,6 +189,98 @@ fn at(path: &Path) -> io::Result<At> {
 
 fn open_at(path: &Path, flags: OFlag, mode: u32) -> io::Result<File> {
     at(path)?.open(path, flags, mode)
+}
+
+/// An entry already at the destination, as [`stat_at`] found it: the entry itself, never what
+/// a link there points to.
+pub(super) struct Found(nix::sys::stat::FileStat);
+
+impl Found {
+    fn kind(&self) -> nix::libc::mode_t {
+        self.0.st_mode & nix::libc::S_IFMT
+    }
+
+    pub(super) fn is_dir(&self) -> bool {
+        self.kind() == nix::libc::S_IFDIR
+    }
+
+    pub(super) fn is_file(&self) -> bool {
+        self.kind() == nix::libc::S_IFREG
+    }
+
+    pub(super) fn is_symlink(&self) -> bool {
+        self.kind() == nix::libc::S_IFLNK
+    }
+
+    /// The permission bits (with setuid, setgid and sticky).
+    pub(super) fn mode(&self) -> u32 {
+        self.0.st_mode & 0o7777
+    }
+
+    /// Seconds and nanoseconds.
+    pub(super) fn mtime(&self) -> (i64, i64) {
+        (self.0.st_mtime, self.0.st_mtime_nsec)
+    }
+
+    /// (device, inode): the same pair is the same file.
+    pub(super) fn file_id(&self) -> (u64, u64) {
+        (self.0.st_dev, self.0.st_ino)
+    }
+}
+
+/// What is at `path`, reached like every write: from the restore directory's handle without
+/// following a link on the way, and the last component not followed either.
+pub(super) fn stat_at(path: &Path) -> io::Result<Found> {
+    at(path)?.stat(path)
+}
+
+/// Opens the regular file at `path` for reading, reached like every write. Anything else there
+/// (a link, a directory, a named pipe, a device) is refused without being opened, and what was
+/// opened is checked again to be a regular file, in case it was swapped in between; the open
+/// itself cannot block (`O_NONBLOCK`) or take a terminal (`O_NOCTTY`).
+pub(super) fn open_read(path: &Path) -> io::Result<File> {
+    let a = at(path)?;
+    let not_regular = || io::Error::other(format!("{} is not a regular file", path.display()));
+    if !a.stat(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let f = a.open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        0,
+    )?;
+    match nix::sys::stat::fstat(f.as_fd()) {
+        Ok(s) if Found(s).is_file() => Ok(f),
+        Ok(_) => Err(not_regular()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Where the symlink at `path` points, reached like every write.
+pub(super) fn read_link(path: &Path) -> io::Result<OsString> {
+    let a = at(path)?;
+    nix::fcntl::readlinkat(a.dir.as_fd(), a.name.as_os_str()).map_err(|e| refused(path, e))
+}
+
+/// The names in the directory at `path` (not `.` or `..`), reached like every write and opened
+/// without following a link.
+pub(super) fn list_dir(path: &Path) -> io::Result<Vec<OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let fd = open_at(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK,
+        0,
+    )?;
+    let dir = nix::dir::Dir::from_fd(OwnedFd::from(fd)).map_err(io::Error::from)?;
+    let mut names = Vec::new();
+    for entry in dir {
+        let entry = entry.map_err(io::Error::from)?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    Ok(names)
 }
 
 /// Creates the restore directory and any missing parents (before it is anchored: it is the
