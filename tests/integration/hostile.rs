@@ -86,6 +86,59 @@ fn source_names_with_control_characters_are_refused() {
     );
 }
 
+/// `backup --source` holds a name to the rule the configuration holds its sources to: one
+/// line naming the rule, exit 2, and nothing stored.
+#[test]
+fn backup_source_names_that_are_not_plain_are_refused() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    fs::create_dir_all(&share).expect("mkdir");
+    fs::write(share.join("a.txt"), b"a").expect("write");
+    for bad in [
+        "share\nfiresafe: error: all backups deleted",
+        "share\x1b[2J",
+        "../share",
+        "share\u{202e}",
+        "",
+    ] {
+        let out = repo
+            .cmd()
+            .arg("backup")
+            .arg(&share)
+            .args(["--source", bad])
+            .output()
+            .expect("run");
+        let err = assert_exit(&out, 2, &format!("backup --source {bad:?}"));
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("is not a plain name") || err.contains("must name the share"),
+            "{err}"
+        );
+        assert!(!err.contains('\x1b'), "{err:?}");
+    }
+    let err = String::from_utf8_lossy(
+        &repo
+            .cmd()
+            .arg("backup")
+            .arg(&share)
+            .args(["--source", "share\tx"])
+            .output()
+            .expect("run")
+            .stderr,
+    )
+    .into_owned();
+    assert!(
+        err.contains("use letters, digits, '-', '_' and '.'"),
+        "{err}"
+    );
+    let snapshots = repo.ok(&["snapshots", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&snapshots).expect("json"),
+        serde_json::json!([]),
+        "{snapshots}"
+    );
+}
+
 #[test]
 fn a_cron_time_that_never_comes_is_refused() {
     for (edit, what) in [
