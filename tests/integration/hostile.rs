@@ -499,6 +499,45 @@ fn a_key_file_others_can_read_is_refused() {
     }
 }
 
+/// The governors' report and a recovery sheet printing the key refuse a key file others can
+/// read, with the `chmod` to run, and write nothing; a sheet without the key is written, says
+/// why the key's fingerprint is missing, and gives the same advice.
+#[test]
+fn report_and_recovery_sheet_refuse_a_key_file_others_can_read() {
+    let dir = example();
+    let d = dir.path();
+    let fs_in = |args: &[&str]| in_example(d, args);
+    assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
+    let key = d.join("demo/firesafe.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let chmod = format!("chmod 600 {}", key.display());
+    let report = d.join("report.pdf");
+    let sheet = d.join("sheet.pdf");
+    let (report_s, sheet_s, key_s) = (
+        report.to_str().unwrap(),
+        sheet.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    for args in [
+        &["report", "--out", report_s][..],
+        &["recovery-sheet", "--out", sheet_s, "--include-key", key_s],
+    ] {
+        let text = assert_exit(&fs_in(args), 2, &args.join(" "));
+        assert!(text.contains("can be read by others (mode 0644)"), "{text}");
+        assert!(text.contains(&chmod), "{text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+    }
+    assert!(!report.exists() && !sheet.exists(), "nothing written");
+    let out = fs_in(&["recovery-sheet", "--out", sheet_s]);
+    let text = assert_exit(&out, 0, "recovery-sheet without the key");
+    assert!(
+        text.contains("fingerprint is not on the sheet") && text.contains(&chmod),
+        "{text}"
+    );
+    let html = fs::read_to_string(d.join("sheet.html")).expect("html");
+    assert!(html.contains("chmod 600"), "the sheet says why too");
+}
+
 /// A folder 2,000 levels deep, which any pupil can make with `mkdir -p`: the backup records the
 /// share down to the stated limit, warns about the rest (exit 1, a partial snapshot), and
 /// neither it nor the restore of that snapshot crashes.
