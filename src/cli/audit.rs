@@ -3,6 +3,7 @@
 
 use chrono::Local;
 use clap::Args;
+use firesafe::format::tree::printable;
 use firesafe::store::audit::{self, AuditRecord};
 use firesafe::store::repo::Repository;
 use firesafe::{Error, Result};
@@ -60,28 +61,31 @@ pub(super) async fn audit_cmd(url: Option<&str>, a: AuditArgs) -> Result<Outcome
         "{:<16}  {:<12}  {:<12}  {:<8}  {:<12}  {:>7}  {:>10}  {:<10}  TO",
         "WHEN (LOCAL)", "WHO", "HOST", "SNAPSHOT", "PATH", "FILES", "SIZE", "RESULT"
     );
+    // The paths and the destination are names a pupil may have chosen, and a record read
+    // from the repository may be forged: every text field is shown escaped.
+    let shown = |names: &[String]| printable(&names.join(", ")).into_owned();
     for r in &records {
         println!(
             "{:<16}  {:<12}  {:<12}  {:<8}  {:<12}  {:>7}  {:>10}  {:<10}  {}{}",
             r.started.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
-            format!("{} ({})", r.user, r.uid),
-            r.host,
-            &r.snapshot[..8.min(r.snapshot.len())],
+            format!("{} ({})", printable(&r.user), r.uid),
+            printable(&r.host),
+            printable(r.snapshot.get(..8).unwrap_or(&r.snapshot)),
             if r.paths.is_empty() {
                 "(all)".to_string()
             } else {
-                r.paths.join(", ")
+                shown(&r.paths)
             },
             r.files,
             bytesize::ByteSize(r.bytes).to_string(),
-            r.result,
+            printable(&r.result),
             if r.in_place {
-                format!("in place: {}", r.to.join(", "))
+                format!("in place: {}", shown(&r.to))
             } else {
-                r.to.join(", ")
+                shown(&r.to)
             },
             if r.copies.packs.len() > 1 || !r.copies.fallbacks.is_empty() {
-                format!(" ({})", r.copies.describe())
+                format!(" ({})", printable(&r.copies.describe()))
             } else {
                 String::new()
             }

@@ -71,7 +71,7 @@ pub(super) async fn backup_cmd(url: Option<&str>, a: BackupArgs) -> Result<Outco
         "snapshot {} saved{}: source {}, {} ({}), {} new, {} changed, {} unchanged, {} removed since the last snapshot; added {} ({} stored) in {:.1}s{}",
         report.id.short(),
         if s.partial { " (partial)" } else { "" },
-        s.source,
+        firesafe::format::tree::printable(&s.source),
         firesafe::plan::words::count_s(st.files, "file"),
         bytesize::ByteSize(st.bytes),
         st.files_new,

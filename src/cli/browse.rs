@@ -334,7 +334,7 @@ pub(super) async fn diff_cmd(url: Option<&str>, a: DiffArgs) -> Result<Outcome> 
         format!(
             "{} ({}, taken {})",
             s.snapshot.short(),
-            s.source,
+            printable(&s.source),
             s.time.with_timezone(&Local).format("%Y-%m-%d %H:%M")
         )
     };

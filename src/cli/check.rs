@@ -3,6 +3,7 @@
 use chrono::Local;
 use clap::Args;
 use firesafe::Result;
+use firesafe::format::tree::printable;
 use firesafe::ops::check::{self, CheckOptions};
 
 use super::Outcome;
@@ -41,18 +42,21 @@ pub(super) async fn check_cmd(url: Option<&str>, a: CheckArgs) -> Result<Outcome
         println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     } else {
         for n in &report.notes {
-            println!("note: {n}");
+            println!("note: {}", printable(n));
         }
         for f in &report.findings {
-            println!("finding: {}: {}", f.object, f.problem);
+            // Source and file names (in the paths and in some problems) are a pupil's or a
+            // forger's choice: shown escaped here, exact in the JSON.
+            println!("finding: {}: {}", f.object, printable(&f.problem));
             for a in &f.affects {
+                let paths: Vec<_> = a.paths.iter().map(|p| printable(p)).collect();
                 println!(
                     "  affects snapshot {} ({}, taken {}): {}: {}{}",
                     a.snapshot.short(),
-                    a.source,
+                    printable(&a.source),
                     a.time.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
                     firesafe::plan::words::count_s(a.count as u64, "path"),
-                    a.paths.join(", "),
+                    paths.join(", "),
                     if a.count > a.paths.len() { ", ..." } else { "" }
                 );
             }

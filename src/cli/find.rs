@@ -154,7 +154,7 @@ fn print_versions(versions: &[firesafe::ops::find::Version]) {
             println!(
                 "{} (source {})",
                 firesafe::format::tree::printable(&v.path),
-                v.source
+                firesafe::format::tree::printable(&v.source)
             );
         }
         let ids: Vec<String> = v.snapshots.iter().map(|s| s.snapshot.short()).collect();

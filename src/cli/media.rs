@@ -253,7 +253,7 @@ pub(super) fn print_pools(pools: &[PoolStatus], indent: &str) {
             for h in &d.snapshots {
                 println!(
                     "{indent}      {}: snapshot {} taken {}{}",
-                    h.source,
+                    firesafe::format::tree::printable(&h.source),
                     h.snapshot,
                     local_time(h.taken),
                     if d.place == Place::Attached {

@@ -146,6 +146,17 @@ pub(super) async fn sheet_cmd(a: SheetArgs) -> Result<Outcome> {
         now: chrono::Utc::now(),
     };
     let data = firesafe::paper::sheet::gather(&config, &state, &options).await?;
+    // A key that could not be read (one others can read is refused) leaves its fingerprint
+    // off the sheet; said here too, so that it is not found only on paper.
+    for s in &data.schedules {
+        if let Err(why) = &s.fingerprint {
+            eprintln!(
+                "firesafe: warning: schedule {}: the key's fingerprint is not on the sheet: {}",
+                s.name,
+                firesafe::format::tree::printable(why)
+            );
+        }
+    }
     let doc = firesafe::paper::sheet::build(&data);
     let (pdf, html) = write_document(&a.out, &doc, data.key.is_some())?;
     println!("wrote {} and {}", pdf.display(), html.display());

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use firesafe::format::tree::printable;
 use firesafe::plan::words::{count_s, noun};
 use firesafe::{Error, Result};
 
@@ -172,7 +173,7 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::ops::prune::PruneRepo
         println!(
             "  keep   {} {:<12} {}  ({})",
             d.id.short(),
-            d.source,
+            printable(&d.source),
             when(d),
             d.reasons.join(", ")
         );
@@ -181,7 +182,7 @@ fn print_prune(schedule: &str, target: &str, r: &firesafe::ops::prune::PruneRepo
         println!(
             "  {would}forget {} {:<12} {}",
             d.id.short(),
-            d.source,
+            printable(&d.source),
             when(d)
         );
     }

@@ -145,9 +145,10 @@ pub(super) async fn restore_cmd(url: Option<&str>, a: RestoreArgs) -> Result<Out
             let snap = catalog.resolve("latest", Some(source))?;
             let into = to.join(source);
             println!(
-                "{source}: the newest snapshot, {}, into {}",
+                "{}: the newest snapshot, {}, into {}",
+                printable(source),
                 snap.id.short(),
-                into.display()
+                printable(&into.to_string_lossy())
             );
             let o = restore_one(&a, &copies, &index, snap, None, into).await?;
             if o != Outcome::Success {
@@ -317,12 +318,12 @@ fn print_restored(
     println!(
         "restored snapshot {} ({}, taken {}) to {}: {} ({}), {}, {} in {:.1}s{extra}",
         snap.id.short(),
-        snap.snapshot.source,
+        printable(&snap.snapshot.source),
         snap.snapshot
             .start
             .with_timezone(&Local)
             .format("%Y-%m-%d %H:%M"),
-        where_to,
+        printable(where_to),
         count_s(report.files, "file"),
         bytesize::ByteSize(report.bytes),
         count(report.dirs, "directory", "directories"),
@@ -330,7 +331,7 @@ fn print_restored(
         clock.elapsed().as_secs_f64(),
     );
     if copies.repos().len() > 1 || !report.copies.fallbacks.is_empty() {
-        println!("{}", report.copies.describe());
+        println!("{}", printable(&report.copies.describe()));
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use firesafe::format::tree::printable;
 use firesafe::ops::drill::{DEFAULT_SAMPLE_FILES, DrillOptions};
 use firesafe::ops::verify::{DEFAULT_READ_PERCENT, Read, VerifyOptions};
 use firesafe::schedule::drill_job::drill_schedule;
@@ -198,12 +199,14 @@ fn print_verify(records: &[VerifyRecord], json: bool) -> Result<Outcome> {
                     .unwrap_or_default()
             );
             for f in &r.findings {
-                println!("  {}: {}", f.object, f.problem);
+                // Source and file names (in the paths and in some problems) are shown
+                // escaped, exact in the JSON.
+                println!("  {}: {}", f.object, printable(&f.problem));
                 if !f.repair.is_empty() {
-                    println!("    {}", f.repair);
+                    println!("    {}", printable(&f.repair));
                 }
                 for a in &f.affects {
-                    println!("    affects {a}");
+                    println!("    affects {}", printable(a));
                 }
             }
         }

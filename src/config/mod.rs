@@ -789,17 +789,10 @@ fn source_name_problems(sources: &[SourceSpec]) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
     for source in sources {
         let name = &source.name;
-        let plain = name.len() <= 64
-            && name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !plain {
+        if !crate::format::snapshot::is_plain_name(name) {
             problems.push(format!(
-                "[[sources]] key name: {name:?} is not a plain name; use letters, digits, '-', '_' and '.', starting with a letter or digit (at most 64)"
+                "[[sources]] key name: {name:?} is not a plain name; {}",
+                crate::format::snapshot::PLAIN_NAME_RULE
             ));
         } else if !seen.insert(name.as_str()) {
             problems.push(format!(

@@ -46,6 +46,24 @@ pub struct SnapshotStats {
     pub packs_added: u64,
 }
 
+/// What a source name may be, in words for an error message.
+pub const PLAIN_NAME_RULE: &str =
+    "use letters, digits, '-', '_' and '.', starting with a letter or digit (at most 64)";
+
+/// Whether `name` may name a source (see [`PLAIN_NAME_RULE`]). Snapshots are kept, pruned and
+/// restored by their source name, and `restore` makes a directory of it, so it is a plain
+/// word: no separators, no control characters, nothing a terminal would act on.
+pub fn is_plain_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// One snapshot, as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Snapshot {

@@ -297,22 +297,42 @@ impl Tree {
 }
 
 /// A name or path as it may be shown to a person: control characters (a newline, an escape
-/// sequence) are written as escapes (`\n`, `\u{1b}`), so that a name a pupil chose cannot
-/// break a line of output, forge one (`firesafe: error: ...`), or move the terminal's cursor.
-/// `--json` output needs none of this: JSON escapes them itself.
+/// sequence) and invisible format characters (bidirectional overrides and isolates, zero-width
+/// characters, line and paragraph separators) are written as escapes (`\n`, `\u{1b}`,
+/// `\u{202e}`), so that a name a pupil chose cannot break a line of output, forge one
+/// (`firesafe: error: ...`), move the terminal's cursor, or show its letters in another order.
+/// `--json` output needs none of this: it keeps names exact.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(disguises) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if disguises(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether a character, shown as it is, could hide or rearrange the text around it: a control
+/// character, or one of Unicode's invisible format characters.
+fn disguises(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'                  // soft hyphen
+            | '\u{061c}'                // Arabic letter mark
+            | '\u{180e}'                // Mongolian vowel separator
+            | '\u{200b}'..='\u{200f}'   // zero-width space, joiners, LRM, RLM
+            | '\u{2028}'..='\u{202e}'   // line and paragraph separators, embeddings, overrides
+            | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
+            | '\u{2066}'..='\u{206f}'   // isolates, deprecated format characters
+            | '\u{feff}'                // zero-width no-break space (BOM)
+            | '\u{fff9}'..='\u{fffb}'   // interlinear annotation
+        )
 }
 
 #[cfg(test)]
@@ -388,5 +408,27 @@ mod tests {
             entries: vec![node(b"a"), node(b"a")],
         };
         assert!(Tree::decode(&dup.encode()).is_err());
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_invisible_format_characters() {
+        assert_eq!(printable("plain name.txt"), "plain name.txt");
+        assert_eq!(
+            printable("caf\u{e9} \u{65e5}\u{672c}"),
+            "caf\u{e9} \u{65e5}\u{672c}"
+        );
+        assert_eq!(printable("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
+        // "invoice_\u{202e}fdp.exe" shows as "invoice_exe.pdf" in a terminal.
+        assert_eq!(
+            printable("invoice_\u{202e}fdp.exe"),
+            "invoice_\\u{202e}fdp.exe"
+        );
+        for c in [
+            '\u{202a}', '\u{202d}', '\u{2066}', '\u{2069}', '\u{200b}', '\u{200f}', '\u{2028}',
+            '\u{feff}', '\u{061c}',
+        ] {
+            let shown = printable(&format!("x{c}y")).into_owned();
+            assert_eq!(shown, format!("x\\u{{{:x}}}y", c as u32), "{c:?}");
+        }
     }
 }

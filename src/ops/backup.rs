@@ -129,6 +129,13 @@ pub async fn backup(repo: &Repository, options: &BackupOptions) -> Result<Backup
             "--source must name the share (for example curriculum)".into(),
         ));
     }
+    if !crate::format::snapshot::is_plain_name(&options.source) {
+        return Err(Error::Usage(format!(
+            "--source {:?} is not a plain name; {}",
+            options.source,
+            crate::format::snapshot::PLAIN_NAME_RULE
+        )));
+    }
     let roots = resolve_roots(&options.paths)?;
     let compression = options.compression.unwrap_or(repo.config().compression);
     if !(0..=22).contains(&compression) {

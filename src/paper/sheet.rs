@@ -107,7 +107,10 @@ pub struct SheetData {
     pub kept: Kept,
 }
 
+/// Reads a key file that only its owner can read (one others can read is refused with the
+/// `chmod` to run, as everywhere a key is read).
 fn read_unlock(path: &Path) -> std::result::Result<(Unlock, String), String> {
+    crate::ops::keys::check_private(path).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read it ({e})", path.display()))?;
     let unlock =
@@ -175,6 +178,7 @@ async fn printed_key(
     schedules: &[&ScheduleSpec],
     path: &Path,
 ) -> Result<PrintedKey> {
+    crate::ops::keys::check_private(path)?;
     let (unlock, text) = read_unlock(path)
         .map_err(|why| Error::Usage(format!("--include-key {why}; give the key file to print")))?;
     let mut opens = Vec::new();

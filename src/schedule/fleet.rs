@@ -54,6 +54,7 @@ pub struct SchoolStatus {
 
 /// Every school of `fleet`, read now.
 pub async fn status(fleet: &Fleet, now: DateTime<Utc>) -> Result<Vec<SchoolStatus>> {
+    crate::ops::keys::check_private(&fleet.key_file)?;
     let text = std::fs::read_to_string(&fleet.key_file).map_err(|e| {
         Error::WrongKey(format!(
             "{}: cannot read the trust's key file ({e}); check key_file in fleet.toml",

@@ -15,7 +15,7 @@ use firesafe::store::repo::Repository;
 use crate::support::*;
 
 /// The packs of `kind` in the repository, largest first.
-fn packs_of(repo: &Repo, kind: BlobKind) -> Vec<String> {
+pub(crate) fn packs_of(repo: &Repo, kind: BlobKind) -> Vec<String> {
     let key = fs::read_to_string(&repo.key).expect("key");
     let unlock = Unlock::parse_identity_file(&key).expect("identity");
     let mut packs: Vec<(u64, String)> = block_on(async {
@@ -37,7 +37,7 @@ fn packs_of(repo: &Repo, kind: BlobKind) -> Vec<String> {
 }
 
 /// Flips one byte in the middle of the object: same size, wrong content.
-fn flip(bytes: &mut [u8]) {
+pub(crate) fn flip(bytes: &mut [u8]) {
     let n = bytes.len() / 2;
     bytes[n] ^= 0x40;
 }
@@ -246,7 +246,7 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// The packs on a local target whose names start `data/`, largest first.
-fn local_packs(root: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn local_packs(root: &Path) -> Vec<std::path::PathBuf> {
     let mut out: Vec<(u64, std::path::PathBuf)> = Vec::new();
     let mut todo = vec![root.join("data")];
     while let Some(d) = todo.pop() {

@@ -218,6 +218,20 @@ fn the_trust_believes_only_signed_fresh_beacons_the_store_confirms() {
     assert!(!oak.to_string().contains(".docx") && !oak.to_string().contains(".txt"));
 
     weekly_email(work.path(), &fleet_file);
+
+    // The trust's key file, readable by others, is refused with the `chmod` to run.
+    use std::os::unix::fs::PermissionsExt;
+    let trust_key = work.path().join("trust.key");
+    fs::set_permissions(&trust_key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let text = assert_exit(
+        &fleet_status(&fleet_file, false),
+        2,
+        "fleet status, key open",
+    );
+    assert!(
+        text.contains(&format!("chmod 600 {}", trust_key.display())),
+        "{text}"
+    );
 }
 
 /// `fleet email`: the trust's IT team hears which schools need attention and why, through a

@@ -86,6 +86,59 @@ fn source_names_with_control_characters_are_refused() {
     );
 }
 
+/// `backup --source` holds a name to the rule the configuration holds its sources to: one
+/// line naming the rule, exit 2, and nothing stored.
+#[test]
+fn backup_source_names_that_are_not_plain_are_refused() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    fs::create_dir_all(&share).expect("mkdir");
+    fs::write(share.join("a.txt"), b"a").expect("write");
+    for bad in [
+        "share\nfiresafe: error: all backups deleted",
+        "share\x1b[2J",
+        "../share",
+        "share\u{202e}",
+        "",
+    ] {
+        let out = repo
+            .cmd()
+            .arg("backup")
+            .arg(&share)
+            .args(["--source", bad])
+            .output()
+            .expect("run");
+        let err = assert_exit(&out, 2, &format!("backup --source {bad:?}"));
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("is not a plain name") || err.contains("must name the share"),
+            "{err}"
+        );
+        assert!(!err.contains('\x1b'), "{err:?}");
+    }
+    let err = String::from_utf8_lossy(
+        &repo
+            .cmd()
+            .arg("backup")
+            .arg(&share)
+            .args(["--source", "share\tx"])
+            .output()
+            .expect("run")
+            .stderr,
+    )
+    .into_owned();
+    assert!(
+        err.contains("use letters, digits, '-', '_' and '.'"),
+        "{err}"
+    );
+    let snapshots = repo.ok(&["snapshots", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&snapshots).expect("json"),
+        serde_json::json!([]),
+        "{snapshots}"
+    );
+}
+
 #[test]
 fn a_cron_time_that_never_comes_is_refused() {
     for (edit, what) in [
@@ -446,6 +499,45 @@ fn a_key_file_others_can_read_is_refused() {
     }
 }
 
+/// The governors' report and a recovery sheet printing the key refuse a key file others can
+/// read, with the `chmod` to run, and write nothing; a sheet without the key is written, says
+/// why the key's fingerprint is missing, and gives the same advice.
+#[test]
+fn report_and_recovery_sheet_refuse_a_key_file_others_can_read() {
+    let dir = example();
+    let d = dir.path();
+    let fs_in = |args: &[&str]| in_example(d, args);
+    assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
+    let key = d.join("demo/firesafe.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let chmod = format!("chmod 600 {}", key.display());
+    let report = d.join("report.pdf");
+    let sheet = d.join("sheet.pdf");
+    let (report_s, sheet_s, key_s) = (
+        report.to_str().unwrap(),
+        sheet.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    for args in [
+        &["report", "--out", report_s][..],
+        &["recovery-sheet", "--out", sheet_s, "--include-key", key_s],
+    ] {
+        let text = assert_exit(&fs_in(args), 2, &args.join(" "));
+        assert!(text.contains("can be read by others (mode 0644)"), "{text}");
+        assert!(text.contains(&chmod), "{text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+    }
+    assert!(!report.exists() && !sheet.exists(), "nothing written");
+    let out = fs_in(&["recovery-sheet", "--out", sheet_s]);
+    let text = assert_exit(&out, 0, "recovery-sheet without the key");
+    assert!(
+        text.contains("fingerprint is not on the sheet") && text.contains(&chmod),
+        "{text}"
+    );
+    let html = fs::read_to_string(d.join("sheet.html")).expect("html");
+    assert!(html.contains("chmod 600"), "the sheet says why too");
+}
+
 /// A folder 2,000 levels deep, which any pupil can make with `mkdir -p`: the backup records the
 /// share down to the stated limit, warns about the rest (exit 1, a partial snapshot), and
 /// neither it nor the restore of that snapshot crashes.
@@ -537,35 +629,60 @@ fn a_recovery_sheet_with_the_key_is_private() {
     }
 }
 
+/// A file name a pupil could choose: a newline, a forged error line and an escape sequence.
+const PLANTED: &str = "work\nfiresafe: error: all backups deleted\x1b[2J.txt";
+
+/// The command exited with `code` and showed the planted name escaped on stdout, and no line of
+/// its output is forged and no escape sequence reaches the terminal.
+fn assert_shown_escaped(out: &std::process::Output, code: i32, what: &str) {
+    assert_exit(out, code, what);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("work\\nfiresafe"),
+        "{what}: the name is shown, escaped: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for text in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(text);
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("firesafe: error: all backups")),
+            "{what}: a forged line: {text}"
+        );
+        assert!(!text.contains('\x1b'), "{what}: a raw escape: {text:?}");
+    }
+}
+
 /// File names with newlines and escape sequences are shown escaped by every command that
-/// prints names, so no line of the output can be forged; `--json` stays exact.
+/// prints names (the affected files of `check` and `verify`, and the restores `audit` lists,
+/// included), so no line of the output can be forged; `--json` stays exact.
 #[test]
 fn names_with_newlines_and_escapes_are_printed_escaped() {
     let repo = Repo::new(Backend::Local);
     let share = repo.path("share");
     fs::create_dir_all(&share).expect("mkdir");
-    let planted = "work\nfiresafe: error: all backups deleted\x1b[2J.txt";
-    fs::write(share.join(planted), b"v1").expect("write");
+    fs::write(share.join(PLANTED), b"v1").expect("write");
     let first = repo.backup(&share, "share");
-    fs::write(share.join(planted), b"version two").expect("write");
+    fs::write(share.join(PLANTED), b"version two").expect("write");
     let second = repo.backup(&share, "share");
     // A tag is printed by `snapshots`.
     let tagged = repo
         .cmd()
         .arg("backup")
         .arg(&share)
-        .args(["--source", "share", "--tag", planted])
+        .args(["--source", "share", "--tag", PLANTED])
         .output()
         .expect("run");
     assert_exit(&tagged, 0, "backup with a planted tag");
     let to = repo.path("restored");
     let to_s = to.to_str().unwrap().to_string();
+    let in_share = format!("share/{PLANTED}");
     let outputs = [
         repo.run(&["snapshots"]),
         repo.run(&["ls", "latest", "--source", "share"]),
         repo.run(&["diff", &first, &second]),
         repo.run(&["find", "work*", "--source", "share"]),
-        repo.run(&["versions", &format!("share/{planted}"), "--source", "share"]),
+        repo.run(&["versions", &in_share, "--source", "share"]),
         repo.run(&[
             "restore",
             "latest",
@@ -577,22 +694,7 @@ fn names_with_newlines_and_escapes_are_printed_escaped() {
         ]),
     ];
     for out in &outputs {
-        assert_exit(out, 0, "a command that prints names");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("work\\nfiresafe"),
-            "the name is shown, escaped: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        for text in [&out.stdout, &out.stderr] {
-            let text = String::from_utf8_lossy(text);
-            assert!(
-                !text
-                    .lines()
-                    .any(|l| l.starts_with("firesafe: error: all backups")),
-                "a forged line: {text}"
-            );
-            assert!(!text.contains('\x1b'), "a raw escape: {text:?}");
-        }
+        assert_shown_escaped(out, 0, "a command that prints names");
     }
     let ls = String::from_utf8_lossy(&outputs[1].stdout);
     assert!(
@@ -603,9 +705,80 @@ fn names_with_newlines_and_escapes_are_printed_escaped() {
     let json = repo.ok(&["ls", "latest", "--source", "share", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert!(
-        json.contains("\\u001b") || v.to_string().contains(planted),
+        json.contains("\\u001b") || v.to_string().contains(PLANTED),
         "{json}"
     );
+
+    // A restore of the file into a folder with a planted name of its own: the audit log shows
+    // both escaped, and its JSON keeps them exact.
+    let into = repo.path("into\nfiresafe: error: all backups gone\x1b[2J");
+    let restore = repo
+        .cmd()
+        .args(["restore", &format!("latest:{in_share}"), "--to"])
+        .arg(&into)
+        .output()
+        .expect("run");
+    assert_exit(&restore, 0, "restore of the planted file");
+    let audit = repo.run(&["audit"]);
+    assert_shown_escaped(&audit, 0, "audit");
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("into\\nfiresafe"),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+    let json = repo.ok(&["audit", "--json"]);
+    let records: Vec<serde_json::Value> = serde_json::from_str(&json).expect("json");
+    assert_eq!(records[0]["paths"][0], in_share.as_str());
+    assert_eq!(records[0]["to"][0], into.to_str().unwrap());
+
+    // Every data pack damaged: `check --read-data` names the affected file, escaped.
+    for pack in crate::damage::packs_of(&repo, firesafe::format::pack::BlobKind::Data) {
+        let mut bytes = repo.get(&pack);
+        crate::damage::flip(&mut bytes);
+        repo.replace(&pack, bytes);
+    }
+    assert_shown_escaped(&repo.run(&["check", "--read-data"]), 1, "check --read-data");
+    let json = repo.run(&["check", "--read-data", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&json.stdout)
+            .contains("work\\nfiresafe: error: all backups deleted\\u001b[2J.txt"),
+        "{}",
+        String::from_utf8_lossy(&json.stdout)
+    );
+}
+
+/// `verify` names the files a damaged pack affects, escaped, like `check`.
+#[test]
+fn verify_prints_affected_names_escaped() {
+    let dir = example();
+    let d = dir.path();
+    edit_schedule(d, |t| {
+        let start = t.find("[[sources]]").expect("sources");
+        let end = t.find("# The 3-2-1 rule").expect("policy");
+        format!(
+            "{}[[sources]]\nname = \"pupils\"\npath = \"demo/pupils\"\n\n{}",
+            &t[..start],
+            &t[end..]
+        )
+    });
+    crate::support::write(
+        &d.join("demo/pupils").join(PLANTED),
+        &crate::support::noise(5, 300_000),
+    );
+    assert_exit(
+        &in_example(d, &["run", "nightly", "--init"]),
+        0,
+        "first run",
+    );
+    // The file's data is the largest pack on each target: damaged on both, nothing repairs it.
+    for target in ["nas", "offsite"] {
+        let pack = crate::damage::local_packs(&d.join("demo").join(target))[0].clone();
+        let mut bytes = fs::read(&pack).expect("read");
+        crate::damage::flip(&mut bytes);
+        fs::write(&pack, bytes).expect("write");
+    }
+    let verify = in_example(d, &["verify", "nightly", "--read-all"]);
+    assert_shown_escaped(&verify, 1, "verify --read-all");
 }
 
 /// A value given under the wrong key or of the wrong type may be a secret: configuration

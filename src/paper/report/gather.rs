@@ -68,6 +68,11 @@ pub async fn gather(config: &Config, state: &StateDir, o: &ReportOptions) -> Res
     verifies.sort_by_key(|r| r.started);
     let within = |t: DateTime<Utc>| t >= o.from && t <= o.to;
     let audits = state.audit_records()?;
+    // A key file others can read is refused, as by every command that reads the key, before
+    // anything is read with it.
+    for s in &schedules {
+        crate::ops::keys::check_private(&config.resolve(&s.key_file))?;
+    }
     let mut out = Vec::new();
     for s in &schedules {
         let (storage, suspects) = storage(config, s, o, &audits).await;
