@@ -193,7 +193,7 @@ fn remote_scratch_is_private() {
     };
     let repo = Repo::new(backend);
     let target = repo.target();
-    let dir = target.scratch_dir().expect("scratch");
+    let dir = target.scratch_dir().expect("scratch").path().to_path_buf();
     let mode = fs::metadata(&dir)
         .expect("scratch exists")
         .permissions()
