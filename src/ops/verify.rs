@@ -547,9 +547,12 @@ async fn carry_to(repo: &Repository, other: &Repository, written: &[Id]) -> Resu
         let file: index::IndexFile = repo.open_sealed("index", &key, &bytes)?;
         for p in &file.packs {
             let pack = pack_key(&p.id);
-            if other.target().exists(&pack).await? {
+            // A plain object, not merely a name: a named pipe or a folder where the pack should
+            // be is damage, and is replaced below.
+            if other.target().holds_object(&pack).await? {
                 continue;
             }
+            let damaged = other.target().exists(&pack).await?;
             let data = repo.target().get(&pack).await?;
             if Id::of_object(&data) != p.id {
                 return Err(Error::Corrupt {
@@ -559,7 +562,11 @@ async fn carry_to(repo: &Repository, other: &Repository, written: &[Id]) -> Resu
                     detail: "its content does not match its name".into(),
                 });
             }
-            other.target().put_new(&pack, data).await?;
+            if damaged {
+                other.target().put_replace(&pack, data).await?;
+            } else {
+                other.target().put_new(&pack, data).await?;
+            }
         }
         other.target().put_new(&key, bytes).await?;
     }

@@ -139,26 +139,46 @@ pub fn metrics(
     out
 }
 
-/// Writes a metrics file atomically.
+/// Writes a metrics file atomically: a new file with a random name beside it (created with
+/// `O_EXCL | O_NOFOLLOW`, so a name planted in the directory, a link above all, is never written
+/// through), given mode 0644 on its handle, then renamed over the old one. Metrics hold no file
+/// names, and the collector (node_exporter) runs as another user: the file is readable by all,
+/// whatever the service's umask. A missing directory is made, mode 0755.
 pub fn write_metrics(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir)
-            .and_then(|_| {
-                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            })
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
             .map_err(|e| Error::local(dir, "cannot create the metrics directory", e))?;
     }
-    // Metrics hold no file names, and the collector (node_exporter) runs as another user: the
-    // file is readable by all, whatever the service's umask.
-    let tmp = path.with_extension("prom.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| {
-            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            f.write_all(text.as_bytes())
         })
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::local(path, "cannot write the metrics file", e))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| Error::local(path, "cannot write the metrics file", e))
 }
 
 /// Pings `url` (success) or `url/fail`. Returns why it failed, if it did.

@@ -214,10 +214,7 @@ async fn after_run(
     let metrics = crate::schedule::alert::metrics(record, report, status.as_ref());
     let path = match &schedule.alerts.metrics_file {
         Some(p) => p.clone(),
-        None => state
-            .path()
-            .join("metrics")
-            .join(format!("{}.prom", schedule.name)),
+        None => state.metrics_dir()?.join(format!("{}.prom", schedule.name)),
     };
     crate::schedule::alert::write_metrics(&path, &metrics)?;
     if let Some(url) = &schedule.alerts.ping_url {

@@ -277,35 +277,52 @@ impl Repository {
         Ok(config)
     }
 
-    /// Opens a repository with the user's key.
+    /// Opens a repository with the user's key. A passphrase open tries at most
+    /// [`MAX_PASSPHRASE_TRIES`] passphrase envelopes, those with the description firesafe
+    /// writes beside each (`keys/ID.info`) first, then in ID order: each costs up to a second
+    /// and 1 GiB, and anyone who can write the store can plant more. Envelopes skipped (above
+    /// the work-factor maximum) or left untried are named in one warning on standard error
+    /// (the daemon's log under the daemon), and in the error if none opened.
     pub async fn open(target: Target, unlock: &Unlock) -> Result<Repository> {
         let config = Self::read_config(&target).await?;
-        let mut envelopes = 0;
+        let listed = target.list(KEYS).await?;
+        let mut envelopes: Vec<(bool, String, Id)> = listed
+            .iter()
+            .filter_map(|l| envelope_id(&l.key).map(|id| (l.key.clone(), id)))
+            .map(|(key, id)| {
+                let info = format!("{key}.info");
+                (!listed.iter().any(|l| l.key == info), key, id)
+            })
+            .collect();
+        envelopes.sort();
         let mut damaged = Vec::new();
         let mut skipped = Vec::new();
-        for listed in target.list(KEYS).await? {
-            let Some(id) = envelope_id(&listed.key) else {
-                continue;
-            };
-            envelopes += 1;
-            let bytes = target.get(&listed.key).await?;
+        let mut tried = 0;
+        for (_, key, id) in &envelopes {
+            let bytes = target.get(key).await?;
+            let passphrase_envelope = crate::format::crypto::scrypt_log_n(&bytes)
+                .is_some_and(|n| n <= crate::format::crypto::MAX_SCRYPT_LOG_N);
+            if passphrase_envelope && matches!(unlock, Unlock::Passphrase(_)) {
+                if tried == MAX_PASSPHRASE_TRIES {
+                    skipped.push(format!("{key}: not tried, {MAX_PASSPHRASE_TRIES} passphrase envelopes were tried first"));
+                    continue;
+                }
+                tried += 1;
+            }
             match RepoKey::unwrap(&bytes, unlock) {
                 Ok(Some(key)) => {
+                    warn_envelopes(target.name(), &skipped);
                     return Ok(Repository {
                         target,
                         config,
                         key: Arc::new(key),
-                        envelope: id,
+                        envelope: *id,
                         conditional_writes: None,
                     });
                 }
-                Ok(None) => {}
-                Err(OpenError::WrongKey) => {}
-                Err(OpenError::Damaged(why)) => damaged.push(format!("{}: {why}", listed.key)),
-                Err(e @ OpenError::TooCostly(_)) => {
-                    tracing::warn!(envelope = %listed.key, "skipped: {e}");
-                    skipped.push(format!("{}: {e}", listed.key));
-                }
+                Ok(None) | Err(OpenError::WrongKey) => {}
+                Err(OpenError::Damaged(why)) => damaged.push(format!("{key}: {why}")),
+                Err(e @ OpenError::TooCostly(_)) => skipped.push(format!("{key}: {e}")),
             }
         }
         let what = match unlock {
@@ -314,7 +331,7 @@ impl Repository {
         };
         let mut msg = format!(
             "wrong key: {what} opens none of the {} on target \"{}\"; check you are using this repository's key",
-            crate::plan::words::count_s(envelopes, "key envelope"),
+            crate::plan::words::count_s(envelopes.len() as u64, "key envelope"),
             target.name()
         );
         if !damaged.is_empty() {
@@ -322,7 +339,7 @@ impl Repository {
         }
         if !skipped.is_empty() {
             msg.push_str(&format!(
-                " (not tried, too costly to open: {}; remove them with `firesafe key remove`)",
+                " (not tried: {}; `firesafe key list` shows them, `firesafe key remove` removes them)",
                 skipped.join("; ")
             ));
         }
@@ -518,6 +535,27 @@ pub async fn removed_envelopes(target: &Target) -> Result<std::collections::BTre
 /// The envelope id of a `keys/` listing entry (not an `.info` object).
 pub fn envelope_id(key: &str) -> Option<Id> {
     key.strip_prefix("keys/")?.parse().ok()
+}
+
+/// The most passphrase envelopes one open tries (see [`Repository::open`]).
+pub const MAX_PASSPHRASE_TRIES: usize = 4;
+
+/// After an open that succeeded, the envelopes it did not try, in one warning: to the log when
+/// the daemon has one, else to standard error, whatever the command.
+fn warn_envelopes(target: &str, skipped: &[String]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let line = format!(
+        "target \"{target}\": key envelopes not tried: {}; `firesafe key list` shows them, `firesafe key remove` removes any that are not yours",
+        skipped.join("; ")
+    );
+    let line = crate::format::tree::printable(&line);
+    if tracing::dispatcher::has_been_set() {
+        tracing::warn!("{line}");
+    } else {
+        eprintln!("firesafe: warning: {line}");
+    }
 }
 
 /// Writes `config` on a store that may overwrite it silently, and tells whether this writer's

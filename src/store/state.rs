@@ -161,6 +161,14 @@ impl StateDir {
         &self.root
     }
 
+    /// The default directory of the schedules' metrics, `STATE/metrics`, made if need be with
+    /// mode 0755 exactly: the collector (node_exporter) runs as another user and reads it.
+    pub fn metrics_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join("metrics");
+        private_dir(&dir, 0o755)?;
+        Ok(dir)
+    }
+
     /// Takes the schedule's lock without waiting; `None` if another run holds it.
     pub fn try_lock(&self, schedule: &str) -> Result<Option<Lock>> {
         let path = self.root.join("locks").join(format!("{schedule}.lock"));
@@ -241,21 +249,43 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         .map_err(|e| Error::local(path, "cannot write", e))
 }
 
-/// Creates `dir` (and its parents) if need be, and makes sure others can do no more than
-/// `mode` allows: a directory made by an older version, or by hand, is tightened.
+/// Creates `dir` if need be, with the parents it lacks, and gives it exactly `mode`, whatever
+/// the umask (the service's is 0077) and whatever mode a directory made by an older version or
+/// by hand has: a mode only ever tightened would leave the state directory closed to the
+/// metrics collector. The parents made here get `mode` too, so that `0711` on the state
+/// directory is not undone by a `configs/` above it that the umask made 0700.
 pub(crate) fn private_dir(dir: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(dir)
-        .map_err(|e| Error::local(dir, "cannot create the state directory", e))?;
+    make_dir(dir, mode)?;
+    set_mode(dir, mode)
+}
+
+/// Makes `dir` and its missing parents, each with exactly `mode`; one already there is left as
+/// it is.
+fn make_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        make_dir(parent, mode)?;
+    }
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => set_mode(dir, mode),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::local(dir, "cannot create the state directory", e)),
+    }
+}
+
+/// Gives a directory of the state exactly `mode`.
+fn set_mode(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(dir)
         .map_err(|e| Error::local(dir, "cannot read the state directory", e))?;
-    let current = meta.permissions().mode() & 0o777;
-    if current & !mode != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(current & mode))
-            .map_err(|e| Error::local(dir, "cannot make the state directory private", e))?;
+    if meta.permissions().mode() & 0o7777 != mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::local(dir, "cannot set the mode of the state directory", e))?;
     }
     Ok(())
 }

@@ -388,3 +388,34 @@ fn a_run_replaces_what_is_not_the_object_on_another_copy() {
         assert_eq!(fs::read(p).expect("a file now"), nas, "{rel}");
     }
 }
+
+/// A pipe in a pack's place on the NAS: `repair` finds it, replaces it with the offsite copy,
+/// and every share restores from the NAS again.
+#[test]
+fn repair_replaces_a_pack_that_is_a_pipe() {
+    let dir = example();
+    let d = dir.path();
+    assert_success(&run(d, &["run", "nightly", "--init"]), "first run");
+    let nas = d.join("demo/nas");
+    let piped = local_packs(&nas)[0].clone();
+    let rel = piped.strip_prefix(&nas).expect("inside").to_path_buf();
+    fs::remove_file(&piped).expect("rm");
+    nix::unistd::mkfifo(&piped, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    let out = run(d, &["repair", "nightly"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("repaired from offsite"), "{text}");
+    assert!(!text.contains("not repaired"), "{text}");
+    let meta = fs::symlink_metadata(&piped).expect("there");
+    assert!(meta.is_file(), "a plain file again: {text}");
+    let offsite = fs::read(d.join("demo/offsite").join(&rel)).expect("the offsite copy");
+    assert_eq!(fs::read(&piped).expect("read back"), offsite);
+    for share in ["curriculum", "admin", "staff"] {
+        let to = d.join(format!("restored-{share}"));
+        assert_success(&restore_from(d, "nas", share, &to), "restore from the NAS");
+        assert_same_tree(&d.join("demo/shares").join(share), &to.join(share));
+    }
+}

@@ -164,3 +164,70 @@ fn restore_will_not_write_through_an_existing_symlink() {
         b"plan"
     );
 }
+
+/// Everything in `dir`, recursively (empty if it is empty).
+fn everything_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if std::fs::symlink_metadata(&p).expect("meta").is_dir() {
+            out.extend(everything_in(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Someone who can write the NAS plants the repository's `tmp`, then its `data/XX` folders,
+/// then `snapshots`, as links to a folder of theirs: the backup (root, in a school) refuses,
+/// naming the link, and writes nothing there.
+#[test]
+fn a_backup_writes_nothing_through_a_planted_link() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    write(&share.join("a.txt"), b"first");
+    let sentinel = repo.path("sentinel");
+    std::fs::create_dir_all(&sentinel).expect("mkdir");
+    let root = Path::new(&repo.url).to_path_buf();
+    let refused = |what: &str, link: &Path| {
+        let out = repo
+            .cmd()
+            .arg("backup")
+            .arg(&share)
+            .args(["--source", "s"])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{what}: {err}");
+        assert!(err.contains("symbolic link"), "{what}: {err}");
+        assert!(
+            err.contains(&link.strip_prefix(&root).unwrap().display().to_string()),
+            "{what} named: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+        assert!(everything_in(&sentinel).is_empty(), "{what}: written there");
+    };
+
+    let _ = std::fs::remove_dir_all(root.join("tmp"));
+    std::os::unix::fs::symlink(&sentinel, root.join("tmp")).expect("plant tmp");
+    refused("tmp", &root.join("tmp"));
+    std::fs::remove_file(root.join("tmp")).expect("unplant");
+
+    // Every data/XX, so that the pack's is one of them.
+    std::fs::create_dir_all(root.join("data")).expect("mkdir");
+    for xx in 0..=255u8 {
+        let dir = root.join(format!("data/{xx:02x}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::os::unix::fs::symlink(&sentinel, &dir).expect("plant data/XX");
+    }
+    refused("data/XX", &root.join("data"));
+    for xx in 0..=255u8 {
+        std::fs::remove_file(root.join(format!("data/{xx:02x}"))).expect("unplant");
+    }
+
+    repo.backup(&share, "s");
+    let snapshots = root.join("snapshots");
+    std::fs::remove_dir_all(&snapshots).expect("rm snapshots");
+    std::os::unix::fs::symlink(&sentinel, &snapshots).expect("plant snapshots");
+    refused("snapshots", &snapshots);
+}

@@ -246,7 +246,7 @@ fn remote_scratch_is_private() {
     };
     let repo = Repo::new(backend);
     let target = repo.target();
-    let dir = target.scratch_dir().expect("scratch");
+    let dir = target.scratch_dir().expect("scratch").path().to_path_buf();
     let mode = fs::metadata(&dir)
         .expect("scratch exists")
         .permissions()
@@ -396,14 +396,45 @@ fn s3_without_credentials_does_not_probe_instance_metadata() {
 /// which name no file, are readable by the collector running as another user.
 #[test]
 fn state_files_are_private_and_metrics_readable() {
-    use std::os::unix::fs::MetadataExt;
     let dir = example();
-    let d = dir.path();
-    let state = d.join("state");
-    let fs_in = |args: &[&str]| in_example(d, args);
+    let state = dir.path().join("state");
     // A state directory made by an older version, open to all, is tightened.
     fs::create_dir_all(&state).expect("mkdir");
     fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).expect("chmod");
+    check_state_modes(dir.path(), &state, "022");
+}
+
+/// Under the systemd unit's `UMask=0077` the modes are the same: the state directory (and the
+/// parents firesafe makes for it) 0711, `metrics/` 0755 and its files 0644, the rest private.
+#[test]
+fn state_modes_hold_under_a_strict_umask() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = example();
+    let state = dir.path().join("lib/configs/state");
+    check_state_modes(dir.path(), &state, "077");
+    let parent = fs::metadata(dir.path().join("lib/configs")).expect("configs");
+    assert_eq!(parent.mode() & 0o777, 0o711, "a parent made for the state");
+}
+
+/// Runs a backup, a verify, a drill and a restore on the example in `d` with its state in
+/// `state`, under `umask`, and checks the mode of everything in the state directory.
+fn check_state_modes(d: &Path, state: &Path, umask: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let fs_in = |args: &[&str]| {
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_firesafe"))
+            .args(args)
+            .arg("--config-dir")
+            .arg(d)
+            .arg("--state-dir")
+            .arg(state)
+            .env_remove("FIRESAFE_KEY_FILE")
+            .env_remove("FIRESAFE_PASSPHRASE")
+            .env_remove("FIRESAFE_REPO");
+        c.output().expect("run")
+    };
     assert_exit(&fs_in(&["run", "nightly", "--init"]), 0, "first run");
     assert_exit(&fs_in(&["verify", "nightly"]), 0, "verify");
     assert_exit(&fs_in(&["drill", "nightly"]), 0, "drill");
@@ -422,10 +453,10 @@ fn state_files_are_private_and_metrics_readable() {
 
     let mut seen = Vec::new();
     let mut wrong = Vec::new();
-    for entry in walk(&state) {
+    for entry in walk(state) {
         let meta = fs::symlink_metadata(&entry).expect("meta");
         let mode = meta.mode() & 0o777;
-        let rel = entry.strip_prefix(&state).unwrap().to_path_buf();
+        let rel = entry.strip_prefix(state).unwrap().to_path_buf();
         let in_metrics = rel.starts_with("metrics");
         let want = match (meta.is_dir(), in_metrics) {
             (true, true) => 0o755,
@@ -438,9 +469,12 @@ fn state_files_are_private_and_metrics_readable() {
         }
         seen.push(rel);
     }
-    let root_mode = fs::metadata(&state).expect("state").mode() & 0o777;
-    assert_eq!(root_mode, 0o711, "the state directory itself");
-    assert!(wrong.is_empty(), "{wrong:#?}");
+    let root_mode = fs::metadata(state).expect("state").mode() & 0o777;
+    assert_eq!(
+        root_mode, 0o711,
+        "the state directory itself (umask {umask})"
+    );
+    assert!(wrong.is_empty(), "umask {umask}: {wrong:#?}");
     for expected in [
         "history.jsonl",
         "audit.jsonl",

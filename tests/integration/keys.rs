@@ -515,3 +515,79 @@ fn a_run_never_removes_the_last_key_of_a_copy() {
     assert_ne!(code, 0, "{status}");
     assert!(status.contains("was removed on nas"), "{status}");
 }
+
+/// A passphrase open warns on standard error, for any command, about the envelopes it did not
+/// try (one above the work-factor maximum met before the one that opens), and tries at most
+/// four passphrase envelopes however many are planted, naming the rest.
+#[test]
+fn passphrase_opens_warn_and_try_at_most_four() {
+    let repo = Repo::new(Backend::Local);
+    let out = repo
+        .cmd()
+        .env("FIRESAFE_NEW_PASSPHRASE", "correct horse battery")
+        .args(["key", "add", "--passphrase", "--label", "head"])
+        .output()
+        .expect("run");
+    assert_success(&out, "key add --passphrase");
+    let keys = std::path::Path::new(&repo.url).join("keys");
+    let (mut real, mut info) = (None, None);
+    for e in std::fs::read_dir(&keys).expect("keys") {
+        let path = e.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        if firesafe::format::crypto::scrypt_log_n(&bytes).is_some() {
+            real = Some(String::from_utf8_lossy(&bytes).into_owned());
+            info = Some(std::fs::read(path.with_extension("info")).expect("its info"));
+        }
+    }
+    let (real, info) = (real.expect("a passphrase envelope"), info.expect("info"));
+    let n = firesafe::format::crypto::SCRYPT_LOG_N;
+    // Planted with a description, under the first ID there is: met before the real one.
+    let costly = "0".repeat(64);
+    std::fs::write(
+        keys.join(&costly),
+        real.replacen(&format!(" {n}\n"), " 23\n", 1),
+    )
+    .expect("plant");
+    std::fs::write(keys.join(format!("{costly}.info")), &info).expect("plant info");
+    let open = |passphrase: &str| {
+        repo.cmd()
+            .env_remove("FIRESAFE_KEY_FILE")
+            .env("FIRESAFE_PASSPHRASE", passphrase)
+            .arg("snapshots")
+            .output()
+            .expect("run")
+    };
+    let out = open("correct horse battery");
+    assert_success(&out, "open past a costly envelope");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].starts_with("firesafe: warning: "), "{err}");
+    assert!(warnings[0].contains(&format!("keys/{costly}")), "{err}");
+    assert!(warnings[0].contains("key list"), "{err}");
+
+    // Five more passphrase envelopes no passphrase opens (another salt), without descriptions.
+    let salt_at = real.find("-> scrypt ").expect("stanza") + "-> scrypt ".len();
+    for (i, first) in ['A', 'B', 'C', 'D', 'E'].into_iter().enumerate() {
+        let mut text = real.clone();
+        text.replace_range(salt_at..salt_at + 1, &first.to_string());
+        std::fs::write(keys.join(format!("{:0>64}", i + 1)), text).expect("plant decoy");
+    }
+    let started = std::time::Instant::now();
+    let out = open("wrong passphrase");
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("wrong key"), "{err}");
+    let untried = err
+        .matches("not tried, 4 passphrase envelopes were tried first")
+        .count();
+    assert_eq!(
+        untried, 2,
+        "the real one and three decoys tried, two left: {err}"
+    );
+    assert!(err.contains("key list"), "{err}");
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    // The real one, with its description, is tried among the first four.
+    assert_success(&open("correct horse battery"), "open among decoys");
+}

@@ -178,7 +178,11 @@ pub async fn large_objects(target: &Target) {
 pub async fn put_file_stores_and_removes_the_file(target: &Target) {
     let name = target.name();
     let honours = target.honours_conditional_writes().await.expect("probe");
-    let scratch = target.scratch_dir().expect("scratch_dir");
+    let scratch = target
+        .scratch_dir()
+        .expect("scratch_dir")
+        .path()
+        .to_path_buf();
     for (key, bytes) in [
         ("data/aa/small", noise(4, 70_000)),
         ("data/aa/large", noise(5, MULTIPART_FROM + 1)),

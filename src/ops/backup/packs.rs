@@ -7,7 +7,7 @@
 //! on the way out.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
@@ -17,6 +17,7 @@ use crate::format::pack::{BlobKind, PackHeader, PackWriter};
 use crate::id::Id;
 use crate::store::index::IndexPack;
 use crate::store::repo::{Repository, pack_key};
+use crate::store::target::Scratch;
 
 /// A new blob on its way to a worker.
 pub(super) struct Blob {
@@ -73,7 +74,7 @@ pub(super) fn pack_worker(
     rx: crossbeam_channel::Receiver<Blob>,
     tx: tokio::sync::mpsc::Sender<Result<PackFile>>,
     key: &RepoKey,
-    scratch: &Path,
+    scratch: &Scratch,
     pack_size: u64,
     level: i32,
     stored: &AtomicU64,
@@ -83,12 +84,9 @@ pub(super) fn pack_worker(
         let mut data: Option<(PathBuf, PackWriter<PackSink>)> = None;
         let mut trees: Option<(PathBuf, PackWriter<PackSink>)> = None;
         let open = |kind: BlobKind| -> Result<(PathBuf, PackWriter<PackSink>)> {
-            let path = scratch.join(format!("pack-{:016x}.tmp", rand::random::<u64>()));
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| Error::local(&path, "cannot create a pack file", e))?;
+            let (path, file) = scratch
+                .create("pack")
+                .map_err(|e| Error::local(scratch.path(), "cannot create a pack file", e))?;
             let sink = PackSink {
                 file: std::io::BufWriter::with_capacity(1 << 20, file),
                 hasher: blake3::Hasher::new(),

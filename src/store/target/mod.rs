@@ -10,6 +10,7 @@
 //! stays down fails with an error that names it.
 
 pub mod disk;
+mod local;
 mod s3;
 
 pub use s3::Retention;
@@ -137,6 +138,27 @@ pub struct Listed {
     pub key: String,
     pub size: u64,
     pub modified: DateTime<Utc>,
+}
+
+/// A target's scratch directory, held open: files are made in it through its handle, so that
+/// a link put in its place later is never written through.
+#[derive(Clone, Debug)]
+pub struct Scratch {
+    path: PathBuf,
+    dir: Arc<std::os::fd::OwnedFd>,
+}
+
+impl Scratch {
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Creates a new file `PREFIX-RANDOM.tmp`, mode 0600, with `O_EXCL | O_NOFOLLOW`; returns
+    /// its path (for messages and for [`Target::put_file`]) and the open file.
+    pub fn create(&self, prefix: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+        let (name, file) = local::create_scratch(&self.dir, prefix)?;
+        Ok((self.path.join(name), file))
+    }
 }
 
 /// Whether a write created the object or found it already there.
@@ -395,6 +417,13 @@ impl Target {
 
     /// Writes a new object, refusing to replace an existing one.
     pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<Put> {
+        if self.root.is_some() {
+            return self
+                .local("write", key, move |root, key| {
+                    local::write(root, key, &bytes, false)
+                })
+                .await;
+        }
         let path = self.path(key);
         if self.multipart && bytes.len() > MULTIPART_FROM {
             // A multipart upload cannot be conditional; only content-addressed objects are large,
@@ -436,15 +465,62 @@ impl Target {
 
     /// Where packs are written while they are built: `tmp/` inside a local target (so that
     /// storing one is a rename), the system's temporary directory for object storage. Readers
-    /// ignore `tmp/`; what a killed backup leaves there can be deleted when no backup runs.
-    pub fn scratch_dir(&self) -> Result<PathBuf> {
-        let Some(root) = &self.root else {
-            return self.private_scratch();
+    /// ignore `tmp/`; what a killed backup leaves there can be deleted when no backup runs. A
+    /// local target's `tmp` that is a link or not a directory is refused, named: a backup
+    /// writes nothing through it.
+    pub fn scratch_dir(&self) -> Result<Scratch> {
+        let (path, dir) = match &self.root {
+            Some(root) => local::scratch(root).map_err(|e| {
+                Error::local(root.join(local::TMP), "cannot use the scratch directory", e)
+            })?,
+            None => {
+                let path = self.private_scratch()?;
+                let dir = local::open_dir(&path, std::path::Path::new(""), false)
+                    .and_then(|d| d.ok_or_else(|| std::io::ErrorKind::NotFound.into()))
+                    .map_err(|e| Error::local(&path, "cannot open the scratch directory", e))?;
+                (path, dir)
+            }
         };
-        let dir = root.join("tmp");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::local(&dir, "cannot create the scratch directory", e))?;
-        Ok(dir)
+        Ok(Scratch {
+            path,
+            dir: Arc::new(dir),
+        })
+    }
+
+    /// Runs a write to a local target on a blocking thread, with the target's directory; an
+    /// error is this target's, naming `op` and `key`.
+    async fn local<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        key: &str,
+        f: impl FnOnce(&std::path::Path, &str) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let root = self.root.clone().expect("a local target");
+        let owned = key.to_string();
+        tokio::task::spawn_blocking(move || f(&root, &owned))
+            .await
+            .map_err(|e| Error::Interrupted(format!("writing {key} stopped: {e}")))?
+            .map_err(|e| Error::Target {
+                target: self.name.clone(),
+                op,
+                path: key.to_string(),
+                detail: e.to_string(),
+                transient: false,
+            })
+    }
+
+    /// Whether `key` holds an object: on a local target a plain file, reached without following
+    /// a link (a named pipe, a device, a directory or a link where an object should be is no
+    /// object, but damage that a repair replaces); on object storage, whether it exists.
+    pub async fn holds_object(&self, key: &str) -> Result<bool> {
+        if self.root.is_some() {
+            return self
+                .local("look up", key, |root, key| {
+                    local::is_plain_object(root, key)
+                })
+                .await;
+        }
+        self.exists(key).await
     }
 
     /// The scratch files in a local target's `tmp/` last written more than `age` ago (left by a
@@ -496,33 +572,13 @@ impl Target {
     /// linked into place; on object storage it is uploaded, in parts when large.
     pub async fn put_file(&self, key: &str, path: &std::path::Path, size: u64) -> Result<Put> {
         let result = match &self.root {
-            Some(root) => {
-                let dest = root.join(key);
+            Some(_) => {
                 let path = path.to_path_buf();
-                let fail_local = |op: &'static str, e: std::io::Error| Error::Target {
-                    target: self.name.clone(),
-                    op,
-                    path: key.to_string(),
-                    detail: e.to_string(),
-                    transient: false,
-                };
-                tokio::task::spawn_blocking(move || -> std::io::Result<Put> {
-                    std::fs::File::open(&path)?.sync_all()?;
-                    let dir = dest.parent().expect("an object key has a directory");
-                    std::fs::create_dir_all(dir)?;
-                    // A hard link fails if the name exists: nothing is ever replaced.
-                    let put = match std::fs::hard_link(&path, &dest) {
-                        Ok(()) => Put::Created,
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Put::Existed,
-                        Err(e) => return Err(e),
-                    };
-                    std::fs::File::open(dir)?.sync_all()?;
-                    std::fs::remove_file(&path)?;
-                    Ok(put)
-                })
-                .await
-                .expect("storing a file does not panic")
-                .map_err(|e| fail_local("store", e))
+                return self
+                    .local("store", key, move |root, key| {
+                        local::store_file(root, key, &path)
+                    })
+                    .await;
             }
             None => {
                 if size as usize <= MULTIPART_FROM {
@@ -672,6 +728,13 @@ impl Target {
     /// Writes an object, replacing any existing one. Only for lock objects, which are not
     /// content-addressed and each belong to one process.
     pub async fn put_replace(&self, key: &str, bytes: Bytes) -> Result<()> {
+        if self.root.is_some() {
+            return self
+                .local("write", key, move |root, key| {
+                    local::write(root, key, &bytes, true).map(|_| ())
+                })
+                .await;
+        }
         self.store
             .put(&self.path(key), PutPayload::from(bytes))
             .await
@@ -681,6 +744,9 @@ impl Target {
 
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
+        if self.root.is_some() {
+            return self.local("delete", key, local::delete).await;
+        }
         match self.store.delete(&self.path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.fail("delete", key, e)),
