@@ -318,9 +318,11 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Whether a character, shown as it is, could hide or rearrange the text around it: a control
-/// character, or one of Unicode's invisible format characters.
+/// character, or one of Unicode's invisible format characters; and the backslash, so that a
+/// name holding `\n` is told from one holding a newline.
 fn disguises(c: char) -> bool {
     c.is_control()
+        || c == '\\'
         || matches!(
             c,
             '\u{00ad}'                  // soft hyphen
