@@ -277,10 +277,10 @@ impl Repository {
         Ok(config)
     }
 
-    /// Opens a repository with the user's key. A passphrase open tries at most
-    /// [`MAX_PASSPHRASE_TRIES`] passphrase envelopes, those with the description firesafe
-    /// writes beside each (`keys/ID.info`) first, then in ID order: each costs up to a second
-    /// and 1 GiB, and anyone who can write the store can plant more. Envelopes skipped (above
+    /// Opens a repository with the user's key. A passphrase open spends at most
+    /// [`PASSPHRASE_WORK`] of scrypt work, trying the envelopes with the description firesafe
+    /// writes beside each (`keys/ID.info`) first, then in ID order: one at the maximum factor
+    /// costs about a second and 1 GiB, and anyone who can write the store can plant more. Envelopes skipped (above
     /// the work-factor maximum) or left untried are named in one warning on standard error
     /// (the daemon's log under the daemon), and in the error if none opened.
     pub async fn open(target: Target, unlock: &Unlock) -> Result<Repository> {
@@ -297,17 +297,20 @@ impl Repository {
         envelopes.sort();
         let mut damaged = Vec::new();
         let mut skipped = Vec::new();
-        let mut tried = 0;
+        let mut spent = 0u64;
         for (_, key, id) in &envelopes {
             let bytes = target.get(key).await?;
-            let passphrase_envelope = crate::format::crypto::scrypt_log_n(&bytes)
-                .is_some_and(|n| n <= crate::format::crypto::MAX_SCRYPT_LOG_N);
-            if passphrase_envelope && matches!(unlock, Unlock::Passphrase(_)) {
-                if tried == MAX_PASSPHRASE_TRIES {
-                    skipped.push(format!("{key}: not tried, {MAX_PASSPHRASE_TRIES} passphrase envelopes were tried first"));
+            let work = crate::format::crypto::scrypt_log_n(&bytes)
+                .filter(|&n| n <= crate::format::crypto::MAX_SCRYPT_LOG_N)
+                .map(|n| 1u64 << n);
+            if let (Some(work), Unlock::Passphrase(_)) = (work, unlock) {
+                if spent + work > PASSPHRASE_WORK {
+                    skipped.push(format!(
+                        "{key}: not tried, the work one passphrase open may spend (four envelopes at the maximum factor) was spent on envelopes tried first"
+                    ));
                     continue;
                 }
-                tried += 1;
+                spent += work;
             }
             match RepoKey::unwrap(&bytes, unlock) {
                 Ok(Some(key)) => {
@@ -537,8 +540,11 @@ pub fn envelope_id(key: &str) -> Option<Id> {
     key.strip_prefix("keys/")?.parse().ok()
 }
 
-/// The most passphrase envelopes one open tries (see [`Repository::open`]).
-pub const MAX_PASSPHRASE_TRIES: usize = 4;
+/// The scrypt work one passphrase open may spend (the sum of 2^N over the envelopes it tries;
+/// see [`Repository::open`]): four envelopes at the maximum factor, or 32 at the factor new
+/// envelopes get, so a school with many technicians' passphrases still opens, and planted
+/// costly envelopes cannot make an open take more than a few seconds.
+pub const PASSPHRASE_WORK: u64 = 4 << crate::format::crypto::MAX_SCRYPT_LOG_N;
 
 /// After an open that succeeded, the envelopes it did not try, in one warning: to the log when
 /// the daemon has one, else to standard error, whatever the command.
