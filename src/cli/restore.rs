@@ -310,9 +310,20 @@ fn print_restored(
         ));
     }
     if !report.failed.is_empty() {
+        // Refused folders (a link or not a folder where one should be) are not damage.
+        let refused = report
+            .failed
+            .iter()
+            .filter(|(_, why)| why.contains("not a directory"))
+            .count();
         extra.push_str(&format!(
-            "; {} could not be restored (run `firesafe check --read-data`)",
-            count_s(report.failed.len() as u64, "file")
+            "; {} could not be restored ({})",
+            count(report.failed.len() as u64, "entry", "entries"),
+            if refused == report.failed.len() {
+                "each is named above with why"
+            } else {
+                "each is named above with why; for damaged data run `firesafe check --read-data`"
+            }
         ));
     }
     println!(
