@@ -244,3 +244,51 @@ fn a_swap_by_another_user_during_an_in_place_restore_is_not_followed() {
         b"bob's"
     );
 }
+
+/// A pupil replaces their own file with a named pipe before an in-place restore: what is at a
+/// file's place is read without blocking and without following a link, so the pipe is a file
+/// that differs (left alone, or with `--overwrite` kept aside and replaced, as any other), and
+/// the restore finishes in seconds instead of waiting for a writer for ever.
+#[test]
+fn a_named_pipe_in_place_of_a_file_does_not_hang_an_in_place_restore() {
+    let repo = Repo::new(Backend::Local);
+    let live = live_share(&repo, 3, 0);
+    let b = live.join("sh/bob/b.txt");
+    fs::remove_file(&b).expect("rm");
+    nix::unistd::mkfifo(&b, nix::sys::stat::Mode::from_bits_truncate(0o666)).expect("mkfifo");
+    let is_pipe = |p: &Path| {
+        std::os::unix::fs::FileTypeExt::is_fifo(
+            &fs::symlink_metadata(p).expect("b.txt").file_type(),
+        )
+    };
+    let (code, text) = bounded(&repo, 60, &["restore", "latest", "--in-place"]);
+    assert_eq!(code, Some(1), "left alone, not hung (124): {text}");
+    assert!(
+        text.contains("bob/b.txt differs from the snapshot"),
+        "{text}"
+    );
+    assert!(is_pipe(&b), "the pipe is left alone: {text}");
+    for i in 0..3 {
+        assert_eq!(
+            fs::read(live.join(format!("sh/alice/work/w-{i:04}.txt"))).expect("restored"),
+            vec![b'x'; 700],
+            "{text}"
+        );
+    }
+    let (code, text) = bounded(
+        &repo,
+        60,
+        &["restore", "latest", "--in-place", "--overwrite"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(fs::read(&b).expect("b.txt"), b"bob's", "{text}");
+    let kept: Vec<PathBuf> = fs::read_dir(live.join("sh/bob"))
+        .expect("bob")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p != &b)
+        .collect();
+    assert!(
+        kept.len() == 1 && is_pipe(&kept[0]),
+        "the pipe kept beside it: {kept:?} {text}"
+    );
+}
