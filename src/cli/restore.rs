@@ -314,7 +314,7 @@ fn print_restored(
         let refused = report
             .failed
             .iter()
-            .filter(|(_, why)| why.contains("not a directory"))
+            .filter(|(_, why)| why.contains(restore::REFUSED))
             .count();
         extra.push_str(&format!(
             "; {} could not be restored ({})",

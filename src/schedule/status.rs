@@ -274,6 +274,11 @@ async fn read_catalogs(
 /// another copy holds that this one lacks (`index/ID (held by nas)`): those are what `repair` brings
 /// back.
 fn name_lost_index_objects(catalogs: &mut [(String, std::result::Result<TargetRead, String>)]) {
+    let unindexed = |lacking: &Vec<String>| lacking.iter().any(|l| l.starts_with("blob "));
+    let needed = |r: &TargetRead| r.absent.values().any(unindexed);
+    if !catalogs.iter().any(|(_, r)| r.as_ref().is_ok_and(needed)) {
+        return;
+    }
     let held: Vec<(String, Vec<String>)> = catalogs
         .iter()
         .filter_map(|(n, r)| {
@@ -284,12 +289,16 @@ fn name_lost_index_objects(catalogs: &mut [(String, std::result::Result<TargetRe
         .collect();
     for (name, read) in catalogs.iter_mut() {
         let Ok(read) = read else { continue };
+        if !needed(read) {
+            continue;
+        }
+        // `Index::load` gives the keys sorted.
         let lost: Vec<String> = held
             .iter()
             .filter(|(other, _)| other != name)
             .flat_map(|(other, keys)| {
                 keys.iter()
-                    .filter(|k| !read.index_objects.contains(k))
+                    .filter(|k| read.index_objects.binary_search(k).is_err())
                     .map(move |k| format!("{k} (held by {other})"))
             })
             .collect();
@@ -297,7 +306,7 @@ fn name_lost_index_objects(catalogs: &mut [(String, std::result::Result<TargetRe
             continue;
         }
         for lacking in read.absent.values_mut() {
-            if lacking.iter().any(|l| l.starts_with("blob ")) {
+            if unindexed(lacking) {
                 for l in lost.iter().rev() {
                     if !lacking.contains(l) {
                         lacking.insert(0, l.clone());

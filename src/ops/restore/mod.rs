@@ -242,6 +242,10 @@ impl std::fmt::Display for Step {
 /// before the next is made, so a restore's memory does not grow with the snapshot's files.
 pub const PART_FILES: usize = 20_000;
 
+/// What every refusal of a directory says (a link, or anything but a directory, where the
+/// restore needs one): by these words a failure is told from damaged data.
+pub const REFUSED: &str = "is a symbolic link or not a directory";
+
 /// Whole tree packs a walk of a snapshot's trees keeps (see [`blobs::tree_cache`]).
 pub const TREE_PACKS: usize = 3;
 
@@ -479,22 +483,24 @@ struct Context<'a> {
 /// Everything planned below one is listed as failed, with the same reason, and the rest of the
 /// restore goes on.
 #[derive(Default)]
-struct Refused(Vec<(PathBuf, String)>);
+struct Refused(std::collections::HashMap<PathBuf, String>);
 
 impl Refused {
     /// Why `rel` (a path relative to the destination) is not restored, if it is at or below a
-    /// refused directory.
+    /// refused directory: one look-up per folder above it, however many were refused.
     fn why(&self, rel: &Path) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(dir, _)| rel.starts_with(dir))
-            .map(|(_, why)| why.as_str())
+        if self.0.is_empty() {
+            return None;
+        }
+        rel.ancestors()
+            .find_map(|dir| self.0.get(dir))
+            .map(String::as_str)
     }
 
     /// Refuses the directory `rel` and everything below it, naming it as failed.
     fn refuse(&mut self, rel: &Path, why: String, report: &mut RestoreReport) {
         report.failed.push((rel.to_path_buf(), why.clone()));
-        self.0.push((rel.to_path_buf(), why));
+        self.0.insert(rel.to_path_buf(), why);
     }
 
     /// The entries not below a refused directory; the others are listed as failed.
@@ -533,7 +539,7 @@ fn create_directories(
     let dry_run = ctx.options.dry_run;
     let not_a_dir = |path: &Path| {
         format!(
-            "{} is a symbolic link or not a directory: nothing is written through it",
+            "{} {REFUSED}: nothing is written through it",
             path.display()
         )
     };

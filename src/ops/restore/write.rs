@@ -123,8 +123,9 @@ pub(super) struct Placing<'a> {
 fn refused(path: &Path, e: nix::errno::Errno) -> io::Error {
     match e {
         nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => io::Error::other(format!(
-            "{} is a symbolic link or not a directory (changed during the restore?): nothing is written through it",
-            path.display()
+            "{} {} (changed during the restore?): nothing is written through it",
+            path.display(),
+            super::REFUSED
         )),
         e => io::Error::from(e),
     }
@@ -324,14 +325,27 @@ pub(super) fn remove_file(path: &Path) -> io::Result<()> {
 /// Renames `from` to `to`, replacing what is there.
 pub(super) fn rename(from: &Path, to: &Path) -> io::Result<()> {
     let f = at(from)?;
-    let t = f.sibling(from, to)?;
+    renamed(&f, &f.sibling(from, to)?, to)
+}
+
+/// Renames the entry `from` to `to` through their directories' handles, replacing what is
+/// there (`shown` names `to` in an error).
+fn renamed(from: &At, to: &At, shown: &Path) -> io::Result<()> {
     nix::fcntl::renameat(
-        f.dir.as_fd(),
-        f.name.as_os_str(),
-        t.dir.as_fd(),
-        t.name.as_os_str(),
+        from.dir.as_fd(),
+        from.name.as_os_str(),
+        to.dir.as_fd(),
+        to.name.as_os_str(),
     )
-    .map_err(|e| refused(to, e))
+    .map_err(|e| refused(shown, e))
+}
+
+/// Nothing there to move is no error.
+fn unless_absent(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Creates a new, empty temporary file, readable only by its owner until its mode is set.
@@ -431,24 +445,12 @@ fn place(temp: &At, p: &Placing) -> io::Result<()> {
     let t = temp.sibling(p.temp, p.dest)?;
     if p.replace {
         if let Some(k) = p.keep {
-            let kept = temp.sibling(p.temp, k)?;
-            match nix::fcntl::renameat(
-                t.dir.as_fd(),
-                t.name.as_os_str(),
-                kept.dir.as_fd(),
-                kept.name.as_os_str(),
-            ) {
-                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
-                Err(e) => return Err(refused(k, e)),
-            }
+            unless_absent(
+                temp.sibling(p.temp, k)
+                    .and_then(|kept| renamed(&t, &kept, k)),
+            )?;
         }
-        return nix::fcntl::renameat(
-            temp.dir.as_fd(),
-            temp.name.as_os_str(),
-            t.dir.as_fd(),
-            t.name.as_os_str(),
-        )
-        .map_err(|e| refused(p.dest, e));
+        return renamed(temp, &t, p.dest);
     }
     match nix::fcntl::renameat2(
         temp.dir.as_fd(),
@@ -469,10 +471,7 @@ fn place(temp: &At, p: &Placing) -> io::Result<()> {
 /// Renames what is at `dest` to `keep` (when set) before it is replaced.
 pub(super) fn keep_aside(dest: &Path, keep: Option<&Path>) -> io::Result<()> {
     match keep {
-        Some(k) => match rename(dest, k) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        },
+        Some(k) => unless_absent(rename(dest, k)),
         None => Ok(()),
     }
 }

@@ -138,14 +138,15 @@ fn lower_first(s: &str) -> String {
 /// it affects is VIOLATED), then shares short of the policy for no reason found in a copy (too
 /// few targets configured), then copies whose keys differ.
 pub(super) fn sentences(st: &ScheduleStatus) -> Vec<(Light, String)> {
-    let mut out: Vec<(Light, String)> = troubles(st)
+    let troubles = troubles(st);
+    let mut out: Vec<(Light, String)> = troubles
         .iter()
         .map(|t| {
             let light = if t.violated { Light::Red } else { Light::Amber };
             (light, t.sentence(st))
         })
         .collect();
-    let found: Vec<&str> = troubles(st).iter().flat_map(|t| t.shares.clone()).collect();
+    let found: Vec<&str> = troubles.iter().flat_map(|t| t.shares.clone()).collect();
     let short: Vec<&str> = st
         .sources
         .iter()

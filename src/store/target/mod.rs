@@ -571,65 +571,61 @@ impl Target {
     /// replace an existing one, and removes the file. On a local target the file is synced and
     /// linked into place; on object storage it is uploaded, in parts when large.
     pub async fn put_file(&self, key: &str, path: &std::path::Path, size: u64) -> Result<Put> {
-        let result = match &self.root {
-            Some(_) => {
-                let path = path.to_path_buf();
-                return self
-                    .local("store", key, move |root, key| {
-                        local::store_file(root, key, &path)
-                    })
-                    .await;
-            }
-            None => {
-                if size as usize <= MULTIPART_FROM {
-                    let bytes = tokio::fs::read(path)
+        if self.root.is_some() {
+            let path = path.to_path_buf();
+            return self
+                .local("store", key, move |root, key| {
+                    local::store_file(root, key, &path)
+                })
+                .await;
+        }
+        let result = if size as usize <= MULTIPART_FROM {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| Error::local(path, "cannot read", e))?;
+            self.put_new(key, Bytes::from(bytes)).await
+        } else if self.exists(key).await? {
+            Ok(Put::Existed)
+        } else {
+            use tokio::io::AsyncReadExt;
+            let upload = self
+                .store
+                .put_multipart(&self.path(key))
+                .await
+                .map_err(|e| self.fail("start upload of", key, e))?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| Error::local(path, "cannot read", e))?;
+            loop {
+                let mut part = vec![0u8; PART_SIZE];
+                let mut filled = 0;
+                while filled < PART_SIZE {
+                    let n = file
+                        .read(&mut part[filled..])
                         .await
                         .map_err(|e| Error::local(path, "cannot read", e))?;
-                    self.put_new(key, Bytes::from(bytes)).await
-                } else if self.exists(key).await? {
-                    Ok(Put::Existed)
-                } else {
-                    use tokio::io::AsyncReadExt;
-                    let upload = self
-                        .store
-                        .put_multipart(&self.path(key))
-                        .await
-                        .map_err(|e| self.fail("start upload of", key, e))?;
-                    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-                    let mut file = tokio::fs::File::open(path)
-                        .await
-                        .map_err(|e| Error::local(path, "cannot read", e))?;
-                    loop {
-                        let mut part = vec![0u8; PART_SIZE];
-                        let mut filled = 0;
-                        while filled < PART_SIZE {
-                            let n = file
-                                .read(&mut part[filled..])
-                                .await
-                                .map_err(|e| Error::local(path, "cannot read", e))?;
-                            if n == 0 {
-                                break;
-                            }
-                            filled += n;
-                        }
-                        if filled == 0 {
-                            break;
-                        }
-                        part.truncate(filled);
-                        writer
-                            .wait_for_capacity(2)
-                            .await
-                            .map_err(|e| self.fail("upload", key, e))?;
-                        writer.put(Bytes::from(part));
+                    if n == 0 {
+                        break;
                     }
-                    writer
-                        .finish()
-                        .await
-                        .map_err(|e| self.fail("upload", key, e))?;
-                    self.retain(key).await?;
-                    Ok(Put::Created)
+                    filled += n;
                 }
+                if filled == 0 {
+                    break;
+                }
+                part.truncate(filled);
+                writer
+                    .wait_for_capacity(2)
+                    .await
+                    .map_err(|e| self.fail("upload", key, e))?;
+                writer.put(Bytes::from(part));
             }
+            writer
+                .finish()
+                .await
+                .map_err(|e| self.fail("upload", key, e))?;
+            self.retain(key).await?;
+            Ok(Put::Created)
         };
         if result.is_ok() {
             let _ = std::fs::remove_file(path);
