@@ -42,6 +42,7 @@ use crate::store::index::{self, Index, IndexPack};
 use crate::store::lock::TargetLock;
 use crate::store::repo::{Repository, hostname, pack_key};
 use crate::store::snapshot::{self, Catalog, Listed, Snapshot, SnapshotStats, Warning};
+use crate::store::spill::IdSet;
 use packs::{Blob, PackFile, pack_worker, upload};
 use parents::ParentTrees;
 use read::{Chunking, ReadJob};
@@ -254,7 +255,7 @@ async fn walk_and_store(
         chunker: repo.config().chunker,
         key: repo.shared_key(),
         in_place: Arc::clone(&known.in_place),
-        seen: Mutex::new(HashSet::new()),
+        seen: Mutex::new(IdSet::default()),
         work: work_tx,
         counters: Arc::clone(counters),
         blobs_added: AtomicU64::new(0),

@@ -125,6 +125,7 @@ pub async fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckRep
     let affected = walk_snapshots(repo, &index, &catalog, &bad, &mut problems, &mut report).await?;
     marks.mark_new(repo, &index, &problems, &mut report).await;
     leftovers(repo, &mut report).await?;
+    index.healthy()?;
     report.findings = findings(problems, affected);
     Ok(report)
 }

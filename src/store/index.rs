@@ -4,11 +4,11 @@
 //! dozen packs it uploads and one at its end, always after the packs it lists are stored, so an
 //! index never points at a pack that was not written. Loading the index reads every index object.
 //!
-//! In memory the index is compact, since it grows with the number of blobs (a million-file share
-//! has about a million): one sorted array of 48-byte slots, found through a table of where each
-//! two-byte id prefix starts, and a small map of the blobs added since (merged into the array as
-//! it grows). Index objects are read a few at a time and dropped once their blobs are in the
-//! array.
+//! The index grows with the number of blobs (a million-file share has about a million), so it is
+//! held as a sorted table of 48-byte slots that moves from memory to an unnamed scratch file past
+//! [`spill::IN_MEMORY`] blobs (see [`spill`]), and a small map of the blobs added since (merged
+//! into the table as it grows). Index objects are read a few at a time and dropped once their
+//! blobs are in the table.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,6 +19,7 @@ use crate::format::pack::{BlobKind, PackEntry};
 use crate::id::Id;
 use crate::store::damage;
 use crate::store::repo::{DATA, INDEX, Repository};
+use crate::store::spill::{self, Builder, Record, Table};
 
 /// One pack as an index object lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,7 +56,7 @@ pub struct PackInfo {
     pub size: u64,
 }
 
-/// One blob in the sorted array: its id and location, with the zstd flag in the top bit of the
+/// One blob in the table: its id and location, with the zstd flag in the top bit of the
 /// pack position (an index never has 2^31 packs).
 #[derive(Clone, Copy)]
 struct Slot {
@@ -67,6 +68,37 @@ struct Slot {
 }
 
 const ZSTD_BIT: u32 = 1 << 31;
+
+impl Record for Slot {
+    const SIZE: usize = 48;
+
+    fn id(&self) -> &Id {
+        &self.id
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        out[..32].copy_from_slice(&self.id.0);
+        for (i, v) in [self.pack, self.offset, self.length, self.raw_length]
+            .into_iter()
+            .enumerate()
+        {
+            out[32 + 4 * i..36 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Self {
+        let word = |i: usize| {
+            u32::from_le_bytes(bytes[32 + 4 * i..36 + 4 * i].try_into().expect("4 bytes"))
+        };
+        Slot {
+            id: Id::decode(&bytes[..32]),
+            pack: word(0),
+            offset: word(1),
+            length: word(2),
+            raw_length: word(3),
+        }
+    }
+}
 
 impl Slot {
     fn new(id: Id, loc: BlobLocation) -> Slot {
@@ -90,8 +122,8 @@ impl Slot {
     }
 }
 
-/// Blobs added since the last merge are merged into the sorted array once there are this many,
-/// or a quarter of the array, whichever is more.
+/// Blobs added since the last merge are merged into the table once there are this many, or a
+/// quarter of the table, whichever is more.
 const MERGE_AT: usize = 1 << 16;
 
 /// The whole index in memory.
@@ -99,12 +131,9 @@ const MERGE_AT: usize = 1 << 16;
 pub struct Index {
     pub packs: Vec<PackInfo>,
     pack_pos: HashMap<Id, u32>,
-    /// Each blob once, sorted by id.
-    sorted: Vec<Slot>,
-    /// `starts[p]` is where the ids with two-byte prefix `p` begin in `sorted` (65,537 entries;
-    /// empty while `sorted` is).
-    starts: Vec<u32>,
-    /// Blobs added since the last merge, none of them in `sorted`.
+    /// Each blob once, sorted by id: the location first tried.
+    table: Table<Slot>,
+    /// Blobs added since the last merge, none of them in `table`.
     added: HashMap<Id, BlobLocation>,
     /// Further locations of blobs stored more than once (stored again after damage), tried in
     /// turn when the first cannot be read.
@@ -154,33 +183,49 @@ impl Index {
         let marked = damage::marked(repo.target()).await?;
         let mut index = Index::default();
         let mut objects = Vec::new();
+        // Of a blob's locations the one tried first is in a pack that is there and unmarked,
+        // then marked, then missing or the wrong size (rank 0, 1, 2 or 3).
+        let mut table = Builder::new(spill::limit());
+        let mut scratch_error = None;
         let damaged = repo
             .each_sealed::<IndexFile>("index", INDEX, |key, file| {
                 objects.push(key);
                 for p in file.packs {
                     let pos = index.pack_position(p.id, p.kind, p.size);
-                    index
-                        .sorted
-                        .extend(p.blobs.iter().map(|b| Slot::new(b.id, location(pos, b))));
+                    let gone = present.get(&p.id) != Some(&p.size);
+                    let rank = (gone as u8) << 1 | marked.contains(&p.id) as u8;
+                    for b in &p.blobs {
+                        if scratch_error.is_none()
+                            && let Err(e) = table.push(Slot::new(b.id, location(pos, b)), rank)
+                        {
+                            scratch_error = Some(e);
+                        }
+                    }
                 }
             })
             .await?;
         objects.extend(damaged.iter().map(|(k, _)| k.clone()));
         objects.sort();
-        // 0 for a pack that is there and unmarked, then marked, then missing or the wrong size.
-        let rank: Vec<(u8, Id)> = index
-            .packs
-            .iter()
-            .map(|p| {
-                let gone = present.get(&p.id) != Some(&p.size);
-                ((gone as u8) << 1 | marked.contains(&p.id) as u8, p.id)
-            })
-            .collect();
-        let of = |s: &Slot| rank[(s.pack & !ZSTD_BIT) as usize];
-        index
-            .sorted
-            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then_with(|| of(a).cmp(&of(b))));
-        index.settle();
+        let others = &mut index.others;
+        let built = match scratch_error {
+            Some(e) => Err(e),
+            None => table.finish(|first, later| {
+                let loc = later.location();
+                if loc.pack != first.location().pack {
+                    let list = others.entry(later.id).or_default();
+                    if !list.iter().any(|o| o.pack == loc.pack) {
+                        list.push(loc);
+                    }
+                }
+            }),
+        };
+        index.table = built.map_err(|e| {
+            Error::local(
+                std::env::temp_dir(),
+                "cannot write the index's scratch file",
+                e,
+            )
+        })?;
         Ok(LoadedIndex {
             index,
             damaged,
@@ -190,50 +235,22 @@ impl Index {
         })
     }
 
-    /// Makes `sorted` (sorted by id, the preferred location of a blob first) hold each blob
-    /// once, moving its further locations to `others`, and builds the prefix table.
-    fn settle(&mut self) {
-        let others = &mut self.others;
-        self.sorted.dedup_by(|later, first| {
-            if later.id != first.id {
-                return false;
-            }
-            let loc = later.location();
-            if loc.pack != first.location().pack {
-                let list = others.entry(later.id).or_default();
-                if !list.iter().any(|o| o.pack == loc.pack) {
-                    list.push(loc);
-                }
-            }
-            true
-        });
-        self.sorted.shrink_to_fit();
-        self.starts.clear();
-        if self.sorted.is_empty() {
-            return;
-        }
-        self.starts.reserve_exact(65_537);
-        let mut at = 0;
-        for prefix in 0..=65_536u32 {
-            while at < self.sorted.len() && prefix_of(&self.sorted[at].id) < prefix {
-                at += 1;
-            }
-            self.starts.push(at as u32);
-        }
-    }
-
-    /// Moves the blobs added since the last merge into the sorted array.
+    /// Moves the blobs added since the last merge into the table. If its scratch file cannot be
+    /// written they stay where they are (found all the same) and the table notes the error.
     fn merge(&mut self) {
-        self.sorted.reserve_exact(self.added.len());
-        self.sorted
-            .extend(self.added.drain().map(|(id, loc)| Slot::new(id, loc)));
-        self.added.shrink_to_fit();
-        self.sorted.sort_unstable_by_key(|s| s.id);
-        self.settle();
+        let added: Vec<Slot> = self
+            .added
+            .iter()
+            .map(|(id, loc)| Slot::new(*id, *loc))
+            .collect();
+        if self.table.merge(added) {
+            self.added.clear();
+            self.added.shrink_to_fit();
+        }
     }
 
     fn merge_if_due(&mut self) {
-        if self.added.len() >= MERGE_AT.max(self.sorted.len() / 4) {
+        if self.added.len() >= MERGE_AT.max(self.table.len() / 4) {
             self.merge();
         }
     }
@@ -272,16 +289,9 @@ impl Index {
     }
 
     fn location(&self, id: &Id) -> Option<BlobLocation> {
-        let within = match self.starts.is_empty() {
-            true => &self.sorted[..],
-            false => {
-                let p = prefix_of(id) as usize;
-                &self.sorted[self.starts[p] as usize..self.starts[p + 1] as usize]
-            }
-        };
-        match within.binary_search_by(|s| s.id.cmp(id)) {
-            Ok(i) => Some(within[i].location()),
-            Err(_) => self.added.get(id).copied(),
+        match self.table.find(id) {
+            Some(slot) => Some(slot.location()),
+            None => self.added.get(id).copied(),
         }
     }
 
@@ -303,13 +313,32 @@ impl Index {
         self.location(id).is_some()
     }
 
+    /// The first error met reading the index's scratch file (see [`spill`]): lookups since may
+    /// have answered "not stored" and [`Index::blobs`] may have ended early.
+    pub fn trouble(&self) -> Option<String> {
+        self.table.trouble()
+    }
+
+    /// An error if the index's scratch file failed (see [`Index::trouble`]): what read the whole
+    /// index must not report on it.
+    pub fn healthy(&self) -> Result<()> {
+        match self.trouble() {
+            None => Ok(()),
+            Some(e) => Err(Error::local(
+                std::env::temp_dir(),
+                "the index's scratch file failed, so not every blob was seen (check the free space and health of this disk, or set TMPDIR to another, and run it again)",
+                std::io::Error::other(e),
+            )),
+        }
+    }
+
     pub fn blob_count(&self) -> usize {
-        self.sorted.len() + self.added.len()
+        self.table.len() + self.added.len()
     }
 
     /// Every blob with its location, for checks.
     pub fn blobs(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
-        self.sorted
+        self.table
             .iter()
             .map(|s| (s.id, s.location()))
             .chain(self.added.iter().map(|(id, loc)| (*id, *loc)))
@@ -344,10 +373,6 @@ fn location(pack: u32, b: &PackEntry) -> BlobLocation {
     }
 }
 
-fn prefix_of(id: &Id) -> u32 {
-    u32::from(u16::from_be_bytes([id.0[0], id.0[1]]))
-}
-
 /// Writes one index object listing `packs`.
 pub async fn save(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
     repo.save_sealed(INDEX, &IndexFile { packs }).await
@@ -373,7 +398,18 @@ mod tests {
 
     #[test]
     fn finds_every_blob_across_merges_and_keeps_the_first_location() {
-        let mut index = Index::default();
+        // In memory, and in a scratch file from the first merge on.
+        for limit in [spill::IN_MEMORY, 1000] {
+            let index = Index {
+                table: Table::with_limit(limit),
+                ..Index::default()
+            };
+            assert_eq!(finds_every_blob(index), limit == 1000, "in a file");
+        }
+    }
+
+    /// Whether the table ended in a scratch file.
+    fn finds_every_blob(mut index: Index) -> bool {
         let n = (MERGE_AT as u64) * 3 + 17;
         let per_pack = 5_000u64;
         let mut packs = 0u8;
@@ -387,7 +423,7 @@ mod tests {
             start += per_pack;
         }
         assert!(
-            index.sorted.len() > index.added.len(),
+            index.table.len() > index.added.len(),
             "merged into the array"
         );
         assert_eq!(index.blob_count() as u64, n);
@@ -417,6 +453,7 @@ mod tests {
         assert_eq!(others.len(), 1);
         assert_eq!((others[0].0.id, others[0].1.offset), (pack_id(200), 999));
         assert_eq!(index.blobs().count() as u64, n);
+        index.table.spilled()
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod records;
 pub mod repo;
 pub mod snapshot;
+pub mod spill;
 pub mod state;
 pub mod target;
 pub mod walk;

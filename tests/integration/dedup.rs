@@ -98,3 +98,122 @@ fn an_insertion_early_in_a_large_file_stores_little() {
     assert_success(&repo.restore("latest", &out), "restore");
     assert_eq!(fs::read(out.join("share/big.bin")).expect("read"), edited);
 }
+
+/// Past the number of blobs it keeps in memory, the index (and a backup's set of new blobs)
+/// moves to an unnamed scratch file: backups, restores and checks give the same results, a
+/// lost pack is still stored again, and nothing is left in the temporary directory.
+#[test]
+fn an_index_past_its_memory_limit_gives_the_same_results() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    for f in 0..120u64 {
+        write(
+            &share
+                .join(format!("pupil {:03}/work.txt", f % 40))
+                .with_extension(format!("{f}")),
+            &noise(f, 300 + f as usize * 7),
+        );
+    }
+    // A folder copied twice: its blobs are met again within the same backup.
+    for copy in ["a", "b"] {
+        for f in 0..30u64 {
+            write(
+                &share.join(format!("copies/{copy}/sheet {f}.doc")),
+                &noise(1000 + f, 2000),
+            );
+        }
+    }
+    let tmp = repo.path("tmp");
+    fs::create_dir_all(&tmp).expect("mkdir");
+    let cmd = |args: &[&str]| {
+        let mut c = repo.cmd();
+        c.env("FIRESAFE_INDEX_IN_MEMORY", "16")
+            .env("TMPDIR", &tmp)
+            .args(args);
+        c
+    };
+    let s = share.display().to_string();
+    assert_success(
+        &cmd(&["backup", &s, "--source", "pupils"])
+            .output()
+            .expect("run"),
+        "backup",
+    );
+    let packs = repo.keys_under("data");
+
+    // The same share without the limit stores the same number of blobs.
+    let plain = Repo::new(Backend::Local);
+    plain.backup(&share, "pupils");
+    let blobs = |mut c: std::process::Command| {
+        let out = c.args(["check", "--json"]).output().expect("run");
+        assert_success(&out, "check");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["blobs"].as_u64().expect("blobs")
+    };
+    let spilled = blobs(cmd(&[]));
+    assert!(spilled > 150, "{spilled} blobs: the limit of 16 was passed");
+    assert_eq!(spilled, blobs(plain.cmd()));
+
+    // No change: nothing stored.
+    assert_success(
+        &cmd(&["backup", &s, "--source", "pupils"])
+            .output()
+            .expect("run"),
+        "no-change backup",
+    );
+    assert_eq!(
+        repo.keys_under("data"),
+        packs,
+        "a no-change backup wrote packs"
+    );
+
+    let out = repo.path("out");
+    let o = out.display().to_string();
+    assert_success(
+        &cmd(&["restore", "latest", "--to", &o])
+            .output()
+            .expect("run"),
+        "restore",
+    );
+    assert_same_tree(&share, &out.join("share"));
+    assert_success(
+        &cmd(&["check", "--read-data"]).output().expect("run"),
+        "check --read-data",
+    );
+
+    // A lost pack: the next backup stores its blobs again, and the restore reads them there.
+    let lost = &packs[0];
+    fs::remove_file(repo.path("repo").join(lost)).expect("remove pack");
+    assert_success(
+        &cmd(&["backup", &s, "--source", "pupils"])
+            .output()
+            .expect("run"),
+        "backup after a loss",
+    );
+    let again = repo.path("again");
+    let a = again.display().to_string();
+    assert_success(
+        &cmd(&["restore", "latest", "--to", &a])
+            .output()
+            .expect("run"),
+        "restore after a loss",
+    );
+    assert_same_tree(&share, &again.join("share"));
+
+    // Where no scratch file can be made, the index cannot be held and the command says so.
+    let out = repo
+        .cmd()
+        .env("FIRESAFE_INDEX_IN_MEMORY", "16")
+        .env("TMPDIR", repo.path("no such dir"))
+        .arg("check")
+        .output()
+        .expect("run");
+    let err = assert_exit(&out, 2, "check without a temporary directory");
+    assert!(
+        err.contains("cannot write the index's scratch file"),
+        "{err}"
+    );
+
+    let left: Vec<_> = fs::read_dir(&tmp).expect("read tmp").collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}

@@ -4,7 +4,6 @@
 //! Deduplication happens here, against one set of every blob the index lists (in a pack that is
 //! really there) or this run has queued, so a blob is stored once however many files hold it.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,6 +17,7 @@ use crate::format::pack::BlobKind;
 use crate::format::tree::Look;
 use crate::id::Id;
 use crate::ops::progress::Counters;
+use crate::store::spill::IdSet;
 
 /// What the reader threads share: the chunker, the key, the set of blobs already stored or
 /// queued, and the queue to the pack workers.
@@ -27,7 +27,7 @@ pub(super) struct Chunking {
     /// Blobs stored before this run.
     pub(super) in_place: Arc<super::InPlace>,
     /// Blobs queued in this run.
-    pub(super) seen: Mutex<HashSet<Id>>,
+    pub(super) seen: Mutex<IdSet>,
     pub(super) work: crossbeam_channel::Sender<Blob>,
     pub(super) counters: Arc<Counters>,
     pub(super) blobs_added: AtomicU64,

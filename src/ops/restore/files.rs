@@ -186,6 +186,9 @@ fn add_blobs(index: &Index, n: usize, node: &Node, by_pack: &mut ByPack) -> Opti
     let mut offset = 0u64;
     for id in &node.content {
         let Some((_, loc)) = index.get(id) else {
+            if let Some(e) = index.trouble() {
+                return Some(format!("the index's scratch file could not be read: {e}"));
+            }
             return Some(format!("blob {} is in no index object", id.short()));
         };
         by_pack
