@@ -222,7 +222,7 @@ impl Index {
         index.table = built.map_err(|e| {
             Error::local(
                 std::env::temp_dir(),
-                "cannot write the index's scratch file",
+                "cannot write the index's scratch file (TMPDIR must name a writable directory with free space)",
                 e,
             )
         })?;
