@@ -492,8 +492,8 @@ fn spawn_readers(
 }
 
 /// The uploader: stores packs as the workers finish them, a few at once, and writes an index
-/// object for every `index_every` packs stored (and one for the rest at the end). Returns how
-/// many packs it stored.
+/// object for every `index_every` packs stored or [`index::OBJECT_BLOBS`] blobs, whichever comes
+/// first (and one for the rest at the end). Returns how many packs it stored.
 async fn upload_packs(
     repo: &Repository,
     mut pack_rx: tokio::sync::mpsc::Receiver<Result<PackFile>>,
@@ -508,7 +508,8 @@ async fn upload_packs(
         counters.uploaded.fetch_add(p.size, Ordering::Relaxed);
         packs_added += 1;
         pending.push(p);
-        Ok(pending.len() >= options.index_every.max(1))
+        let blobs: usize = pending.iter().map(|p| p.blobs.len()).sum();
+        Ok(pending.len() >= options.index_every.max(1) || blobs >= index::OBJECT_BLOBS)
     };
     // Take new packs while fewer than `uploads` are in flight, and keep the uploads in flight
     // moving while waiting for the next pack.

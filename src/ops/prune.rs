@@ -676,9 +676,7 @@ async fn execute(repo: &Repository, plan: PrunePlan, lock: &TargetLock) -> Resul
     lock.ensure_fresh()?;
     let mut relist = plan.relist;
     relist.extend(rewrite_packs(repo, &plan.index, &plan.repack, &plan.used).await?);
-    for chunk in relist.chunks(256) {
-        crate::store::index::save(repo, chunk.to_vec()).await?;
-    }
+    crate::store::index::save(repo, relist).await?;
     for key in plan.index_objects {
         target.delete(&key).await?;
         report.deleted.push(key);

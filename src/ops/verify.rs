@@ -604,13 +604,11 @@ async fn reindex(repo: &Repository, dry_run: bool) -> Result<(usize, Vec<Id>)> {
             blobs: header.blobs,
         });
     }
-    // 256 packs per index object, as prune writes them, so that no index object grows past
-    // what a reader accepts (`MAX_SEALED_BYTES`).
-    let mut written = Vec::new();
-    for chunk in packs.chunks(256) {
-        written.push(index::save(repo, chunk.to_vec()).await?);
-    }
-    Ok((packs.len(), written))
+    // Split as every writer splits them (see `index::save`), so that no index object grows
+    // past what a reader accepts (`MAX_SEALED_BYTES`).
+    let count = packs.len();
+    let written = index::save(repo, packs).await?;
+    Ok((count, written))
 }
 
 /// Objects that some targets hold and others lack, or hold at another size: a finding for each

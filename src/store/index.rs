@@ -373,9 +373,35 @@ fn location(pack: u32, b: &PackEntry) -> BlobLocation {
     }
 }
 
-/// Writes one index object listing `packs`.
-pub async fn save(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
-    repo.save_sealed(INDEX, &IndexFile { packs }).await
+/// Blobs an index object lists at most (unless one pack holds more): about 7 MB of JSON, so
+/// that writing or reading one holds little memory even when packs hold thousands of small
+/// files' blobs.
+pub const OBJECT_BLOBS: usize = 50_000;
+
+/// Packs an index object lists at most.
+pub const OBJECT_PACKS: usize = 256;
+
+/// Writes index objects listing `packs`, as many as it takes to keep each within
+/// [`OBJECT_BLOBS`] and [`OBJECT_PACKS`]; their ids, in order.
+pub async fn save(repo: &Repository, packs: Vec<IndexPack>) -> Result<Vec<Id>> {
+    let mut written = Vec::new();
+    let mut group: Vec<IndexPack> = Vec::new();
+    let mut blobs = 0;
+    for p in packs {
+        if !group.is_empty()
+            && (blobs + p.blobs.len() > OBJECT_BLOBS || group.len() >= OBJECT_PACKS)
+        {
+            let packs = std::mem::take(&mut group);
+            written.push(repo.save_sealed(INDEX, &IndexFile { packs }).await?);
+            blobs = 0;
+        }
+        blobs += p.blobs.len();
+        group.push(p);
+    }
+    if !group.is_empty() {
+        written.push(repo.save_sealed(INDEX, &IndexFile { packs: group }).await?);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -454,6 +480,48 @@ mod tests {
         assert_eq!((others[0].0.id, others[0].1.offset), (pack_id(200), 999));
         assert_eq!(index.blobs().count() as u64, n);
         index.table.spilled()
+    }
+
+    /// Index objects stay within 50,000 blobs, a pack is never split, and the index read back
+    /// holds every blob.
+    #[tokio::test]
+    async fn index_objects_are_split_by_blobs() {
+        use crate::format::crypto::{self, Recipient};
+        use crate::store::repo::InitOptions;
+        use crate::store::target::{Location, Target, TargetOptions};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = dir.path().join("repo").display().to_string();
+        let location = Location::parse(&url).expect("location");
+        let target =
+            Target::open("store", &location, &TargetOptions::default(), true).expect("target");
+        let (_, public) = crypto::generate_identity_file();
+        let who = Recipient::parse_x25519(&public).expect("recipient");
+        let repo = Repository::init(target, &[(who, "test".into())], &InitOptions::default())
+            .await
+            .expect("init");
+        // Six packs of 20,000 blobs, then one of 70,000: 2 + 2 + 2, then 1 on its own.
+        let sizes = [20_000u64, 20_000, 20_000, 20_000, 20_000, 20_000, 70_000];
+        let mut next = 0u64;
+        let packs: Vec<IndexPack> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| IndexPack {
+                id: pack_id(i as u8),
+                kind: BlobKind::Data,
+                size: 1,
+                blobs: (0..n)
+                    .map(|k| {
+                        next += 1;
+                        entry(next, k as u32)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let written = save(&repo, packs).await.expect("save");
+        assert_eq!(written.len(), 4);
+        let loaded = Index::load(&repo).await.expect("load");
+        assert_eq!(loaded.objects.len(), 4);
+        assert_eq!(loaded.index.blob_count() as u64, next);
     }
 
     #[test]
