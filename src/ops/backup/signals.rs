@@ -286,7 +286,11 @@ impl Gather {
         if note {
             self.observed.notes.add(|| shown.clone());
         }
-        if let Some(key) = first_key(&node.content) {
+        // With no parent snapshot nothing can have moved: a first backup keeps no new files
+        // for pairing (a million-file first backup kept 26 MiB of them).
+        if let Some(key) = first_key(&node.content)
+            && self.observed.parent_files.is_some()
+        {
             let ext = ext_key(&ext);
             match take(&mut self.removed_first, key) {
                 Some(old_ext) => self.moved(old_ext != ext, shown),
