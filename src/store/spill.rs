@@ -180,7 +180,6 @@ impl<R: Record> Table<R> {
     }
 
     fn merge_or_fail(&mut self, mut new: Vec<R>) -> io::Result<()> {
-        new.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         let total = self.len() + new.len();
         if let Form::Memory(v) = &mut self.form
             && total <= self.limit
@@ -190,6 +189,7 @@ impl<R: Record> Table<R> {
             v.sort_unstable_by(|a, b| a.id().cmp(b.id()));
             return Ok(());
         }
+        new.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         let file = tempfile::tempfile()?;
         let mut out = SpillWriter::new(&file, total);
         let new: Run<'_, R> = Box::new(new.into_iter().map(|r| Ok((r, 0))));
@@ -206,6 +206,7 @@ impl<R: Record> Table<R> {
 
 impl Spilled {
     fn find<R: Record>(&self, id: &Id) -> io::Result<Option<R>> {
+        const { assert!(R::SIZE <= 64, "records fit the lookup buffers") };
         let p = prefix(id, self.bits);
         let (lo, hi) = (self.starts[p] as usize, self.starts[p + 1] as usize);
         if hi - lo <= WHOLE_BUCKET {

@@ -108,9 +108,7 @@ fn an_index_past_its_memory_limit_gives_the_same_results() {
     let share = repo.path("share");
     for f in 0..120u64 {
         write(
-            &share
-                .join(format!("pupil {:03}/work.txt", f % 40))
-                .with_extension(format!("{f}")),
+            &share.join(format!("pupil {:03}/work {f}.txt", f % 40)),
             &noise(f, 300 + f as usize * 7),
         );
     }
@@ -132,13 +130,11 @@ fn an_index_past_its_memory_limit_gives_the_same_results() {
             .args(args);
         c
     };
+    let ok = |args: &[&str], what: &str| {
+        assert_success(&cmd(args).output().expect("run"), what);
+    };
     let s = share.display().to_string();
-    assert_success(
-        &cmd(&["backup", &s, "--source", "pupils"])
-            .output()
-            .expect("run"),
-        "backup",
-    );
+    ok(&["backup", &s, "--source", "pupils"], "backup");
     let packs = repo.keys_under("data");
 
     // The same share without the limit stores the same number of blobs.
@@ -155,12 +151,7 @@ fn an_index_past_its_memory_limit_gives_the_same_results() {
     assert_eq!(spilled, blobs(plain.cmd()));
 
     // No change: nothing stored.
-    assert_success(
-        &cmd(&["backup", &s, "--source", "pupils"])
-            .output()
-            .expect("run"),
-        "no-change backup",
-    );
+    ok(&["backup", &s, "--source", "pupils"], "no-change backup");
     assert_eq!(
         repo.keys_under("data"),
         packs,
@@ -169,35 +160,17 @@ fn an_index_past_its_memory_limit_gives_the_same_results() {
 
     let out = repo.path("out");
     let o = out.display().to_string();
-    assert_success(
-        &cmd(&["restore", "latest", "--to", &o])
-            .output()
-            .expect("run"),
-        "restore",
-    );
+    ok(&["restore", "latest", "--to", &o], "restore");
     assert_same_tree(&share, &out.join("share"));
-    assert_success(
-        &cmd(&["check", "--read-data"]).output().expect("run"),
-        "check --read-data",
-    );
+    ok(&["check", "--read-data"], "check --read-data");
 
     // A lost pack: the next backup stores its blobs again, and the restore reads them there.
     let lost = &packs[0];
     fs::remove_file(repo.path("repo").join(lost)).expect("remove pack");
-    assert_success(
-        &cmd(&["backup", &s, "--source", "pupils"])
-            .output()
-            .expect("run"),
-        "backup after a loss",
-    );
+    ok(&["backup", &s, "--source", "pupils"], "backup after a loss");
     let again = repo.path("again");
     let a = again.display().to_string();
-    assert_success(
-        &cmd(&["restore", "latest", "--to", &a])
-            .output()
-            .expect("run"),
-        "restore after a loss",
-    );
+    ok(&["restore", "latest", "--to", &a], "restore after a loss");
     assert_same_tree(&share, &again.join("share"));
 
     // Where no scratch file can be made, the index cannot be held and the command says so.

@@ -834,13 +834,7 @@ fn configuration_errors_do_not_echo_values() {
 #[test]
 fn a_planted_costly_envelope_is_not_tried() {
     let repo = Repo::new(Backend::Local);
-    let out = repo
-        .cmd()
-        .env("FIRESAFE_NEW_PASSPHRASE", "correct horse battery")
-        .args(["key", "add", "--passphrase", "--label", "head"])
-        .output()
-        .expect("run");
-    assert_exit(&out, 0, "key add --passphrase");
+    repo.add_passphrase();
     let keys = Path::new(&repo.url).join("keys");
     let mut forged = None;
     for e in fs::read_dir(&keys).expect("keys") {

@@ -30,13 +30,7 @@ fn add_list_and_remove_keys() {
     );
 
     // A passphrase.
-    let out = repo
-        .cmd()
-        .args(["key", "add", "--passphrase", "--label", "head"])
-        .env("FIRESAFE_NEW_PASSPHRASE", "correct horse battery")
-        .output()
-        .expect("run");
-    assert_success(&out, "key add --passphrase");
+    repo.add_passphrase();
 
     // A recipient only (the public half of a recovery key).
     let (recovery_text, recovery_public) = firesafe::format::crypto::generate_identity_file();
@@ -522,13 +516,7 @@ fn a_run_never_removes_the_last_key_of_a_copy() {
 #[test]
 fn passphrase_opens_warn_and_spend_at_most_four_costly_tries() {
     let repo = Repo::new(Backend::Local);
-    let out = repo
-        .cmd()
-        .env("FIRESAFE_NEW_PASSPHRASE", "correct horse battery")
-        .args(["key", "add", "--passphrase", "--label", "head"])
-        .output()
-        .expect("run");
-    assert_success(&out, "key add --passphrase");
+    repo.add_passphrase();
     let keys = std::path::Path::new(&repo.url).join("keys");
     let (mut real, mut info) = (None, None);
     for e in std::fs::read_dir(&keys).expect("keys") {

@@ -94,6 +94,17 @@ impl Repo {
         c
     }
 
+    /// Adds a passphrase key ("correct horse battery", label "head").
+    pub fn add_passphrase(&self) {
+        let out = self
+            .cmd()
+            .env("FIRESAFE_NEW_PASSPHRASE", "correct horse battery")
+            .args(["key", "add", "--passphrase", "--label", "head"])
+            .output()
+            .expect("run");
+        assert_success(&out, "key add --passphrase");
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("run firesafe")
     }
