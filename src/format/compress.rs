@@ -75,22 +75,34 @@ thread_local! {
 /// Decompresses a blob whose plaintext is `raw_length` bytes long (the caller checks
 /// `raw_length` against what the format allows: it is the size of the buffer allocated).
 pub fn decompress(data: &[u8], raw_length: usize) -> io::Result<Vec<u8>> {
-    let out = DECOMPRESSOR.with(|cell| {
+    let mut out = Vec::new();
+    decompress_into(data, raw_length, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`] into `out`, which is cleared first and keeps its allocation: a reader that
+/// reuses one buffer for every blob does not fault in fresh pages for each.
+pub fn decompress_into(data: &[u8], raw_length: usize, out: &mut Vec<u8>) -> io::Result<()> {
+    out.clear();
+    out.reserve(raw_length);
+    let written = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
         }
+        // Writes at most the spare capacity; `reserve` may give more than `raw_length`, so a
+        // longer frame is caught by the length check below.
         slot.as_mut()
             .expect("just set")
-            .decompress(data, raw_length)
+            .decompress_to_buffer(data, out)
     })?;
-    if out.len() != raw_length {
+    if written != raw_length {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("decompressed to {} bytes, expected {raw_length}", out.len()),
+            format!("decompressed to {written} bytes, expected {raw_length}"),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The message for an object larger than its format allows.
@@ -168,6 +180,24 @@ mod tests {
         assert!(e.contains("larger than the format allows"), "{e}");
         let e = decompress_json::<serde_json::Value>(b"not zstd", 1 << 20).unwrap_err();
         assert!(e.starts_with("zstd"), "{e}");
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_exactly_the_blob_and_a_longer_frame_is_refused() {
+        let text = "a blob of text\n".repeat(1000);
+        let z = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
+        // A buffer with room to spare, as one from a pool has: it keeps its memory, and holds
+        // the blob alone.
+        let mut out = vec![7u8; 1 << 20];
+        let kept = out.capacity();
+        decompress_into(&z, text.len(), &mut out).unwrap();
+        assert_eq!(out, text.as_bytes());
+        assert_eq!(out.capacity(), kept);
+        // A frame longer than its index says is refused even where the buffer has room.
+        let e = decompress_into(&z, text.len() - 1, &mut out).unwrap_err();
+        assert!(e.to_string().contains("expected"), "{e}");
+        let e = decompress_into(b"not zstd", 10, &mut out).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Other, "{e}");
     }
 
     #[test]

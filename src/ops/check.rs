@@ -649,7 +649,7 @@ pub(crate) fn verify_pack(
     Ok(expected
         .iter()
         .filter_map(|(bid, loc)| {
-            blobs::extract_blob(key, &plain, bid, loc)
+            blobs::with_blob(key, &plain, bid, loc, blobs::MAX_BLOB_BYTES, |_| ())
                 .err()
                 .map(|why| (*bid, why))
         })

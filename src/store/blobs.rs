@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::format::buffers::Buffer;
+use crate::format::buffers::{self, Buffer};
 use crate::format::chunker::MAX_CHUNK_BYTES;
 use crate::format::compress;
 use crate::format::crypto::{OpenError, RepoKey};
@@ -87,20 +87,40 @@ pub fn extract_blob_within(
     loc: &BlobLocation,
     limit: usize,
 ) -> Result<Vec<u8>, String> {
+    with_blob(key, plaintext, id, loc, limit, <[u8]>::to_vec)
+}
+
+/// [`extract_blob_within`] without keeping the blob: `use_it` is given its checked plaintext,
+/// decompressed into a buffer from [`buffers::BLOBS`] (a fresh one for each blob of a check or
+/// a restore would fault in its pages every time).
+pub fn with_blob<T>(
+    key: &RepoKey,
+    plaintext: &[u8],
+    id: &Id,
+    loc: &BlobLocation,
+    limit: usize,
+    use_it: impl FnOnce(&[u8]) -> T,
+) -> Result<T, String> {
     let stored = pack::blob_bytes(plaintext, loc.offset, loc.length)
         .ok_or_else(|| "it lies outside its pack".to_string())?;
     if loc.raw_length as usize > limit || stored.len() > limit {
         return Err(compress::too_large(limit as u64));
     }
-    let data = if loc.zstd {
-        compress::decompress(stored, loc.raw_length as usize).map_err(|e| format!("zstd: {e}"))?
-    } else {
-        stored.to_vec()
+    let checked = |data: &[u8]| {
+        if key.blob_id(data) != *id {
+            return Err("its content does not match its id".to_string());
+        }
+        Ok(())
     };
-    if key.blob_id(&data) != *id {
-        return Err("its content does not match its id".into());
+    if !loc.zstd {
+        checked(stored)?;
+        return Ok(use_it(stored));
     }
-    Ok(data)
+    let mut plain = buffers::BLOBS.take(loc.raw_length as usize);
+    compress::decompress_into(stored, loc.raw_length as usize, &mut plain)
+        .map_err(|e| format!("zstd: {e}"))?;
+    checked(&plain)?;
+    Ok(use_it(&plain))
 }
 
 /// Reads blobs, keeping recently used decrypted packs in memory up to a byte limit.

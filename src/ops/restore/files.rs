@@ -365,15 +365,19 @@ impl Writing {
         };
         tokio::task::spawn_blocking(move || {
             for (id, (loc, uses)) in blobs {
-                let data = match &plain {
-                    Ok(p) => blobs::extract_blob_within(&key, p, &id, &loc, MAX_CHUNK_BYTES)
-                        .map_err(|why| {
-                            format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))
-                        }),
+                let placed = match &plain {
+                    Ok(p) => blobs::with_blob(&key, p, &id, &loc, MAX_CHUNK_BYTES, |data| {
+                        for &(n, offset) in &uses {
+                            self.place_blob(n, offset, Ok(data));
+                        }
+                    })
+                    .map_err(|why| format!("blob {} in {}: {why}", id.short(), pack_key(&pack_id))),
                     Err(e) => Err(e.clone()),
                 };
-                for (n, offset) in uses {
-                    self.place_blob(n, offset, &data);
+                if let Err(why) = placed {
+                    for &(n, offset) in &uses {
+                        self.place_blob(n, offset, Err(&why));
+                    }
                 }
             }
         })
@@ -384,7 +388,7 @@ impl Writing {
 
     /// Writes one blob (or records why it cannot be had) into file `n` at `offset`, and
     /// finishes the file when it was the last to come.
-    fn place_blob(&self, n: usize, offset: u64, data: &Result<Vec<u8>, String>) {
+    fn place_blob(&self, n: usize, offset: u64, data: Result<&[u8], &String>) {
         let p = &self.pending[n];
         let node = &self.files[n].node;
         if node.content.len() == 1 {
