@@ -147,6 +147,16 @@ impl RepoKey {
 
     /// [`RepoKey::open`] into `out` (emptied first), whose memory is reused.
     pub fn open_into(&self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), OpenError> {
+        self.open_from(ciphertext, out)
+    }
+
+    /// [`RepoKey::open_into`] reading the object from `ciphertext` as it is decrypted, so that
+    /// it is never held whole beside its plaintext.
+    pub fn open_from(
+        &self,
+        ciphertext: impl std::io::BufRead,
+        out: &mut Vec<u8>,
+    ) -> Result<(), OpenError> {
         let decryptor = age::Decryptor::new_buffered(ciphertext)?;
         let mut reader = decryptor.decrypt(iter::once(&self.identity as &dyn age::Identity))?;
         out.clear();

@@ -411,15 +411,25 @@ async fn read_pack(
     let target = repo.target();
     let key = repo.shared_key();
     let name = target.name().to_string();
-    let Some(bytes) = target.get_opt(&pack_key(&pack_id)).await? else {
+    let object = pack_key(&pack_id);
+    let opened = target.read_with(&object, move |source, size| {
+        let plain = blobs::open_pack_from(&key, &name, &pack_id, source, size);
+        (
+            size,
+            plain.map(|plain| verify_pack(&key, &plain, &expected)),
+        )
+    });
+    let Some((len, outcome)) = opened.await? else {
         return Ok((pack_id, 0, Err("the pack is missing".to_string())));
     };
-    let len = bytes.len() as u64;
     done.fetch_add(len, Ordering::Relaxed);
-    let outcome =
-        tokio::task::spawn_blocking(move || verify_pack(&key, &name, &pack_id, &bytes, &expected))
-            .await
-            .expect("verifying a pack does not panic");
+    let outcome = match outcome {
+        Ok(verified) => verified,
+        // A target that fails to read ends the check, as a failed download does.
+        Err(e @ Error::Target { .. }) => return Err(e),
+        Err(Error::Corrupt { detail, .. }) => Err(detail),
+        Err(other) => Err(other.to_string()),
+    };
     Ok((pack_id, len, outcome))
 }
 
@@ -609,20 +619,14 @@ fn first_problem(node: &Node, problem: &impl Fn(&Id) -> Option<String>) -> Optio
     node.content.iter().find_map(problem)
 }
 
-/// Verifies one downloaded pack: name, decryption, header, and each expected blob. Returns the
-/// damaged blobs, or why the whole pack is unusable.
-pub(crate) fn verify_pack(
+/// Verifies one decrypted pack: its header, and each expected blob. Returns the damaged blobs,
+/// or why the whole pack is unusable.
+fn verify_pack(
     key: &crate::format::crypto::RepoKey,
-    target: &str,
-    id: &Id,
-    bytes: &[u8],
+    plain: &[u8],
     expected: &[(Id, crate::store::index::BlobLocation)],
 ) -> Result<Vec<(Id, String)>, String> {
-    let plain = blobs::open_pack(key, target, id, bytes).map_err(|e| match e {
-        Error::Corrupt { detail, .. } => detail,
-        other => other.to_string(),
-    })?;
-    let header = pack::read_header(&plain)?;
+    let header = pack::read_header(plain)?;
     // The pack's own header must agree with the index about every blob the index places there.
     let listed: HashMap<Id, &pack::PackEntry> = header.blobs.iter().map(|b| (b.id, b)).collect();
     for (bid, loc) in expected {
@@ -649,7 +653,7 @@ pub(crate) fn verify_pack(
     Ok(expected
         .iter()
         .filter_map(|(bid, loc)| {
-            blobs::with_blob(key, &plain, bid, loc, blobs::MAX_BLOB_BYTES, |_| ())
+            blobs::with_blob(key, plain, bid, loc, blobs::MAX_BLOB_BYTES, |_| ())
                 .err()
                 .map(|why| (*bid, why))
         })

@@ -58,6 +58,88 @@ pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<B
     Ok(plain)
 }
 
+/// [`open_pack`] reading the pack from `source` (`size` bytes long) as it decrypts it, so that
+/// the pack is never held whole beside its plaintext. It is checked against its name over every
+/// byte `source` gives, after decryption; a pack that is both renamed and damaged is named for
+/// its name. An error reading `source` is the target's.
+pub fn open_pack_from(
+    key: &RepoKey,
+    target: &str,
+    id: &Id,
+    source: &mut dyn std::io::Read,
+    size: u64,
+) -> Result<Buffer> {
+    let corrupt = |detail: String| Error::Corrupt {
+        what: "pack",
+        id: pack_key(id),
+        target: target.to_string(),
+        detail,
+    };
+    let mut hashing = Hashing {
+        source,
+        hasher: blake3::Hasher::new(),
+        read: 0,
+        failed: None,
+    };
+    let mut plain = Buffer::with_capacity(size as usize);
+    let opened = key.open_from(
+        std::io::BufReader::with_capacity(64 << 10, &mut hashing),
+        &mut plain,
+    );
+    // Whatever decryption left unread still counts toward the name.
+    let _ = std::io::copy(&mut hashing, &mut std::io::sink());
+    if let Some(e) = hashing.failed {
+        return Err(Error::Target {
+            target: target.to_string(),
+            op: "read",
+            path: pack_key(id),
+            detail: e.to_string(),
+            transient: false,
+        });
+    }
+    if Id(*hashing.hasher.finalize().as_bytes()) != *id {
+        return Err(corrupt(format!(
+            "its content ({} bytes) does not match its name",
+            hashing.read
+        )));
+    }
+    opened.map_err(|e| match e {
+        OpenError::WrongKey => corrupt("it is not sealed to this repository's key".into()),
+        OpenError::Damaged(why) => corrupt(why),
+        e @ OpenError::TooCostly(_) => corrupt(e.to_string()),
+    })?;
+    Ok(plain)
+}
+
+/// A reader that hashes what it reads, and keeps the first error of its source (decryption
+/// would report it as damage).
+struct Hashing<'r> {
+    source: &'r mut dyn std::io::Read,
+    hasher: blake3::Hasher,
+    read: u64,
+    failed: Option<std::io::Error>,
+}
+
+impl std::io::Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed.is_some() {
+            return Err(std::io::Error::other("the pack could not be read"));
+        }
+        match self.source.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.failed = Some(e);
+                Err(std::io::Error::other("the pack could not be read"))
+            }
+        }
+    }
+}
+
 /// The largest blob of either kind: a tree ([`MAX_TREE_BYTES`]) is larger than a chunk of data
 /// ([`MAX_CHUNK_BYTES`]). Used where a blob is read without knowing which kind it is.
 pub const MAX_BLOB_BYTES: usize = if MAX_TREE_BYTES > MAX_CHUNK_BYTES {
@@ -363,15 +445,14 @@ impl<'a> Copies<'a> {
         let mut problems: Vec<(usize, Error)> = Vec::new();
         for (i, repo) in self.repos.iter().enumerate() {
             let target = repo.target();
-            let got = match target.get_opt(&key_name).await {
-                Ok(Some(bytes)) => {
-                    let key = repo.shared_key();
-                    let name = target.name().to_string();
-                    let pid = *id;
-                    tokio::task::spawn_blocking(move || open_pack(&key, &name, &pid, &bytes))
-                        .await
-                        .expect("pack decryption does not panic")
-                }
+            let key = repo.shared_key();
+            let name = target.name().to_string();
+            let pid = *id;
+            let opened = target.read_with(&key_name, move |source, size| {
+                open_pack_from(&key, &name, &pid, source, size)
+            });
+            let got = match opened.await {
+                Ok(Some(plain)) => plain,
                 Ok(None) => Err(Error::Corrupt {
                     what: "pack",
                     id: key_name.clone(),
@@ -461,4 +542,58 @@ pub async fn load_all(repos: &[Repository]) -> Result<(Catalog, Index)> {
         }
     }
     Ok((catalog, index.expect("at least one copy")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source that gives `good` bytes, then fails as a disk would.
+    struct Failing<'a>(&'a [u8]);
+
+    impl std::io::Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::EIO));
+            }
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_pack_read_as_it_is_decrypted_is_checked_against_its_name_and_its_source() {
+        let key = RepoKey::generate();
+        let plain: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let sealed = key.seal(&plain);
+        let id = Id::of_object(&sealed);
+        let open =
+            |bytes: &[u8]| open_pack_from(&key, "nas", &id, &mut &bytes[..], bytes.len() as u64);
+        assert_eq!(open(&sealed).unwrap().as_slice(), plain.as_slice());
+        assert_eq!(
+            open_pack(&key, "nas", &id, &sealed).unwrap().as_slice(),
+            plain.as_slice()
+        );
+        // Damaged, or with bytes added after its end: named for its name, as a whole read is.
+        let mut flipped = sealed.clone();
+        flipped[sealed.len() / 2] ^= 1;
+        let mut longer = sealed.clone();
+        longer.extend_from_slice(b"more");
+        for bad in [flipped, longer, sealed[..sealed.len() - 1].to_vec()] {
+            let e = open(&bad).unwrap_err().to_string();
+            assert!(e.contains("does not match its name"), "{e}");
+            assert!(e.contains(&format!("({} bytes)", bad.len())), "{e}");
+        }
+        // Renamed but intact: the name is what is wrong.
+        let other = Id::of_object(b"another pack");
+        let e = open_pack_from(&key, "nas", &other, &mut &sealed[..], 0).unwrap_err();
+        assert!(e.to_string().contains("does not match its name"), "{e}");
+        // A source that fails part-way is the target failing, not damage.
+        let mut failing = Failing(&sealed[..sealed.len() / 2]);
+        let e = open_pack_from(&key, "nas", &id, &mut failing, sealed.len() as u64).unwrap_err();
+        assert!(matches!(e, Error::Target { op: "read", .. }), "{e}");
+        assert!(e.to_string().contains("Input/output error"), "{e}");
+    }
 }

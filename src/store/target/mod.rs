@@ -309,66 +309,91 @@ impl Target {
         }
     }
 
-    /// Reads an object of a local target, which anyone who can write the directory could have
-    /// replaced: a FIFO or device would block or never end, a link could point anywhere. The
-    /// file is opened without following a link and without blocking, and read only if it is a
-    /// plain file; anything else is damage, named.
+    /// Runs `read` on a blocking thread over an object's bytes and its size; `None` if it does
+    /// not exist. A local target's object is read from its file as `read` goes, so it is never
+    /// held whole (a pack beside its plaintext would be twice its size); a remote one is
+    /// downloaded first. `read` deals with errors in what it reads.
+    pub async fn read_with<T: Send + 'static>(
+        &self,
+        key: &str,
+        read: impl FnOnce(&mut dyn std::io::Read, u64) -> T + Send + 'static,
+    ) -> Result<Option<T>> {
+        if let Some(root) = &self.root {
+            let path = root.join(key);
+            let opened = tokio::task::spawn_blocking(move || {
+                Ok(open_plain_file(&path)?.map(|(mut file, len)| read(&mut file, len)))
+            })
+            .await
+            .map_err(|e| Error::Interrupted(format!("reading {key} stopped: {e}")))?;
+            return opened.map_err(|e| self.local_read_error(key, e));
+        }
+        let got = match self
+            .first_contact("read", key, self.store.get(&self.path(key)))
+            .await?
+        {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail("read", key, e)),
+        };
+        let size = got.meta.size;
+        let mut body = Download {
+            handle: tokio::runtime::Handle::current(),
+            body: got.into_stream(),
+            chunk: Bytes::new(),
+            failed: None,
+        };
+        let (done, failed) = tokio::task::spawn_blocking(move || {
+            let done = read(&mut body, size);
+            (done, body.failed)
+        })
+        .await
+        .map_err(|e| Error::Interrupted(format!("reading {key} stopped: {e}")))?;
+        match failed {
+            None => Ok(Some(done)),
+            Some(object_store::Error::NotFound { .. }) => Ok(None),
+            Some(e) => Err(self.fail("read", key, e)),
+        }
+    }
+
+    /// Reads an object of a local target whole (see [`open_plain_file`]).
     async fn read_plain_file(&self, path: PathBuf, key: &str) -> Result<Option<Bytes>> {
         use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
         let read = tokio::task::spawn_blocking(
             move || -> std::io::Result<Option<crate::format::buffers::Buffer>> {
-                let mut file = match std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(
-                        nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY,
-                    )
-                    .open(&path)
-                {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-                        return Err(std::io::Error::other(
-                            "it is a symbolic link, not a plain file",
-                        ));
-                    }
-                    Err(e) => return Err(e),
-                };
-                let meta = file.metadata()?;
-                if meta.is_dir() {
-                    // A directory is no object, as a common prefix is none on object storage.
+                let Some((mut file, len)) = open_plain_file(&path)? else {
                     return Ok(None);
-                }
-                if !meta.file_type().is_file() {
-                    return Err(std::io::Error::other(
-                        "it is not a plain file (a named pipe or a device)",
-                    ));
-                }
+                };
                 // Packs are read by the thousand: into reused memory, not a fresh mapping each.
-                let mut bytes = crate::format::buffers::Buffer::with_capacity(meta.len() as usize);
+                let mut bytes = crate::format::buffers::Buffer::with_capacity(len as usize);
                 file.read_to_end(&mut bytes)?;
                 Ok(Some(bytes))
             },
         )
         .await
         .map_err(|e| Error::Interrupted(format!("reading {key} stopped: {e}")))?;
-        match read {
-            Ok(b) => Ok(b.map(crate::format::buffers::Buffer::into_bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::Other => Err(Error::Corrupt {
+        read.map(|b| b.map(crate::format::buffers::Buffer::into_bytes))
+            .map_err(|e| self.local_read_error(key, e))
+    }
+
+    /// The error for a local object that could not be opened or read: something other than a
+    /// plain file is damage, named; anything else is the target failing.
+    fn local_read_error(&self, key: &str, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::Other {
+            return Error::Corrupt {
                 what: "object",
                 id: key.to_string(),
                 target: self.name.clone(),
                 detail: format!(
                     "{e}; something other than firesafe put it there: remove it, then run `firesafe repair`"
                 ),
-            }),
-            Err(e) => Err(Error::Target {
-                target: self.name.clone(),
-                op: "read",
-                path: key.to_string(),
-                detail: e.to_string(),
-                transient: false,
-            }),
+            };
+        }
+        Error::Target {
+            target: self.name.clone(),
+            op: "read",
+            path: key.to_string(),
+            detail: e.to_string(),
+            transient: false,
         }
     }
 
@@ -881,4 +906,64 @@ fn process_is_gone(pid: i32) -> bool {
     // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
     let rc = unsafe { nix::libc::kill(pid, 0) };
     rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(nix::libc::ESRCH)
+}
+
+/// A remote object's body as a blocking reader, for [`Target::read_with`]: it is downloaded as
+/// it is read, with object_store's retries, and the first error is kept for the target to name.
+struct Download {
+    handle: tokio::runtime::Handle,
+    body: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    chunk: Bytes,
+    failed: Option<object_store::Error>,
+}
+
+impl std::io::Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            if self.failed.is_some() {
+                return Err(std::io::Error::other("the download failed"));
+            }
+            match self.handle.block_on(self.body.try_next()) {
+                Ok(Some(chunk)) => self.chunk = chunk,
+                Ok(None) => return Ok(0),
+                Err(e) => self.failed = Some(e),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Opens an object of a local target, which anyone who can write the directory could have
+/// replaced: a FIFO or device would block or never end, a link could point anywhere. The file is
+/// opened without following a link and without blocking, and given back only if it is a plain
+/// file (with its size); anything else is an error of kind `Other`. `None` if it does not exist.
+fn open_plain_file(path: &std::path::Path) -> std::io::Result<Option<(std::fs::File, u64)>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(std::io::Error::other(
+                "it is a symbolic link, not a plain file",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        // A directory is no object, as a common prefix is none on object storage.
+        return Ok(None);
+    }
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other(
+            "it is not a plain file (a named pipe or a device)",
+        ));
+    }
+    Ok(Some((file, meta.len())))
 }
