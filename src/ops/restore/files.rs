@@ -310,8 +310,8 @@ impl Writing {
         // packs are in flight at once, so downloading and writing overlap and every core works.
         let mut stream = futures::stream::iter(jobs)
             .map(|(pack_id, blobs)| Arc::clone(self).restore_pack(copies, pack_id, blobs))
-            // A download in flight holds a pack and its plaintext: at most four at once by
-            // default, so that a restore holds at most about 130 MiB of packs.
+            // A download in flight holds a pack's plaintext (it is decrypted as it arrives): at
+            // most four at once by default, so that a restore holds at most about 70 MiB of packs.
             .buffer_unordered(match ctx.options.downloads {
                 0 => copies.first().target().transfers().min(4),
                 n => n,
