@@ -351,50 +351,83 @@ async fn read_data(
         let d = Arc::clone(&done);
         Ticker::bar(total, move || d.load(Ordering::Relaxed))
     });
-    let mut blobs_of: HashMap<Id, Expected> = HashMap::new();
-    for (id, loc) in index.blobs() {
-        blobs_of
-            .entry(index.packs[loc.pack as usize].id)
-            .or_default()
-            .push((id, loc));
+    // The packs are read in batches of at most as many blobs as an index keeps in memory
+    // (`spill::limit`), and each batch takes one pass over the index to gather what it expects
+    // of its packs: what is held stays bounded however many blobs the repository has.
+    let mut counts = vec![0usize; index.packs.len()];
+    for (_, loc) in index.blobs() {
+        counts[loc.pack as usize] += 1;
     }
-    let jobs: Vec<(Id, Expected)> = index
-        .packs
-        .iter()
-        .map(|p| p.id)
-        .filter(|id| wanted(id))
-        .map(|id| (id, blobs_of.remove(&id).unwrap_or_default()))
-        .collect();
-    // Download and verification overlap, a few packs at a time, on every core.
-    let mut stream = futures::stream::iter(jobs)
-        .map(|(pack_id, expected)| read_pack(repo, pack_id, expected, Arc::clone(&done)))
-        .buffer_unordered(repo.target().transfers());
-    while let Some(result) = stream.next().await {
-        let (pack_id, len, outcome) = result?;
-        report.bytes_read += len;
-        match outcome {
-            Ok(damaged) => {
-                if let Some((_, why)) = damaged.first() {
-                    problems.insert(
-                        pack_key(&pack_id),
-                        format!(
-                            "{} in the pack {} damaged (first: {why})",
-                            crate::plan::words::count_s(damaged.len() as u64, "blob"),
-                            crate::plan::words::noun(damaged.len() as u64, "is", "are"),
-                        ),
-                    );
-                }
-                bad.blobs.extend(damaged);
-            }
-            Err(why) => {
-                problems.insert(pack_key(&pack_id), why);
-                bad.packs.insert(pack_id);
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut in_batch = 0;
+    for (pos, pack) in index.packs.iter().enumerate() {
+        if !wanted(&pack.id) {
+            continue;
+        }
+        if batches.is_empty() || in_batch + counts[pos] > crate::store::spill::limit() {
+            batches.push(Vec::new());
+            in_batch = 0;
+        }
+        in_batch += counts[pos];
+        batches.last_mut().expect("just pushed").push(pos);
+    }
+    for batch in batches {
+        let slots: HashMap<u32, usize> = batch
+            .iter()
+            .enumerate()
+            .map(|(slot, &pos)| (pos as u32, slot))
+            .collect();
+        let mut expected: Vec<Expected> = vec![Vec::new(); batch.len()];
+        for (id, loc) in index.blobs() {
+            if let Some(&slot) = slots.get(&loc.pack) {
+                expected[slot].push((id, loc));
             }
         }
+        let jobs: Vec<(Id, Expected)> = batch
+            .iter()
+            .map(|&pos| index.packs[pos].id)
+            .zip(expected)
+            .collect();
+        // Download and verification overlap, a few packs at a time, on every core.
+        let mut stream = futures::stream::iter(jobs)
+            .map(|(pack_id, expected)| read_pack(repo, pack_id, expected, Arc::clone(&done)))
+            .buffer_unordered(repo.target().transfers());
+        while let Some(result) = stream.next().await {
+            let (pack_id, len, outcome) = result?;
+            report.bytes_read += len;
+            record(pack_id, outcome, bad, problems);
+        }
     }
-    drop(stream);
     drop(ticker);
     Ok(())
+}
+
+/// Records what reading one pack found.
+fn record(
+    pack_id: Id,
+    outcome: Result<Vec<(Id, String)>, String>,
+    bad: &mut Bad,
+    problems: &mut BTreeMap<String, String>,
+) {
+    match outcome {
+        Ok(damaged) => {
+            if let Some((_, why)) = damaged.first() {
+                problems.insert(
+                    pack_key(&pack_id),
+                    format!(
+                        "{} in the pack {} damaged (first: {why})",
+                        crate::plan::words::count_s(damaged.len() as u64, "blob"),
+                        crate::plan::words::noun(damaged.len() as u64, "is", "are"),
+                    ),
+                );
+            }
+            bad.blobs.extend(damaged);
+        }
+        Err(why) => {
+            problems.insert(pack_key(&pack_id), why);
+            bad.packs.insert(pack_id);
+        }
+    }
 }
 
 /// The outcome of reading one pack: its id, the bytes read, and its damaged blobs or why the

@@ -381,3 +381,78 @@ fn a_tree_claiming_more_than_the_format_allows_is_refused_unread() {
         "larger than the format allows (1073741824 bytes)",
     );
 }
+
+/// `check --read-data` gathers what the index expects of each pack a batch at a time (as many
+/// blobs as an index keeps in memory). A blob whose bytes do not match its id, in a pack read in
+/// a later batch (batches of 4 blobs, the real backup's 40 files coming first), is found and
+/// named the same, word for word, as when every pack is one batch.
+#[test]
+fn check_read_data_in_small_batches_finds_the_same_damaged_blob() {
+    let repo = Repo::new(Backend::Local);
+    let share = repo.path("share");
+    for f in 0..40u64 {
+        write(
+            &share.join(format!("class {}/essay {f}.txt", f % 4)),
+            format!("essay {f} ")
+                .repeat(3000 + f as usize * 100)
+                .as_bytes(),
+        );
+    }
+    repo.backup(&share, "real");
+    let r = open(&repo);
+    let wrong = Forged {
+        id: r.key().blob_id(b"what the index says"),
+        stored: b"something else".to_vec(),
+        raw_length: 14,
+        zstd: false,
+    };
+    let mut n = node("wrong.txt", NodeKind::File, None);
+    n.mode = 0o644;
+    n.size = 14;
+    n.content = vec![wrong.id];
+    let mut root = Id([0; 32]);
+    let mut blobs = trees(&r, |add| {
+        let dir = add(Tree { entries: vec![n] });
+        root = add(Tree {
+            entries: vec![node("forged", NodeKind::Dir, Some(dir))],
+        });
+    });
+    blobs.push(wrong);
+    forge(&r, &blobs, root);
+    let check = |limit: Option<&str>| {
+        let mut c = repo.cmd();
+        if let Some(l) = limit {
+            c.env("FIRESAFE_INDEX_IN_MEMORY", l);
+        }
+        let out = c
+            .args(["check", "--read-data", "--json"])
+            .output()
+            .expect("run");
+        assert_exit(&out, 1, "check --read-data with a damaged blob");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    // The first check marks the pack damaged, and a later one reads that mark: each of the two
+    // starts from the same copy of the repository.
+    let (live, kept) = (repo.path("repo"), repo.path("repo as forged"));
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        let done = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .expect("cp");
+        assert!(done.success(), "cp -a {} {}", from.display(), to.display());
+    };
+    copy(&live, &kept);
+    let whole = check(None);
+    std::fs::remove_dir_all(&live).expect("rm");
+    copy(&kept, &live);
+    let text = whole.to_string();
+    assert!(whole["blobs"].as_u64().expect("blobs") > 8, "{text}");
+    assert!(
+        text.contains("1 blob in the pack is damaged (first: its content does not match its id)")
+            && text.contains("/forged/wrong.txt"),
+        "{text}"
+    );
+    assert_eq!(whole, check(Some("4")), "batches changed what check found");
+}
