@@ -358,13 +358,14 @@ async fn read_data(
     for (_, loc) in index.blobs() {
         counts[loc.pack as usize] += 1;
     }
+    let most = crate::store::spill::limit();
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut in_batch = 0;
     for (pos, pack) in index.packs.iter().enumerate() {
         if !wanted(&pack.id) {
             continue;
         }
-        if batches.is_empty() || in_batch + counts[pos] > crate::store::spill::limit() {
+        if batches.is_empty() || in_batch + counts[pos] > most {
             batches.push(Vec::new());
             in_batch = 0;
         }

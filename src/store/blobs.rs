@@ -37,29 +37,11 @@ pub fn tree_cache(repo: &Repository, packs: usize) -> usize {
 
 /// Checks a downloaded pack against its name and decrypts it, into a reused buffer.
 pub fn open_pack(key: &RepoKey, target: &str, id: &Id, bytes: &[u8]) -> Result<Buffer> {
-    let corrupt = |detail: String| Error::Corrupt {
-        what: "pack",
-        id: pack_key(id),
-        target: target.to_string(),
-        detail,
-    };
-    if Id::of_object(bytes) != *id {
-        return Err(corrupt(format!(
-            "its content ({} bytes) does not match its name",
-            bytes.len()
-        )));
-    }
-    let mut plain = Buffer::with_capacity(bytes.len());
-    key.open_into(bytes, &mut plain).map_err(|e| match e {
-        OpenError::WrongKey => corrupt("it is not sealed to this repository's key".into()),
-        OpenError::Damaged(why) => corrupt(why),
-        e @ OpenError::TooCostly(_) => corrupt(e.to_string()),
-    })?;
-    Ok(plain)
+    open_pack_from(key, target, id, &mut &bytes[..], bytes.len() as u64)
 }
 
-/// [`open_pack`] reading the pack from `source` (`size` bytes long) as it decrypts it, so that
-/// the pack is never held whole beside its plaintext. It is checked against its name over every
+/// Checks a pack read from `source` (`size` bytes long) against its name and decrypts it, into
+/// a reused buffer, as it is read: the pack is never held whole beside its plaintext. It is checked against its name over every
 /// byte `source` gives, after decryption; a pack that is both renamed and damaged is named for
 /// its name. An error reading `source` is the target's.
 pub fn open_pack_from(

@@ -294,13 +294,8 @@ impl Target {
         if let Some(root) = &self.root {
             return self.read_plain_file(root.join(key), key).await;
         }
-        let result = match self
-            .first_contact("read", key, self.store.get(&self.path(key)))
-            .await?
-        {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.fail("read", key, e)),
+        let Some(result) = self.get_remote(key).await? else {
+            return Ok(None);
         };
         match result.bytes().await {
             Ok(b) => Ok(Some(b)),
@@ -309,10 +304,23 @@ impl Target {
         }
     }
 
+    /// Starts reading a remote object; `None` if it does not exist.
+    async fn get_remote(&self, key: &str) -> Result<Option<object_store::GetResult>> {
+        match self
+            .first_contact("read", key, self.store.get(&self.path(key)))
+            .await?
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail("read", key, e)),
+        }
+    }
+
     /// Runs `read` on a blocking thread over an object's bytes and its size; `None` if it does
-    /// not exist. A local target's object is read from its file as `read` goes, so it is never
-    /// held whole (a pack beside its plaintext would be twice its size); a remote one is
-    /// downloaded first. `read` deals with errors in what it reads.
+    /// not exist. The object is read as `read` goes (a local target's from its file, a remote
+    /// one's as its download arrives), so it is never held whole: a pack beside its plaintext
+    /// would be twice its size. `read` deals with errors in what it reads; a download that
+    /// fails part-way is the target's error, whatever `read` made of it.
     pub async fn read_with<T: Send + 'static>(
         &self,
         key: &str,
@@ -327,13 +335,8 @@ impl Target {
             .map_err(|e| Error::Interrupted(format!("reading {key} stopped: {e}")))?;
             return opened.map_err(|e| self.local_read_error(key, e));
         }
-        let got = match self
-            .first_contact("read", key, self.store.get(&self.path(key)))
-            .await?
-        {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.fail("read", key, e)),
+        let Some(got) = self.get_remote(key).await? else {
+            return Ok(None);
         };
         let size = got.meta.size;
         let mut body = Download {
